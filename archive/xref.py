@@ -87,6 +87,15 @@ def _owner_of(owners: list[Owner], line: int, nlines: int) -> Owner:
     return min(around, key=lambda o: o.last - o.first)
 
 
+def _unquote(text: str) -> str:
+    """Drop the closing quotes of a one-line docstring (``"""Ports: … Symbol"""``)."""
+    text = text.strip()
+    for q in ('"""', "'''"):
+        if text.endswith(q):
+            text = text[: -len(q)].rstrip()
+    return text
+
+
 def scan_file(path: Path, root: Path = ROOT) -> tuple[list[PortsRef], list[Divergence]]:
     """The ``Ports:`` references and ``DIVERGES:`` marks of one file (Python or any text)."""
     text = path.read_text(encoding="utf-8")
@@ -100,10 +109,10 @@ def scan_file(path: Path, root: Path = ROOT) -> tuple[list[PortsRef], list[Diver
             first = int(m["first"])
             last = int(m["last"]) if m["last"] else first
             refs.append(PortsRef(rel, n, _owner_of(owners, n, len(lines)), m["release"],
-                                 m["path"], first, last, (m["symbol"] or "").strip()))
+                                 m["path"], first, last, _unquote(m["symbol"] or "")))
         if "DIVERGES:" in line and (m := DIVERGES_RE.search(line)):
             divs.append(Divergence(rel, n, _owner_of(owners, n, len(lines)),
-                                   m["reason"].strip().strip('"').strip()))
+                                   _unquote(m["reason"])))
     return refs, divs
 
 

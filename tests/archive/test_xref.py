@@ -1,0 +1,113 @@
+"""The one parser of Ports:/DIVERGES: lines, and the check that every Ports: line of the port
+resolves: in the manifests always, and against the symbol when the release is fetched."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from archive import ORIGINAL, ROOT, xref
+from archive.manifest import Manifest, describe, load_all
+
+PORT_SOURCE = textwrap.dedent('''\
+    """A module."""
+
+
+    class ConvLayer:
+        """Conv.
+
+        Ports: rel/src/layer.cu:3-4 ConvLayer::fpropActs
+        """
+
+        def fprop_acts(self):
+            """Ports: rel/src/layer.cu:5 bpropActs"""
+            # DIVERGES: single device instead of one thread per GPU
+            return 1
+
+
+    def helper():
+        return 2  # Ports: rel/README:1-2
+''')
+ORIGINAL_FILE = b"// header\n\nvoid ConvLayer::fpropActs() {\n}\nvoid ConvLayer::bpropActs() {}\n"
+
+
+@pytest.fixture
+def tiny(tmp_path: Path):
+    (tmp_path / "port").mkdir()
+    (tmp_path / "port" / "mod.py").write_text(PORT_SOURCE)
+    orig = tmp_path / "original" / "rel" / "src"
+    orig.mkdir(parents=True)
+    (orig / "layer.cu").write_bytes(ORIGINAL_FILE)
+    files = {"src/layer.cu": describe(ORIGINAL_FILE, "src/layer.cu", "100644"),
+             "README": describe(b"a\nb", "README", "100644")}
+    man = Manifest("rel", "https://example.invalid/rel", "0" * 40, "2012-07-25", "BSD", "test", files)
+    return tmp_path, {"rel": man}
+
+
+def test_scan_finds_refs_owners_and_divergences(tiny):
+    root, _ = tiny
+    refs, divs = xref.scan([root / "port"], root=root)
+    assert [(r.owner.qualname, r.path, r.first, r.last, r.symbol) for r in refs] == [
+        ("ConvLayer", "src/layer.cu", 3, 4, "ConvLayer::fpropActs"),
+        ("ConvLayer.fprop_acts", "src/layer.cu", 5, 5, "bpropActs"),
+        ("helper", "README", 1, 2, ""),
+    ]
+    assert refs[0].port_file == "port/mod.py" and refs[0].line == 7
+    assert refs[1].owner.first == 10 and refs[1].owner.last == 13
+    assert [(d.owner.qualname, d.reason) for d in divs] == [
+        ("ConvLayer.fprop_acts", "single device instead of one thread per GPU")]
+
+
+def test_check_passes_on_good_refs(tiny):
+    root, mans = tiny
+    refs, _ = xref.scan([root / "port"], root=root)
+    assert xref.check(refs, mans, original=root / "original") == []
+
+
+@pytest.mark.parametrize("line, message", [
+    ("Ports: nope/src/layer.cu:3-4 X", "unknown release 'nope'"),
+    ("Ports: rel/src/missing.cu:1-2 X", "has no file 'src/missing.cu'"),
+    ("Ports: rel/src/layer.cu:4-9 X", "lie outside rel/src/layer.cu (5 lines)"),
+    ("Ports: rel/src/layer.cu:4-3 X", "lie outside"),
+    ("Ports: rel/src/layer.cu:1-2 ConvLayer::fpropActs", "does not appear in rel/src/layer.cu:1-2"),
+])
+def test_check_names_each_problem(tiny, line, message):
+    root, mans = tiny
+    (root / "port" / "bad.py").write_text(f'def f():\n    """{line}"""\n')
+    refs, _ = xref.scan([root / "port" / "bad.py"], root=root)
+    problems = xref.check(refs, mans, original=root / "original")
+    assert len(problems) == 1 and problems[0].startswith("port/bad.py:2: ") and message in problems[0]
+
+
+def test_symbol_is_not_checked_without_the_release(tiny):
+    root, mans = tiny
+    (root / "port" / "bad.py").write_text('def f():\n    """Ports: rel/src/layer.cu:1-2 Absent"""\n')
+    refs, _ = xref.scan([root / "port" / "bad.py"], root=root)
+    assert xref.check(refs, mans, original=root / "elsewhere") == []
+
+
+def test_symbol_names():
+    assert xref.symbol_names("ConvLayer::fpropActs") == ["fpropActs"]
+    assert xref.symbol_names("LayerParser.parse_layers") == ["parse_layers"]
+    assert xref.symbol_names("[conv1]") == ["[conv1]"]
+    assert xref.symbol_names("") == []
+
+
+def test_every_ports_line_of_the_port_resolves():
+    """Every Ports: line in port/ names a pinned file and a range inside it; where the release
+    is fetched, the symbol it names lies in the range."""
+    refs, _ = xref.scan([ROOT / "port"])
+    problems = xref.check(refs, load_all(), original=ORIGINAL)
+    assert problems == [], "\n".join(problems)
+
+
+def test_every_ported_module_cites_the_original():
+    """A port module with functions carries at least one Ports: line (the port says what it ports)."""
+    refs, _ = xref.scan([ROOT / "port"])
+    citing = {r.port_file for r in refs}
+    exempt = {"port/__init__.py", "port/backend.py", "port/errors.py", "port/__main__.py"}
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "port").rglob("*.py")
+               if "def " in p.read_text() and p.name != "__init__.py"}
+    missing = sorted(modules - citing - exempt)
+    assert missing == [], f"modules without any Ports: line: {missing}"
