@@ -88,7 +88,7 @@ def _owner_of(owners: list[Owner], line: int, nlines: int) -> Owner:
 
 
 def _unquote(text: str) -> str:
-    """Drop the closing quotes of a one-line docstring (``"""Ports: … Symbol"""``)."""
+    """Drop the closing quotes that a one-line docstring leaves after the symbol or reason."""
     text = text.strip()
     for q in ('"""', "'''"):
         if text.endswith(q):
