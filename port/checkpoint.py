@@ -1,0 +1,383 @@
+"""Checkpoints in a safe format: one zip archive of ``.npy`` arrays plus JSON, checksummed, no pickle.
+
+What a checkpoint holds is what the original's held (svn ``gpumodel.py`` ``save_state``)::
+
+    {'model_state': {'layers': {name: layer dict (weights, weightsInc, biases, biasesInc, ...)},
+                     'train_outputs': [...], 'test_outputs': [...], 'epoch': int, 'batchnum': int,
+                     ... (random-number and data-provider states; see port.gpumodel)},
+     'op': {option name: {'value': ..., 'value_given': bool}}}
+
+DIVERGES: the original pickled that dict (cPickle, optionally zipped). Unpickling can run arbitrary
+code, so this port writes a zip archive instead: ``state.json`` holds the tree with every NumPy array
+replaced by a reference to a member ``arrays/<k>.npy`` (``numpy.lib.format``, no pickled objects),
+and ``SHA256SUMS`` holds the SHA-256 of every other member, verified on :func:`load`.
+
+Files are written atomically (:func:`save`): a temporary file in the same directory, fsync,
+``os.replace``, fsync of the directory, so a crash or SIGKILL leaves either the old checkpoint or the
+new one, never half of one. Checkpoint files are named ``<epoch>.<batchnum>`` inside a save
+directory (``ConvNet__YYYY-MM-DD_HH.MM.SS``); :func:`resolve` turns a directory into its newest one.
+
+Legacy cuda-convnet checkpoints (Python 2 pickles) load only with ``trust_pickle=True``
+(``--trust-pickle``), through :class:`RestrictedUnpickler`, which resolves only a whitelist of
+globals (NumPy array reconstruction, a few builtins, and stubs for the ``options`` and
+``ordereddict`` classes). Anything else, e.g. ``os.system``, is refused.
+
+This module is not the training loop (``port.gpumodel``) and knows nothing of layers.
+"""
+from __future__ import annotations
+
+import collections
+import copyreg
+import gzip
+import hashlib
+import io
+import json
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from port.backend import to_host
+from port.errors import UserError
+
+FORMAT_NAME = "alexnet-port-checkpoint"
+FORMAT_VERSION = 1
+STATE_MEMBER = "state.json"
+FORMAT_MEMBER = "format.json"
+SUMS_MEMBER = "SHA256SUMS"
+CHECKPOINT_NAME = re.compile(r"^(\d+)\.(\d+)$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding a tree of dicts/lists/arrays as JSON + arrays
+
+def _encode(obj: Any, arrays: list, where: str) -> Any:
+    """JSON-able copy of ``obj``; arrays go to ``arrays`` and are replaced by ``{"__ndarray__": k}``."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        return obj
+    if isinstance(obj, float):
+        return obj
+    if isinstance(obj, np.generic):
+        return {"__npscalar__": obj.dtype.str, "value": obj.item()}
+    if isinstance(obj, np.ndarray) or type(obj).__module__.startswith("cupy"):
+        a = to_host(obj)
+        if a.dtype.hasobject:
+            raise TypeError(f"checkpoint: {where} is an object array, which cannot be saved without pickle")
+        arrays.append(a)
+        return {"__ndarray__": len(arrays) - 1}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: _encode(v, arrays, f"{where}[{k!r}]") for k, v in obj.items()}
+        return {"__items__": [[_encode(k, arrays, where), _encode(v, arrays, f"{where}[{k!r}]")]
+                              for k, v in obj.items()]}
+    raise TypeError(f"checkpoint: {where} has type {type(obj).__name__}, which the safe format "
+                    f"cannot hold (only dicts, lists, tuples, numbers, strings and arrays)")
+
+
+def _decode(obj: Any, arrays: dict[int, np.ndarray]) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v, arrays) for v in obj]
+    if isinstance(obj, dict):
+        if "__ndarray__" in obj:
+            return arrays[obj["__ndarray__"]]
+        if "__npscalar__" in obj:
+            return np.dtype(obj["__npscalar__"]).type(obj["value"])
+        if "__tuple__" in obj:
+            return tuple(_decode(v, arrays) for v in obj["__tuple__"])
+        if "__items__" in obj:
+            return {_decode(k, arrays): _decode(v, arrays) for k, v in obj["__items__"]}
+        return {k: _decode(v, arrays) for k, v in obj.items()}
+    return obj
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic writing
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """fsync a directory so a rename inside it survives a crash (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, write) -> None:
+    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync it, and rename it to ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+def save(path: str | os.PathLike, dic: dict, *, compress: bool = False) -> None:
+    """Write ``dic`` (dicts, lists, tuples, numbers, strings, NumPy/CuPy arrays) to ``path`` atomically.
+
+    ``compress`` deflates the members (the original's ``--zip-save``).
+    Ports: cuda-convnet-r561/util.py:60-67 pickle
+    """
+    arrays: list[np.ndarray] = []
+    state = _encode(dic, arrays, "checkpoint")
+    members: list[tuple[str, bytes]] = [
+        (FORMAT_MEMBER, json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION}).encode()),
+        (STATE_MEMBER, json.dumps(state, allow_nan=True).encode()),
+    ]
+    members += [(f"arrays/{k}.npy", _npy_bytes(a)) for k, a in enumerate(arrays)]
+    sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in members)
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+
+    def write(f):
+        with zipfile.ZipFile(f, "w", method, allowZip64=True) as z:
+            for name, data in members:
+                z.writestr(name, data)
+            z.writestr(SUMS_MEMBER, sums)
+
+    atomic_write_bytes(path, write)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+def is_checkpoint_name(name: str) -> bool:
+    return CHECKPOINT_NAME.match(name) is not None
+
+
+def checkpoint_key(name: str) -> tuple[int, int]:
+    """Sort key of ``<epoch>.<batchnum>`` (the original sorts with util.alphanum_key)."""
+    m = CHECKPOINT_NAME.match(name)
+    return (int(m.group(1)), int(m.group(2)))
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """The checkpoint files in a save directory, oldest first (temp files are never listed)."""
+    d = Path(directory)
+    return [d / n for n in sorted((n for n in os.listdir(d) if is_checkpoint_name(n)), key=checkpoint_key)]
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A checkpoint file: ``path`` itself, or the newest checkpoint in directory ``path``.
+
+    Ports: cuda-convnet-r561/gpumodel.py:273-277 IGPUModel.load_checkpoint
+    """
+    p = Path(path)
+    if p.is_dir():
+        found = list_checkpoints(p)
+        if not found:
+            raise UserError(f"{p}: no checkpoint files (named <epoch>.<batchnum>) in this directory")
+        return found[-1]
+    if not p.exists():
+        raise UserError(f"{p}: checkpoint does not exist")
+    return p
+
+
+def _load_safe(p: Path) -> dict:
+    try:
+        with zipfile.ZipFile(p) as z:
+            names = set(z.namelist())
+            if SUMS_MEMBER not in names or STATE_MEMBER not in names:
+                raise UserError(f"{p}: not a port checkpoint (no {STATE_MEMBER}/{SUMS_MEMBER})")
+            expected = {}
+            for line in z.read(SUMS_MEMBER).decode().splitlines():
+                digest, name = line.split("  ", 1)
+                expected[name] = digest
+            if set(expected) != names - {SUMS_MEMBER}:
+                raise UserError(f"{p}: checksum mismatch (members differ from {SUMS_MEMBER}); "
+                                f"the checkpoint is corrupt")
+            data = {}
+            for name in expected:
+                raw = z.read(name)
+                if hashlib.sha256(raw).hexdigest() != expected[name]:
+                    raise UserError(f"{p}: checksum mismatch in member {name}; the checkpoint is corrupt")
+                data[name] = raw
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, KeyError, OSError) as e:
+        raise UserError(f"{p}: corrupt or truncated checkpoint ({e})") from None
+    fmt = json.loads(data[FORMAT_MEMBER])
+    if fmt.get("format") != FORMAT_NAME or fmt.get("version") != FORMAT_VERSION:
+        raise UserError(f"{p}: unknown checkpoint format {fmt}")
+    arrays = {}
+    for name, raw in data.items():
+        m = re.match(r"^arrays/(\d+)\.npy$", name)
+        if m:
+            arrays[int(m.group(1))] = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+    return _decode(json.loads(data[STATE_MEMBER]), arrays)
+
+
+def load(path: str | os.PathLike, *, trust_pickle: bool = False) -> dict:
+    """Read a checkpoint (file, or save directory → its newest file); verify its SHA-256 sums.
+
+    A legacy cuda-convnet pickle is read only when ``trust_pickle`` is true (see
+    :func:`load_legacy`); otherwise a :class:`UserError` says how to opt in.
+    Ports: cuda-convnet-r561/util.py:69-83 unpickle
+    """
+    p = resolve(path)
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(p) as z:
+                legacy_zip = "data" in z.namelist() and STATE_MEMBER not in z.namelist()
+        except zipfile.BadZipFile as e:
+            raise UserError(f"{p}: corrupt or truncated checkpoint ({e})") from None
+        if not legacy_zip:
+            return _load_safe(p)
+    if not trust_pickle:
+        raise UserError(f"{p}: not a port checkpoint; if it is a cuda-convnet (Python 2 pickle) "
+                        f"checkpoint you trust, pass --trust-pickle (unpickling can run code)")
+    return load_legacy(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Legacy (Python 2 pickle) checkpoints
+
+class LegacyStub:
+    """Stands in for a class of the original's ``options`` module; keeps the pickled attributes."""
+
+    def __init__(self, *args, **kwargs):
+        self._args = args
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and len(state) == 2:  # (dict, slots)
+            state = {**(state[0] or {}), **(state[1] or {})}
+        self.__dict__.update(state or {})
+
+
+def _stub(name: str) -> type:
+    return type(name, (LegacyStub,), {"__module__": "port.checkpoint.legacy"})
+
+
+_OPTION_CLASSES = ("Option", "OptionsParser", "OptionParser", "IntegerOptionParser",
+                   "BooleanOptionParser", "StringOptionParser", "FloatOptionParser",
+                   "RangeOptionParser", "ListOptionParser", "OptionExpression")
+_STUBS = {name: _stub(name) for name in _OPTION_CLASSES}
+
+
+def _numpy_multiarray():
+    try:
+        from numpy._core import multiarray  # noqa: PLC0415 (NumPy >= 2)
+    except ImportError:  # pragma: no cover (NumPy 1.x)
+        from numpy.core import multiarray  # noqa: PLC0415
+    return multiarray
+
+
+def _whitelist() -> dict[tuple[str, str], Any]:
+    ma = _numpy_multiarray()
+    allowed = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): __import__("codecs").encode,  # bytes as written by py3 protocol 2
+        ("copy_reg", "_reconstructor"): copyreg._reconstructor,
+        ("copyreg", "_reconstructor"): copyreg._reconstructor,
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("ordereddict", "OrderedDict"): collections.OrderedDict,
+    }
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(mod, "_reconstruct")] = ma._reconstruct
+        allowed[(mod, "scalar")] = ma.scalar
+    for mod in ("__builtin__", "builtins"):
+        for name, obj in (("object", object), ("set", set), ("frozenset", frozenset), ("list", list),
+                          ("dict", dict), ("tuple", tuple), ("float", float), ("int", int),
+                          ("long", int), ("complex", complex), ("bytearray", bytearray),
+                          ("slice", slice), ("range", range), ("xrange", range)):
+            allowed[(mod, name)] = obj
+    for name, stub in _STUBS.items():
+        allowed[("options", name)] = stub
+    return allowed
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only whitelisted globals.
+
+    Why: a pickle is a program; ``GLOBAL os system`` + ``REDUCE`` runs a shell command while
+    loading. Refusing every global not in the whitelist leaves only data: containers, numbers,
+    strings, NumPy arrays, and inert stubs for the original's option classes.
+    """
+
+    def __init__(self, file):
+        super().__init__(file, encoding="latin1", fix_imports=False)
+        self._allowed = _whitelist()
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refused global {module}.{name} (not on the whitelist of "
+                                         f"a cuda-convnet checkpoint)") from None
+
+
+def _convert_legacy_op(op) -> dict:
+    """The original's pickled OptionsParser as ``{name: {'value', 'value_given'}}``."""
+    out = {}
+    options = getattr(op, "options", None)
+    if not isinstance(options, dict):
+        return out
+    for name, o in options.items():
+        value = getattr(o, "value", None)
+        if isinstance(value, LegacyStub):  # an unevaluated OptionExpression
+            continue
+        if isinstance(value, range):
+            value = list(value)
+        out[name] = {"value": value, "value_given": bool(getattr(o, "value_given", False))}
+    return out
+
+
+def load_legacy(path: str | os.PathLike) -> dict:
+    """Read a cuda-convnet checkpoint (plain, gzip or zip pickle) with :class:`RestrictedUnpickler`.
+
+    The pickled ``op`` becomes a plain ``{name: {'value', 'value_given'}}`` dict.
+    Ports: cuda-convnet-r561/util.py:69-83 unpickle
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        elif raw[:4] == b"PK\x03\x04":
+            with zipfile.ZipFile(io.BytesIO(raw)) as z:
+                raw = z.read("data")
+        dic = RestrictedUnpickler(io.BytesIO(raw)).load()
+    except pickle.UnpicklingError as e:
+        raise UserError(f"{p}: legacy checkpoint refused: {e}") from None
+    except Exception as e:  # truncated or not a pickle at all
+        raise UserError(f"{p}: cannot read legacy checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(dic, dict) or "model_state" not in dic:
+        raise UserError(f"{p}: legacy checkpoint holds no 'model_state'")
+    dic["op"] = _convert_legacy_op(dic.get("op"))
+    return dic
+
+
+__all__ = ["save", "load", "load_legacy", "resolve", "list_checkpoints", "is_checkpoint_name",
+           "checkpoint_key", "atomic_write_bytes", "fsync_dir", "RestrictedUnpickler", "LegacyStub"]

@@ -1,0 +1,214 @@
+"""port.checkpoint: round trip, checksums, atomic replace, and the restricted legacy unpickler."""
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import types
+import zipfile
+
+import numpy as np
+import pytest
+
+from port import checkpoint
+from port.errors import UserError
+
+
+def _dic(rng):
+    w = rng.standard_normal((12, 5)).astype(np.float32)
+    return {
+        "model_state": {
+            "layers": {
+                "conv1": {"name": "conv1", "type": "conv", "weights": [w], "weightsInc": [np.zeros_like(w)],
+                          "biases": rng.standard_normal((5, 1)).astype(np.float32),
+                          "biasesInc": np.zeros((5, 1), np.float32), "filterConns": [None],
+                          "epsW": [0.001], "neuron": {"type": "relu", "params": {}}},
+                "fc10": {"name": "fc10", "weights": [rng.standard_normal((3, 10)).astype(np.float64)],
+                         "outputs": 10, "dropout": np.float32(0.5)},
+            },
+            "train_outputs": [({"logprob": [1.5, 0.75]}, 128)],
+            "test_outputs": [],
+            "epoch": 3, "batchnum": 2,
+            "rng": np.random.default_rng(7).bit_generator.state,
+        },
+        "op": {"train_batch_range": {"value": [1, 2, 3], "value_given": True},
+               "gpu": {"value": None, "value_given": False}, "nan": {"value": float("inf"), "value_given": 0},
+               "weird": {"value": {3: "int key", "__x": 1}, "value_given": 1}},
+    }
+
+
+def _assert_same(a, b):
+    assert type(a) is type(b), (type(a), type(b))
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        for k in a:
+            _assert_same(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_same(x, y)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_round_trip_is_exact(tmp_path, compress):
+    d = _dic(np.random.default_rng(0))
+    checkpoint.save(tmp_path / "3.2", d, compress=compress)
+    back = checkpoint.load(tmp_path / "3.2")
+    _assert_same(d, back)
+    g = np.random.default_rng()
+    g.bit_generator.state = back["model_state"]["rng"]
+    assert g.integers(1 << 62) == np.random.default_rng(7).integers(1 << 62)
+    assert [n for n in os.listdir(tmp_path)] == ["3.2"]  # no temp file left behind
+
+
+def test_directory_resolves_to_newest_by_number(tmp_path):
+    for name in ("1.9", "2.10", "2.2", ".2.11.abc.tmp", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert checkpoint.resolve(tmp_path).name == "2.10"
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["1.9", "2.2", "2.10"]
+    with pytest.raises(UserError, match="no checkpoint files"):
+        checkpoint.resolve(tmp_path / "empty") if (tmp_path / "empty").mkdir() is None else None
+
+
+def test_missing_checkpoint_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        checkpoint.load(tmp_path / "nope")
+
+
+def test_flipped_byte_fails_the_checksum(tmp_path):
+    p = tmp_path / "1.1"
+    checkpoint.save(p, {"model_state": {"w": np.arange(1000, dtype=np.float32)}, "op": {}})
+    raw = bytearray(p.read_bytes())
+    with zipfile.ZipFile(p) as z:
+        info = z.getinfo("arrays/0.npy")
+    pos = info.header_offset + 30 + len(info.filename) + len(info.extra) + 400  # inside the array data
+    raw[pos] ^= 0xFF
+    p.write_bytes(bytes(raw))
+    with pytest.raises(UserError, match=r"1\.1.*(checksum|corrupt)"):
+        checkpoint.load(p)
+
+
+def test_truncated_checkpoint_is_a_user_error(tmp_path):
+    p = tmp_path / "1.1"
+    checkpoint.save(p, {"model_state": {"w": np.arange(1000, dtype=np.float32)}, "op": {}})
+    p.write_bytes(p.read_bytes()[:500])
+    with pytest.raises(UserError, match=r"1\.1"):
+        checkpoint.load(p)
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path):
+    p = tmp_path / "1.1"
+    checkpoint.save(p, {"a": np.ones(3)})
+    with pytest.raises(TypeError, match="cannot hold"):
+        checkpoint.save(p, {"a": object()})
+    with pytest.raises(TypeError, match="object array"):
+        checkpoint.save(p, {"a": np.array([None, 1], dtype=object)})
+    assert np.array_equal(checkpoint.load(p)["a"], np.ones(3))
+    assert os.listdir(tmp_path) == ["1.1"]
+
+
+# ------------------------------------------------------------------------------- legacy pickles
+
+def _fake_options_module():
+    """A module named ``options`` whose classes pickle as the original's did (options.Option ...)."""
+    mod = types.ModuleType("options")
+
+    class Option:
+        pass
+
+    class OptionsParser:
+        pass
+
+    class StringOptionParser:
+        pass
+
+    for cls in (Option, OptionsParser, StringOptionParser):
+        cls.__module__ = "options"
+        cls.__qualname__ = cls.__name__
+        setattr(mod, cls.__name__, cls)
+    return mod
+
+
+def test_legacy_pickle_loads_only_when_trusted(tmp_path, monkeypatch):
+    mod = _fake_options_module()
+    monkeypatch.setitem(sys.modules, "options", mod)
+    op = mod.OptionsParser()
+    o = mod.Option()
+    o.name, o.value, o.value_given, o.parser = "layer_def", "layers.cfg", True, mod.StringOptionParser
+    r = mod.Option()
+    r.name, r.value, r.value_given = "train_batch_range", [1, 2, 3], True
+    op.options = {"layer_def": o, "train_batch_range": r}
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    dic = {"model_state": {"layers": {"fc": {"weights": [w], "name": "fc"}}, "epoch": 2, "batchnum": 5,
+                           "train_outputs": [({"logprob": [0.1]}, 10)], "test_outputs": []},
+           "op": op}
+    p = tmp_path / "2.5"
+    p.write_bytes(pickle.dumps(dic, protocol=2))  # protocol 2: builtins spelled __builtin__, as py2
+    assert b"options\nOptionsParser" in p.read_bytes()
+    with pytest.raises(UserError, match="--trust-pickle"):
+        checkpoint.load(p)
+    back = checkpoint.load(p, trust_pickle=True)
+    assert np.array_equal(back["model_state"]["layers"]["fc"]["weights"][0], w)
+    assert back["model_state"]["epoch"] == 2
+    assert back["op"] == {"layer_def": {"value": "layers.cfg", "value_given": True},
+                          "train_batch_range": {"value": [1, 2, 3], "value_given": True}}
+
+
+def _py2_str(s: str) -> bytes:
+    b = s.encode("latin1")
+    return b"U" + bytes([len(b)]) + b  # SHORT_BINSTRING: a Python 2 str
+
+
+def test_hand_written_python2_opcodes(tmp_path):
+    """Old-style instances (OBJ opcode), SHORT_BINSTRING keys, __builtin__ globals: what py2 wrote."""
+    option = (b"(coptions\nOption\no}(" + _py2_str("value") + _py2_str("80sec.cfg")
+              + _py2_str("value_given") + b"\x88ub")                      # Option(); BUILD {...}
+    parser = b"(coptions\nOptionsParser\no}(" + _py2_str("options") + b"}(" + _py2_str("layer_def") \
+        + option + b"uub"
+    model_state = (b"}(" + _py2_str("epoch") + b"K\x07" + _py2_str("tags") + b"c__builtin__\nset\n]("
+                   + _py2_str("a") + b"e\x85R" + b"u")
+    blob = b"\x80\x02}(" + _py2_str("model_state") + model_state + _py2_str("op") + parser + b"u."
+    p = tmp_path / "7.1"
+    p.write_bytes(blob)
+    back = checkpoint.load(p, trust_pickle=True)
+    assert back["model_state"] == {"epoch": 7, "tags": {"a"}}
+    assert back["op"] == {"layer_def": {"value": "80sec.cfg", "value_given": True}}
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    p = tmp_path / "1.1"
+    p.write_bytes(pickle.dumps({"model_state": _Evil(marker), "op": None}, protocol=2))
+    assert b"system" in p.read_bytes()
+    with pytest.raises(UserError, match=r"refused global (posix|os|nt)\.system"):
+        checkpoint.load(p, trust_pickle=True)
+    assert not marker.exists()
+    with pytest.raises(UserError, match="--trust-pickle"):
+        checkpoint.load(p)
+    assert not marker.exists()
+
+
+def test_legacy_zip_and_gzip_variants(tmp_path):
+    import gzip
+    dic = {"model_state": {"epoch": 1}, "op": None}
+    z = tmp_path / "1.1"
+    with zipfile.ZipFile(z, "w") as f:
+        f.writestr("data", pickle.dumps(dic, protocol=2))
+    g = tmp_path / "1.2"
+    g.write_bytes(gzip.compress(pickle.dumps(dic, protocol=2)))
+    for p in (z, g):
+        with pytest.raises(UserError, match="--trust-pickle"):
+            checkpoint.load(p)
+        assert checkpoint.load(p, trust_pickle=True)["model_state"] == {"epoch": 1}
