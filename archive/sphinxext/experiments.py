@@ -1,9 +1,361 @@
-"""Sphinx module for the experiments history pages (placeholder until the generator lands).
+"""Sphinx module: the experiment history pages, the releases table and site-relative links.
 
-It registers nothing yet; the full version generates ``experiments/index.html`` and one page
-per layers-NNN experiment from :mod:`archive.experiments`.
+It adds to the HTML build:
+
+- ``experiments/index.html``: the timeline of the release's ``layers/`` experiments (number,
+  dates, def file, what the diary says it is, the results it records), and
+  ``experiments/<stem>.html`` for each: the diary, the network diagram drawn from the def file
+  by the port's cfg parser, the diff to the previous experiment (and to the one it says it is
+  "like"), links to the source pages. All data comes from :mod:`archive.experiments`.
+- the directive ``{release-table}``: the pinned releases (upstream, commit, date, license,
+  file count, provenance) from ``archive/releases/*.toml``;
+- the directive ``{experiment-results} 145 147 148``: a table of those experiments' diary results;
+- the role ``{site}`text <experiments/index.html>``` : a link to a page generated outside the
+  toctree (source pages, experiments, coverage), written relative to the site root and made
+  relative to the current page.
+
+It reads ``original/alexnet-2012`` at build time and writes no file into the source tree.
 """
+from __future__ import annotations
+
+from functools import lru_cache
+from html import escape
+from pathlib import Path
+
+from docutils import nodes
+from docutils.parsers.rst import directives
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective, SphinxRole
+from sphinx.util.osutil import relative_uri
+
+from archive import ORIGINAL
+from archive import experiments as ex
+from archive import manifest
+
+logger = logging.getLogger(__name__)
+RELEASE = "alexnet-2012"
+
+STYLE = """<style>
+.exp-table { border-collapse: collapse; font-size: 0.9em; width: 100%; }
+.exp-table th, .exp-table td { border-bottom: 1px solid color-mix(in srgb, currentColor 20%, transparent);
+  padding: 0.2em 0.45em; text-align: left; vertical-align: top; }
+.exp-table td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.exp-marked { background: color-mix(in srgb, currentColor 8%, transparent); }
+.exp-badge { font-size: 0.8em; border: 1px solid currentColor; border-radius: 3px; padding: 0 0.3em; }
+.exp-diary { font-size: 0.85em; white-space: pre-wrap; }
+.exp-diary .ln { opacity: 0.55; user-select: none; }
+.exp-diagram-wrap { overflow-x: auto; max-width: 100%; }
+.exp-error { border-left: 3px solid currentColor; padding-left: 0.6em; }
+</style>"""
+
+
+# ---- data, once per build ------------------------------------------------------------------
+
+def layers_dir(app) -> Path:
+    return Path(app.config.experiments_layers_dir or ORIGINAL / RELEASE / "layers")
+
+
+@lru_cache(maxsize=4)
+def _timeline(path: str) -> ex.Timeline | None:
+    p = Path(path)
+    return ex.load_experiments(p) if p.is_dir() and any(p.iterdir()) else None
+
+
+def timeline(app) -> ex.Timeline | None:
+    return _timeline(str(layers_dir(app)))
+
+
+@lru_cache(maxsize=128)
+def _parsed(def_path: str) -> tuple[dict | None, str | None]:
+    return ex.parse_def(Path(def_path))
+
+
+def src_url(path: str, first: int | None = None, last: int | None = None,
+            prefix: str = "../") -> str:
+    """The source page of a release file (the URL scheme of the source-page extension)."""
+    url = f"{prefix}releases/{RELEASE}/{path}.html"
+    if first is not None:
+        url += f"#L{first}" + (f"-L{last}" if last and last != first else "")
+    return url
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def result_text(r: ex.Result | None) -> str:
+    return f"{pct(r.top1)} / {pct(r.top5)}" if r else ""
+
+
+# ---- the directives and the role -----------------------------------------------------------
+
+class SiteRole(SphinxRole):
+    """``{site}`text <path.html#frag>``` or ``{site}`path.html```: a link to a generated page,
+    the path given from the site root."""
+
+    def run(self):
+        text = self.text
+        if text.endswith(">") and "<" in text:
+            label, target = text[:-1].rsplit("<", 1)
+            label, target = label.strip(), target.strip()
+        else:
+            label = target = text.strip()
+        builder = self.env.app.builder
+        here = builder.get_target_uri(self.env.docname) if hasattr(builder, "get_target_uri") else ""
+        uri = relative_uri(here, target) if here else target
+        return [nodes.reference(text, label, refuri=uri, internal=True)], []
+
+
+class ReleaseTable(SphinxDirective):
+    """The pinned releases, from their manifests."""
+
+    def run(self):
+        table = nodes.table(classes=["release-table"])
+        tgroup = nodes.tgroup(cols=6)
+        table += tgroup
+        for w in (14, 22, 12, 12, 6, 34):
+            tgroup += nodes.colspec(colwidth=w)
+        head = nodes.thead()
+        tgroup += head
+        head += _row(["release", "upstream @ commit", "commit date", "license", "files", "what it is"])
+        body = nodes.tbody()
+        tgroup += body
+        for rid, m in manifest.load_all().items():
+            up = nodes.paragraph()
+            up += nodes.reference("", m.upstream.removeprefix("https://github.com/"),
+                                  refuri=f"{m.upstream}/tree/{m.commit}")
+            up += nodes.Text(f" @ {m.commit[:8]}")
+            body += _row([nodes.literal(rid, rid), up, m.commit_date[:10], m.license,
+                          str(len(m.files)), m.provenance])
+        return [table]
+
+
+def _row(cells) -> nodes.row:
+    row = nodes.row()
+    for c in cells:
+        entry = nodes.entry()
+        if isinstance(c, nodes.paragraph):
+            entry += c
+        elif isinstance(c, nodes.Node):
+            p = nodes.paragraph()
+            p += c
+            entry += p
+        else:
+            entry += nodes.paragraph(text=str(c))
+        row += entry
+    return row
+
+
+class ExperimentResults(SphinxDirective):
+    """A table of the diary results of the experiments named as arguments."""
+    required_arguments = 1
+    final_argument_whitespace = True
+    option_spec = {"all-results": directives.flag}
+
+    def run(self):
+        t = timeline(self.env.app)
+        if t is None:
+            return [nodes.paragraph(text="(the release is not fetched: run `make original`)")]
+        here = self.env.app.builder.get_target_uri(self.env.docname)
+        table = nodes.table(classes=["experiment-results"])
+        tgroup = nodes.tgroup(cols=5)
+        table += tgroup
+        for w in (10, 12, 40, 22, 16):
+            tgroup += nodes.colspec(colwidth=w)
+        head = nodes.thead()
+        tgroup += head
+        head += _row(["run", "started", "the diary says", "result (label)", "top-1 / top-5 %"])
+        body = nodes.tbody()
+        tgroup += body
+        for stem in self.arguments[0].split():
+            e = t.get(stem)
+            if e is None:
+                logger.warning(f"experiment-results: no experiment {stem!r} in {layers_dir(self.env.app)}",
+                               location=self.get_location())
+                continue
+            results = e.diary.results if "all-results" in self.options else e.diary.results[:1]
+            link = nodes.paragraph()
+            link += nodes.reference("", f"#{stem}", refuri=relative_uri(here, f"experiments/{stem}.html"),
+                                    internal=True)
+            title = e.diary.title[1] if e.diary.title else ""
+            for i, r in enumerate(results or [None]):
+                body += _row([link.deepcopy() if i == 0 else "", e.diary.start_date or "" if i == 0 else "",
+                              title if i == 0 else "", (r.label or "—") if r else "no result recorded",
+                              result_text(r)])
+        return [table]
+
+
+# ---- the generated pages -------------------------------------------------------------------
+
+def _diary_html(e: ex.Experiment) -> str:
+    rows = []
+    for b in e.diary.blocks:
+        head = "" if b.own else f'<p><span class="exp-badge">copied notes</span></p>'
+        lines = "\n".join(f'<span class="ln">{ln:4d}</span>  {escape(t)}' for ln, t in b.lines)
+        link = src_url(e.params_path, b.first_line, b.last_line)
+        rows.append(f'{head}<pre class="exp-diary">{lines}</pre>'
+                    f'<p><a href="{link}">lines {b.first_line}–{b.last_line} on the source page</a></p>')
+    return "\n".join(rows) or "<p>No diary comments.</p>"
+
+
+def _results_table(e: ex.Experiment) -> str:
+    rs = e.diary.results
+    if not rs:
+        return "<p>The diary records no error rates for this experiment.</p>"
+    out = ['<table class="exp-table"><thead><tr><th>line</th><th>label in the diary</th>'
+           '<th>cost</th><th>top-1 %</th><th>top-5 %</th></tr></thead><tbody>']
+    for r in rs:
+        out.append(f'<tr><td class="num"><a href="{src_url(e.params_path, r.line)}">{r.line}</a></td>'
+                   f'<td>{escape(r.label or "—")}</td>'
+                   f'<td class="num">{"" if r.cost is None else r.cost}</td>'
+                   f'<td class="num">{pct(r.top1)}</td><td class="num">{pct(r.top5)}</td></tr>')
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _diagram_html(app, e: ex.Experiment, base: Path) -> str:
+    if not e.def_path:
+        return f"<p class=\"exp-error\">No diagram: {escape(e.pairing)}.</p>"
+    layers, err = _parsed(str(base / e.def_path))
+    if err:
+        return (f'<p class="exp-error">The port\'s cfg parser rejects '
+                f'<code>{escape(e.def_path)}</code>: {escape(err)}</p>')
+    return f'<div class="exp-diagram-wrap">{ex.diagram_svg(layers, title=f"layers-{e.def_stem}")}</div>'
+
+
+def _diff_html(app, a: Path, b: Path, a_name: str, b_name: str, settings_only: bool) -> str:
+    d = ex.diff_files(a, b, a_name, b_name, settings_only=settings_only)
+    if not d:
+        return "<p>No difference.</p>"
+    return app.builder.highlighter.highlight_block(d, "diff")
+
+
+def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path) -> str:
+    parts = [STYLE, f"<h1>Experiment #{escape(e.stem)}</h1>"]
+    if e.stem in ex.MARKED:
+        parts.append(f'<p><span class="exp-badge">{escape(ex.MARKED[e.stem])}</span></p>')
+    title = e.diary.title
+    dates = e.diary.dates
+    parts.append("<dl>")
+    if title:
+        parts.append(f"<dt>The diary says</dt><dd>“{escape(title[1])}” "
+                     f'(<a href="{src_url(e.params_path, title[0])}">line {title[0]}</a>)</dd>')
+    parts.append(f'<dt>Params file</dt><dd><a href="{src_url(e.params_path)}"><code>{escape(e.params_path)}'
+                 f"</code></a> ({e.params_lines} lines)</dd>")
+    if e.def_path:
+        parts.append(f'<dt>Def file</dt><dd><a href="{src_url(e.def_path)}"><code>{escape(e.def_path)}</code></a>'
+                     f" — {escape(e.pairing)}</dd>")
+    else:
+        parts.append(f"<dt>Def file</dt><dd>none in the release — {escape(e.pairing)}</dd>")
+    if dates:
+        parts.append(f"<dt>Checkpoint dates</dt><dd>{dates[0]}" + (f" to {dates[1]}" if dates[1] != dates[0] else "")
+                     + f" ({len(e.diary.checkpoints)} <code>ConvNet__</code> paths)</dd>")
+    parent = e.diary.parent
+    if parent:
+        pe = t.get(parent)
+        parts.append("<dt>Derived from</dt><dd>" + (f'<a href="{escape(parent)}.html">#{escape(parent)}</a>' if pe
+                     else f"#{escape(parent)} (not in the release)") + "</dd>")
+    prev, nxt = t.previous(e.stem), None
+    stems = [x.stem for x in t.experiments]
+    i = stems.index(e.stem)
+    if i + 1 < len(stems):
+        nxt = t.experiments[i + 1]
+    parts.append("<dt>Timeline</dt><dd>" + (f'← <a href="{escape(prev.stem)}.html">#{escape(prev.stem)}</a> · ' if prev else "")
+                 + '<a href="index.html">all experiments</a>'
+                 + (f' · <a href="{escape(nxt.stem)}.html">#{escape(nxt.stem)}</a> →' if nxt else "") + "</dd>")
+    parts.append("</dl>")
+    parts.append("<h2>Results recorded in the diary</h2>")
+    parts.append("<p>cost = the logreg cost in nats per case; top-1 and top-5 are error rates. "
+                 "The labels are the author's (validation or test set, single or multiview).</p>")
+    parts.append(_results_table(e))
+    parts.append("<h2>Network</h2>")
+    parts.append(_diagram_html(app, e, base))
+    parts.append("<h2>Diary</h2>")
+    parts.append(_diary_html(e))
+    for other, why in ((prev, "the previous experiment"),
+                       (t.get(parent) if parent else None, "the experiment it says it is like")):
+        if other is None or (why.startswith("the experiment it") and prev and other.stem == prev.stem):
+            continue
+        parts.append(f'<h2>Diff to #{escape(other.stem)} ({why})</h2>')
+        parts.append(f"<h3>Settings (<code>layer-params</code>, comments left out)</h3>")
+        parts.append(_diff_html(app, base / other.params_path, base / e.params_path,
+                                other.params_path, e.params_path, settings_only=True))
+        if e.def_path and other.def_path and e.def_path != other.def_path:
+            parts.append(f"<h3>Architecture (<code>layers</code>)</h3>")
+            parts.append(_diff_html(app, base / other.def_path, base / e.def_path,
+                                    other.def_path, e.def_path, settings_only=False))
+        elif e.def_path and e.def_path == (other.def_path or ""):
+            parts.append(f"<p>Both use <code>{escape(e.def_path)}</code>.</p>")
+    return "\n".join(parts)
+
+
+def _index_body(app, t: ex.Timeline, base: Path) -> str:
+    parsed = {s: _parsed(str(base / "layers" / f"layers-{s}.cfg")) for s in t.def_stems}
+    n_ok = sum(1 for v in parsed.values() if v[1] is None)
+    paired = sum(1 for e in t.experiments if e.def_path)
+    with_results = sum(1 for e in t.experiments if e.diary.results)
+    parts = [STYLE, "<h1>The experiments, 2012-06 to 2013-03</h1>",
+             f"<p>The release's <code>layers/</code> folder holds {len(t.experiments)} params files "
+             f"(<code>layer-params-*.cfg</code>) and {len(t.def_stems)} def files (<code>layers-*.cfg</code>). "
+             f"Each params file ends with the author's diary in comments. {paired} params files are paired "
+             f"with a def file (the diary's own “uses def file N”, else the same stem, else the stem without "
+             f"its suffixes); {with_results} record error rates. The experiment numbers are chronological: "
+             f"the dates come from the <code>ConvNet__&lt;date&gt;</code> checkpoint paths in the diaries. "
+             f"The port's cfg parser reads {n_ok} of the {len(t.def_stems)} def files; the others are shown "
+             f"with the parser's one-line error on their pages.</p>",
+             "<p>Rates are top-1 / top-5 error in %, as the diary records them (the label says which "
+             "set and whether multiview). Marked rows are the NIPS 2012 network and the runs that "
+             "reproduce the paper's ablations.</p>"]
+    if t.unused_defs:
+        parts.append("<p>Def files no params file pairs with: " + ", ".join(
+            f'<a href="{src_url("layers/layers-" + s + ".cfg")}"><code>layers-{escape(s)}.cfg</code></a>'
+            for s in t.unused_defs) + ".</p>")
+    parts.append('<table class="exp-table"><thead><tr><th>#</th><th>started</th><th>def file</th>'
+                 "<th>the diary says</th><th>result</th><th>top-1 / top-5 %</th></tr></thead><tbody>")
+    for e in t.experiments:
+        h = e.diary.headline
+        title = e.diary.title[1] if e.diary.title else ""
+        mark = ex.MARKED.get(e.stem)
+        cls = ' class="exp-marked"' if mark else ""
+        dfile = (f'<a href="{src_url(e.def_path)}">{escape(e.def_stem)}</a>' if e.def_path
+                 else f"— (#{escape(e.missing_def)} missing)" if e.missing_def else "—")
+        if e.def_stem and parsed.get(e.def_stem, (None, None))[1]:
+            dfile += ' <span class="exp-badge" title="the port\'s parser rejects it">parse error</span>'
+        parts.append(f'<tr{cls}><td><a href="{escape(e.stem)}.html">{escape(e.stem)}</a></td>'
+                     f'<td class="num">{e.diary.start_date or ""}</td><td>{dfile}</td>'
+                     f"<td>{escape(title)}" + (f' <span class="exp-badge">{escape(mark)}</span>' if mark else "")
+                     + f"</td><td>{escape(h.label) if h else ''}</td>"
+                     f'<td class="num">{result_text(h)}</td></tr>')
+    parts.append("</tbody></table>")
+    failures = [(s, v[1]) for s, v in parsed.items() if v[1]]
+    if failures:
+        parts.append("<h2>Def files the port's parser rejects</h2><ul>")
+        parts.extend(f"<li><code>layers-{escape(s)}.cfg</code>: {escape(err)}</li>" for s, err in failures)
+        parts.append("</ul>")
+    return "\n".join(parts)
+
+
+def collect_pages(app):
+    if app.builder.format != "html":
+        return
+    t = timeline(app)
+    if t is None:
+        body = (STYLE + "<h1>The experiments</h1><p>The 2012 release is not fetched "
+                "(<code>original/alexnet-2012</code> is empty): run <code>make original</code>.</p>")
+        yield "experiments/index", {"title": "Experiments", "body": body}, "page.html"
+        return
+    base = layers_dir(app).parent
+    yield "experiments/index", {"title": "Experiments", "body": _index_body(app, t, base)}, "page.html"
+    for e in t.experiments:
+        yield (f"experiments/{e.stem}",
+               {"title": f"Experiment #{e.stem}", "body": _experiment_body(app, t, e, base)},
+               "page.html")
 
 
 def setup(app):
+    app.add_config_value("experiments_layers_dir", None, "env", types=(str, type(None)))
+    app.add_role("site", SiteRole())
+    app.add_directive("release-table", ReleaseTable)
+    app.add_directive("experiment-results", ExperimentResults)
+    app.connect("html-collect-pages", collect_pages)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
