@@ -1,0 +1,359 @@
+"""Convolution and locally-connected forward pass (cudaconv2 ``filterActs``) on NumPy/CuPy.
+
+The 2012 release calls these kernels but does not ship them; they are ported from the SVN
+r561 copy of cudaconv2 (``cuda-convnet-r561/src/cudaconv2/filter_acts.cu``). This module also
+holds what the three convolution modules share: the geometry and the original's asserts
+(:class:`ConvGeometry`), and the im2col / col2im steps over the fs² filter offsets.
+
+Layout (the original's, cases last and contiguous):
+
+- images   (numImgColors, imgSizeY, imgSizeX, N) flattened to (numImgColors·imgPixels, N),
+  pixel index y·imgSizeX + x inside a colour;
+- filters  (filterColors, fs, fs, F) flattened to (filterColors·fs², F) for conv,
+  (numModules, filterColors, fs², F) flattened to (numModules·filterColors·fs², F) for local;
+- targets / hidActs (F, numModulesY, numModulesX, N) flattened to (F·numModules, N).
+
+Module (my, mx) reads pixel (paddingStart + my·stride + fy, paddingStart + mx·stride + fx),
+zero outside the image (which is how the ceil in the module count lets the last module overhang
+the right and bottom edges). Group g owns colours [g·fc, (g+1)·fc) and filters
+[g·F/G, (g+1)·F/G). The randSparse variants replace the colour range by
+``color_indices[g·fc:(g+1)·fc]``.
+
+Not here: the scaleTargets/scaleOutput accumulation of the original (every function returns a new
+array; callers add), the image row stride (inputs are whole arrays), the kernels' block tuning.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from port.backend import get_array_module
+
+# An im2col buffer above this many bytes is built one slice of images at a time.
+COLS_BUDGET_BYTES = 512 * 2**20
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Sizes of one filterActs/imgActs/weightActs call, checked as the original asserts them."""
+    num_img_colors: int     # C: colours of the input images
+    num_filter_colors: int  # fc: colours each filter sees
+    num_groups: int         # G
+    img_size_y: int
+    img_size_x: int
+    num_modules_y: int
+    num_modules_x: int
+    padding_start: int      # ≤ 0
+    module_stride: int
+    filter_size: int        # fs
+    num_filters: int        # F (all groups)
+    conv: bool              # tied weights (conv) or one filter bank per module (local)
+
+    @property
+    def num_modules(self) -> int:
+        return self.num_modules_y * self.num_modules_x
+
+    @property
+    def img_pixels(self) -> int:
+        return self.img_size_y * self.img_size_x
+
+    @property
+    def filter_pixels(self) -> int:
+        return self.filter_size * self.filter_size
+
+    @property
+    def filters_per_group(self) -> int:
+        return self.num_filters // self.num_groups
+
+    @property
+    def padded_y(self) -> int:
+        """Rows of the zero-padded image that the modules read: (mY−1)·stride + fs."""
+        return (self.num_modules_y - 1) * self.module_stride + self.filter_size
+
+    @property
+    def padded_x(self) -> int:
+        return (self.num_modules_x - 1) * self.module_stride + self.filter_size
+
+    @property
+    def filter_rows(self) -> int:
+        """Rows of the filter matrix: fc·fs² for conv, numModules·fc·fs² for local."""
+        return (1 if self.conv else self.num_modules) * self.num_filter_colors * self.filter_pixels
+
+
+def _fail(func: str, what: str) -> None:
+    raise ValueError(f"{func}: {what}")
+
+
+def _require(ok: bool, func: str, what: str) -> None:
+    if not ok:
+        _fail(func, what)
+
+
+def check_common(func: str, g: ConvGeometry) -> None:
+    """The asserts every cudaconv2 convolution routine shares (padding, coverage, stride, F)."""
+    _require(g.num_filters % (16 * g.num_groups) == 0, func,
+             f"the number of filters ({g.num_filters}) must be a multiple of 16·groups "
+             f"(= {16 * g.num_groups})")
+    _require(g.padding_start <= 0, func, f"padding_start must be ≤ 0, got {g.padding_start}")
+    _require(g.module_stride >= 1, func, f"module_stride must be ≥ 1, got {g.module_stride}")
+    _require(g.module_stride <= g.filter_size, func,
+             f"module_stride ({g.module_stride}) must not exceed the filter size ({g.filter_size})")
+    for axis, start_cover, size in (("x", g.padded_x, g.img_size_x), ("y", g.padded_y, g.img_size_y)):
+        _require(g.padding_start + start_cover >= size, func,
+                 f"the modules must cover the image along {axis}: paddingStart + "
+                 f"(modules−1)·stride + filterSize = {g.padding_start + start_cover} < {size}")
+
+
+def _img_geometry(func: str, images_rows: int, num_img_colors: int, img_size_y: int) -> tuple[int, int]:
+    """(imgPixels, imgSizeX) from the image matrix, as filterActs/weightActs derive them."""
+    _require(num_img_colors > 0, func, f"num_img_colors must be > 0, got {num_img_colors}")
+    _require(images_rows % num_img_colors == 0, func,
+             f"images has {images_rows} rows, not a multiple of num_img_colors={num_img_colors}")
+    img_pixels = images_rows // num_img_colors
+    _require(img_size_y > 0 and img_pixels % img_size_y == 0, func,
+             f"{img_pixels} pixels per colour do not make rows of img_size_y={img_size_y}")
+    return img_pixels, img_pixels // img_size_y
+
+
+def filter_size_from_rows(func: str, rows: int, per_pixel: int) -> int:
+    """fs from the filter matrix rows = per_pixel·fs² (the original's int(sqrt(...)) + assert)."""
+    _require(per_pixel > 0 and rows % per_pixel == 0, func,
+             f"filters has {rows} rows, not a multiple of {per_pixel} (modules·filterColors)")
+    fs = math.isqrt(rows // per_pixel)
+    _require(fs * fs * per_pixel == rows, func,
+             f"filters has {rows} rows = {per_pixel}·{rows // per_pixel}, and "
+             f"{rows // per_pixel} filter pixels is not a square")
+    return fs
+
+
+def check_2d(func: str, name: str, a, rows: int | None = None, cols: int | None = None) -> None:
+    _require(getattr(a, "ndim", None) == 2, func, f"{name} must be a 2-D matrix, got shape "
+                                                  f"{getattr(a, 'shape', None)}")
+    if rows is not None:
+        _require(a.shape[0] == rows, func, f"{name} must have {rows} rows, got {a.shape[0]}")
+    if cols is not None:
+        _require(a.shape[1] == cols, func, f"{name} must have {cols} columns, got {a.shape[1]}")
+
+
+def check_color_indices(func: str, color_indices, g: ConvGeometry):
+    """The randSparse connection table as an integer array (numGroups·fc,), checked."""
+    xp = get_array_module(color_indices)
+    idx = xp.asarray(color_indices).reshape(-1).astype(xp.int64)
+    _require(idx.size == g.num_groups * g.num_filter_colors, func,
+             f"color_indices must hold groups·filterColors = "
+             f"{g.num_groups * g.num_filter_colors} entries, got {idx.size}")
+    _require(bool((idx >= 0).all()) and bool((idx < g.num_img_colors).all()), func,
+             f"color_indices must lie in [0, {g.num_img_colors})")
+    return idx
+
+
+def chunk_size(bytes_per_case: int, num_cases: int) -> int:
+    """How many cases one im2col slice may hold within :data:`COLS_BUDGET_BYTES`."""
+    return max(1, min(num_cases, COLS_BUDGET_BYTES // max(1, bytes_per_case)))
+
+
+# ---------------------------------------------------------------------------------------------
+# im2col / col2im over the fs² filter offsets (strided slices; no scatter-add, no case loops)
+
+def pad_images(x, g: ConvGeometry):
+    """(C, H, W, n) → (C, padded_y, padded_x, n): paddingStart zeros before, the overhang after."""
+    xp = get_array_module(x)
+    p = -g.padding_start
+    out = xp.zeros((x.shape[0], g.padded_y, g.padded_x, x.shape[3]), dtype=x.dtype)  # (C, Yp, Xp, n)
+    h, w = min(g.img_size_y, g.padded_y - p), min(g.img_size_x, g.padded_x - p)
+    out[:, p:p + h, p:p + w] = x[:, :h, :w]
+    return out
+
+
+def im2col_into(cols_view, xpad, g: ConvGeometry) -> None:
+    """cols_view[c, fy, fx, my, mx, n] = xpad[c, fy + my·stride, fx + mx·stride, n].
+
+    ``cols_view`` is any (C, fs, fs, mY, mX, n) view (often a transposed view of the buffer the
+    matmul wants), so the copy lands directly in the order the caller multiplies in.
+    """
+    s, my, mx = g.module_stride, g.num_modules_y, g.num_modules_x
+    for fy in range(g.filter_size):
+        for fx in range(g.filter_size):
+            cols_view[:, fy, fx] = xpad[:, fy:fy + s * (my - 1) + 1:s, fx:fx + s * (mx - 1) + 1:s]
+
+
+def col2im(cols_view, g: ConvGeometry, dtype):
+    """The adjoint of :func:`pad_images` + :func:`im2col_into`: (C, fs, fs, mY, mX, n) → (C, H, W, n)."""
+    xp = get_array_module(cols_view)
+    c, n = cols_view.shape[0], cols_view.shape[-1]
+    s, my, mx = g.module_stride, g.num_modules_y, g.num_modules_x
+    xpad = xp.zeros((c, g.padded_y, g.padded_x, n), dtype=dtype)  # (C, Yp, Xp, n)
+    for fy in range(g.filter_size):
+        for fx in range(g.filter_size):
+            xpad[:, fy:fy + s * (my - 1) + 1:s, fx:fx + s * (mx - 1) + 1:s] += cols_view[:, fy, fx]
+    p = -g.padding_start
+    out = xp.zeros((c, g.img_size_y, g.img_size_x, n), dtype=dtype)  # (C, H, W, n)
+    h, w = min(g.img_size_y, g.padded_y - p), min(g.img_size_x, g.padded_x - p)
+    out[:, :h, :w] = xpad[:, p:p + h, p:p + w]
+    return out
+
+
+def conv_cols(x, g: ConvGeometry):
+    """Tied weights: (G·fc, H, W, n) → cols (G, fc·fs², mY·mX·n), ready for a per-group matmul."""
+    xp = get_array_module(x)
+    n = x.shape[-1]
+    fc, fs = g.num_filter_colors, g.filter_size
+    cols = xp.empty((g.num_groups * fc, fs, fs, g.num_modules_y, g.num_modules_x, n), dtype=x.dtype)
+    im2col_into(cols, pad_images(x, g), g)
+    return cols.reshape(g.num_groups, fc * fs * fs, g.num_modules * n)  # (G, K, M·n)
+
+
+def local_cols(x, g: ConvGeometry):
+    """Untied weights: (G·fc, H, W, n) → cols (M, G, fc·fs², n), ready for a per-module matmul."""
+    xp = get_array_module(x)
+    n = x.shape[-1]
+    fc, fs, G = g.num_filter_colors, g.filter_size, g.num_groups
+    cols = xp.empty((g.num_modules_y, g.num_modules_x, G * fc, fs, fs, n), dtype=x.dtype)
+    im2col_into(cols.transpose(2, 3, 4, 0, 1, 5), pad_images(x, g), g)
+    return cols.reshape(g.num_modules, G, fc * fs * fs, n)  # (M, G, K, n)
+
+
+def images_4d(images, colors: int, g: ConvGeometry):
+    """(colors·imgPixels, N) → (colors, H, W, N) view."""
+    return images.reshape(colors, g.img_size_y, g.img_size_x, images.shape[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# filterActs
+
+def make_geometry(func: str, images, filters, img_size_y, num_modules_y, num_modules_x,
+                  padding_start, module_stride, num_img_colors, num_groups, conv,
+                  num_filter_colors=None) -> ConvGeometry:
+    """Derive and check the sizes of a filterActs call (``_filterActs`` / ``_filterActsSparse``)."""
+    check_2d(func, "images", images)
+    check_2d(func, "filters", filters)
+    _require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
+    if num_filter_colors is None:
+        _require(num_img_colors % num_groups == 0, func,
+                 f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
+        num_filter_colors = num_img_colors // num_groups
+    _, img_size_x = _img_geometry(func, images.shape[0], num_img_colors, img_size_y)
+    num_modules = num_modules_y * num_modules_x
+    _require(num_modules >= 1, func, "there must be at least one module")
+    fs = filter_size_from_rows(func, filters.shape[0],
+                               (1 if conv else num_modules) * num_filter_colors)
+    g = ConvGeometry(num_img_colors, num_filter_colors, num_groups, img_size_y, img_size_x,
+                     num_modules_y, num_modules_x, padding_start, module_stride, fs,
+                     filters.shape[1], conv)
+    check_common(func, g)
+    return g
+
+
+def check_filter_acts_colors(func: str, g: ConvGeometry) -> None:
+    """filter_acts.cu:577-578 (dense): ≤ 3 colours or an even number; groups need even fc."""
+    C, fc = g.num_img_colors, g.num_filter_colors
+    _require(g.num_groups > 1 or C <= 3 or C % 2 == 0, func,
+             f"the number of image colours must be ≤ 3 or even, got {C}")
+    _require(g.num_groups == 1 or fc % 2 == 0, func,
+             f"with groups the colours per group must be even, got {fc}")
+
+
+def check_sparse_colors(func: str, g: ConvGeometry, fc_multiple: int) -> None:
+    """The randSparse asserts (filter_acts.cu:1232-1236, img_acts.cu:1944-1948, weight_acts.cu:1002-1006)."""
+    C, fc, G = g.num_img_colors, g.num_filter_colors, g.num_groups
+    _require(G > 1, func, "the sparse (randSparse) routines need more than one group")
+    _require(fc > 0 and C % fc == 0, func,
+             f"num_img_colors ({C}) must be a multiple of num_filter_colors ({fc})")
+    _require((fc * G) % C == 0, func,
+             f"groups·filterColors ({G * fc}) must be a multiple of num_img_colors ({C})")
+    _require(fc % fc_multiple == 0, func,
+             f"num_filter_colors ({fc}) must be a multiple of {fc_multiple}")
+
+
+def _filter_acts(x4, filters, g: ConvGeometry):
+    """(G·fc, H, W, N) images, checked geometry → (F·numModules, N)."""
+    xp = get_array_module(x4, filters)
+    N = x4.shape[-1]
+    G, F, Fg, M = g.num_groups, g.num_filters, g.filters_per_group, g.num_modules
+    K = g.num_filter_colors * g.filter_pixels
+    dtype = xp.result_type(x4.dtype, filters.dtype)
+    x4, filters = x4.astype(dtype, copy=False), filters.astype(dtype, copy=False)
+    out = xp.empty((F, M, N), dtype=dtype)  # (F, M, N)
+    if g.conv:
+        w = filters.reshape(K, G, Fg).transpose(1, 2, 0)  # (G, Fg, K)
+    else:
+        w = filters.reshape(M, K, G, Fg).transpose(0, 2, 3, 1)  # (M, G, Fg, K)
+    step = chunk_size(K * G * M * x4.dtype.itemsize, N)
+    for n0 in range(0, N, step):
+        x = x4[..., n0:n0 + step]
+        n = x.shape[-1]
+        if g.conv:
+            y = xp.matmul(w, conv_cols(x, g))  # (G, Fg, M·n)
+            out[:, :, n0:n0 + n] = y.reshape(F, M, n)
+        else:
+            y = xp.matmul(w, local_cols(x, g))  # (M, G, Fg, n)
+            out[:, :, n0:n0 + n] = y.reshape(M, F, n).transpose(1, 0, 2)
+    return out.reshape(F * M, N)
+
+
+def conv_filter_acts(images, filters, img_size_y, num_modules_y, num_modules_x, padding_start,
+                     module_stride, num_img_colors, num_groups):
+    """Convolution forward: (C·imgPixels, N) images, (fc·fs², F) filters → (F·modules, N).
+
+    Ports: cuda-convnet-r561/src/cudaconv2/filter_acts.cu:565-613 _filterActs
+    Ports: cuda-convnet-r561/src/cudaconv2/filter_acts.cu:1182-1193 convFilterActs
+    Ports: cuda-convnet-r561/src/cudaconv2/filter_acts.cu:57-185 filterActs_YxX_color
+    """
+    func = "conv_filter_acts"
+    g = make_geometry(func, images, filters, img_size_y, num_modules_y, num_modules_x,
+                      padding_start, module_stride, num_img_colors, num_groups, conv=True)
+    check_filter_acts_colors(func, g)
+    return _filter_acts(images_4d(images, num_img_colors, g), filters, g)
+
+
+def local_filter_acts(images, filters, img_size_y, num_modules_y, num_modules_x, padding_start,
+                      module_stride, num_img_colors, num_groups):
+    """Locally-connected forward: filters (modules·fc·fs², F), one bank per module → (F·modules, N).
+
+    Ports: cuda-convnet-r561/src/cudaconv2/filter_acts.cu:1195-1206 localFilterActs
+    """
+    func = "local_filter_acts"
+    g = make_geometry(func, images, filters, img_size_y, num_modules_y, num_modules_x,
+                      padding_start, module_stride, num_img_colors, num_groups, conv=False)
+    check_filter_acts_colors(func, g)
+    return _filter_acts(images_4d(images, num_img_colors, g), filters, g)
+
+
+def gather_colors(images, idx, g: ConvGeometry):
+    """randSparse: (C·imgPixels, N) → (G·fc, H, W, N) with group g reading idx[g·fc:(g+1)·fc]."""
+    x = images.reshape(g.num_img_colors, g.img_pixels, images.shape[1])
+    return images_4d(x[idx].reshape(-1, images.shape[1]), idx.size, g)
+
+
+def conv_filter_acts_sparse(images, filters, color_indices, img_size_y, num_modules_y,
+                            num_modules_x, padding_start, module_stride, num_img_colors,
+                            num_filter_colors, num_groups):
+    """Convolution forward with random sparse connectivity between groups and colours.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/filter_acts.cu:1221-1272 _filterActsSparse
+    Ports: cuda-convnet-r561/src/cudaconv2/filter_acts.cu:1416-1429 convFilterActsSparse
+    Ports: cuda-convnet-r561/src/cudaconv2/filter_acts.cu:400-440 filterActs_YxX_sparse_random
+    """
+    func = "conv_filter_acts_sparse"
+    g = make_geometry(func, images, filters, img_size_y, num_modules_y, num_modules_x,
+                      padding_start, module_stride, num_img_colors, num_groups, conv=True,
+                      num_filter_colors=num_filter_colors)
+    check_sparse_colors(func, g, 2)
+    idx = check_color_indices(func, color_indices, g)
+    return _filter_acts(gather_colors(images, idx, g), filters, g)
+
+
+def local_filter_acts_sparse(images, filters, color_indices, img_size_y, num_modules_y,
+                             num_modules_x, padding_start, module_stride, num_img_colors,
+                             num_filter_colors, num_groups):
+    """Locally-connected forward with random sparse connectivity.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/filter_acts.cu:1431-1444 localFilterActsSparse
+    """
+    func = "local_filter_acts_sparse"
+    g = make_geometry(func, images, filters, img_size_y, num_modules_y, num_modules_x,
+                      padding_start, module_stride, num_img_colors, num_groups, conv=False,
+                      num_filter_colors=num_filter_colors)
+    check_sparse_colors(func, g, 2)
+    idx = check_color_indices(func, color_indices, g)
+    return _filter_acts(gather_colors(images, idx, g), filters, g)

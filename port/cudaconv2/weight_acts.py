@@ -1,0 +1,155 @@
+"""Convolution and locally-connected weight gradients (cudaconv2 ``weightActs``).
+
+Ported from ``cuda-convnet-r561/src/cudaconv2/weight_acts.cu``; layout and geometry as in
+:mod:`port.cudaconv2.filter_acts`. The weight gradient of filter f, colour c, pixel (fy, fx) is
+Σ over modules and cases of hidActs[f, m, n] · image[c, pixel read by m at (fy, fx), n]: for
+conv the sum runs over all modules, for local each module keeps its own.
+
+partialSum: the original writes (modules/partialSum, fc·fs², F) partial sums over runs of
+partialSum consecutive modules, and the layer adds them up afterwards (layer.cu:872-878).
+``conv_weight_acts`` returns that sum directly, (fc·fs², F); partial_sum is checked as the
+original checks it (0 means all modules; otherwise it must divide the module count) and is
+otherwise a no-op for the math (only the order of the float additions differs).
+
+Not here: accumulation into a target, the 1/N scaling (callers do both), block tuning.
+"""
+from __future__ import annotations
+
+from port.backend import get_array_module
+from port.cudaconv2.filter_acts import (
+    ConvGeometry, _require, check_2d, check_color_indices, check_common, check_sparse_colors,
+    chunk_size, conv_cols, gather_colors, images_4d, local_cols,
+)
+from port.cudaconv2.filter_acts import _img_geometry
+
+
+def make_geometry(func: str, images, hid_acts, img_size_y, num_modules_y, num_modules_x,
+                  filter_size, padding_start, module_stride, num_img_colors, num_groups, conv,
+                  num_filter_colors=None) -> ConvGeometry:
+    """Derive and check the sizes of a weightActs call (``_weightActs`` / ``_weightActsSparse``)."""
+    check_2d(func, "images", images)
+    check_2d(func, "hid_acts", hid_acts, cols=images.shape[1])
+    _require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
+    if num_filter_colors is None:
+        _require(num_img_colors % num_groups == 0, func,
+                 f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
+        num_filter_colors = num_img_colors // num_groups
+    _, img_size_x = _img_geometry(func, images.shape[0], num_img_colors, img_size_y)
+    num_modules = num_modules_y * num_modules_x
+    _require(num_modules >= 1, func, "there must be at least one module")
+    _require(filter_size >= 1, func, f"filter_size must be ≥ 1, got {filter_size}")
+    _require(hid_acts.shape[0] % num_modules == 0, func,
+             f"hid_acts has {hid_acts.shape[0]} rows, not a multiple of the {num_modules} modules")
+    g = ConvGeometry(num_img_colors, num_filter_colors, num_groups, img_size_y, img_size_x,
+                     num_modules_y, num_modules_x, padding_start, module_stride, filter_size,
+                     hid_acts.shape[0] // num_modules, conv)
+    check_common(func, g)
+    return g
+
+
+def check_partial_sum(func: str, partial_sum: int, g: ConvGeometry) -> None:
+    """weight_acts.cu:599-601: partialSum 0 means all modules; otherwise it divides them."""
+    ps = g.num_modules if partial_sum == 0 else partial_sum
+    _require(ps > 0 and g.num_modules % ps == 0, func,
+             f"partial_sum ({partial_sum}) must divide the number of modules ({g.num_modules}); "
+             "0 means all")
+
+
+def check_weight_acts_colors(func: str, g: ConvGeometry) -> None:
+    """weight_acts.cu:593-594: ≤ 3 colours or a multiple of 4; with groups fc % 4 == 0."""
+    C, fc = g.num_img_colors, g.num_filter_colors
+    _require(g.num_groups > 1 or C <= 3 or C % 4 == 0, func,
+             f"the number of image colours must be ≤ 3 or a multiple of 4, got {C}")
+    _require(g.num_groups == 1 or fc % 4 == 0, func,
+             f"with groups the colours per group must be a multiple of 4, got {fc}")
+
+
+def _weight_acts(x4, hid_acts, g: ConvGeometry):
+    """(G·fc, H, W, N) images, (F·modules, N) hidActs → (fc·fs², F) or (modules·fc·fs², F)."""
+    xp = get_array_module(x4, hid_acts)
+    N = x4.shape[-1]
+    G, Fg, F, M = g.num_groups, g.filters_per_group, g.num_filters, g.num_modules
+    K = g.num_filter_colors * g.filter_pixels
+    dtype = xp.result_type(x4.dtype, hid_acts.dtype)
+    x4 = x4.astype(dtype, copy=False)
+    hid = hid_acts.astype(dtype, copy=False).reshape(G, Fg, M, N)  # (G, Fg, M, N)
+    acc = xp.zeros((G, K, Fg) if g.conv else (M, G, K, Fg), dtype=dtype)
+    step = chunk_size(K * G * M * xp.dtype(dtype).itemsize, N)
+    for n0 in range(0, N, step):
+        x = x4[..., n0:n0 + step]
+        n = x.shape[-1]
+        h = hid[..., n0:n0 + n]
+        if g.conv:
+            hg = h.reshape(G, Fg, M * n).transpose(0, 2, 1)  # (G, M·n, Fg)
+            acc += xp.matmul(conv_cols(x, g), hg)  # (G, K, Fg)
+        else:
+            hm = h.transpose(2, 0, 3, 1)  # (M, G, n, Fg)
+            acc += xp.matmul(local_cols(x, g), hm)  # (M, G, K, Fg)
+    if g.conv:
+        return acc.transpose(1, 0, 2).reshape(K, F)
+    return acc.transpose(0, 2, 1, 3).reshape(M * K, F)
+
+
+def conv_weight_acts(images, hid_acts, img_size_y, num_modules_y, num_modules_x, filter_size,
+                     padding_start, module_stride, num_img_colors, num_groups, partial_sum):
+    """Convolution weight gradient: → (fc·fs², F), summed over all modules and cases.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/weight_acts.cu:579-648 _weightActs
+    Ports: cuda-convnet-r561/src/cudaconv2/weight_acts.cu:955-964 convWeightActs
+    Ports: alexnet-2012/src/layer.cu:872-878 ConvLayer::bpropWeights
+    """
+    func = "conv_weight_acts"
+    g = make_geometry(func, images, hid_acts, img_size_y, num_modules_y, num_modules_x,
+                      filter_size, padding_start, module_stride, num_img_colors, num_groups,
+                      conv=True)
+    check_weight_acts_colors(func, g)
+    check_partial_sum(func, partial_sum, g)
+    return _weight_acts(images_4d(images, num_img_colors, g), hid_acts, g)
+
+
+def local_weight_acts(images, hid_acts, img_size_y, num_modules_y, num_modules_x, filter_size,
+                      padding_start, module_stride, num_img_colors, num_groups):
+    """Locally-connected weight gradient: → (modules·fc·fs², F) (partialSum 1 in the original).
+
+    Ports: cuda-convnet-r561/src/cudaconv2/weight_acts.cu:966-976 localWeightActs
+    """
+    func = "local_weight_acts"
+    g = make_geometry(func, images, hid_acts, img_size_y, num_modules_y, num_modules_x,
+                      filter_size, padding_start, module_stride, num_img_colors, num_groups,
+                      conv=False)
+    check_weight_acts_colors(func, g)
+    return _weight_acts(images_4d(images, num_img_colors, g), hid_acts, g)
+
+
+def conv_weight_acts_sparse(images, hid_acts, color_indices, img_size_y, num_modules_y,
+                            num_modules_x, filter_size, padding_start, module_stride,
+                            num_img_colors, num_filter_colors, num_groups, partial_sum):
+    """Sparse convolution weight gradient: → (fc·fs², F), summed over modules and cases.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/weight_acts.cu:990-1052 _weightActsSparse
+    Ports: cuda-convnet-r561/src/cudaconv2/weight_acts.cu:1219-1231 convWeightActsSparse
+    """
+    func = "conv_weight_acts_sparse"
+    g = make_geometry(func, images, hid_acts, img_size_y, num_modules_y, num_modules_x,
+                      filter_size, padding_start, module_stride, num_img_colors, num_groups,
+                      conv=True, num_filter_colors=num_filter_colors)
+    check_sparse_colors(func, g, 4)
+    check_partial_sum(func, partial_sum, g)
+    idx = check_color_indices(func, color_indices, g)
+    return _weight_acts(gather_colors(images, idx, g), hid_acts, g)
+
+
+def local_weight_acts_sparse(images, hid_acts, color_indices, img_size_y, num_modules_y,
+                             num_modules_x, filter_size, padding_start, module_stride,
+                             num_img_colors, num_filter_colors, num_groups):
+    """Sparse locally-connected weight gradient: → (modules·fc·fs², F).
+
+    Ports: cuda-convnet-r561/src/cudaconv2/weight_acts.cu:1233-1244 localWeightActsSparse
+    """
+    func = "local_weight_acts_sparse"
+    g = make_geometry(func, images, hid_acts, img_size_y, num_modules_y, num_modules_x,
+                      filter_size, padding_start, module_stride, num_img_colors, num_groups,
+                      conv=False, num_filter_colors=num_filter_colors)
+    check_sparse_colors(func, g, 4)
+    idx = check_color_indices(func, color_indices, g)
+    return _weight_acts(gather_colors(images, idx, g), hid_acts, g)
