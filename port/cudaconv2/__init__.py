@@ -15,6 +15,13 @@ images as colours × rows × columns × cases flattened row-major) and returns a
 the original's ``targets``/``scaleTargets``/``scaleOutput`` accumulation is the caller's job.
 The original's asserts are ``ValueError`` with a message naming the function and the rule.
 """
+from port.cudaconv2.conv_util import (
+    conv_bed_of_nails, conv_bed_of_nails_undo, conv_contrast_norm, conv_contrast_norm_undo,
+    conv_crop, conv_gaussian_blur, conv_local_avg_undo, conv_local_max_undo, conv_local_pool,
+    conv_reflect_horizontal, conv_resize_bilinear, conv_response_norm,
+    conv_response_norm_cross_map, conv_response_norm_cross_map_undo, conv_response_norm_undo,
+    conv_rgb_to_lab, conv_rgb_to_yuv,
+)
 from port.cudaconv2.filter_acts import (
     conv_filter_acts, conv_filter_acts_sparse, local_filter_acts, local_filter_acts_sparse,
 )
@@ -26,6 +33,11 @@ from port.cudaconv2.weight_acts import (
 )
 
 __all__ = [
+    "conv_bed_of_nails", "conv_bed_of_nails_undo", "conv_contrast_norm", "conv_contrast_norm_undo",
+    "conv_crop", "conv_gaussian_blur", "conv_local_avg_undo", "conv_local_max_undo",
+    "conv_local_pool", "conv_reflect_horizontal", "conv_resize_bilinear", "conv_response_norm",
+    "conv_response_norm_cross_map", "conv_response_norm_cross_map_undo", "conv_response_norm_undo",
+    "conv_rgb_to_lab", "conv_rgb_to_yuv",
     "conv_filter_acts", "conv_filter_acts_sparse", "local_filter_acts", "local_filter_acts_sparse",
     "conv_img_acts", "conv_img_acts_sparse", "local_img_acts", "local_img_acts_sparse",
     "conv_weight_acts", "conv_weight_acts_sparse", "local_weight_acts", "local_weight_acts_sparse",
