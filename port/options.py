@@ -1,0 +1,449 @@
+"""The original's command-line option parser (svn ``options.py``), in Python 3.
+
+Syntax is the original's: ``--opt=value`` for long options, ``-f value`` for one-letter ones;
+booleans are ``0``/``1``; ranges ``a-b`` are inclusive; lists are comma-separated. Every option is
+mandatory unless it has a default or another given option *excuses* it (``-f`` excuses all).
+``--help`` (or ``-h``) prints every option with its type, default and constraints.
+
+On resume the options saved in the checkpoint are merged with the new command line
+(:meth:`OptionsParser.merge_from`): options given anew win, except ``set_once`` ones, which raise.
+
+Errors are :class:`OptionException` (a :class:`port.errors.UserError`): one line, exit 2.
+This module is not the list of options (see ``port.gpumodel`` and ``port.convnet``).
+"""
+from __future__ import annotations
+
+import getopt
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from port.errors import UserError
+
+
+class OptionException(UserError):
+    """A malformed, missing or forbidden option."""
+
+
+class OptionMissingException(OptionException):
+    """A mandatory option was not supplied."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Value parsers (classes used as values, as in the original)
+
+class OptionParser:
+    """Ports: cuda-convnet-r561/options.py:251-262 OptionParser"""
+
+    @staticmethod
+    def parse(value):
+        return str(value)
+
+    @staticmethod
+    def to_string(value):
+        return str(value)
+
+    @staticmethod
+    def get_type_str():
+        return "value"
+
+    @staticmethod
+    def is_type(value):
+        return True
+
+
+class IntegerOptionParser(OptionParser):
+    """Ports: cuda-convnet-r561/options.py:264-278 IntegerOptionParser"""
+
+    @staticmethod
+    def parse(value):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise OptionException("argument is not an integer") from None
+
+    @staticmethod
+    def get_type_str():
+        return "int"
+
+    @staticmethod
+    def is_type(value):
+        return type(value) is int
+
+
+class BooleanOptionParser(OptionParser):
+    """Ports: cuda-convnet-r561/options.py:280-297 BooleanOptionParser"""
+
+    @staticmethod
+    def parse(value):
+        try:
+            v = int(value)
+        except (TypeError, ValueError):
+            v = None
+        if v not in (0, 1):
+            raise OptionException("argument is not a boolean (0 or 1)")
+        return v
+
+    @staticmethod
+    def get_type_str():
+        return "0/1"
+
+    @staticmethod
+    def is_type(value):
+        return type(value) is int and value in (0, 1)
+
+
+class StringOptionParser(OptionParser):
+    """Ports: cuda-convnet-r561/options.py:299-306 StringOptionParser"""
+
+    @staticmethod
+    def get_type_str():
+        return "string"
+
+    @staticmethod
+    def is_type(value):
+        return type(value) is str
+
+
+class FloatOptionParser(OptionParser):
+    """Ports: cuda-convnet-r561/options.py:308-326 FloatOptionParser"""
+
+    @staticmethod
+    def parse(value):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise OptionException("argument is not a float") from None
+
+    @staticmethod
+    def to_string(value):
+        return "%.6g" % value
+
+    @staticmethod
+    def get_type_str():
+        return "float"
+
+    @staticmethod
+    def is_type(value):
+        return type(value) is float
+
+
+class RangeOptionParser(OptionParser):
+    """``a-b`` (inclusive) or ``a``, as a list of ints.
+
+    DIVERGES: an empty range (``5-3``) is refused here; the original accepted it and then failed
+    with an IndexError in the data provider.
+    Ports: cuda-convnet-r561/options.py:328-348 RangeOptionParser
+    """
+
+    @staticmethod
+    def parse(value):
+        m = re.match(r"^(\d+)-(\d+)$", str(value))
+        try:
+            r = list(range(int(m.group(1)), int(m.group(2)) + 1)) if m else [int(value)]
+        except (TypeError, ValueError):
+            raise OptionException("argument is neither an integer nor a range a-b") from None
+        if not r:
+            raise OptionException(f"range {value} is empty (a-b needs a <= b)")
+        return r
+
+    @staticmethod
+    def to_string(value):
+        return "%d-%d" % (value[0], value[-1])
+
+    @staticmethod
+    def get_type_str():
+        return "int[-int]"
+
+    @staticmethod
+    def is_type(value):
+        return type(value) is list
+
+
+class ListOptionParser(OptionParser):
+    """A ``sepchar``-separated list; ``parsers`` is one parser (any length) or a list (fixed form).
+
+    Ports: cuda-convnet-r561/options.py:350-397 ListOptionParser
+    """
+
+    def __init__(self, parsers, sepchar=","):
+        self.parsers = parsers
+        self.sepchar = sepchar
+
+    def parse(self, value):
+        values = str(value).split(self.sepchar)
+        if isinstance(self.parsers, list) and len(values) != len(self.parsers):
+            raise OptionException("requires %d arguments, given %d" % (len(self.parsers), len(values)))
+        try:
+            if isinstance(self.parsers, list):
+                return [p.parse(v) for p, v in zip(self.parsers, values)]
+            return [self.parsers.parse(v) for v in values]
+        except OptionException:
+            raise OptionException("argument is not of the form %s" % self.get_type_str()) from None
+
+    def to_string(self, value):
+        if isinstance(self.parsers, list):
+            return self.sepchar.join(p.to_string(v) for p, v in zip(self.parsers, value))
+        return self.sepchar.join(self.parsers.to_string(v) for v in value)
+
+    def get_type_str(self):
+        if isinstance(self.parsers, list):
+            return self.sepchar.join(p.get_type_str() for p in self.parsers)
+        return "%s%s..." % (self.parsers.get_type_str(), self.sepchar)
+
+    @staticmethod
+    def is_type(value):
+        return type(value) is list
+
+
+class OptionExpression:
+    """A default computed from the other options' values.
+
+    DIVERGES: the original ``eval``'d the expression string; here ``fn`` (a function of the dict of
+    option values) computes it and ``expr`` is only the text shown by ``--help``.
+    Ports: cuda-convnet-r561/options.py:399-417 OptionExpression
+    """
+
+    def __init__(self, expr: str, fn: Callable[[dict], Any]):
+        self.expr = expr
+        self.fn = fn
+
+    def evaluate(self, options: dict):
+        try:
+            return self.fn(options)
+        except Exception as e:
+            raise OptionException("expression '%s': unable to evaluate: %s" % (self.expr, e)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Options and the parser
+
+class Option:
+    """Ports: cuda-convnet-r561/options.py:34-77 Option"""
+
+    def __init__(self, letter, name, desc, parser, set_once, default, excuses, requires, save):
+        assert name is not None
+        self.letter = letter
+        self.name = name
+        self.desc = desc
+        self.parser = parser
+        self.set_once = set_once
+        self.default = default
+        self.excuses = excuses
+        self.requires = requires
+        self.save = save
+        self.value = None
+        self.value_given = False
+        self.prefixed_letter = min(2, len(letter)) * "-" + letter
+
+    def set_value(self, value, parse=True):
+        try:
+            self.value = self.parser.parse(value) if parse else value
+            self.value_given = True
+        except OptionException as e:
+            raise OptionException("Unable to parse option %s (%s): %s" % (self.prefixed_letter, self.desc, e)) from None
+
+    def set_default(self):
+        if self.default is not None:
+            self.value = self.default
+
+    def eval_expr_default(self, env):
+        if isinstance(self.default, OptionExpression) and not self.value_given:
+            try:
+                self.value = self.default.evaluate(env)
+            except OptionException as e:
+                raise OptionException("Unable to set default value for option %s (%s): %s"
+                                      % (self.prefixed_letter, self.desc, e)) from None
+            if not self.parser.is_type(self.value):
+                raise OptionException("Unable to set default value for option %s (%s): expression result %s "
+                                      "is not of right type (%s)" % (self.prefixed_letter, self.desc, self.value,
+                                                                     self.parser.get_type_str()))
+
+    def get_str_value(self, get_default_str=False):
+        val = self.default if get_default_str else self.value
+        if val is None:
+            return ""
+        if isinstance(val, OptionExpression):
+            return val.expr
+        return self.parser.to_string(val)
+
+
+class OptionsParser:
+    """All options without defaults are mandatory unless an option that excuses them is given.
+
+    Ports: cuda-convnet-r561/options.py:79-243 OptionsParser
+    """
+    SORT_LETTER = 1
+    SORT_DESC = 2
+    SORT_EXPR_LAST = 3
+    EXCLUDE_ALL = "all"
+
+    def __init__(self):
+        self.options: dict[str, Option] = {}
+
+    def add_option(self, letter, name, parser, desc, set_once=False, default=None, excuses=(), requires=(),
+                   save=True):
+        """``letter`` is the command-line spelling, ``name`` the attribute name.
+
+        Ports: cuda-convnet-r561/options.py:90-120 OptionsParser.add_option
+        """
+        assert name not in self.options
+        self.options[name] = Option(letter, name, desc, parser, set_once, default,
+                                    excuses if excuses == self.EXCLUDE_ALL else list(excuses), list(requires), save)
+
+    def set_value(self, name, value, parse=True):
+        self.options[name].set_value(value, parse=parse)
+
+    def get_value(self, name):
+        return self.options[name].value
+
+    def delete_option(self, name):
+        self.options.pop(name, None)
+
+    def parse(self, argv=None, eval_expr_defaults=False):
+        """Parse ``argv`` (default ``sys.argv[1:]``); ``--help``/``-h`` prints usage and exits 0.
+
+        Ports: cuda-convnet-r561/options.py:132-158 OptionsParser.parse
+        """
+        argv = list(sys.argv[1:] if argv is None else argv)
+        if any(a in ("-h", "--help") for a in argv):
+            self.print_usage(print_constraints=True)
+            raise SystemExit(0)
+        short_opt_str = "".join("%s:" % o.letter for o in self.options.values() if len(o.letter) == 1)
+        long_opts = ["%s=" % o.letter for o in self.options.values() if len(o.letter) > 1]
+        try:
+            go, ga = getopt.getopt(argv, short_opt_str, longopts=long_opts)
+        except getopt.GetoptError as e:
+            raise OptionException(f"{e} (see --help)") from None
+        if ga:
+            raise OptionException(f"unexpected argument {ga[0]!r}; options are written --name=value (see --help)")
+        dic = dict(go)
+        for o in self.get_options_list(sort_order=self.SORT_EXPR_LAST):
+            if o.prefixed_letter in dic:
+                o.set_value(dic[o.prefixed_letter])
+            else:
+                excused = any(o2.prefixed_letter in dic for o2 in self.options.values()
+                              if o2.excuses == self.EXCLUDE_ALL or o.name in o2.excuses)
+                if not excused and o.default is None:
+                    raise OptionMissingException("Option %s (%s) not supplied (see --help)"
+                                                 % (o.prefixed_letter, o.desc))
+                o.set_default()
+            if o.prefixed_letter in dic:
+                for o2 in self.get_options_list(sort_order=self.SORT_LETTER):
+                    if o2.name in o.requires and o2.prefixed_letter not in dic:
+                        raise OptionMissingException("Option %s (%s) requires option %s (%s)"
+                                                     % (o.prefixed_letter, o.desc, o2.prefixed_letter, o2.desc))
+        if eval_expr_defaults:
+            self.eval_expr_defaults()
+        return self.options
+
+    def merge_from(self, op2: OptionsParser):
+        """Take ``op2``'s given (or unsaved) options; a given ``set_once`` option raises.
+
+        Ports: cuda-convnet-r561/options.py:160-170 OptionsParser.merge_from
+        """
+        for name in list(self.options):
+            if name in op2.options and (op2.options[name].value_given or not op2.options[name].save):
+                if op2.options[name].set_once and op2.options[name].value_given:
+                    raise OptionException("Option %s (%s) cannot be changed"
+                                          % (op2.options[name].prefixed_letter, op2.options[name].desc))
+                self.options[name] = op2.options[name]
+        for name in op2.options:
+            if name not in self.options:
+                self.options[name] = op2.options[name]
+
+    def eval_expr_defaults(self):
+        """Ports: cuda-convnet-r561/options.py:172-175 OptionsParser.eval_expr_defaults"""
+        env = {name: o.value for name, o in self.options.items()}
+        for o in self.options.values():
+            o.eval_expr_default(env)
+
+    def get_options_list(self, sort_order=SORT_LETTER):
+        """Ports: cuda-convnet-r561/options.py:180-189 OptionsParser.get_options_list"""
+        if sort_order == self.SORT_LETTER:
+            key = lambda o: o.letter  # noqa: E731
+        elif sort_order == self.SORT_EXPR_LAST:
+            key = lambda o: isinstance(o.default, OptionExpression)  # noqa: E731
+        else:
+            key = lambda o: o.desc  # noqa: E731
+        return sorted(self.options.values(), key=key)
+
+    # --- state kept in checkpoints (JSON-able) ---
+
+    def to_state(self) -> dict:
+        """``{name: {'value', 'value_given'}}`` of the saved options (what a checkpoint holds)."""
+        out = {}
+        for name, o in self.options.items():
+            if o.save and not isinstance(o.value, OptionExpression):
+                out[name] = {"value": o.value, "value_given": bool(o.value_given)}
+        return out
+
+    def load_state(self, state: dict) -> OptionsParser:
+        """Set the values saved by :meth:`to_state` (unknown names are ignored); returns self."""
+        for name, s in state.items():
+            if name in self.options and self.options[name].save:
+                o = self.options[name]
+                value = s.get("value")
+                if isinstance(value, tuple):
+                    value = list(value)
+                o.value, o.value_given = value, bool(s.get("value_given"))
+        return self
+
+    # --- printing ---
+
+    def print_usage(self, print_constraints=False, file=None):
+        """Ports: cuda-convnet-r561/options.py:191-227 OptionsParser.print_usage"""
+        file = file or sys.stdout
+        bold = (lambda s: "\033[1m" + s + "\033[0m") if file.isatty() else (lambda s: s)  # noqa: E731
+        prog = os.environ.get("PORT_PROG", os.path.basename(sys.argv[0]))
+        print(f"{prog} usage (options are --name=value; booleans 0/1; ranges a-b inclusive):", file=file)
+        rows_default, rows_required = [], []
+        for o in self.get_options_list():
+            opt = f"{o.prefixed_letter} <{o.parser.get_type_str()}>"
+            desc = o.desc + (" (cannot change on resume)" if o.set_once else "")
+            default = "[%s]" % o.get_str_value(get_default_str=True) if o.default is not None else ""
+            excs = ""
+            if o.default is None:
+                excs = ", ".join(sorted(o2.prefixed_letter for o2 in self.options.values()
+                                        if o2.excuses == self.EXCLUDE_ALL or o.name in o2.excuses))
+            reqs = ", ".join(sorted(o2.prefixed_letter for o2 in self.options.values() if o2.name in o.requires))
+            (rows_default if o.default is not None else rows_required).append((o, opt, desc, default, excs, reqs))
+        rows = rows_required + rows_default
+        w_opt = max(len(r[1]) for r in rows)
+        w_desc = max(len(r[2]) for r in rows)
+        w_def = max([len(r[3]) for r in rows] + [len("Default")])
+        head = f"    {'Option'.ljust(w_opt + 2)} {'Description'.ljust(w_desc)} {'Default'.ljust(w_def)}"
+        if print_constraints:
+            head += " Excused by / Requires"
+        print(bold(head.rstrip()), file=file)
+        for o, opt, desc, default, excs, reqs in rows:
+            left = f"     {opt.ljust(w_opt)}" if o.default is None else f"    [{opt.ljust(w_opt)}]"
+            line = f"{left} - {desc.ljust(w_desc)} {default.ljust(w_def)}"
+            if print_constraints:
+                extra = []
+                if excs:
+                    extra.append(f"excused by {excs}")
+                if reqs:
+                    extra.append(f"requires {reqs}")
+                line += " " + "; ".join(extra)
+            print(line.rstrip(), file=file)
+        print("Options in [brackets] have defaults; the others are required.", file=file)
+
+    def print_values(self, file=None):
+        """Ports: cuda-convnet-r561/options.py:229-234 OptionsParser.print_values"""
+        file = file or sys.stdout
+        opts = self.get_options_list(sort_order=self.SORT_DESC)
+        longest_desc = max(len(o.desc) for o in opts)
+        defaults = [len(o.get_str_value()) for o in opts if not o.value_given and o.default is not None]
+        longest_def_value = max(defaults, default=0)
+        for o in opts:
+            mark = "[DEFAULT]" if (not o.value_given and o.default is not None) else ""
+            print("%s: %s %s" % (o.desc.ljust(longest_desc), o.get_str_value().ljust(longest_def_value), mark),
+                  file=file)
+
+
+__all__ = ["OptionException", "OptionMissingException", "OptionParser", "IntegerOptionParser",
+           "BooleanOptionParser", "StringOptionParser", "FloatOptionParser", "RangeOptionParser",
+           "ListOptionParser", "OptionExpression", "Option", "OptionsParser"]
