@@ -1,0 +1,59 @@
+"""``python -m port.data cifar10|imagenet ...``: build batch folders the providers read (see convert.py)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from port.data.convert import CIFAR10_URL, convert_cifar10, convert_imagenet
+from port.errors import main_guard
+
+
+def _fmt(r) -> str:
+    return "none" if r is None else (f"{r[0]}" if r[0] == r[1] else f"{r[0]}-{r[1]}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m port.data", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("cifar10", help="official CIFAR-10 python release -> cuda-convnet batches")
+    c.add_argument("--source", type=Path, default=None,
+                   help=f"cifar-10-python.tar.gz, cifar-10-batches-py/, or a folder with "
+                        f"data_batch_1..; omitted: download {CIFAR10_URL}")
+    c.add_argument("--out", type=Path, required=True, help="folder to write the batches into")
+    c.add_argument("--split", action="store_true",
+                   help="hold out the last training batch as the test batch (for a source "
+                        "without test_batch, e.g. the shared subset)")
+    i = sub.add_parser("imagenet", help="folder tree of class folders of images -> JPEG batches")
+    i.add_argument("--source", type=Path, required=True, help="TREE/<class>/<image>")
+    i.add_argument("--out", type=Path, required=True, help="folder to write the batches into")
+    i.add_argument("--test-source", type=Path, default=None,
+                   help="a second tree with the same class folders, written as the test batches")
+    i.add_argument("--test-fraction", type=float, default=0.0,
+                   help="hold out this fraction of each class as test batches (default 0)")
+    i.add_argument("--batch-size", type=int, default=1024, help="images per batch (default 1024)")
+    i.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    i.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
+    i.add_argument("--seed", type=int, default=0, help="shuffle seed for the training images")
+    return p
+
+
+@main_guard("python -m port.data")
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "cifar10":
+        s = convert_cifar10(args.source, args.out, split=args.split)
+        print(f"wrote {args.out}: training batches {_fmt(s['train_range'])} ({s['train_cases']} "
+              f"images), test batches {_fmt(s['test_range'])} ({s['test_cases']} images)")
+    else:
+        s = convert_imagenet(args.source, args.out, batch_size=args.batch_size, size=args.size,
+                             test_source=args.test_source, test_fraction=args.test_fraction,
+                             quality=args.quality, seed=args.seed)
+        print(f"wrote {args.out}: {s['classes']} classes, training batches {_fmt(s['train_range'])} "
+              f"({s['train_cases']} images), test batches {_fmt(s['test_range'])}"
+              + (f", {s['skipped']} unreadable files skipped" if s["skipped"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""Converters from public data layouts to the batch files the providers read (``python -m port.data``).
+
+What this is: ``cifar10`` turns the official CIFAR-10 python release (the tarball, its unpacked
+``cifar-10-batches-py`` folder, or any folder with ``data_batch_1`` … [+ ``test_batch``]) into the
+cuda-convnet layout read by ``cifar`` / ``cifar-cropped``; ``imagenet`` turns a folder tree of class
+folders of images into the JPEG batches read by ``inet-lr-cropped-jpeg``. The release ships neither
+tool (its data scripts are missing), so nothing here has a ``Ports:`` line: the formats are those the
+providers read (inventory §5). What this is not: a downloader of ImageNet.
+
+CIFAR-10 output: ``data_batch_<i>`` = {'data': (3072, N) uint8, one image per column, row
+c·1024 + y·32 + x (RGB); 'labels': list of N ints; 'batch_label'} and ``batches.meta`` = {'data_mean':
+(3072, 1) float32 mean of the training images, 'label_names', 'num_vis': 3072,
+'num_cases_per_batch'}. The official row of an image is already c·1024 + y·32 + x, so a
+batch is the transpose of the official ``data``. Training batches come first, the test batch
+follows (``data_batch_6`` for the full release); ``split=True`` holds out the last training batch of
+a release without a test batch (the shared subset) as the test batch.
+
+ImageNet output: ``data_batch_<i>`` = pickled (jpeg_strings, orig_sizes (w, h), labels
+[(class folder name, class id)]) of ``batch_size`` images each, and ``batches.meta`` = {'data_mean':
+(3·S·S, 1) float32 channel-major, 'color_pca': (σ (3,), eigenvectors as columns (3, 3)) of the
+training pixels' RGB covariance (0–255 scale, σ = standard deviations, eigenvalues ascending),
+'label_names', 'num_vis', 'batch_size', 'dp_type': 'inet-lr-cropped-jpeg'}. Each image is rescaled
+so its shorter side is S (256) and the central S×S square is kept (the paper's §2; cc2's make-data
+does the same), then JPEG-encoded. The mean and PCA are computed from the decoded JPEGs, i.e. from
+exactly what the provider will see.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import sys
+import tarfile
+import tempfile
+import urllib.request
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from port.data.util import pickle, unpickle, unpickle_bytes
+from port.errors import UserError
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                  "truck"]
+CIFAR_DIM = 3 * 32 * 32
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def _progress(iterable=None, **kw):
+    """tqdm only when stderr is a terminal."""
+    return tqdm(iterable, disable=not sys.stderr.isatty(), **kw)
+
+
+# ---- CIFAR-10 --------------------------------------------------------------------------------
+
+def download_cifar10(dest_dir: Path, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5) -> Path:
+    """Download the CIFAR-10 python tarball into ``dest_dir`` and check its MD5."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".cifar-10-python.", suffix=".tmp")
+    digest = hashlib.md5()
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url) as r:  # noqa: S310 (fixed https URL)
+            total = int(r.headers.get("Content-Length") or 0) or None
+            with _progress(total=total, unit="B", unit_scale=True, desc="cifar-10") as bar:
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+    except OSError as e:
+        os.unlink(tmp)
+        raise UserError(f"{url}: download failed ({e}); pass --source with the tarball or "
+                        f"cifar-10-batches-py folder instead") from None
+    if digest.hexdigest() != md5:
+        os.unlink(tmp)
+        raise UserError(f"{url}: MD5 {digest.hexdigest()} does not match the published {md5}")
+    out = dest_dir / "cifar-10-python.tar.gz"
+    os.replace(tmp, out)
+    return out
+
+
+def _read_cifar_source(source: Path) -> tuple[list[tuple[str, dict]], dict | None, dict]:
+    """(training batches [(name, dict)], test batch or None, meta or {}) from a tarball or folder."""
+    if source.is_file():
+        try:
+            tar = tarfile.open(source)
+        except (tarfile.TarError, OSError) as e:
+            raise UserError(f"{source}: not a CIFAR-10 tarball ({e})") from None
+        with tar:
+            files = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+
+            def load(name):
+                where = f"{source}:{files[name].name}"
+                try:
+                    payload = tar.extractfile(files[name]).read()
+                except (tarfile.TarError, OSError, EOFError) as e:
+                    raise UserError(f"{where}: cannot be read ({e})") from None
+                return unpickle_bytes(payload, where, name)
+            return _collect(source, set(files), load)
+    if not source.is_dir():
+        raise UserError(f"{source}: CIFAR-10 source does not exist (give the tarball or a folder "
+                        f"with data_batch_1 …)")
+    if (source / "cifar-10-batches-py").is_dir():
+        source = source / "cifar-10-batches-py"
+    names = {p.name for p in source.iterdir() if p.is_file()}
+    return _collect(source, names, lambda name: unpickle(source / name, name))
+
+
+def _collect(source: Path, names: set[str], load) -> tuple[list[tuple[str, dict]], dict | None, dict]:
+    train_names = []
+    while f"data_batch_{len(train_names) + 1}" in names:
+        train_names.append(f"data_batch_{len(train_names) + 1}")
+    if not train_names:
+        raise UserError(f"{source}: no data_batch_1 (expected the CIFAR-10 python release)")
+    train = [(n, _check_cifar_batch(source, n, load(n))) for n in _progress(train_names, desc="read")]
+    test = _check_cifar_batch(source, "test_batch", load("test_batch")) if "test_batch" in names else None
+    meta = load("batches.meta") if "batches.meta" in names else {}
+    return train, test, meta if isinstance(meta, dict) else {}
+
+
+def _check_cifar_batch(source: Path, name: str, dic) -> dict:
+    where = f"{source}/{name}"
+    if not isinstance(dic, dict):
+        raise UserError(f"{where}: expected a dict with 'data' and 'labels'")
+    dic = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in dic.items()}
+    if "data" not in dic or "labels" not in dic:
+        raise UserError(f"{where}: expected a dict with 'data' and 'labels'")
+    data = np.asarray(dic["data"])
+    if data.ndim != 2 or data.shape[1] != CIFAR_DIM or data.dtype != np.uint8:
+        raise UserError(f"{where}: 'data' is {data.dtype} {data.shape}; expected uint8 (N, {CIFAR_DIM})")
+    labels = [int(x) for x in dic["labels"]]
+    if len(labels) != data.shape[0]:
+        raise UserError(f"{where}: {len(labels)} labels for {data.shape[0]} images")
+    if labels and not 0 <= min(labels) <= max(labels) < 10:
+        raise UserError(f"{where}: labels must lie in 0..9")
+    return {"data": data, "labels": labels}
+
+
+def convert_cifar10(source: Path | None, out: Path, split: bool = False) -> dict:
+    """Write the cuda-convnet CIFAR-10 layout into ``out``; returns a summary (ranges, counts).
+
+    ``source`` None downloads the official tarball into ``out`` first (and deletes it afterwards).
+    """
+    out = Path(out)
+    downloaded = None
+    if source is None:
+        source = downloaded = download_cifar10(out)
+    try:
+        train, test, meta = _read_cifar_source(Path(source))
+    finally:
+        if downloaded is not None:
+            downloaded.unlink(missing_ok=True)
+    if split:
+        if test is not None:
+            raise UserError(f"{source}: has a test_batch already; --split is for a source with "
+                            f"training batches only")
+        if len(train) < 2:
+            raise UserError(f"{source}: --split needs at least 2 training batches to hold one out")
+        *train, (name, test) = train
+    sources = [n for n, _ in train] + ([name if split else "test_batch"] if test is not None else [])
+    batches = [b for _, b in train] + ([test] if test is not None else [])
+    total = np.zeros(CIFAR_DIM, dtype=np.float64)
+    count = 0
+    for _, b in train:
+        total += b["data"].sum(axis=0, dtype=np.float64)
+        count += b["data"].shape[0]
+    data_mean = (total / count).astype(np.float32).reshape(CIFAR_DIM, 1)        # (3072, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, (src, b) in enumerate(_progress(list(zip(sources, batches)), desc="write"), start=1):
+        pickle(out / f"data_batch_{i}", {
+            "data": np.ascontiguousarray(b["data"].T),                         # (3072, N) uint8
+            "labels": b["labels"],
+            "batch_label": f"data_batch_{i} (from {src})",
+        })
+    label_names = [x.decode("latin1") if isinstance(x, bytes) else str(x)
+                   for x in meta.get("label_names", CIFAR10_LABELS)]
+    pickle(out / "batches.meta", {
+        "data_mean": data_mean,
+        "label_names": label_names,
+        "num_vis": CIFAR_DIM,
+        "num_cases_per_batch": train[0][1]["data"].shape[0],
+    })
+    ntrain = len(train)
+    return {"train_range": (1, ntrain),
+            "test_range": (ntrain + 1, ntrain + 1) if test is not None else None,
+            "train_cases": count, "test_cases": 0 if test is None else test["data"].shape[0]}
+
+
+# ---- ImageNet-style JPEG folder trees ---------------------------------------------------------
+
+def _list_tree(tree: Path, classes: list[str] | None = None) -> tuple[list[str], list[list[Path]]]:
+    """(class names, files per class) of a folder of class folders; classes sorted by name."""
+    if not tree.is_dir():
+        raise UserError(f"{tree}: image folder tree does not exist")
+    found = sorted(p.name for p in tree.iterdir() if p.is_dir())
+    if classes is None:
+        classes = found
+        if not classes:
+            raise UserError(f"{tree}: no class folders (expected TREE/<class>/<image>.jpg)")
+    else:
+        extra = sorted(set(found) - set(classes))
+        if extra:
+            raise UserError(f"{tree}: class folder '{extra[0]}' is not among the training classes")
+    files = [sorted(p for p in (tree / c).rglob("*") if p.is_file()
+                    and p.suffix.lower() in IMAGE_SUFFIXES) if (tree / c).is_dir() else []
+             for c in classes]
+    if not any(files):
+        raise UserError(f"{tree}: no image files (suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return classes, files
+
+
+def resize_jpeg(path: Path, size: int, quality: int) -> tuple[bytes, tuple[int, int]] | None:
+    """Shorter side -> ``size``, central size×size square, JPEG bytes; None if Pillow cannot read it."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            s = size / min(w, h)
+            nw, nh = max(size, round(w * s)), max(size, round(h * s))
+            im = im.resize((nw, nh), Image.BICUBIC)
+            left, top = (nw - size) // 2, (nh - size) // 2
+            im = im.crop((left, top, left + size, top + size))
+            buf = io.BytesIO()
+            im.save(buf, format="JPEG", quality=quality)
+            return buf.getvalue(), (w, h)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def convert_imagenet(source: Path, out: Path, batch_size: int = 1024, size: int = 256,
+                     test_source: Path | None = None, test_fraction: float = 0.0,
+                     quality: int = 90, seed: int = 0) -> dict:
+    """Write JPEG batches of a class-folder tree into ``out``; returns a summary (ranges, counts).
+
+    Training images are shuffled (seeded) so every batch mixes the classes. Test images come from
+    ``test_source`` (same class folders) or, with ``test_fraction`` f, from the last ⌈f·n⌉ files of
+    each class (sorted by name). Training batches are numbered from 1, test batches follow.
+    """
+    if batch_size < 1:
+        raise UserError(f"--batch-size={batch_size}: must be at least 1")
+    if not 0.0 <= test_fraction < 1.0:
+        raise UserError(f"--test-fraction={test_fraction}: must lie in [0, 1)")
+    classes, files = _list_tree(Path(source))
+    train = [(p, c) for c, fs in enumerate(files) for p in fs]
+    test: list[tuple[Path, int]] = []
+    if test_source is not None:
+        _, tfiles = _list_tree(Path(test_source), classes)
+        test = [(p, c) for c, fs in enumerate(tfiles) for p in fs]
+    elif test_fraction > 0:
+        train, test = [], []
+        for c, fs in enumerate(files):
+            k = int(np.ceil(test_fraction * len(fs))) if fs else 0
+            train += [(p, c) for p in fs[:len(fs) - k]]
+            test += [(p, c) for p in fs[len(fs) - k:]]
+    if not train:
+        raise UserError(f"{source}: no training images left")
+    rng = np.random.default_rng(seed)
+    train = [train[i] for i in rng.permutation(len(train))]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stats = _PixelStats(size)
+    skipped: list[Path] = []
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool, \
+            _progress(total=len(train) + len(test), unit="img", desc="imagenet") as bar:
+        batchnum = 0
+        ranges = {}
+        for part, items in (("train", train), ("test", test)):
+            first = batchnum + 1
+            for start in range(0, len(items), batch_size):
+                chunk = items[start:start + batch_size]
+                strings, sizes, labels = [], [], []
+                for (path, c), res in zip(chunk, pool.map(lambda it: resize_jpeg(it[0], size, quality),
+                                                          chunk)):
+                    bar.update(1)
+                    if res is None:
+                        skipped.append(path)
+                        continue
+                    strings.append(res[0])
+                    sizes.append(res[1])
+                    labels.append((classes[c], c))
+                    if part == "train":
+                        stats.add(res[0])
+                if strings:
+                    batchnum += 1
+                    pickle(out / f"data_batch_{batchnum}", (strings, sizes, labels))
+            ranges[part] = (first, batchnum) if batchnum >= first else None
+    if skipped:
+        warnings.warn(f"{len(skipped)} files Pillow could not read were skipped "
+                      f"(first: {skipped[0]})", stacklevel=2)
+    if stats.count == 0:
+        raise UserError(f"{source}: none of the training images could be read")
+    data_mean, color_pca = stats.result()
+    pickle(out / "batches.meta", {
+        "data_mean": data_mean,
+        "color_pca": color_pca,
+        "label_names": classes,
+        "num_vis": 3 * size * size,
+        "batch_size": batch_size,
+        "dp_type": "inet-lr-cropped-jpeg",
+    })
+    return {"train_range": ranges["train"], "test_range": ranges["test"],
+            "train_cases": stats.count, "skipped": len(skipped), "classes": len(classes)}
+
+
+class _PixelStats:
+    """Running mean image and RGB covariance of decoded JPEGs (float64 accumulators)."""
+
+    def __init__(self, size: int):
+        self.sum_img = np.zeros((size, size, 3), dtype=np.float64)             # (S, S, 3)
+        self.sum_rgb = np.zeros(3, dtype=np.float64)                            # (3,)
+        self.sum_outer = np.zeros((3, 3), dtype=np.float64)                     # (3, 3)
+        self.count = 0
+        self.pixels = 0
+
+    def add(self, jpeg: bytes) -> None:
+        with Image.open(io.BytesIO(jpeg)) as im:
+            x = np.asarray(im.convert("RGB"), dtype=np.float64)                 # (S, S, 3)
+        self.sum_img += x
+        flat = x.reshape(-1, 3)                                                 # (S², 3)
+        self.sum_rgb += flat.sum(axis=0)
+        self.sum_outer += flat.T @ flat
+        self.count += 1
+        self.pixels += flat.shape[0]
+
+    def result(self) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        mean_img = self.sum_img / self.count
+        data_mean = mean_img.transpose(2, 0, 1).reshape(-1, 1).astype(np.float32)  # (3·S², 1)
+        mu = self.sum_rgb / self.pixels
+        cov = self.sum_outer / self.pixels - np.outer(mu, mu)
+        evals, evecs = np.linalg.eigh(cov)                                      # ascending
+        stdevs = np.sqrt(np.clip(evals, 0, None)).astype(np.float32)            # (3,)
+        return data_mean, (stdevs, evecs.astype(np.float32))                    # evecs: columns
