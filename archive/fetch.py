@@ -113,8 +113,8 @@ class TarSource(Source):
         try:
             self.tar = tarfile.open(path)
         except (tarfile.TarError, OSError):
-            raise UserError(f"{path}: not a readable tar archive (expected .tar, .tar.gz, "
-                            ".tar.bz2 or .tar.xz)") from None
+            raise UserError(f"{self.description}: not a readable tar archive (expected .tar, "
+                            ".tar.gz, .tar.bz2 or .tar.xz)") from None
         comment = self.tar.pax_headers.get("comment", "")
         if len(comment) == 40 and all(c in "0123456789abcdef" for c in comment):
             self.commit = comment  # git archive and GitHub record the commit id here
@@ -278,11 +278,11 @@ def download(url: str, dest: Path) -> None:
 
 def _clean_name(name: str) -> PurePosixPath:
     """A member's path inside the source, refused if it could land outside the tree."""
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise UserError(f"refused archive member {name!r}: absolute path")
-    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if name.startswith("/"):
+        raise UserError(f"refused member {name!r}: an absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise UserError(f"refused archive member {name!r}: '..' leaves the release tree")
+        raise UserError(f"refused member {name!r}: '..' leaves the release tree")
     return PurePosixPath(*parts) if parts else PurePosixPath(".")
 
 
@@ -395,8 +395,10 @@ def _rmtree(path: Path) -> None:
         if os.path.isdir(p) and not os.path.islink(p):
             os.chmod(p, os.stat(p).st_mode | stat.S_IRWXU)
         func(p)
-    if os.path.lexists(path):
+    if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, onerror=retry)
+    elif os.path.lexists(path):
+        os.unlink(path)
 
 
 def _staging_prefix(release: str) -> str:

@@ -73,7 +73,8 @@ def _check_file(path: Path, entry: FileEntry) -> list[Problem]:
     if st.st_size != entry.size:
         problems.append(Problem(entry.path, f"size {st.st_size} bytes, expected {entry.size}"))
     elif sha256_file(path) != entry.sha256:
-        problems.append(Problem(entry.path, f"content differs (sha256 is not {entry.sha256[:12]}…)"))
+        problems.append(Problem(entry.path,
+                                f"content differs (sha256 is not {entry.sha256[:12]}…)"))
     perms = stat.S_IMODE(st.st_mode)
     executable = bool(perms & stat.S_IXUSR)
     if executable != entry.executable:

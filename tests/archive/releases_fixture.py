@@ -1,4 +1,4 @@
-"""A small synthetic release, made at test time, for the archive tests (no upstream code, no network).
+"""A small synthetic release, made at test time, for the archive tests (no upstream code).
 
 :func:`make_toy` commits a few files to a fresh git repository (an executable script, a file
 without a final newline, an empty file, binary bytes, nested folders), makes a bare clone of it,

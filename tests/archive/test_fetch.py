@@ -1,4 +1,4 @@
-"""``archive.fetch`` and ``python -m archive fetch`` on a synthetic release (no network, no upstream).
+"""``archive.fetch`` and ``python -m archive fetch`` on a synthetic release (no network).
 
 Every source (bare git, clone, GitHub-style tarball, plain tar, folder, HTTP download from a local
 server) must install exactly the manifest's tree, read-only; a source that differs in one byte,
