@@ -347,6 +347,7 @@ def conv_response_norm_cross_map(images, num_filters, size_f, add_scale, pow_sca
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2743-2790 convContrastNormCrossMap
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1038-1089 kFCNorm
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2892-2894 convResponseNormCrossMap
     Ports: cuda-convnet2/cudaconv3/src/conv_util.cu:3018-3020 convResponseNormCrossMap
     Ports: cuda-convnet2/cudaconv3/src/conv_util.cu:1160-1210 kFCNorm
     """

@@ -96,7 +96,7 @@ def conv_weight_acts(images, hid_acts, img_size_y, num_modules_y, num_modules_x,
 
     Ports: cuda-convnet-r561/src/cudaconv2/weight_acts.cu:579-648 _weightActs
     Ports: cuda-convnet-r561/src/cudaconv2/weight_acts.cu:955-964 convWeightActs
-    Ports: alexnet-2012/src/layer.cu:872-878 ConvLayer::bpropWeights
+    Ports: alexnet-2012/src/layer.cu:857-879 ConvLayer::bpropWeights
     """
     func = "conv_weight_acts"
     g = make_geometry(func, images, hid_acts, img_size_y, num_modules_y, num_modules_x,
