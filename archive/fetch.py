@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from archive import ORIGINAL, RELEASES_DIR
-from archive.manifest import Manifest
+from archive.manifest import Manifest, load, manifest_path
 from archive.verify import Problem, check_tree, is_installed
 from port.errors import UserError
 
@@ -69,6 +69,22 @@ def original_root() -> Path:
 
 def url_template() -> str:
     return os.environ.get("ARCHIVE_URL") or DEFAULT_URL
+
+
+def known_releases(manifests: Path | None = None) -> list[str]:
+    """The releases that have a manifest, in name order."""
+    directory = Path(manifests or releases_dir())
+    return sorted(p.stem for p in directory.glob("*.toml"))
+
+
+def load_manifest(release: str, manifests: Path | None = None) -> Manifest:
+    """The manifest of ``release``; an unknown release is a :class:`UserError` naming the known."""
+    directory = Path(manifests or releases_dir())
+    if not manifest_path(release, directory).is_file():
+        known = ", ".join(known_releases(directory)) or "none"
+        raise UserError(f"unknown release {release!r} (no {manifest_path(release, directory)}; "
+                        f"known: {known})")
+    return load(release, directory)
 
 
 def _progress(total: int | None, unit: str, desc: str):
@@ -343,6 +359,8 @@ def _write(target: Path, m: Member) -> None:
     target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     with open(target, "xb") as f:
         f.write(m.read())
+        f.flush()
+        os.fsync(f.fileno())
     target.chmod(0o555 if m.executable else 0o444)
 
 
@@ -385,6 +403,11 @@ def install(tree: Path, target: Path, staging: Path) -> None:
     else:
         os.rename(target, staging / "previous")  # a kill here is undone by _recover
         os.rename(tree, target)
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename itself survives a crash
+    finally:
+        os.close(fd)
 
 
 def _rmtree(path: Path) -> None:
@@ -497,21 +520,6 @@ def fetch(release: str, *, from_git: Path | None = None, from_path: Path | None 
         finally:
             _rmtree(staging)
     return Result(release, "installed", n, size, source.description)
-
-
-def load_manifest(release: str, manifests: Path | None = None) -> Manifest:
-    from archive.manifest import load, manifest_path
-    directory = Path(manifests or releases_dir())
-    if not manifest_path(release, directory).is_file():
-        known = ", ".join(known_releases(directory)) or "none"
-        raise UserError(f"unknown release {release!r} (no {manifest_path(release, directory)}; "
-                        f"known: {known})")
-    return load(release, directory)
-
-
-def known_releases(manifests: Path | None = None) -> list[str]:
-    directory = Path(manifests or releases_dir())
-    return sorted(p.stem for p in directory.glob("*.toml"))
 
 
 def verify(release: str, *, manifests: Path | None = None,
