@@ -364,13 +364,24 @@ def diff_files(a: Path, b: Path, a_name: str, b_name: str, settings_only: bool =
 # ---- network diagrams ----------------------------------------------------------------------
 
 def parse_def(def_path: Path) -> tuple[dict | None, str | None]:
-    """The port's parse of a def file: (layers, None), or (None, one-line error)."""
+    """The port's parse of a def file without weights: (layers, None), or (None, one-line error)."""
+    import contextlib
+    import inspect
+    import io
+    import warnings
     try:
         from port.layer import parse_layers
     except Exception as e:  # the port's parser is not importable: say so on the page
         return None, f"the port's cfg parser is unavailable ({type(e).__name__}: {e})"
+    if not Path(def_path).is_file():
+        return None, f"{def_path}: no such file"
     try:
-        layers = parse_layers(str(def_path), None, init_weights=False)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            if "init_weights" in inspect.signature(parse_layers).parameters:
+                layers = parse_layers(str(def_path), None, init_weights=False)
+            else:
+                layers = parse_layers(str(def_path), None, {"init_weights": False})
     except Exception as e:
         msg = " ".join(str(e).split()) or type(e).__name__
         return None, msg
@@ -423,27 +434,57 @@ def _summary(layer: dict) -> str:
     return s
 
 
+def _folded_neurons(layers: dict) -> dict[str, str]:
+    """Neuron layers spawned by a ``neuron=`` key (``<name>_neuron`` over ``<name>``), mapped to
+    the layer they belong to: the diagram draws them inside that layer's box."""
+    names = list(layers)
+    out = {}
+    for n, l in layers.items():
+        ins = _inputs(l, names)
+        if l.get("type") == "neuron" and len(ins) == 1 and n == f"{ins[0]}_neuron":
+            out[n] = ins[0]
+    return out
+
+
 def layout(layers: dict) -> tuple[dict[str, tuple[int, int]], list, list[str]]:
     """Grid positions of a layer DAG: name → (depth, gpu lane), the edges and the lane keys.
 
     Depth is the longest path from a layer without inputs; lanes are the layers' ``gpu`` values
-    (layers without one, such as data layers, go to a lane of their own, "host")."""
+    (data layers and layers without a GPU go to a lane of their own, "host"). Neuron layers
+    spawned by ``neuron=`` keys are folded into their source layer."""
     names = list(layers)
+    fold = _folded_neurons(layers)
+    nodes = [n for n in names if n not in fold]
+    ins_of = {n: sorted({fold.get(i, i) for i in _inputs(layers[n], names)} - {n}, key=names.index)
+              for n in nodes}
     depth: dict[str, int] = {}
-    edges = []
-    for name in names:   # the cfg order is a topological order (inputs must be defined first)
-        ins = _inputs(layers[name], names)
-        depth[name] = 1 + max((depth.get(i, 0) for i in ins), default=-1)
-        edges.extend((i, name) for i in ins)
+    for start in nodes:              # iterative longest-path depth (the dict need not be sorted)
+        stack = [start]
+        while stack:
+            n = stack[-1]
+            if n in depth:
+                stack.pop()
+                continue
+            todo = [i for i in ins_of[n] if i not in depth]
+            if todo:
+                if any(t in stack for t in todo):
+                    raise ValueError(f"layer {n!r}: its inputs form a cycle")
+                stack.extend(todo)
+                continue
+            depth[n] = 1 + max((depth[i] for i in ins_of[n]), default=-1)
+            stack.pop()
+    edges = [(i, n) for n in nodes for i in ins_of[n]]
 
     def lane(name):
         g = layers[name].get("gpu")
         if isinstance(g, (list, tuple)):
             g = g[0] if g else None
-        return "host" if g is None or (isinstance(g, int) and g < 0) or layers[name].get("type") == "data" else f"GPU {g}"
+        if layers[name].get("type") == "data" or g is None or (isinstance(g, int) and g < 0):
+            return "host"
+        return f"GPU {g}"
 
-    lanes = sorted({lane(n) for n in names}, key=lambda s: (s != "host", s))
-    return {n: (depth[n], lanes.index(lane(n))) for n in names}, edges, lanes
+    lanes = sorted({lane(n) for n in nodes}, key=lambda s: (s != "host", s))
+    return {n: (depth[n], lanes.index(lane(n))) for n in nodes}, edges, lanes
 
 
 def diagram_svg(layers: dict, title: str = "") -> str:
@@ -488,8 +529,11 @@ def diagram_svg(layers: dict, title: str = "") -> str:
         out.append(f'<line x1="{xa + box_w / 2:.0f}" y1="{ya + box_h:.0f}" x2="{xb + box_w / 2:.0f}" '
                    f'y2="{yb:.0f}" stroke="currentColor" stroke-opacity="0.55" '
                    f'marker-end="url(#arrow)"/>')
+    folded = {src: layers[nl] for nl, src in _folded_neurons(layers).items()}
     for n, (x0, y0) in xy.items():
         layer = layers[n]
+        if n in folded and not layer.get("neuron"):
+            layer = {**layer, "neuron": folded[n].get("neuron")}
         out.append(f'<g class="layer"><title>{escape(n)}: {escape(_summary(layer))}</title>'
                    f'<rect x="{x0:.0f}" y="{y0:.0f}" width="{box_w}" height="{box_h}" rx="4" '
                    f'fill="currentColor" fill-opacity="0.08" stroke="currentColor"/>'

@@ -220,7 +220,11 @@ def _diagram_html(app, e: ex.Experiment, base: Path) -> str:
     if err:
         return (f'<p class="exp-error">The port\'s cfg parser rejects '
                 f'<code>{escape(e.def_path)}</code>: {escape(err)}</p>')
-    return f'<div class="exp-diagram-wrap">{ex.diagram_svg(layers, title=f"layers-{e.def_stem}")}</div>'
+    try:
+        svg = ex.diagram_svg(layers, title=f"layers-{e.def_stem}")
+    except ValueError as err:
+        return f'<p class="exp-error">No diagram for <code>{escape(e.def_path)}</code>: {escape(str(err))}</p>'
+    return f'<div class="exp-diagram-wrap">{svg}</div>'
 
 
 def _diff_html(app, a: Path, b: Path, a_name: str, b_name: str, settings_only: bool) -> str:

@@ -182,3 +182,22 @@ def test_release_timeline(alexnet_2012):
     nums = [x.number for x in t.experiments]
     assert nums == sorted(nums)
     assert set(ex.MARKED) <= set(by)
+
+
+def test_layout_folds_detached_neurons_and_ignores_dict_order():
+    """The port appends ``<name>_neuron`` layers after all others and rewires consumers to them."""
+    net = {
+        "data": {"type": "data", "gpu": -1},
+        "conv1": {"type": "conv", "inputs": ["data"], "filters": 8, "filterSize": [3], "stride": [1],
+                  "gpu": 0, "neuron": ""},
+        "fc": {"type": "fc", "inputs": ["conv1_neuron"], "outputs": 10, "gpu": 0},
+        "conv1_neuron": {"type": "neuron", "inputs": ["conv1"], "neuron": {"type": "relu"}, "gpu": 0},
+    }
+    pos, edges, lanes = ex.layout(net)
+    assert "conv1_neuron" not in pos
+    assert pos["fc"][0] == 2 and edges == [("data", "conv1"), ("conv1", "fc")]
+    svg = ex.diagram_svg(net)
+    assert "conv 8 3×3 +relu" in svg and ">conv1_neuron<" not in svg
+    cyclic = {"a": {"type": "fc", "inputs": ["b"]}, "b": {"type": "fc", "inputs": ["a"]}}
+    with pytest.raises(ValueError, match="cycle"):
+        ex.layout(cyclic)
