@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 original: venv
-	$(BIN)/python -m archive fetch --missing
+	$(BIN)/python -m archive fetch
 
 verify: venv
 	$(BIN)/python -m archive verify
