@@ -1,0 +1,241 @@
+"""Pooling, normalization and image operations: adjoint pairs, the original's window rules."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from port import cudaconv2 as cc
+from tests.port.cudaconv2.helpers import check_adjoint
+
+
+def pool_outputs(img, size, start, stride):
+    """layer.py:1164: ⌈(img − start − sizeX) / stride⌉ + 1."""
+    return -(-(img - start - size) // stride) + 1
+
+
+# (channels, img, size, start, stride): plain, overhanging, negative start (clipped both sides)
+POOLS = [(16, 9, 3, 0, 2), (16, 10, 3, 0, 2), (8, 8, 4, -1, 3), (16, 7, 5, -2, 1), (4, 11, 2, 1, 2)]
+
+
+@pytest.mark.parametrize("C,S,size,start,stride", POOLS)
+@pytest.mark.parametrize("pooler", ["max", "avg"])
+def test_pool_and_undo_are_adjoint(C, S, size, start, stride, pooler):
+    rng = np.random.default_rng(10)
+    O = pool_outputs(S, size, start, stride)
+    x = rng.standard_normal((C * S * S, 3))
+    y = cc.conv_local_pool(x, C, size, start, stride, O, pooler)
+    g = rng.standard_normal(y.shape)
+    if pooler == "max":
+        gi = cc.conv_local_max_undo(x, g, y, size, start, stride, O)
+    else:
+        gi = cc.conv_local_avg_undo(g, size, start, stride, O, S)
+    check_adjoint(lambda v: cc.conv_local_pool(v, C, size, start, stride, O, pooler), gi, x, g, rng)
+
+
+@pytest.mark.parametrize("C,S,size,start,stride", POOLS)
+def test_pool_windows_are_clipped_as_the_kernel_loops(C, S, size, start, stride):
+    rng = np.random.default_rng(11)
+    O = pool_outputs(S, size, start, stride)
+    x = rng.standard_normal((C * S * S, 2))
+    x4 = x.reshape(C, S, S, 2)
+    ref = {p: np.zeros((C, O, O, 2)) for p in ("max", "avg", "maxabs")}
+    for oy in range(O):
+        for ox in range(O):
+            y0, x0 = start + oy * stride, start + ox * stride
+            win = x4[:, max(0, y0):min(S, y0 + size), max(0, x0):min(S, x0 + size)]
+            win = win.reshape(C, -1, 2)
+            ref["max"][:, oy, ox] = win.max(1)
+            ref["avg"][:, oy, ox] = win.sum(1) / win.shape[1]
+            ref["maxabs"][:, oy, ox] = np.take_along_axis(win, np.abs(win).argmax(1)[:, None], 1)[:, 0]
+    for pooler, r in ref.items():
+        y = cc.conv_local_pool(x, C, size, start, stride, O, pooler)
+        np.testing.assert_allclose(y.reshape(r.shape), r, rtol=1e-13, err_msg=pooler)
+
+
+def test_pool_accepts_the_call_without_num_filters():
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((48 * 55 * 55, 2)).astype(np.float32)
+    a = cc.conv_local_pool(x, 48, 3, 0, 2, 27, "max")
+    np.testing.assert_array_equal(cc.conv_local_pool(x, 3, 0, 2, 27, "max"), a)
+    np.testing.assert_array_equal(cc.conv_local_pool(x, 3, 0, 2, 27, "max", num_filters=48), a)
+    with pytest.raises(ValueError, match="pooler"):
+        cc.conv_local_pool(x, 48, 3, 0, 2, 27, "rand")
+
+
+def test_max_undo_sends_the_gradient_to_every_tied_input():
+    # two equal maxima in one window both receive the output's gradient (img == maxAct)
+    x = np.zeros((16 * 4, 1))
+    x[:4, 0] = [5.0, 1.0, 5.0, 2.0]          # channel 0, 2×2 image, one 2×2 window
+    y = cc.conv_local_pool(x, 16, 2, 0, 2, 1, "max")
+    g = np.ones_like(y)
+    gi = cc.conv_local_max_undo(x, g, y, 2, 0, 2, 1)
+    assert gi[:4, 0].tolist() == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_maxabs_keeps_the_sign_and_the_last_of_equal_magnitudes():
+    x = np.zeros((16 * 4, 2))
+    x[:4, 0] = [1.0, -3.0, 2.0, 0.5]
+    x[:4, 1] = [3.0, 1.0, -3.0, 0.0]          # |3| twice: the later one in scan order wins
+    y = cc.conv_local_pool(x, 16, 2, 0, 2, 1, "maxabs")
+    assert y[0].tolist() == [-3.0, -3.0]
+    # layer.cu:1333: maxabs uses the max undo, which matches values, not magnitudes
+    gi = cc.conv_local_max_undo(x, np.ones_like(y), y, 2, 0, 2, 1)
+    assert gi[:4, 1].tolist() == [0.0, 0.0, 1.0, 0.0]
+
+
+def test_avg_undo_divides_by_the_clipped_area():
+    # 3×3 windows, stride 2 on a 4×4 image: the second window row/column is clipped to 2 pixels
+    g = np.zeros((16 * 4, 1))
+    g[3, 0] = 1.0                              # output (1, 1) of channel 0: a 2×2 clipped window
+    gi = cc.conv_local_avg_undo(g, 3, 0, 2, 2, 4).reshape(16, 4, 4)
+    assert np.allclose(gi[0, 2:, 2:], 0.25) and gi[0].sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("size", [3, 5, 4])
+def test_rnorm_and_undo_are_adjoint(size):
+    rng = np.random.default_rng(13)
+    C, S = 16, 6
+    x = rng.standard_normal((C * S * S, 3))
+    alpha, beta = 0.3 / size ** 2, 0.75
+    y, d = cc.conv_response_norm(x, C, size, alpha, beta)
+    g = rng.standard_normal(y.shape)
+    gi = cc.conv_response_norm_undo(g, d, x, y, C, size, alpha, beta)
+    check_adjoint(lambda v: cc.conv_response_norm(v, C, size, alpha, beta)[0], gi, x, g, rng)
+
+
+def test_rnorm_window_is_clipped_and_k_is_one():
+    rng = np.random.default_rng(14)
+    C, S, size = 8, 5, 3
+    x = rng.standard_normal((C * S * S, 1))
+    y, d = cc.conv_response_norm(x, C, size, 0.1, 0.5)
+    x4 = x.reshape(C, S, S)
+    # pixel (0, 0): window rows/cols [-1, 2) clipped to [0, 2)
+    assert d.reshape(C, S, S)[2, 0, 0] == pytest.approx(1 + 0.1 * (x4[2, :2, :2] ** 2).sum())
+    assert y.reshape(C, S, S)[2, 0, 0] == pytest.approx(x4[2, 0, 0] * d.reshape(C, S, S)[2, 0, 0] ** -0.5)
+
+
+def test_cnorm_undo_is_the_gradient_with_the_mean_held_fixed():
+    rng = np.random.default_rng(15)
+    C, S, size = 16, 6, 3
+    x = rng.standard_normal((C * S * S, 2))
+    md = x - cc.conv_local_pool(x, C, size, -(size // 2), 1, S, "avg")
+    alpha, beta = 0.2 / size ** 2, 0.75
+    y, d = cc.conv_contrast_norm(x, md, C, size, alpha, beta)
+    assert not np.allclose(y, md * d ** -beta)   # the output is x·d^−β, not (x − mean)·d^−β
+    np.testing.assert_allclose(y, x * d ** -beta)
+    g = rng.standard_normal(y.shape)
+    gi = cc.conv_contrast_norm_undo(g, d, md, y, C, size, alpha, beta)
+    # moving x and meanDiffs together by δ: the undo is ∂/∂x + ∂/∂meanDiffs
+    check_adjoint(lambda v: cc.conv_contrast_norm(v, md + (v - x), C, size, alpha, beta)[0],
+                  gi, x, g, rng)
+
+
+@pytest.mark.parametrize("size,blocked,min_div", [(5, False, 2.0), (4, False, 1.0), (5, True, 2.0),
+                                                  (3, True, 1.0), (16, False, 1.5)])
+def test_crossmap_norm_and_undo_are_adjoint(size, blocked, min_div):
+    rng = np.random.default_rng(16)
+    C, S = 32, 3
+    x = rng.standard_normal((C * S * S, 3))
+    alpha, beta = 0.5 / size, 0.75
+    y, d = cc.conv_response_norm_cross_map(x, C, size, alpha, beta, min_div, blocked)
+    g = rng.standard_normal(y.shape)
+    gi = cc.conv_response_norm_cross_map_undo(g, d, x, y, C, size, alpha, beta, min_div, blocked)
+    check_adjoint(lambda v: cc.conv_response_norm_cross_map(v, C, size, alpha, beta, min_div,
+                                                            blocked)[0], gi, x, g, rng)
+
+
+def test_crossmap_windows_and_min_div():
+    rng = np.random.default_rng(17)
+    C = 48
+    x = rng.standard_normal((C, 1))
+    _, d = cc.conv_response_norm_cross_map(x, C, 5, 0.1, 0.75, 2.0, False)
+    assert d[0, 0] == pytest.approx(2.0 + 0.1 * (x[0:3, 0] ** 2).sum())       # [−2, 3) ∩ [0, C)
+    assert d[10, 0] == pytest.approx(2.0 + 0.1 * (x[8:13, 0] ** 2).sum())
+    assert d[47, 0] == pytest.approx(2.0 + 0.1 * (x[45:48, 0] ** 2).sum())
+    _, d = cc.conv_response_norm_cross_map(x, C, 5, 0.1, 0.75, 1.0, True)
+    assert d[7, 0] == pytest.approx(1.0 + 0.1 * (x[5:10, 0] ** 2).sum())      # block [5, 10)
+    assert d[46, 0] == pytest.approx(1.0 + 0.1 * (x[45:48, 0] ** 2).sum())    # last block clipped
+    with pytest.raises(ValueError, match="multiple of 16"):
+        cc.conv_response_norm_cross_map(x[:40], 40, 5, 0.1, 0.75, 1.0, False)
+    with pytest.raises(ValueError, match="size must be"):
+        cc.conv_response_norm_cross_map(x, C, 49, 0.1, 0.75, 1.0, False)
+
+
+@pytest.mark.parametrize("width", [3, 5, 7, 9])
+def test_blur_is_separable_correlation_and_self_adjoint(width):
+    rng = np.random.default_rng(18)
+    C, S, r = 3, 11, width // 2
+    taps = np.exp(-((np.arange(width) - r) ** 2) / 4.0)
+    filt = (taps / taps.sum())[None, :]
+    x = rng.standard_normal((C * S * S, 2))
+    h = cc.conv_gaussian_blur(x, filt, True, C).reshape(C, S, S, 2)
+    xp = np.pad(x.reshape(C, S, S, 2), ((0, 0), (0, 0), (r, r), (0, 0)))
+    ref = sum(filt[0, k] * xp[:, :, k:k + S] for k in range(width))
+    np.testing.assert_allclose(h, ref, atol=1e-13)
+    blur = lambda v: cc.conv_gaussian_blur(cc.conv_gaussian_blur(v, filt, True, C), filt, False, C)  # noqa: E731
+    g = rng.standard_normal(x.shape)
+    check_adjoint(blur, blur(g), x, g, rng)   # layer.cu:1470-1473: the backward is the same two passes
+    with pytest.raises(ValueError, match="radius"):
+        cc.conv_gaussian_blur(x, np.ones((1, 11)), True, C)
+
+
+def test_bed_of_nails_and_undo():
+    rng = np.random.default_rng(19)
+    C, S, stride = 3, 13, 4
+    O = -(-S // stride)
+    start = (S - stride * (O - 1)) // 2            # layer.py:422-423
+    x = rng.standard_normal((C * S * S, 2))
+    y = cc.conv_bed_of_nails(x, C, S, start, stride)
+    assert y.shape == (C * O * O, 2)
+    np.testing.assert_array_equal(y.reshape(C, O, O, 2),
+                                  x.reshape(C, S, S, 2)[:, start::stride, start::stride][:, :O, :O])
+    g = rng.standard_normal(y.shape)
+    check_adjoint(lambda v: cc.conv_bed_of_nails(v, C, S, start, stride),
+                  cc.conv_bed_of_nails_undo(g, C, S, start, stride), x, g, rng)
+    with pytest.raises(ValueError, match="stride"):
+        cc.conv_bed_of_nails(x, C, S, 0, 1)
+
+
+def test_reflect_horizontal_and_crop():
+    rng = np.random.default_rng(20)
+    x = rng.standard_normal((3 * 25, 2))
+    y = cc.conv_reflect_horizontal(x, 3, 5)
+    np.testing.assert_array_equal(y.reshape(3, 5, 5, 2), x.reshape(3, 5, 5, 2)[:, :, ::-1])
+    np.testing.assert_array_equal(cc.conv_reflect_horizontal(y, 3, 5), x)
+    with pytest.raises(ValueError, match="1..3"):
+        cc.conv_reflect_horizontal(np.zeros((4 * 25, 1)), 4, 5)
+    c = cc.conv_crop(x, 5, 3, 1, 2)
+    np.testing.assert_array_equal(c.reshape(3, 3, 3, 2), x.reshape(3, 5, 5, 2)[:, 1:4, 2:5])
+    with pytest.raises(ValueError, match="does not fit"):
+        cc.conv_crop(x, 5, 3, 3, 0)
+
+
+def test_resize_bilinear_follows_the_kernel_coordinates():
+    rng = np.random.default_rng(21)
+    S = 8
+    x = rng.standard_normal((2 * S * S, 3)).astype(np.float32)
+    same = cc.conv_resize_bilinear(x, S, S, 1.0).reshape(2, S, S, 3)
+    x4 = x.reshape(2, S, S, 3)
+    np.testing.assert_allclose(same[:, :S - 1, :S - 1], x4[:, :S - 1, :S - 1], atol=1e-6)
+    # the last row/column is read at S − 1.01 ("slight distortions at the edges")
+    np.testing.assert_allclose(same[:, 0, S - 1], 0.01 * x4[:, 0, S - 2] + 0.99 * x4[:, 0, S - 1],
+                               atol=1e-5)
+    half = cc.conv_resize_bilinear(x, S, S // 2, 2.0).reshape(2, S // 2, S // 2, 3)
+    # target px 1 reads source px·scale + imgSize/2 − (tgtSize/2)·scale = 2 + 4 − 4 = 2
+    np.testing.assert_allclose(half[:, 1, 1], x4[:, 2, 2], atol=1e-6)
+
+
+def test_rgb_to_yuv_and_lab():
+    px = np.array([[0.2], [0.5], [0.9]])
+    R, G, B = px[:, 0]
+    yuv = cc.conv_rgb_to_yuv(px)[:, 0]
+    assert yuv[0] == pytest.approx(0.2126 * R + 0.7152 * G + 0.0722 * B)
+    assert yuv[1] == pytest.approx(-0.09991 * R - 0.33609 * G + 0.436 * B)
+    assert yuv[2] == pytest.approx(0.615 * R - 0.55861 * G - 0.05639 * B)
+    f = lambda t: t ** 0.3333 if t > 0.0088564517 else 7.787037 * t + 0.13793103  # noqa: E731
+    X, Y, Z = f(0.49 * R + 0.31 * G + 0.2 * B), f(0.17697 * R + 0.8124 * G + 0.01063 * B), f(0.01 * G + 0.99 * B)
+    lab = cc.conv_rgb_to_lab(px, False)[:, 0]
+    assert lab.tolist() == pytest.approx([116 * Y - 16, 500 * (X - Y), 200 * (Y - Z)])
+    assert cc.conv_rgb_to_lab(px, True)[0, 0] == pytest.approx(116 * Y - 66)
+    dark = np.full((3, 1), 0.001)                   # the linear branch of f
+    assert cc.conv_rgb_to_lab(dark, False)[0, 0] == pytest.approx(116 * (7.787037 * 0.001 + 0.13793103) - 16, rel=1e-6)
