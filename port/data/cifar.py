@@ -64,6 +64,9 @@ class CIFARDataProvider(LabeledDataProvider):
         self.data_mean = _mean_column(self, d)                                 # (3072, 1)
         self.data_dims = [d, 1, self.get_num_classes()]
 
+    def check_meta(self) -> None:
+        _mean_column(self, self.img_size ** 2 * self.num_colors)
+
     def make_batch(self, epoch: int, batchnum: int) -> list[np.ndarray]:
         """[x − mean (3072, N), labels (1, N), one-hot (classes, N)], all float32.
 
@@ -129,6 +132,9 @@ class CroppedCIFARDataProvider(LabeledMemoryDataProvider):
         cropped = self.trim_borders(d["data"], self.batch_rng(epoch, batchnum))
         cropped -= self.data_mean
         return [cropped, d["labels"].copy()]
+
+    def check_meta(self) -> None:
+        _mean_column(self, self.img_size ** 2 * self.num_colors)
 
     def get_data_dims(self, idx: int = 0) -> int:
         """Ports: alexnet-2012/convdata_cifar.py:68-69 CroppedCIFARDataProvider.get_data_dims"""

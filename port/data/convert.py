@@ -120,14 +120,19 @@ def _collect(source: Path, names: set[str], load) -> tuple[list[tuple[str, dict]
     train = [(n, _check_cifar_batch(source, n, load(n))) for n in _progress(train_names, desc="read")]
     test = _check_cifar_batch(source, "test_batch", load("test_batch")) if "test_batch" in names else None
     meta = load("batches.meta") if "batches.meta" in names else {}
-    return train, test, meta if isinstance(meta, dict) else {}
+    return train, test, _str_keys(meta) if isinstance(meta, dict) else {}
+
+
+def _str_keys(dic: dict) -> dict:
+    """Keys of a Python-2 pickle read as bytes -> str."""
+    return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in dic.items()}
 
 
 def _check_cifar_batch(source: Path, name: str, dic) -> dict:
     where = f"{source}/{name}"
     if not isinstance(dic, dict):
         raise UserError(f"{where}: expected a dict with 'data' and 'labels'")
-    dic = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in dic.items()}
+    dic = _str_keys(dic)
     if "data" not in dic or "labels" not in dic:
         raise UserError(f"{where}: expected a dict with 'data' and 'labels'")
     data = np.asarray(dic["data"])

@@ -79,6 +79,7 @@ class DataProvider:
         self.batch_meta = self.get_batch_meta(self.data_dir)
         self.batch_idx = batch_range.index(init_batchnum)
         self.seed = int(self.dp_params.get("seed", 0))
+        self.check_meta()
         self._check_batches_exist()
         self._prefetch = bool(self.dp_params.get("prefetch", True))
         self._executor: ThreadPoolExecutor | None = None
@@ -187,6 +188,9 @@ class DataProvider:
                 raise UserError(f"{path}: batch {b} of the batch range "
                                 f"{_format_range(self.batch_range)} does not exist "
                                 f"(batches present: {_format_range(have) or 'none'})")
+
+    def check_meta(self) -> None:
+        """Raise a :class:`UserError` when ``batch_meta`` lacks what the provider needs (hook)."""
 
     def get_data_dims(self, idx: int = 0) -> int:
         """Ports: cuda-convnet-r561/data.py:83-84 DataProvider.get_data_dims"""
