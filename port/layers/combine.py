@@ -12,6 +12,7 @@ from __future__ import annotations
 from port import layer_kernels as lk
 from port.backend import get_array_module
 from port.layers.base import PASS_TRAIN, Layer
+from port.neuron import make_neuron
 
 
 class NeuronLayer(Layer):
@@ -24,10 +25,8 @@ class NeuronLayer(Layer):
 
     def __init__(self, dic: dict, net):
         super().__init__(dic, net)
-        from port import neuron  # noqa: PLC0415
-
         self.neuron_type = dic["neuron"]["type"]
-        self.neuron = neuron.make_neuron(dic["neuron"])
+        self.neuron = make_neuron(dic["neuron"], net.rng)
 
     def fprop_acts(self, inp_idx, scale_targets, pass_type):
         """Ports: alexnet-2012/src/layer.cu:508-510 NeuronLayer::fpropActs"""
