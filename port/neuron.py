@@ -189,6 +189,9 @@ class DoubleReluNeuron(Neuron):
 class SoftReluNeuron(Neuron):
     """f(x) = x if x > 4 else log(1 + e^x); gradient g if x > 4 else g·e^x/(1 + e^x).
 
+    The gradient reads the inputs (neuron.cuh:396), although layer.py's parser declares
+    softrelu ``uses_acts=True, uses_inputs=False``; ``uses_inputs`` here follows the kernel.
+
     Ports: alexnet-2012/include/neuron.cuh:388-425 SoftReluNeuron
     """
     type = "softrelu"
