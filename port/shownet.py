@@ -302,7 +302,7 @@ class ShowConvNet:
 
     def _forward(self, data: list, names: Sequence[str]) -> list:
         if self.forward is None:
-            self.forward = default_forward
+            self.forward = ModelForward()
         return [np.asarray(o, dtype=np.float32) for o in self.forward(self.load_dic, data, names)]
 
     def plot_predictions(self) -> Path:
@@ -403,14 +403,33 @@ class ShowConvNet:
         return path
 
 
-def default_forward(load_dic: dict, data: list, names: Sequence[str]) -> list:
-    """Run the checkpoint's net with the port's model and return the named layers' outputs."""
-    try:
-        from port.model import forward_from_checkpoint  # noqa: PLC0415
-    except ImportError:
-        raise ShowNetError("--show-preds/--write-features need the port's model "
-                           "(port.model.forward_from_checkpoint), which is not available") from None
-    return forward_from_checkpoint(load_dic, data, names)
+class ModelForward:
+    """Runs the checkpoint's net with the port's model (``port.model.ConvNet``), built once.
+
+    The twin of the original's ``startFeatureWriter`` + ``finish_batch`` pair in shownet.
+    """
+
+    def __init__(self):
+        self.net = None
+
+    def __call__(self, load_dic: dict, data: list, names: Sequence[str]) -> list:
+        try:
+            from port.model import ConvNet  # noqa: PLC0415
+        except ImportError as e:
+            raise ShowNetError(f"--show-preds/--write-features need the port's model ({e})") from None
+        if self.net is None:
+            mini = int(_op_value(load_dic.get("op", {}), "minibatch_size", 128))
+            self.net = ConvNet(load_dic["model_state"]["layers"], minibatch_size=mini)
+        outs = []
+        n = data[0].shape[1]
+        for name in names:
+            if name not in self.net.layers:
+                raise ShowNetError(f"layer with name '{name}' not defined by the given convnet")
+            ftrs = np.zeros((n, self.net.layers[name].num_outputs), dtype=np.float32)  # (N, D)
+            self.net.start_feature_writer(data, ftrs, name)
+            self.net.finish_batch()
+            outs.append(ftrs.T)                                                    # (D, N)
+        return outs
 
 
 def _safe(name: str) -> str:
