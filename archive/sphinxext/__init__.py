@@ -1,0 +1,67 @@
+"""Sphinx extension of the annotated side-by-side site of the 2012 AlexNet code.
+
+The site is built offline from the release manifests (``archive.manifest.load_all``), the
+fetched trees under ``original/<release>/`` and the port's ``Ports:``/``DIVERGES:`` lines
+(``archive.xref.scan``/``check``). It generates, besides the MyST pages in ``docs/``:
+
+==============================================  ==============================================
+``releases/<release>/<path>.html``               a source page per release file; ``#L123`` and
+                                                 ``#L10-L20`` anchors; annotations and the
+                                                 porting code in the margin; the raw file is at
+                                                 ``releases/<release>/<path>``
+``releases/<release>/index.html``                the release's file tree, each file marked
+                                                 same/changed/moved/added vs the other releases
+``releases/index.html``                          the releases and their provenance
+``versions/<path>.html``, ``versions/index.html`` side-by-side diffs of a file across releases
+                                                 (``<path>`` = its path in its oldest release);
+                                                 line anchors ``s<k>-a<n>`` / ``s<k>-b<n>``
+``port/<module>.html``, ``port/index.html``      port modules (``port/layers/conv.py`` →
+                                                 ``port/layers/conv.html``), ``#L<n>`` anchors
+``coverage.html``                                share of each file cited by the port, annotated
+``divergences.html``                             every ``DIVERGES:`` line of the port
+``identifiers.html`` (+ ``identifiers.js``)      identifier search over the code, ``?q=name``
+==============================================  ==============================================
+
+For MyST content:
+
+* ``{src}`alexnet-2012/src/layer.cu:823-842``` or ``{src}`text <alexnet-2012/src/layer.cu:823>```
+  links to source lines (``{src}`release/path``` to the page);
+* ```` ```{annotation} alexnet-2012/src/layer.cu:823-842 ConvLayer::fpropActs ```` in documents
+  under ``docs/annotations/`` puts its MyST body in the margin beside those lines.
+
+The build fails (exit status 2, each problem as ``file:line: message``) if a ``Ports:`` line, an
+annotation or a ``{src}`` link points outside a file or away from the symbol it names, or if a
+fetched original differs from its manifest. Configuration (paths relative to the conf dir):
+``archive_manifests_dir``, ``archive_original_dir``, ``archive_root`` (the repository, for port
+paths), ``archive_port_paths`` (default ``[<root>/port]``), ``archive_release_order`` (lineage,
+oldest first), ``archive_fail_on_integrity`` (default True; False only warns, for drafting).
+The theme ``archive`` (offline, light/dark, phone, print) ships with it.
+"""
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from sphinx.application import Sphinx
+
+from archive.sphinxext import pages
+from archive.sphinxext.annotations import setup_annotations
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_config_value("archive_manifests_dir", "", "env", types=[str])
+    app.add_config_value("archive_original_dir", "", "env", types=[str])
+    app.add_config_value("archive_root", "", "env", types=[str])
+    app.add_config_value("archive_port_paths", [], "env", types=[list])
+    app.add_config_value("archive_release_order", [], "env", types=[list])
+    app.add_config_value("archive_fail_on_integrity", True, "", types=[bool])
+    app.add_html_theme("archive", str(pages.THEME))
+    app.add_css_file("archive.css")
+    app.add_js_file("archive.js", loading_method="defer")
+    setup_annotations(app)
+    app.connect("builder-inited", pages.copy_static)
+    app.connect("env-updated", pages.check_integrity)
+    app.connect("html-collect-pages", pages.collect_pages)
+    if importlib.util.find_spec("archive.sphinxext.experiments") is not None:
+        app.setup_extension("archive.sphinxext.experiments")
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}

@@ -1,0 +1,154 @@
+"""Pygments highlighting, one HTML string per line, with the identifiers it saw.
+
+This module turns a file's text into a list of lines of HTML (Pygments' short CSS classes,
+``<span class="k">``; no inline styles), exactly as stored: no tab expansion, no newline added
+at the end, no whitespace stripped. If the lexer's tokens do not reproduce the text byte for
+byte, the file is shown as plain text instead. It also collects the ``Name`` tokens, which the
+identifier search (:mod:`search`) indexes. It is not a Sphinx writer: the pages put these
+lines into their own markup.
+
+Highlighting the three releases takes most of a full build, so results are cached on disk,
+keyed by the text's SHA-256, the lexer and :data:`VERSION`.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from pygments.lexer import Lexer
+from pygments.lexers import (BashLexer, CppLexer, CudaLexer, HtmlLexer, IniLexer, MakefileLexer,
+                             Python2Lexer, PythonLexer, TextLexer)
+from pygments.token import STANDARD_TYPES, Name, Text, Token, _TokenType
+
+VERSION = 4  # bump when the produced HTML changes
+_OPTIONS = dict(stripnl=False, stripall=False, ensurenl=False, tabsize=0)
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_DEFINING = (Name.Function, Name.Class)
+
+
+def lexer_for(path: str, port: bool = False) -> Lexer:
+    """The lexer of a release (or port) file, chosen from its name.
+
+    CUDA for ``.cu``/``.cuh``, C++ for C-family files, Python (2 for the releases, 3 for the
+    port), INI for ``.cfg``, make for Makefiles, shell for ``.sh``, HTML; plain text otherwise.
+    """
+    name = PurePosixPath(path).name
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix in (".cu", ".cuh"):
+        return CudaLexer(**_OPTIONS)
+    if suffix in (".cpp", ".cc", ".c", ".h", ".hpp", ".cutemp"):
+        return CppLexer(**_OPTIONS)
+    if suffix == ".py":
+        return (PythonLexer if port else Python2Lexer)(**_OPTIONS)
+    if suffix in (".cfg", ".save") and ".cfg" in name:
+        return IniLexer(**_OPTIONS)
+    if name.startswith("Makefile") or suffix == ".mk":
+        return MakefileLexer(**_OPTIONS)
+    if suffix == ".sh":
+        return BashLexer(**_OPTIONS)
+    if suffix == ".html":
+        return HtmlLexer(**_OPTIONS)
+    return TextLexer(**_OPTIONS)
+
+
+def _css_class(ttype: _TokenType) -> str:
+    """Pygments' short class; none for plain text and whitespace (kept lean)."""
+    if ttype in Text:
+        return ""
+    while ttype not in STANDARD_TYPES:
+        ttype = ttype.parent
+    return STANDARD_TYPES[ttype]
+
+
+@dataclass
+class Highlighted:
+    """A file as lines of HTML, and the identifiers in it."""
+    lexer: str
+    lines: list[str]                      # HTML of each line, without its newline
+    final_newline: bool
+    names: list[tuple[str, int, bool]] = field(default_factory=list)  # (name, line, defining)
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of ``text`` as the manifests count them (a tail without newline is a line)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def highlight(text: str, path: str, port: bool = False) -> Highlighted:
+    """Highlight ``text`` (the content of ``path``) line by line."""
+    lexer = lexer_for(path, port)
+    tokens = list(lexer.get_tokens(text))
+    if "".join(v for _, v in tokens) != text:  # the lexer changed the text: show it plain
+        lexer = TextLexer(**_OPTIONS)
+        tokens = [(Token.Text, text)]
+    lines: list[str] = []
+    names: list[tuple[str, int, bool]] = []
+    runs: list[list[str]] = []  # [class, text] of the current line; same-class tokens merged
+
+    def close_line() -> None:
+        lines.append("".join(f'<span class="{c}">{html.escape(t, quote=False)}</span>' if c
+                             else html.escape(t, quote=False) for c, t in runs))
+        runs.clear()
+
+    for ttype, value in tokens:
+        cls = _css_class(ttype)
+        if ttype in Name and _IDENT.match(value):
+            names.append((value, len(lines) + 1, any(ttype in d for d in _DEFINING)))
+        for i, part in enumerate(value.split("\n")):
+            if i:
+                close_line()
+            if part:
+                if runs and runs[-1][0] == cls:
+                    runs[-1][1] += part
+                else:
+                    runs.append([cls, part])
+    if runs or (text and not text.endswith("\n")):
+        close_line()
+    return Highlighted(lexer.aliases[0] if lexer.aliases else lexer.name, lines,
+                       text.endswith("\n"), names)
+
+
+class Cache:
+    """Highlighted files on disk, keyed by content hash; one pickle for the whole site."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.entries: dict[str, Highlighted] = {}
+        self.used: set[str] = set()
+        self.dirty = False
+        try:
+            with open(self.path, "rb") as f:
+                self.entries = pickle.load(f)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+            self.entries = {}
+
+    def get(self, text: str, path: str, port: bool = False) -> Highlighted:
+        lexer = type(lexer_for(path, port)).__name__
+        key = f"{VERSION}:{lexer}:{hashlib.sha256(text.encode('utf-8', 'surrogateescape')).hexdigest()}"
+        self.used.add(key)
+        hit = self.entries.get(key)
+        if hit is None:
+            hit = self.entries[key] = highlight(text, path, port)
+            self.dirty = True
+        return hit
+
+    def save(self) -> None:
+        """Write the cache atomically, keeping only the entries used by this build."""
+        if not self.dirty and set(self.entries) == self.used:
+            return
+        self.entries = {k: v for k, v in self.entries.items() if k in self.used}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(self.entries, f, pickle.HIGHEST_PROTOCOL)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)

@@ -1,0 +1,60 @@
+"""The numbered code listing shared by source pages, port pages and margin excerpts.
+
+Each line is one ``<span class="ln" id="L<n>">`` holding a line-number link (its number is
+drawn by CSS from ``data-n``, so copying code does not copy numbers) and the line's
+highlighted HTML. The listing is cut into segments where margin notes start; each segment is a
+row of the code and its margin (annotations, port code), stacked on narrow screens. This
+module knows nothing of releases or the port: it places HTML it is given.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+
+def line_html(n: int, html: str, *, cls: str = "", anchor: bool = True, newline: bool = True) -> str:
+    """One line; ``anchor=False`` (excerpts) gives a number without id or link."""
+    num = f'<a class="n" href="#L{n}" data-n="{n}"></a>' if anchor else f'<i class="n" data-n="{n}"></i>'
+    ident = f' id="L{n}"' if anchor else ""
+    return f'<span class="ln{" " + cls if cls else ""}"{ident}>{num}{html}{chr(10) if newline else ""}</span>'
+
+
+def render_lines(lines: list[str], first: int = 1, *, marks: Mapping[int, str] | None = None,
+                 anchor: bool = True, final_newline: bool = True) -> str:
+    """Lines ``first..`` of a file as numbered spans (the last without newline if the file
+    has none)."""
+    marks = marks or {}
+    out = []
+    total = first + len(lines) - 1
+    for i, html in enumerate(lines):
+        n = first + i
+        out.append(line_html(n, html, cls=marks.get(n, ""), anchor=anchor,
+                             newline=final_newline or n != total))
+    return "".join(out)
+
+
+def render_listing(lines: list[str], *, final_newline: bool, marks: Mapping[int, str],
+                   notes: Mapping[int, Iterable[str]]) -> str:
+    """The whole file, cut at every line that has notes; the notes go in that segment's margin."""
+    starts = sorted(n for n, items in notes.items() if items and 1 <= n <= len(lines))
+    bounds = ([1] if not starts or starts[0] != 1 else []) + starts + [len(lines) + 1]
+    segs = []
+    for a, b in zip(bounds, bounds[1:]):
+        code = render_lines(lines[a - 1:b - 1], a, marks=marks,
+                            final_newline=final_newline or b != len(lines) + 1)
+        margin = "".join(notes.get(a, ()))
+        segs.append(f'<div class="seg{" has-notes" if margin else ""}"><pre class="code highlight">'
+                    f'{code}</pre><div class="margin">{margin}</div></div>')
+    if not lines:
+        segs.append('<div class="seg"><pre class="code highlight"></pre><div class="margin"></div></div>')
+    return f'<div class="listing">{"".join(segs)}</div>'
+
+
+def line_classes(ranges: Mapping[str, Iterable[tuple[int, int]]]) -> dict[int, str]:
+    """``{"p": [(10, 20)], "a": [(15, 15)]}`` → ``{10: "p", ..., 15: "p a", ...}``."""
+    out: dict[int, list[str]] = {}
+    for cls, spans in ranges.items():
+        for first, last in spans:
+            for n in range(first, last + 1):
+                if cls not in out.setdefault(n, []):
+                    out[n].append(cls)
+    return {n: " ".join(v) for n, v in out.items()}

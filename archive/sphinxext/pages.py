@@ -1,0 +1,156 @@
+"""The build driver: loads the :class:`Site` once per build, enforces integrity, and hands
+Sphinx every generated page (``html-collect-pages``).
+
+Pages whose HTML did not change since the last build are not handed over again (Sphinx would
+re-render and rewrite all of them): each page's body is hashed together with everything else
+that shapes the page (theme, static files, project title) and compared with the hash recorded
+in ``<doctreedir>/archive-pages.json``. Highlighting is cached by :mod:`highlight`. This module
+draws nothing itself.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sphinx
+from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
+from sphinx.util import logging
+
+from archive import ORIGINAL, RELEASES_DIR, ROOT, xref
+from archive.manifest import load_all
+from archive.sphinxext import coverage, integrity, search, sidebyside, sources, versions
+from archive.sphinxext.annotations import ArchiveDomain, rendered_bodies
+from archive.sphinxext.highlight import VERSION as HL_VERSION
+from archive.sphinxext.highlight import Cache
+from archive.sphinxext.model import Site, page_of_port, page_of_source, page_of_versions
+
+logger = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+THEME = HERE / "theme"
+PAGES_VERSION = 4  # bump when the page HTML changes in a way the body hash would not show
+_SITES: "weakref.WeakKeyDictionary[Sphinx, Site]" = weakref.WeakKeyDictionary()
+
+
+def _path(app: Sphinx, value: str, default: Path) -> Path:
+    return (Path(app.confdir) / value).resolve() if value else default
+
+
+def load_site(app: Sphinx) -> Site:
+    """Everything the pages are computed from, read fresh from disk on every build."""
+    cfg = app.config
+    root = _path(app, cfg.archive_root, ROOT)
+    manifests = load_all(_path(app, cfg.archive_manifests_dir, RELEASES_DIR))
+    port_paths = [_path(app, p, root) for p in cfg.archive_port_paths] or [root / "port"]
+    port_paths = [p for p in port_paths if p.exists()]
+    refs, divs = xref.scan(port_paths, root) if port_paths else ([], [])
+    order = [r for r in cfg.archive_release_order if r in manifests]
+    order += sorted((r for r in manifests if r not in order), key=lambda r: manifests[r].commit_date)
+    domain: ArchiveDomain = app.env.get_domain("archive")  # type: ignore[assignment]
+    return Site(manifests, _path(app, cfg.archive_original_dir, ORIGINAL), root, order, refs, divs,
+                port_paths, domain.all_annotations())
+
+
+def check_integrity(app: Sphinx, env: BuildEnvironment) -> None:
+    """``env-updated``: runs on every build, after reading, before anything is written."""
+    site = load_site(app)
+    domain: ArchiveDomain = env.get_domain("archive")  # type: ignore[assignment]
+    integrity.enforce(site, domain.all_links(), app.config.archive_fail_on_integrity)
+    _SITES[app] = site
+
+
+def copy_static(app: Sphinx) -> None:
+    """``builder-inited``: put the extension's CSS/JS into ``_static`` (before pages link them)."""
+    if app.builder.format != "html":
+        return
+    dest = Path(app.outdir) / "_static"
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in STATIC.iterdir():
+        if f.is_file():
+            shutil.copyfile(f, dest / f.name)
+
+
+def _salt(app: Sphinx) -> str:
+    h = hashlib.sha256(f"{PAGES_VERSION}:{HL_VERSION}:{sphinx.__version__}:{app.config.project}:"
+                       f"{app.config.html_title}:{app.config.html_theme}:{app.config.html_theme_options}".encode())
+    for d in (STATIC, THEME):
+        for f in sorted(d.iterdir()):
+            if f.is_file():
+                h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _all_pages(app: Sphinx, site: Site, cache: Cache) -> Iterator[tuple[str, str, str, str]]:
+    """(pagename, kind, title, body) of every generated page."""
+    cov = coverage.compute(site)
+    chains = versions.lineage(site)
+    by_file = versions.chains_by_file(chains)
+    bodies = rendered_bodies(app)
+    for release in site.order:
+        for e in site.files(release):
+            title, body = sources.source_page(site, release, e, cache, bodies,
+                                              by_file.get((release, e.path)), cov.get((release, e.path)))
+            yield page_of_source(release, e.path), "source", title, body
+        yield f"releases/{release}/index", "tree", *versions.release_index(site, release, chains, cov)
+    yield "releases/index", "tree", *sources.releases_index(site)
+    for chain in chains:
+        if len(chain.members) > 1:
+            yield page_of_versions(chain.key), "diff", *versions.versions_page(site, chain, cache)
+    yield "versions/index", "diff", *versions.versions_index(site, chains)
+    yield "coverage", "table", *coverage.coverage_page(site, cov)
+    yield "divergences", "table", *sidebyside.divergences_page(site)
+    for pf in site.port_files:
+        got = sidebyside.port_page(site, pf, cache)
+        if got:
+            yield page_of_port(pf), "port", *got
+    yield "port/index", "table", *sidebyside.port_index(site)
+    yield "identifiers", "search", *search.search_page()
+
+
+def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """``html-collect-pages``: every generated page that changed, plus raw files and the index."""
+    site = _SITES.get(app) or load_site(app)
+    cache = Cache(Path(app.doctreedir) / "archive-highlight.pickle")
+    outdir = Path(app.outdir)
+    record_path = Path(app.doctreedir) / "archive-pages.json"
+    try:
+        old = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        old = {}
+    salt = _salt(app)
+    new: dict[str, str] = {}
+    written = skipped = 0
+    for pagename, kind, title, body in _all_pages(app, site, cache):
+        key = hashlib.sha256(f"{salt}\0{title}\0{body}".encode("utf-8", "surrogateescape")).hexdigest()
+        new[pagename] = key
+        if old.get(pagename) == key and (outdir / f"{pagename}.html").is_file():
+            skipped += 1
+            continue
+        written += 1
+        yield pagename, {"title": title, "body": body, "archive_generated": True,
+                         "archive_kind": kind}, "page.html"
+    for release in site.order:
+        for e in site.files(release):
+            data = site.data(release, e.path)
+            if data is not None:
+                _write_if_changed(outdir / "releases" / release / e.path, data)
+    _write_if_changed(outdir / "identifiers.js", search.index_script(search.build_index(site, cache)).encode())
+    cache.save()
+    record_path.write_text(json.dumps(new, sort_keys=True))
+    logger.info("archive: %d generated pages written, %d unchanged", written, skipped)

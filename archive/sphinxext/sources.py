@@ -1,0 +1,127 @@
+"""Source pages: one page per file of each release, shown exactly as stored.
+
+Every line is numbered with its own anchor (``#L123``; ranges ``#L10-L20`` are highlighted by
+``archive.js``), highlighted by Pygments with no tab expansion and no newline added; a file
+without a final newline says so. Images are shown as images. A provenance header gives the
+release, path, size, SHA-256, git blob id, a qualified SWHID and the upstream permalink at the
+pinned commit. The margin holds annotations and the port code that cites each range
+(:mod:`sidebyside`). The raw bytes are copied beside the page (``<path>`` next to
+``<path>.html``) for download.
+"""
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from pathlib import PurePosixPath
+
+from archive.manifest import FileEntry
+from archive.sphinxext.annotations import rebase_urls
+from archive.sphinxext.coverage import FileCoverage
+from archive.sphinxext.highlight import Cache
+from archive.sphinxext.listing import line_classes, render_listing
+from archive.sphinxext.model import (Site, line_fragment, page_of_source, page_of_versions,
+                                     relative)
+from archive.sphinxext.sidebyside import port_notes
+from archive.sphinxext.versions import Chain, status
+
+
+def swhid(site: Site, release: str, e: FileEntry) -> str:
+    """The file's SWHID with its context qualifiers, in canonical order (lines= is added by JS)."""
+    man = site.manifests[release]
+    return f"{e.swhid};origin={man.upstream};anchor=swh:1:rev:{man.commit};path=/{e.path}"
+
+
+def annotation_notes(site: Site, release: str, path: str, page: str,
+                     bodies: dict[str, str]) -> dict[int, list[str]]:
+    notes: dict[int, list[str]] = defaultdict(list)
+    for a in sorted(site.annotations_by_file.get((release, path), []), key=lambda a: (a.first, a.last)):
+        body = rebase_urls(bodies.get(f"{a.docname}#{a.node_id}", ""), "index", page)
+        src = relative(page, a.docname, a.node_id)
+        sym = f" <code>{html.escape(a.symbol)}</code>" if a.symbol else ""
+        notes[a.first].append(
+            f'<div class="note ann" id="note-{a.node_id}"><p class="nh"><span class="tag">note</span> '
+            f'<a class="range" href="#{line_fragment(a.first, a.last)}">{a.first}–{a.last}</a>{sym} '
+            f'<a class="from" href="{src}" title="where this note is written">¶</a></p>{body}</div>')
+    return notes
+
+
+def _header(site: Site, release: str, e: FileEntry, page: str, chain: Chain | None,
+            cov: FileCoverage | None, note: str) -> str:
+    man = site.manifests[release]
+    name = PurePosixPath(e.path).name
+    other = []
+    if chain is not None:
+        for r in site.order:
+            if r in chain.members and r != release:
+                st = status(site, (r, chain.members[r]), (release, e.path))
+                other.append(f'<a href="{relative(page, page_of_source(r, chain.members[r]))}">{r}</a> '
+                             f'<span class="status">({st})</span>')
+        if len(chain.members) > 1:
+            other.append(f'<a href="{relative(page, page_of_versions(chain.key))}">diffs</a>')
+    covtxt = ""
+    if cov is not None and cov.lines:
+        covtxt = (f'<dt>Coverage</dt><dd><span class="cited">{cov.cited}</span> of {cov.lines} lines cited by '
+                  f'the port ({cov.cited_share:.0%}), <span class="annotated">{cov.annotated}</span> annotated '
+                  f'({cov.annotated_share:.0%})</dd>')
+    return (f'<header class="provenance"><h1><a href="{relative(page, f"releases/{release}/index")}">{release}</a>/'
+            f'{html.escape(e.path)}</h1><dl>'
+            f'<dt>Size</dt><dd>{e.size} bytes, {e.lines} lines{", executable" if e.executable else ""}'
+            f'{", no final newline" if not e.final_newline and e.size else ""}</dd>'
+            f'<dt>SHA-256</dt><dd><code>{e.sha256}</code></dd>'
+            f'<dt>Git blob</dt><dd><code>{e.blob}</code></dd>'
+            f'<dt>SWHID</dt><dd><code class="swhid" data-swhid="{html.escape(swhid(site, release, e))}">'
+            f'{html.escape(swhid(site, release, e))}</code></dd>'
+            f'<dt>Upstream</dt><dd><a class="permalink" href="{html.escape(man.permalink(e.path))}">'
+            f'{html.escape(man.upstream)} @ {man.commit[:8]}</a> · <a href="{html.escape(name)}" download>raw file</a></dd>'
+            + (f'<dt>Other releases</dt><dd>{" · ".join(other)}</dd>' if other else "")
+            + covtxt + f"</dl>{note}</header>")
+
+
+def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: dict[str, str],
+                chain: Chain | None, cov: FileCoverage | None) -> tuple[str, str]:
+    page = page_of_source(release, e.path)
+    title = f"{release}/{e.path}"
+    data = site.data(release, e.path)
+    if data is None:
+        return title, _header(site, release, e, page, chain, cov,
+                              '<p class="warning">Not fetched: run <code>make original</code>.</p>')
+    if site.is_image(e.path):
+        name = html.escape(PurePosixPath(e.path).name)
+        return title, (_header(site, release, e, page, chain, cov, "")
+                       + f'<figure class="image"><img src="{name}" alt="{html.escape(e.path)} as stored"></figure>')
+    if site.is_binary(release, e.path):
+        return title, (_header(site, release, e, page, chain, cov, "")
+                       + '<p class="warning">A binary file (it contains NUL bytes): not shown; '
+                       'use the raw file link above.</p>')
+    text = site.text(release, e.path) or ""
+    note = ""
+    if "\ufffd" in text and b"\xef\xbf\xbd" not in data:
+        note = '<p class="warning">Some bytes are not UTF-8; they are shown as �.</p>'
+    hl = cache.get(text, e.path)
+    refs = site.refs_by_file.get((release, e.path), [])
+    anns = site.annotations_by_file.get((release, e.path), [])
+    marks = line_classes({"p": [(r.first, r.last) for r in refs], "a": [(a.first, a.last) for a in anns]})
+    notes: dict[int, list[str]] = defaultdict(list)
+    for n, items in annotation_notes(site, release, e.path, page, bodies).items():
+        notes[n] += items
+    for n, items in port_notes(site, release, e.path, page, cache).items():
+        notes[n] += items
+    tail = ""
+    if text and not hl.final_newline:
+        tail = '<p class="nofinalnl">⏎ No newline at end of file (shown as stored).</p>'
+    return title, (_header(site, release, e, page, chain, cov, note)
+                   + f'<div class="source" data-lexer="{hl.lexer}">'
+                   + render_listing(hl.lines, final_newline=hl.final_newline, marks=marks, notes=notes)
+                   + tail + "</div>")
+
+
+def releases_index(site: Site) -> tuple[str, str]:
+    rows = []
+    for r in site.order:
+        man = site.manifests[r]
+        rows.append(f'<tr><td><a href="{r}/index.html">{r}</a></td><td><a href="{html.escape(man.upstream)}">'
+                    f'{html.escape(man.upstream)}</a></td><td><code>{man.commit[:8]}</code></td>'
+                    f'<td class="num">{len(man.files)}</td><td>{html.escape(man.provenance)}</td></tr>')
+    return "Releases", ('<h1>Releases</h1><p>The pinned releases, in lineage order.</p><div class="table-wrap">'
+                        '<table class="files"><thead><tr><th>release</th><th>upstream</th><th>commit</th>'
+                        f'<th>files</th><th>provenance</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')

@@ -1,0 +1,54 @@
+/* Line anchors: #L12 or #L10-L20 highlights those lines (and scrolls to the first);
+   shift-click on a line number extends the selection into a range. The SWHID on a source
+   page gains its ;lines= qualifier for the selected range. No network, no dependencies. */
+(function () {
+  "use strict";
+  var RANGE = /^#L(\d+)(?:-L(\d+))?$/;
+  var anchorLine = null;
+
+  function lines(first, last) {
+    var out = [];
+    for (var n = first; n <= last; n++) {
+      var el = document.getElementById("L" + n);
+      if (el) out.push(el);
+    }
+    return out;
+  }
+
+  function apply(scroll) {
+    var old = document.querySelectorAll(".ln.hl");
+    for (var i = 0; i < old.length; i++) old[i].classList.remove("hl");
+    var m = RANGE.exec(window.location.hash);
+    var swh = document.querySelector("code.swhid");
+    if (!m) {
+      if (swh) swh.textContent = swh.getAttribute("data-swhid");
+      return;
+    }
+    var first = parseInt(m[1], 10), last = m[2] ? parseInt(m[2], 10) : first;
+    if (last < first) { var t = first; first = last; last = t; }
+    var sel = lines(first, last);
+    for (var j = 0; j < sel.length; j++) sel[j].classList.add("hl");
+    anchorLine = first;
+    if (swh) swh.textContent = swh.getAttribute("data-swhid") + ";lines=" + first + (last > first ? "-" + last : "");
+    if (scroll && sel.length) sel[0].scrollIntoView({block: "start"});
+  }
+
+  document.addEventListener("click", function (ev) {
+    var a = ev.target.closest ? ev.target.closest("a.n") : null;
+    if (!a || a.getAttribute("href").charAt(0) !== "#") return;
+    var n = parseInt(a.getAttribute("data-n"), 10);
+    if (ev.shiftKey && anchorLine !== null) {
+      ev.preventDefault();
+      var first = Math.min(anchorLine, n), last = Math.max(anchorLine, n);
+      history.replaceState(null, "", "#L" + first + (last > first ? "-L" + last : ""));
+      apply(false);
+      anchorLine = first;
+    }
+  });
+  window.addEventListener("hashchange", function () { apply(true); });
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { apply(true); });
+  } else {
+    apply(true);
+  }
+})();

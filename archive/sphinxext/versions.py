@@ -1,0 +1,260 @@
+"""Files across releases: lineage (which file of one release is which of another), the
+side-by-side diffs between consecutive releases, and each release's file tree with marks.
+
+Lineage is worked out from the manifests alone. Releases are taken in lineage order (oldest
+first, config ``archive_release_order``); each file of a release is matched to the newest
+earlier appearance ("tip") of a file by, in turn: the same path; the same git blob (a file
+moved unchanged); the same file name, when that name is unique among the files still
+unmatched on both sides (a file moved, e.g. r561 ``src/cudaconv2/filter_acts.cu`` →
+cuda-convnet2 ``cudaconv3/src/filter_acts.cu``, or ``src/layer.cu`` →
+``cudaconvnet/src/layer.cu``). Anything else starts a new lineage. Diffs use :mod:`difflib`.
+"""
+from __future__ import annotations
+
+import difflib
+import html
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from archive.manifest import FileEntry
+from archive.sphinxext.highlight import Cache, split_lines
+from archive.sphinxext.model import Site, page_of_source, page_of_versions, relative
+
+CONTEXT = 3  # unchanged lines shown around each change
+
+
+@dataclass
+class Chain:
+    """One file through the releases: release → path, in lineage order."""
+    members: dict[str, str] = field(default_factory=dict)
+    key: str = ""      # its versions page is versions/<key>
+
+    def pairs(self, order: list[str]) -> list[tuple[str, str]]:
+        rels = [r for r in order if r in self.members]
+        return list(zip(rels, rels[1:]))
+
+
+def _match(tips: dict[int, tuple[str, FileEntry]], files: list[FileEntry], order: list[str]
+           ) -> dict[str, int]:
+    """Path of a new release's file → index of the chain it continues."""
+    rank = {r: i for i, r in enumerate(order)}
+    matched: dict[str, int] = {}
+    free = dict(tips)
+    rules = (lambda t, f: t.path == f.path,
+             lambda t, f: t.blob == f.blob,
+             lambda t, f: PurePosixPath(t.path).name == PurePosixPath(f.path).name)
+    for rule_no, rule in enumerate(rules):
+        for f in files:
+            if f.path in matched:
+                continue
+            cands = [i for i, (_, t) in free.items() if rule(t, f)]
+            if rule_no == 2:  # a file name must be unique on both sides
+                rivals = [g for g in files if g.path not in matched
+                          and PurePosixPath(g.path).name == PurePosixPath(f.path).name]
+                if len(rivals) != 1:
+                    continue
+            if len(cands) > 1:
+                newest = max(rank[free[i][0]] for i in cands)
+                cands = [i for i in cands if rank[free[i][0]] == newest]
+            if len(cands) == 1:
+                matched[f.path] = cands[0]
+                del free[cands[0]]
+    return matched
+
+
+def lineage(site: Site) -> list[Chain]:
+    chains: list[Chain] = []
+    for release in site.order:
+        files = site.files(release)
+        tips = {}
+        for i, c in enumerate(chains):
+            rel = [r for r in site.order if r in c.members][-1]
+            tips[i] = (rel, site.manifests[rel].files[c.members[rel]])
+        matched = _match(tips, files, site.order)
+        for f in files:
+            if f.path in matched:
+                chains[matched[f.path]].members[release] = f.path
+            else:
+                chains.append(Chain({release: f.path}))
+    used: set[str] = set()
+    for c in chains:
+        first = next(r for r in site.order if r in c.members)
+        key = c.members[first]
+        while key in used:
+            key += "~"
+        used.add(key)
+        c.key = key
+    return chains
+
+
+def chains_by_file(chains: list[Chain]) -> dict[tuple[str, str], Chain]:
+    return {(r, p): c for c in chains for r, p in c.members.items()}
+
+
+def status(site: Site, a: tuple[str, str], b: tuple[str, str]) -> str:
+    """"same", "moved" (same bytes, other path), "changed" or "moved+changed"."""
+    ea = site.manifests[a[0]].files[a[1]]
+    eb = site.manifests[b[0]].files[b[1]]
+    moved = a[1] != b[1]
+    if ea.blob == eb.blob:
+        return "moved" if moved else "same"
+    return "moved+changed" if moved else "changed"
+
+
+def _diff_rows(a: list[str], b: list[str], ha: list[str], hb: list[str], sec: str,
+               page: str, ua: str, ub: str) -> tuple[str, int, int]:
+    """Table rows of a side-by-side diff (highlighted lines ``ha``/``hb`` of texts ``a``/``b``)."""
+    sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    rows: list[str] = []
+    added = removed = 0
+
+    def cell(side: str, n: int | None, code: str, cls: str, url: str) -> str:
+        if n is None:
+            return '<td class="n"></td><td class="c empty"></td>'
+        return f'<td class="n" id="{sec}-{side}{n}">{n}</td><td class="c {cls}">{code}</td>'
+
+    groups = list(sm.get_grouped_opcodes(CONTEXT))
+    prev_end = 0
+    for g in groups:
+        start = g[0][1]
+        if start > prev_end:
+            rows.append(f'<tr class="skip"><td colspan="4">⋯ {start - prev_end} unchanged lines</td></tr>')
+        for tag, i1, i2, j1, j2 in g:
+            if tag == "equal":
+                for k in range(i2 - i1):
+                    rows.append("<tr>" + cell("a", i1 + k + 1, ha[i1 + k], "eq", ua)
+                                + cell("b", j1 + k + 1, hb[j1 + k], "eq", ub) + "</tr>")
+                continue
+            removed += i2 - i1
+            added += j2 - j1
+            for k in range(max(i2 - i1, j2 - j1)):
+                left = cell("a", i1 + k + 1, ha[i1 + k], "del", ua) if i1 + k < i2 else cell("a", None, "", "", ua)
+                right = cell("b", j1 + k + 1, hb[j1 + k], "ins", ub) if j1 + k < j2 else cell("b", None, "", "", ub)
+                rows.append(f"<tr>{left}{right}</tr>")
+        prev_end = g[-1][2]
+    if groups and prev_end < len(a):
+        rows.append(f'<tr class="skip"><td colspan="4">⋯ {len(a) - prev_end} unchanged lines</td></tr>')
+    return "".join(rows), added, removed
+
+
+def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
+    """(title, body) of the diff page of one file across releases."""
+    page = page_of_versions(chain.key)
+    parts = [f'<h1>{html.escape(chain.key)} across releases</h1><ul class="members">']
+    for r in site.order:
+        if r in chain.members:
+            p = chain.members[r]
+            parts.append(f'<li><a href="{relative(page, page_of_source(r, p))}">{r}/{html.escape(p)}</a></li>')
+    parts.append("</ul>")
+    for k, (ra, rb) in enumerate(chain.pairs(site.order), 1):
+        pa, pb = chain.members[ra], chain.members[rb]
+        st = status(site, (ra, pa), (rb, pb))
+        sec = f"s{k}"
+        parts.append(f'<section class="diff-pair" id="{sec}"><h2>{ra} → {rb} '
+                     f'<span class="status {st.replace("+", "-")}">{st}</span></h2>')
+        ta, tb = site.text(ra, pa), site.text(rb, pb)
+        if "changed" not in st:
+            parts.append("<p>Byte-identical (same git blob "
+                         f"<code>{site.manifests[ra].files[pa].blob}</code>).</p></section>")
+            continue
+        if ta is None or tb is None or site.is_binary(ra, pa) or site.is_binary(rb, pb):
+            parts.append("<p>Not compared here (a release is not fetched, or the file is binary).</p></section>")
+            continue
+        a, b = split_lines(ta), split_lines(tb)
+        ha = [html.escape(x, quote=False) for x in a]  # plain text keeps big diffs light
+        hb = [html.escape(x, quote=False) for x in b]
+        rows, added, removed = _diff_rows(a, b, ha, hb, sec, page, page_of_source(ra, pa),
+                                          page_of_source(rb, pb))
+        parts.append(f'<p class="diffstat"><span class="ins">+{added}</span> '
+                     f'<span class="del">−{removed}</span> lines · line <em>n</em> of each side is '
+                     f'<code>#{sec}-a<em>n</em></code> / <code>#{sec}-b<em>n</em></code></p>'
+                     f'<div class="diff-wrap"><table class="diff highlight"><colgroup><col class="n">'
+                     f'<col class="c"><col class="n"><col class="c"></colgroup>'
+                     f'<thead><tr><th colspan="2">{ra}/{html.escape(pa)}</th>'
+                     f'<th colspan="2">{rb}/{html.escape(pb)}</th></tr></thead>'
+                     f'<tbody>{rows}</tbody></table></div></section>')
+    return f"{chain.key} across releases", "".join(parts)
+
+
+def versions_index(site: Site, chains: list[Chain]) -> tuple[str, str]:
+    page = "versions/index"
+    head = "".join(f"<th>{r}</th>" for r in site.order)
+    rows = []
+    for c in sorted(chains, key=lambda c: c.key):
+        if len(c.members) < 2:
+            continue
+        cells = []
+        rels = [r for r in site.order if r in c.members]
+        for r in site.order:
+            if r not in c.members:
+                cells.append('<td class="absent">—</td>')
+                continue
+            i = rels.index(r)
+            st = "first" if i == 0 else status(site, (rels[i - 1], c.members[rels[i - 1]]), (r, c.members[r]))
+            cells.append(f'<td class="{st.replace("+", "-")}"><a href="{relative(page, page_of_source(r, c.members[r]))}">'
+                         f'{html.escape(c.members[r])}</a> <span class="status">{st}</span></td>')
+        rows.append(f'<tr><td><a href="{relative(page, page_of_versions(c.key))}">{html.escape(c.key)}</a></td>'
+                    f'{"".join(cells)}</tr>')
+    body = ('<h1>Versions</h1><p>Every file present in two or more releases, matched by path, by '
+            'identical content, or by a unique file name (a move). Releases in lineage order: '
+            + " → ".join(site.order) + '. Each status compares a release with the previous one that has '
+            'the file.</p><div class="table-wrap"><table class="files"><thead><tr><th>file</th>'
+            f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+    return "Versions", body
+
+
+def release_index(site: Site, release: str, chains: list[Chain], coverage) -> tuple[str, str]:  # noqa: ANN001
+    """The file tree of a release, each file marked against every other release."""
+    page = f"releases/{release}/index"
+    man = site.manifests[release]
+    others = [r for r in site.order if r != release]
+    by_file = chains_by_file(chains)
+    rows = []
+    last_dir = None
+    for e in site.files(release):
+        d = posixpath.dirname(e.path)
+        if d != last_dir:
+            rows.append(f'<tr class="dir"><th colspan="{3 + len(others)}">{html.escape(d or "/")}</th></tr>')
+            last_dir = d
+        chain = by_file[(release, e.path)]
+        marks = []
+        for o in others:
+            if o not in chain.members:
+                marks.append(f'<td class="mark absent" title="not in {o}">{"added" if site.order.index(o) < site.order.index(release) else "—"}</td>')
+                continue
+            st = status(site, (o, chain.members[o]), (release, e.path))
+            url = relative(page, page_of_versions(chain.key))
+            marks.append(f'<td class="mark {st.replace("+", "-")}"><a href="{url}" title="vs {o}: '
+                         f'{html.escape(chain.members[o])}">{st}</a></td>')
+        cov = coverage.get((release, e.path))
+        covtxt = f"{cov.cited_share:.0%} / {cov.annotated_share:.0%}" if cov and e.lines else ""
+        rows.append(f'<tr><td class="path"><a href="{relative(page, page_of_source(release, e.path))}">'
+                    f'{html.escape(posixpath.basename(e.path))}</a></td><td class="num">{e.lines}</td>'
+                    f'<td class="num">{covtxt}</td>{"".join(marks)}</tr>')
+    mine = {c.members[release] for c in chains if release in c.members}
+    gone = []
+    for o in others:
+        for c in chains:
+            if o in c.members and release not in c.members:
+                gone.append(f'<li><a href="{relative(page, page_of_source(o, c.members[o]))}">{o}/'
+                            f'{html.escape(c.members[o])}</a></li>')
+    head = "".join(f"<th>vs {o}</th>" for o in others)
+    absent = "" if site.present(release) else (
+        '<p class="warning">This release is not fetched (<code>original/'
+        f'{release}</code> is empty): run <code>make original</code>.</p>')
+    body = (f'<h1>{release}</h1>{absent}<dl class="provenance">'
+            f'<dt>Upstream</dt><dd><a href="{html.escape(man.upstream)}">{html.escape(man.upstream)}</a></dd>'
+            f'<dt>Commit</dt><dd><a href="{html.escape(man.upstream)}/tree/{man.commit}"><code>{man.commit}</code></a>'
+            f' ({html.escape(man.commit_date)}) · <code>swh:1:rev:{man.commit}</code></dd>'
+            f'<dt>License</dt><dd>{html.escape(man.license)}</dd>'
+            f'<dt>Provenance</dt><dd>{html.escape(man.provenance)}</dd>'
+            f'<dt>Files</dt><dd>{len(mine)} files, {sum(e.lines for e in man.files.values())} lines</dd></dl>'
+            '<p>Marks compare each file with the same file (by lineage) in the other releases: '
+            '<em>same</em>, <em>changed</em>, <em>moved</em>; <em>added</em> where an earlier release '
+            'lacks it, — where a later one does. The third column is the share of lines cited by the '
+            'port / annotated.</p>'
+            f'<div class="table-wrap"><table class="files tree"><thead><tr><th>file</th><th>lines</th>'
+            f'<th>port / notes</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+            f'<h2>In other releases, absent here</h2><ul class="gone">{"".join(gone) or "<li>none</li>"}</ul>')
+    return release, body
