@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from port.data.cifar import crop_images, plottable
+from port.data.cifar import plottable
 from port.data.provider import LabeledDataProvider
 from port.errors import UserError
 
@@ -220,9 +220,12 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
         off_y = rng.integers(0, 2 * b + 1, size=chunks)
         off_x = rng.integers(0, 2 * b + 1, size=chunks)
         flip = rng.integers(0, 2, size=chunks) == 0
-        per_case = np.arange(n) // self.crop_chunk
-        return crop_images(y, off_y[per_case], off_x[per_case], flip[per_case],
-                           inner).astype(np.float32)                           # (3·inner², N)
+        target = np.empty((3, inner, inner, n), dtype=np.float32)             # (3, inner, inner, N)
+        for k in range(chunks):  # a loop over chunks of 32 cases, each one strided slice
+            lo, hi = k * self.crop_chunk, min((k + 1) * self.crop_chunk, n)
+            pic = y[:, off_y[k]:off_y[k] + inner, off_x[k]:off_x[k] + inner, lo:hi]
+            target[..., lo:hi] = pic[:, :, ::-1, :] if flip[k] else pic
+        return target.reshape(-1, n)                                           # (3·inner², N)
 
     def get_plottable_data(self, data: np.ndarray, add_mean: bool = True) -> np.ndarray:
         """Ports: alexnet-2012/convdata_jpeg.py:217-219 JPEGCroppedImageNetDP.get_plottable_data"""

@@ -18,10 +18,11 @@ into parts ``data_batch_<n>.1``, ``.2``, … whose ``data`` matrices are stacked
 
 Background loading and determinism. The original loaded the next batch in a thread while the GPU
 worked, and drew its crops from NumPy's global random state, so the crops depended on thread
-timing and could not be reproduced on resume. Here the provider computes the *whole* next batch
-(load, decode, crop, noise) in one background thread while the model works on the current one,
-and every random draw for a batch comes from its own generator
-``numpy.random.default_rng([seed, epoch, batchnum])`` (:meth:`DataProvider.batch_rng`;
+timing and could not be reproduced on resume. Here a training provider computes the *whole* next
+batch (load, decode, crop, noise) in one background thread while the model works on the current
+one; test providers load on demand, as the original's did (a 10-view ImageNet test batch is 6 GB
+of float32), unless ``dp_params['prefetch']`` says otherwise. Every random draw for a batch comes
+from its own generator ``numpy.random.default_rng([seed, epoch, batchnum])`` (:meth:`DataProvider.batch_rng`;
 ``seed`` = ``dp_params['seed']``, default 0). A batch's crops therefore depend only on
 (seed, epoch, batch number): the same with or without prefetching, and the same when the driver
 resumes from a checkpoint at that epoch and batch.
@@ -81,7 +82,7 @@ class DataProvider:
         self.seed = int(self.dp_params.get("seed", 0))
         self.check_meta()
         self._check_batches_exist()
-        self._prefetch = bool(self.dp_params.get("prefetch", True))
+        self._prefetch = bool(self.dp_params.get("prefetch", not test))
         self._executor: ThreadPoolExecutor | None = None
         self._pending: tuple[int, int, Future] | None = None
         self._lock = threading.Lock()
