@@ -188,3 +188,78 @@ def test_write_features(tmp_path, tiny_cifar):
         np.testing.assert_array_equal(f["labels"][0], raw["labels"])
     assert unpickle(tmp_path / "ftrs" / "batches.meta") == {"source_model": "ck/11.1", "num_vis": 10}
     assert [c[0][1] for c in calls] == [20, 12]
+
+
+LAYERS_CFG = """
+[data]
+type=data
+dataIdx=0
+
+[labels]
+type=data
+dataIdx=1
+
+[conv1]
+type=conv
+inputs=data
+channels=3
+filters=16
+padding=2
+stride=1
+filterSize=5
+initW=0.01
+partialSum=4
+sharedBiases=1
+neuron=relu
+
+[fc10]
+type=fc
+outputs=10
+inputs=conv1
+initW=0.01
+
+[probs]
+type=softmax
+inputs=fc10
+
+[logprob]
+type=cost.logreg
+inputs=labels,probs
+"""
+
+PARAMS_CFG = "".join(f"[{n}]\nepsW=0.001\nepsB=0.002\nmomW=0.9\nmomB=0.9\nwc=0.0\n\n" for n in ("conv1", "fc10")) \
+    + "[logprob]\ncoeff=1\n"
+
+
+def test_views_through_the_ports_model(tmp_path, tiny_cifar):
+    """The real forward pass (port.layer + port.model): features, predictions and a 16-tile grid."""
+    layer_mod = pytest.importorskip("port.layer")
+    from port.shownet import ModelForward
+
+    (tmp_path / "layers.cfg").write_text(LAYERS_CFG)
+    (tmp_path / "params.cfg").write_text(PARAMS_CFG)
+    layers = layer_mod.parse_layers(tmp_path / "layers.cfg", tmp_path / "params.cfg",
+                                    {"data_dims": {0: 1728, 1: 1}, "num_classes": 10, "seed": 1})
+    dic = {"model_state": {"layers": layers, "train_outputs": [], "test_outputs": [], "epoch": 1, "batchnum": 1},
+           "op": {"dp_type": {"value": "cifar-cropped"}, "minibatch_size": {"value": 8}}}
+    ck = tmp_path / "ck" / "1.1"
+    ck.parent.mkdir()
+    checkpoint.save(ck, dic)
+    assert main(["-f", str(ck), "--write-features=fc10", f"--feature-path={tmp_path / 'f'}",
+                 f"--data-path={tiny_cifar}", "--test-range=2-3", "--show-preds=probs",
+                 "--show-filters=conv1", "--out", str(tmp_path / "png")]) == 0
+    f3 = unpickle(tmp_path / "f" / "data_batch_3")
+    assert f3["data"].shape == (12, 10) and np.isfinite(f3["data"]).all() and f3["data"].std() > 0
+    assert unpickle(tmp_path / "f" / "batches.meta")["num_vis"] == 10
+    im = _png(tmp_path / "png" / "filters-conv1.png")
+    k = im.width // (16 * 6 + 1)
+    assert im.size == ((16 * 6 + 1) * k, (6 + 1) * k)                        # one row of 16 5×5 tiles
+    assert _png(tmp_path / "png" / "preds-probs.png").size == (1200, 900)
+    # the model's probabilities are the softmax of the features the writer stored
+    from port.data import get_instance
+    with get_instance(tiny_cifar, [3], type="cifar-cropped", test=True) as dp:
+        data = dp.get_next_batch()[2]
+    fc, probs = ModelForward()(checkpoint.load(ck), data, ["fc10", "probs"])
+    np.testing.assert_allclose(fc.T, f3["data"], rtol=1e-5, atol=1e-6)
+    e = np.exp(fc - fc.max(0))
+    np.testing.assert_allclose(probs, e / e.sum(0), rtol=1e-4, atol=1e-6)
