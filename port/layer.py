@@ -46,10 +46,10 @@ Options (a mapping; every key optional):
 """
 from __future__ import annotations
 
+import ast
 import configparser
 import importlib
 import math
-import os
 import re
 import sys
 import warnings
@@ -182,6 +182,8 @@ class MyConfigParser:
                               f"line {e.lineno}: expected a [section] header first") from None
         except configparser.ParsingError as e:
             lineno, line = e.errors[0]
+            if line[:1] in "'\"":  # Python 3 stores the line's repr
+                line = ast.literal_eval(line)
             raise ConfigError(self.path, None, None,
                               f"line {lineno}: expected 'key=value', got {line.strip()!r}") from None
         except (configparser.Error, OSError) as e:
@@ -252,6 +254,7 @@ class MyConfigParser:
 
 
 def _getboolean(v: str) -> bool:
+    """Python 2 ``getboolean``: 1/yes/true/on or 0/no/false/off, any case (Port-only helper)."""
     states = configparser.ConfigParser.BOOLEAN_STATES
     if v.lower() not in states:
         raise ValueError(v)
@@ -309,6 +312,7 @@ class _Context:
 
 
 def _data_dims_function(dd) -> Callable[[int], int | None]:
+    """``options['data_dims']`` (mapping, sequence or callable) as ``dataIdx -> size or None``."""
     if callable(dd):
         return dd
     if isinstance(dd, Mapping):
@@ -339,6 +343,7 @@ class LayerParser:
         self.set_defaults()
 
     def set_defaults(self):
+        """Ports: alexnet-2012/layer.py:186-223 set_defaults"""
         self.dic["outputs"] = 0
         self.dic["requiresParams"] = False
         self.dic["usesActs"] = True
@@ -348,17 +353,30 @@ class LayerParser:
         self.dic["gpu"] = -1
 
     def init(self, dic: dict, ctx: _Context | None = None) -> LayerParser:
+        """A parser around an existing layer dict (to add params to a parsed or saved layer).
+
+        Ports: alexnet-2012/layer.py:182-184 init
+        """
         self.dic, self.ctx = dic, ctx
         return self
 
     def fail(self, key: str | None, expected: str, section: str | None = None):
+        """Raise the one-line ConfigError for this layer's section (the original's LayerParsingError).
+
+        Ports: alexnet-2012/layer.py:13-14 LayerParsingError
+        """
         raise ConfigError(self.path, section or self.dic.get("name"), key, expected)
 
     def log(self, line: str):
+        """Send one of the original's ``Initialized ...`` lines to ``options['log']``.
+
+        Port-only: the original prints them.
+        """
         if self.ctx is not None:
             self.ctx.log(line)
 
     def optimize(self, layers: dict):
+        """Ports: alexnet-2012/layer.py:154-156 optimize"""
         self.dic["actsTarget"] = -1
         self.dic["actsGradTarget"] = -1
 
@@ -390,12 +408,14 @@ class LayerParser:
                                                "backward quantization scheme")
 
     def parse(self, name, mcp, prev_layers, ctx):
+        """Ports: alexnet-2012/layer.py:225-230 parse"""
         self.prev_layers, self.ctx, self.path = prev_layers, ctx, mcp.path
         self.dic["name"] = name
         self.dic["type"] = mcp.safe_get(name, "type")
         return self.dic
 
     def verify_float_range(self, v, param_name, _min, _max):
+        """Ports: alexnet-2012/layer.py:232-233 verify_float_range"""
         self.verify_num_range(v, param_name, _min, _max, strconv=lambda x: "%.3f" % x)
 
     def verify_num_range(self, v, param_name, _min, _max, strconv=lambda x: "%d" % x):
@@ -418,14 +438,17 @@ class LayerParser:
                       f"'{value_name}' ({value}) must be divisible by {by}{where}")
 
     def verify_str_in(self, value, param_name, lst):
+        """Ports: alexnet-2012/layer.py:256-258 verify_str_in"""
         if value not in lst:
             self.fail(param_name, "must be one of " + ", ".join(f"'{s}'" for s in lst) + f", got '{value}'")
 
     def verify_int_in(self, value, param_name, lst):
+        """Ports: alexnet-2012/layer.py:260-262 verify_int_in"""
         if value not in lst:
             self.fail(param_name, "must be one of " + ", ".join(f"'{s}'" for s in lst) + f", got {value}")
 
     def verify_input_dims(self, dims):
+        """Ports: alexnet-2012/layer.py:264-267 verify_input_dims"""
         for i, d in enumerate(dims):
             if d is not None and self.dic["numInputs"][i] != d:
                 self.fail("inputs", f"dimensionality of input {i} must be {d}, got {self.dic['numInputs'][i]}")
@@ -449,6 +472,7 @@ class LayerWithInputParser(LayerParser):
         self.num_inputs = num_inputs
 
     def verify_num_params(self, params):
+        """Ports: alexnet-2012/layer.py:333-336 verify_num_params"""
         for param in params:
             if len(self.dic[param]) != len(self.dic["inputs"]):
                 self.fail(param, f"list length ({len(self.dic[param])}) does not match number of"
@@ -471,7 +495,7 @@ class LayerWithInputParser(LayerParser):
         for inp in dic["inputs"]:
             if inp not in prev_layers:
                 if inp == name:
-                    self.fail("inputs", f"layer cannot take itself as input")
+                    self.fail("inputs", "layer cannot take itself as input")
                 if inp in ctx.sections:
                     self.fail("inputs", f"input layer '{inp}' is defined after this layer"
                                         " (inputs must be defined first)")
@@ -493,6 +517,7 @@ class LayerWithInputParser(LayerParser):
         return dic
 
     def verify_img_size(self):
+        """Ports: alexnet-2012/layer.py:388-391 verify_img_size"""
         dic = self.dic
         if dic["numInputs"][0] % dic["imgPixels"] != 0 or dic["imgSize"] ** 2 != dic["imgPixels"]:
             self.fail("channels", f"has {dic['numInputs'][0]}-dimensional input, not interpretable"
@@ -500,11 +525,13 @@ class LayerWithInputParser(LayerParser):
 
     @staticmethod
     def grad_consumers_below(dic) -> bool:
+        """Ports: alexnet-2012/layer.py:393-398 grad_consumers_below"""
         if dic["gradConsumer"]:
             return True
         return any(LayerWithInputParser.grad_consumers_below(l) for l in dic.get("inputLayers", []))
 
     def verify_no_grads(self):
+        """Ports: alexnet-2012/layer.py:400-402 verify_no_grads"""
         if LayerWithInputParser.grad_consumers_below(self.dic):
             self.fail("type", f"layers of type '{self.dic['type']}' cannot propagate gradient and"
                               " must not be placed over layers with parameters")
@@ -705,6 +732,7 @@ class NeuronLayerParser(LayerWithInputParser):
 
     @staticmethod
     def get_unused_layer_name(layers, wish):
+        """Ports: alexnet-2012/layer.py:598-606 get_unused_layer_name"""
         if wish not in layers:
             return wish
         for i in range(1, 100):
@@ -714,6 +742,9 @@ class NeuronLayerParser(LayerWithInputParser):
         raise ConfigError("<layers>", wish, None, "no free layer name")
 
     def parse_neuron(self, neuron_str, mcp):
+        """Ports: alexnet-2012/layer.py:608-625 parse_neuron
+        DIVERGES: the error lists the valid neuron types on one line instead of a table.
+        """
         p = parse_neuron(neuron_str)
         if p is None:
             valid = ", ".join(n.type for n in NEURON_PARSERS)
@@ -905,8 +936,11 @@ class WeightLayerParser(LayerWithInputParser):
                 sys.path.remove(cfg_dir)
 
     def weight_shapes(self) -> list[tuple[int, int]]:
-        """(rows, cols) of each input's weight matrix (the shapes make_weights draws)."""
-        raise NotImplementedError
+        """(rows, cols) of each input's weight matrix (the shapes make_weights draws).
+
+        Port-only: lets the shared-weight shape check run without drawing weights.
+        """
+        return _weight_shapes(self.dic)
 
     def make_weights(self, initW, rows, cols, order="C"):
         """Ports: alexnet-2012/layer.py:777-808 make_weights"""
@@ -969,7 +1003,10 @@ class WeightLayerParser(LayerWithInputParser):
         dic["biasesInc"] = np.zeros_like(dic["biases"])
 
     def check_shared_shapes(self):
-        """A shared matrix must have the shape this layer needs (checked without weights too)."""
+        """A shared matrix must have the shape this layer needs (checked without weights too).
+
+        Ports: alexnet-2012/layer.py:777-808 make_weights
+        """
         dic = self.dic
         shapes = self.weight_shapes()
         for i, src in enumerate(dic["weightSourceLayers"]):
@@ -1043,9 +1080,6 @@ class FCLayerParser(WeightLayerParser):
     Ports: alexnet-2012/layer.py:873-886 FCLayerParser
     """
 
-    def weight_shapes(self):
-        return _weight_shapes(self.dic)
-
     def parse(self, name, mcp, prev_layers, ctx):
         dic = super().parse(name, mcp, prev_layers, ctx)
         dic["outputs"] = mcp.safe_get_int(name, "outputs")
@@ -1068,9 +1102,6 @@ class TreeFCLayerParser(WeightLayerParser):
 
     def __init__(self):
         super().__init__(num_inputs=1)
-
-    def weight_shapes(self):
-        return _weight_shapes(self.dic)
 
     def parse(self, name, mcp, prev_layers, ctx):
         dic = super().parse(name, mcp, prev_layers, ctx)
@@ -1105,9 +1136,6 @@ class LocalLayerParser(WeightLayerParser):
 
     Ports: alexnet-2012/layer.py:910-1045 LocalLayerParser
     """
-
-    def weight_shapes(self):
-        return _weight_shapes(self.dic)
 
     def gen_rand_conns(self, groups, channels, filter_channels, input_idx):
         """Ports: alexnet-2012/layer.py:948-972 gen_rand_conns"""
@@ -1434,6 +1462,10 @@ class CostParser(LayerWithInputParser):
         self.dic["coeff"] = mcp.safe_get_float(self.dic["name"], "coeff")
 
     def check_classes(self, i, what):
+        """Input ``i`` must have one row per class of the data set.
+
+        Ports: alexnet-2012/layer.py:1264-1268 get_num_classes
+        """
         n = self.ctx.classes(self.dic["numInputs"][i])
         if self.dic["numInputs"][i] != n:
             self.fail("inputs", f"{what} '{self.dic['inputs'][i]}' must produce {n} outputs, because that"
@@ -1654,7 +1686,8 @@ def _parse_def(mcp: MyConfigParser, ctx: _Context) -> dict:
 
 _LABEL_COSTS = {"cost.logreg": 1, "cost.msm": 1, "cost.gsum2": 1}
 _CLASS_COSTS = {"cost.crossent", "cost.crossent2", "cost.rflickr"}
-_GUESS_IMAGE_SIZES = (224, 24, 32)
+_GUESS_IMAGE_SIZES = (224, 24, 32)         # ImageNet crops first
+_GUESS_SMALL_IMAGE_SIZES = (24, 32, 224)   # CIFAR crops first, for nets of <= 100 classes
 
 
 def _declared_outputs(mcp: MyConfigParser, name: str, depth: int = 0) -> int | None:
@@ -1678,7 +1711,8 @@ def _guess_data_dims(mcp: MyConfigParser, ctx: _Context) -> dict[int, int]:
     A data layer that is the first input of logreg/msm/gsum2 holds labels (size 1); one that is
     the first input of crossent/crossent2/rflickr, or an input of an eltsum, holds one value per
     class (``num_classes``, else the ``outputs=`` of the other input). Every other data layer
-    holds 3-channel square images of the first size in 224, 24, 32 at which the def parses.
+    holds 3-channel square images of the first size at which the def parses, trying the
+    ImageNet crop (224) first, or the CIFAR crop (24) first when the logreg sees <= 100 classes.
 
     DIVERGES: the original asks the data provider (``get_data_dims``); this guess lets the site
     read a def file alone.
@@ -1700,9 +1734,15 @@ def _guess_data_dims(mcp: MyConfigParser, ctx: _Context) -> dict[int, int]:
             for i in inputs:
                 if i in data and n is not None:
                     kinds.setdefault(data[i], n)
+    classes = ctx.num_classes
+    for s in mcp.sections():
+        inputs = [i.strip() for i in mcp.safe_get(s, "inputs", default="").split(",")]
+        if classes is None and mcp.safe_get(s, "type", default="") == "cost.logreg" and len(inputs) == 2:
+            classes = _declared_outputs(mcp, inputs[1])
+    sizes = _GUESS_IMAGE_SIZES if classes is None or classes > 100 else _GUESS_SMALL_IMAGE_SIZES
     best: ConfigError | None = None
     best_at = -1
-    for size in _GUESS_IMAGE_SIZES:
+    for size in sizes:
         dims = {idx: kinds.get(idx, 3 * size * size) for idx in data.values()}
         trial = _Context(def_path=ctx.def_path, num_gpus=ctx.num_gpus, data_dims=dims.get,
                          num_classes=ctx.num_classes, tree=ctx.tree, root_label=ctx.root_label,
@@ -1724,6 +1764,7 @@ def guess_data_dims(layer_def, options: Mapping | None = None) -> dict[int, int]
 
 
 def _make_context(def_path: Path, options: Mapping | None, init_weights: bool) -> _Context:
+    """Resolve ``options`` (see the module docstring) once."""
     o = dict(options or {})
     rng = o.get("rng")
     if rng is None:
@@ -1748,6 +1789,7 @@ _NOT_COMPARED = _PARAMS_KEYS | {"weights", "weightsInc", "biases", "biasesInc", 
 
 
 def _same(a, b) -> bool:
+    """Equality of cfg values that may hold arrays, lists and dicts."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return np.array_equal(np.asarray(a), np.asarray(b))
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
@@ -1927,6 +1969,7 @@ def parse_layers(layer_def, layer_params=None, options: Mapping | None = None,
 
 
 def _data_dims_from_saved(layers: dict) -> Callable[[int], int | None]:
+    """The data sizes a saved net was built with (for re-reading its def file on resume)."""
     dims = {l["dataIdx"]: l["outputs"] for l in layers.values() if l.get("type") == "data"}
     return dims.get
 

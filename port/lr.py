@@ -265,22 +265,27 @@ class JumpyDiscreteExpLRS(DiscreteExpLRS):
 
 
 def _default(base, p, rng):
+    """Ports: alexnet-2012/src/lr.cu:14-15 LearningRateSchedule"""
     return LearningRateSchedule(base, 0.0, rng)
 
 
 def _linear(base, p, rng):
+    """Ports: alexnet-2012/src/lr.cu:20-21 LinearLRS"""
     return LinearLRS(base, p["tgtFactor"], p["noiseStdev"], rng)
 
 
 def _exp(base, p, rng):
+    """Ports: alexnet-2012/src/lr.cu:22-23 ExpLRS"""
     return ExpLRS(base, p["tgtFactor"], p["noiseStdev"], rng)
 
 
 def _dexp(base, p, rng):
+    """Ports: alexnet-2012/src/lr.cu:24-26 DiscreteExpLRS"""
     return DiscreteExpLRS(base, p["tgtFactor"], p["noiseStdev"], int(p["numSteps"]), rng)
 
 
 def _jdexp(base, p, rng):
+    """Ports: alexnet-2012/src/lr.cu:27-29 JumpyDiscreteExpLRS"""
     return JumpyDiscreteExpLRS(base, p["tgtFactor"], p["noiseStdev"], int(p["numSteps"]), rng)
 
 
