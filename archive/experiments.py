@@ -54,7 +54,10 @@ PARENT_RES = (
     re.compile(r"^this is\s+#?(?P<stem>\d[\w-]*\w)\b", re.I),
     re.compile(r"\bbased on\s+#?(?P<stem>\d[\w-]*\w)", re.I),
 )
-TITLE_HINT_RE = re.compile(r"\b(this is|like #?\d|based on|hybrid|trained on|training on)\b", re.I)
+BOOKKEEPING_RE = re.compile(
+    r"^(on \S+\s*$|on gpu\b|guppy\d*\s*$|krunch\s*$|logs?/|/|\(?guppy|set |killed|moved|paused|"
+    r"resum|made backup|init |valid|test|multi|logprob|[\d\[(.]|#?\s*$)", re.I)
+TITLE_HINT_RE = re.compile(r"\b(this is|this trains|like #?\d|based on|hybrid|trained on|training on)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,10 @@ class Diary:
         for ln, text in own:
             if TITLE_HINT_RE.search(text):
                 return ln, text.strip()
-        return (own[0][0], own[0][1].strip()) if own else None
+        for ln, text in own:   # else the first line that is not a machine, log, path or event
+            if not (BOOKKEEPING_RE.match(text) or EVENT_RE.match(text) or CHECKPOINT_RE.search(text)):
+                return ln, text.strip()
+        return None
 
     @property
     def checkpoints(self) -> tuple[Checkpoint, ...]:
@@ -384,7 +390,7 @@ def parse_def(def_path: Path) -> tuple[dict | None, str | None]:
                 layers = parse_layers(str(def_path), None, {"init_weights": False})
     except Exception as e:
         msg = " ".join(str(e).split()) or type(e).__name__
-        return None, msg
+        return None, msg.replace(str(def_path), Path(def_path).name)
     return dict(layers), None
 
 

@@ -39,6 +39,7 @@ STYLE = """<style>
 .exp-table { border-collapse: collapse; font-size: 0.9em; width: 100%; }
 .exp-table th, .exp-table td { border-bottom: 1px solid color-mix(in srgb, currentColor 20%, transparent);
   padding: 0.2em 0.45em; text-align: left; vertical-align: top; }
+.exp-table td.stem { white-space: nowrap; }
 .exp-table td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .exp-marked { background: color-mix(in srgb, currentColor 8%, transparent); }
 .exp-badge { font-size: 0.8em; border: 1px solid currentColor; border-radius: 3px; padding: 0 0.3em; }
@@ -325,8 +326,8 @@ def _index_body(app, t: ex.Timeline, base: Path) -> str:
                  else f"— (#{escape(e.missing_def)} missing)" if e.missing_def else "—")
         if e.def_stem and parsed.get(e.def_stem, (None, None))[1]:
             dfile += ' <span class="exp-badge" title="the port\'s parser rejects it">parse error</span>'
-        parts.append(f'<tr{cls}><td><a href="{escape(e.stem)}.html">{escape(e.stem)}</a></td>'
-                     f'<td class="num">{e.diary.start_date or ""}</td><td>{dfile}</td>'
+        parts.append(f'<tr{cls}><td class="stem"><a href="{escape(e.stem)}.html">{escape(e.stem)}</a></td>'
+                     f'<td class="num">{e.diary.start_date or ""}</td><td class="stem">{dfile}</td>'
                      f"<td>{escape(title)}" + (f' <span class="exp-badge">{escape(mark)}</span>' if mark else "")
                      + f"</td><td>{escape(h.label) if h else ''}</td>"
                      f'<td class="num">{result_text(h)}</td></tr>')
