@@ -864,3 +864,37 @@ def test_positional_schedule_params_files_parse(alexnet_2012):
     assert L["conv1"]["schedW"] == {"type": "linear", "params": {"tgtFactor": 1.0, "noiseStdev": 1.0}}
     with pytest.warns(IgnoredKeyWarning):
         parse_layers(d / "layers-153.cfg", d / "layer-params-160.cfg", opts, init_weights=False)
+
+
+def test_random_sparse_connectivity_from_a_function(tmp_path):
+    write(tmp_path, "conns.py", """
+def good(name, idx, shape, params=None):
+    groups, channels, filter_channels = shape
+    return list(reversed(range(channels))) * (groups * filter_channels // channels)
+def repeats(name, idx, shape, params=None):
+    return [0] * 32
+""")
+    text = BASE.replace("[fc10]", """[sparse]
+type=conv
+inputs=pool1
+channels=16
+groups=4
+randSparse=1
+filterChannels=8
+filters=16
+filterSize=3
+padding=1
+partialSum=0
+initW=0.01
+initCFunc=conns.good
+
+[fc10]""")
+    text = edit(text, "fc10", "inputs=pool1", "inputs=sparse")
+    L = parse(tmp_path, text, params=None)
+    assert L["sparse"]["filterConns"] == [list(range(15, -1, -1)) * 2] and L["sparse"]["overSample"] == [2]
+    with pytest.raises(ConfigError) as e:
+        parse(tmp_path, text.replace("conns.good", "conns.repeats"), params=None)
+    check_error(e.value, tmp_path / "layers.cfg", "sparse", "initCFunc", "permutation of 0-15")
+    with pytest.raises(ConfigError) as e:
+        parse(tmp_path, edit(text, "sparse", "groups=4", "groups=1"), params=None)
+    check_error(e.value, tmp_path / "layers.cfg", "sparse", "groups", "greater than 1 when using random sparse")
