@@ -6,6 +6,7 @@ of several minibatches, images divided by wall time.
 """
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 
@@ -75,8 +76,5 @@ def train_rate(name: str, n: int = 128, minibatches: int = 8) -> dict:
 
 
 def model_available() -> bool:
-    try:
-        import port.model  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return True
+    """Whether the layer helper's ``port.model`` exists in this tree."""
+    return importlib.util.find_spec("port.model") is not None

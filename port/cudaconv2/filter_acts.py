@@ -80,69 +80,69 @@ class ConvGeometry:
         return (1 if self.conv else self.num_modules) * self.num_filter_colors * self.filter_pixels
 
 
-def _fail(func: str, what: str) -> None:
+def fail(func: str, what: str) -> None:
     raise ValueError(f"{func}: {what}")
 
 
-def _require(ok: bool, func: str, what: str) -> None:
+def require(ok: bool, func: str, what: str) -> None:
     if not ok:
-        _fail(func, what)
+        fail(func, what)
 
 
 def check_common(func: str, g: ConvGeometry) -> None:
     """The asserts every cudaconv2 convolution routine shares (padding, coverage, stride, F)."""
-    _require(g.num_filters % (16 * g.num_groups) == 0, func,
+    require(g.num_filters % (16 * g.num_groups) == 0, func,
              f"the number of filters ({g.num_filters}) must be a multiple of 16·groups "
              f"(= {16 * g.num_groups})")
-    _require(g.padding_start <= 0, func, f"padding_start must be ≤ 0, got {g.padding_start}")
-    _require(g.module_stride >= 1, func, f"module_stride must be ≥ 1, got {g.module_stride}")
-    _require(g.module_stride <= g.filter_size, func,
+    require(g.padding_start <= 0, func, f"padding_start must be ≤ 0, got {g.padding_start}")
+    require(g.module_stride >= 1, func, f"module_stride must be ≥ 1, got {g.module_stride}")
+    require(g.module_stride <= g.filter_size, func,
              f"module_stride ({g.module_stride}) must not exceed the filter size ({g.filter_size})")
     for axis, start_cover, size in (("x", g.padded_x, g.img_size_x), ("y", g.padded_y, g.img_size_y)):
-        _require(g.padding_start + start_cover >= size, func,
+        require(g.padding_start + start_cover >= size, func,
                  f"the modules must cover the image along {axis}: paddingStart + "
                  f"(modules−1)·stride + filterSize = {g.padding_start + start_cover} < {size}")
 
 
-def _img_geometry(func: str, images_rows: int, num_img_colors: int, img_size_y: int) -> tuple[int, int]:
+def img_geometry(func: str, images_rows: int, num_img_colors: int, img_size_y: int) -> tuple[int, int]:
     """(imgPixels, imgSizeX) from the image matrix, as filterActs/weightActs derive them."""
-    _require(num_img_colors > 0, func, f"num_img_colors must be > 0, got {num_img_colors}")
-    _require(images_rows % num_img_colors == 0, func,
+    require(num_img_colors > 0, func, f"num_img_colors must be > 0, got {num_img_colors}")
+    require(images_rows % num_img_colors == 0, func,
              f"images has {images_rows} rows, not a multiple of num_img_colors={num_img_colors}")
     img_pixels = images_rows // num_img_colors
-    _require(img_size_y > 0 and img_pixels % img_size_y == 0, func,
+    require(img_size_y > 0 and img_pixels % img_size_y == 0, func,
              f"{img_pixels} pixels per colour do not make rows of img_size_y={img_size_y}")
     return img_pixels, img_pixels // img_size_y
 
 
 def filter_size_from_rows(func: str, rows: int, per_pixel: int) -> int:
     """fs from the filter matrix rows = per_pixel·fs² (the original's int(sqrt(...)) + assert)."""
-    _require(per_pixel > 0 and rows % per_pixel == 0, func,
+    require(per_pixel > 0 and rows % per_pixel == 0, func,
              f"filters has {rows} rows, not a multiple of {per_pixel} (modules·filterColors)")
     fs = math.isqrt(rows // per_pixel)
-    _require(fs * fs * per_pixel == rows, func,
+    require(fs * fs * per_pixel == rows, func,
              f"filters has {rows} rows = {per_pixel}·{rows // per_pixel}, and "
              f"{rows // per_pixel} filter pixels is not a square")
     return fs
 
 
 def check_2d(func: str, name: str, a, rows: int | None = None, cols: int | None = None) -> None:
-    _require(getattr(a, "ndim", None) == 2, func, f"{name} must be a 2-D matrix, got shape "
+    require(getattr(a, "ndim", None) == 2, func, f"{name} must be a 2-D matrix, got shape "
                                                   f"{getattr(a, 'shape', None)}")
     if rows is not None:
-        _require(a.shape[0] == rows, func, f"{name} must have {rows} rows, got {a.shape[0]}")
+        require(a.shape[0] == rows, func, f"{name} must have {rows} rows, got {a.shape[0]}")
     if cols is not None:
-        _require(a.shape[1] == cols, func, f"{name} must have {cols} columns, got {a.shape[1]}")
+        require(a.shape[1] == cols, func, f"{name} must have {cols} columns, got {a.shape[1]}")
 
 
-def check_color_indices(func: str, color_indices, g: ConvGeometry):
-    """The randSparse connection table as an integer array (numGroups·fc,), checked."""
-    xp = get_array_module(color_indices)
+def check_color_indices(func: str, color_indices, g: ConvGeometry, like):
+    """The randSparse connection table as an integer array (numGroups·fc,) on ``like``'s device."""
+    xp = get_array_module(like)
     idx = xp.asarray(color_indices).reshape(-1).astype(xp.int64)
-    _require(idx.size == g.num_groups * g.num_filter_colors, func,
+    require(idx.size == g.num_groups * g.num_filter_colors, func,
              f"color_indices must hold groups·filterColors = "
              f"{g.num_groups * g.num_filter_colors} entries, got {idx.size}")
-    _require(bool((idx >= 0).all()) and bool((idx < g.num_img_colors).all()), func,
+    require(bool((idx >= 0).all()) and bool((idx < g.num_img_colors).all()), func,
              f"color_indices must lie in [0, {g.num_img_colors})")
     return idx
 
@@ -227,14 +227,14 @@ def make_geometry(func: str, images, filters, img_size_y, num_modules_y, num_mod
     """Derive and check the sizes of a filterActs call (``_filterActs`` / ``_filterActsSparse``)."""
     check_2d(func, "images", images)
     check_2d(func, "filters", filters)
-    _require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
+    require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
     if num_filter_colors is None:
-        _require(num_img_colors % num_groups == 0, func,
+        require(num_img_colors % num_groups == 0, func,
                  f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
         num_filter_colors = num_img_colors // num_groups
-    _, img_size_x = _img_geometry(func, images.shape[0], num_img_colors, img_size_y)
+    _, img_size_x = img_geometry(func, images.shape[0], num_img_colors, img_size_y)
     num_modules = num_modules_y * num_modules_x
-    _require(num_modules >= 1, func, "there must be at least one module")
+    require(num_modules >= 1, func, "there must be at least one module")
     fs = filter_size_from_rows(func, filters.shape[0],
                                (1 if conv else num_modules) * num_filter_colors)
     g = ConvGeometry(num_img_colors, num_filter_colors, num_groups, img_size_y, img_size_x,
@@ -247,21 +247,21 @@ def make_geometry(func: str, images, filters, img_size_y, num_modules_y, num_mod
 def check_filter_acts_colors(func: str, g: ConvGeometry) -> None:
     """filter_acts.cu:577-578 (dense): ≤ 3 colours or an even number; groups need even fc."""
     C, fc = g.num_img_colors, g.num_filter_colors
-    _require(g.num_groups > 1 or C <= 3 or C % 2 == 0, func,
+    require(g.num_groups > 1 or C <= 3 or C % 2 == 0, func,
              f"the number of image colours must be ≤ 3 or even, got {C}")
-    _require(g.num_groups == 1 or fc % 2 == 0, func,
+    require(g.num_groups == 1 or fc % 2 == 0, func,
              f"with groups the colours per group must be even, got {fc}")
 
 
 def check_sparse_colors(func: str, g: ConvGeometry, fc_multiple: int) -> None:
     """The randSparse asserts (filter_acts.cu:1232-1236, img_acts.cu:1944-1948, weight_acts.cu:1002-1006)."""
     C, fc, G = g.num_img_colors, g.num_filter_colors, g.num_groups
-    _require(G > 1, func, "the sparse (randSparse) routines need more than one group")
-    _require(fc > 0 and C % fc == 0, func,
+    require(G > 1, func, "the sparse (randSparse) routines need more than one group")
+    require(fc > 0 and C % fc == 0, func,
              f"num_img_colors ({C}) must be a multiple of num_filter_colors ({fc})")
-    _require((fc * G) % C == 0, func,
+    require((fc * G) % C == 0, func,
              f"groups·filterColors ({G * fc}) must be a multiple of num_img_colors ({C})")
-    _require(fc % fc_multiple == 0, func,
+    require(fc % fc_multiple == 0, func,
              f"num_filter_colors ({fc}) must be a multiple of {fc_multiple}")
 
 
@@ -339,7 +339,7 @@ def conv_filter_acts_sparse(images, filters, color_indices, img_size_y, num_modu
                       padding_start, module_stride, num_img_colors, num_groups, conv=True,
                       num_filter_colors=num_filter_colors)
     check_sparse_colors(func, g, 2)
-    idx = check_color_indices(func, color_indices, g)
+    idx = check_color_indices(func, color_indices, g, images)
     return _filter_acts(gather_colors(images, idx, g), filters, g)
 
 
@@ -355,5 +355,5 @@ def local_filter_acts_sparse(images, filters, color_indices, img_size_y, num_mod
                       padding_start, module_stride, num_img_colors, num_groups, conv=False,
                       num_filter_colors=num_filter_colors)
     check_sparse_colors(func, g, 2)
-    idx = check_color_indices(func, color_indices, g)
+    idx = check_color_indices(func, color_indices, g, images)
     return _filter_acts(gather_colors(images, idx, g), filters, g)

@@ -10,10 +10,12 @@ Not here: accumulation into a target (the callers add), block tuning.
 """
 from __future__ import annotations
 
+import numpy
+
 from port.backend import get_array_module
 from port.cudaconv2.filter_acts import (
-    ConvGeometry, _require, check_2d, check_color_indices, check_common, check_sparse_colors,
-    chunk_size, col2im, filter_size_from_rows,
+    ConvGeometry, check_2d, check_color_indices, check_common, check_sparse_colors, chunk_size,
+    col2im, filter_size_from_rows, require,
 )
 
 
@@ -23,17 +25,17 @@ def make_geometry(func: str, hid_acts, filters, img_size_y, img_size_x, num_modu
     """Derive and check the sizes of an imgActs call (``_imgActs`` / ``_imgActsSparse``)."""
     check_2d(func, "hid_acts", hid_acts)
     check_2d(func, "filters", filters)
-    _require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
-    _require(num_img_colors > 0, func, f"num_img_colors must be > 0, got {num_img_colors}")
+    require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
+    require(num_img_colors > 0, func, f"num_img_colors must be > 0, got {num_img_colors}")
     if num_filter_colors is None:
-        _require(num_img_colors % num_groups == 0, func,
+        require(num_img_colors % num_groups == 0, func,
                  f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
         num_filter_colors = num_img_colors // num_groups
     num_filters = filters.shape[1]
-    _require(num_filters > 0 and hid_acts.shape[0] % num_filters == 0, func,
+    require(num_filters > 0 and hid_acts.shape[0] % num_filters == 0, func,
              f"hid_acts has {hid_acts.shape[0]} rows, not a multiple of the {num_filters} filters")
     num_modules = hid_acts.shape[0] // num_filters
-    _require(num_modules_y > 0 and num_modules % num_modules_y == 0, func,
+    require(num_modules_y > 0 and num_modules % num_modules_y == 0, func,
              f"{num_modules} modules do not make rows of num_modules_y={num_modules_y}")
     fs = filter_size_from_rows(func, filters.shape[0],
                                (1 if conv else num_modules) * num_filter_colors)
@@ -47,9 +49,9 @@ def make_geometry(func: str, hid_acts, filters, img_size_y, img_size_x, num_modu
 def check_img_acts_colors(func: str, g: ConvGeometry) -> None:
     """img_acts.cu:915-916: ≤ 3 colours or an even number; with groups fc % 4 == 0."""
     C, fc = g.num_img_colors, g.num_filter_colors
-    _require(g.num_groups > 1 or C <= 3 or C % 2 == 0, func,
+    require(g.num_groups > 1 or C <= 3 or C % 2 == 0, func,
              f"the number of image colours must be ≤ 3 or even, got {C}")
-    _require(g.num_groups == 1 or fc % 4 == 0, func,
+    require(g.num_groups == 1 or fc % 4 == 0, func,
              f"with groups the colours per group must be a multiple of 4, got {fc}")
 
 
@@ -68,7 +70,7 @@ def _img_acts(hid_acts, filters, g: ConvGeometry):
     else:
         w = filters.reshape(M, K, G, Fg).transpose(0, 2, 1, 3)  # (M, G, K, Fg)
     out = xp.empty((G * fc, g.img_size_y, g.img_size_x, N), dtype=dtype)  # (G·fc, H, W, N)
-    step = chunk_size(K * G * M * xp.dtype(dtype).itemsize, N)
+    step = chunk_size(K * G * M * numpy.dtype(dtype).itemsize, N)
     for n0 in range(0, N, step):
         h = hid[..., n0:n0 + step]
         n = h.shape[-1]
@@ -118,7 +120,7 @@ def _scatter_samples(grad, idx, g: ConvGeometry):
     over = g.num_groups * g.num_filter_colors // C
     v = xp.arange(idx.size)
     sample = v // C
-    _require(int(xp.unique(sample * C + idx).size) == idx.size, "img_acts_sparse",
+    require(int(xp.unique(sample * C + idx).size) == idx.size, "img_acts_sparse",
              "color_indices must list every colour once per oversampling block of "
              f"{C} entries (layer.py builds them from permutations)")
     out = xp.zeros((over, C, g.img_pixels, N), dtype=grad.dtype)  # (overSample, C, P, N)
@@ -144,8 +146,8 @@ def conv_img_acts_sparse(hid_acts, filters, color_indices, img_size_y, img_size_
                       padding_start, module_stride, num_img_colors, num_groups, conv=True,
                       num_filter_colors=num_filter_colors)
     check_sparse_colors(func, g, 2)
-    _require(num_filter_colors > 3, func, f"num_filter_colors must be > 3, got {num_filter_colors}")
-    idx = check_color_indices(func, color_indices, g)
+    require(num_filter_colors > 3, func, f"num_filter_colors must be > 3, got {num_filter_colors}")
+    idx = check_color_indices(func, color_indices, g, hid_acts)
     return _scatter_samples(_img_acts(hid_acts, filters, g), idx, g)
 
 
@@ -161,6 +163,6 @@ def local_img_acts_sparse(hid_acts, filters, color_indices, img_size_y, img_size
                       padding_start, module_stride, num_img_colors, num_groups, conv=False,
                       num_filter_colors=num_filter_colors)
     check_sparse_colors(func, g, 2)
-    _require(num_filter_colors > 3, func, f"num_filter_colors must be > 3, got {num_filter_colors}")
-    idx = check_color_indices(func, color_indices, g)
+    require(num_filter_colors > 3, func, f"num_filter_colors must be > 3, got {num_filter_colors}")
+    idx = check_color_indices(func, color_indices, g, hid_acts)
     return _scatter_samples(_img_acts(hid_acts, filters, g), idx, g)

@@ -15,12 +15,13 @@ Not here: accumulation into a target, the 1/N scaling (callers do both), block t
 """
 from __future__ import annotations
 
+import numpy
+
 from port.backend import get_array_module
 from port.cudaconv2.filter_acts import (
-    ConvGeometry, _require, check_2d, check_color_indices, check_common, check_sparse_colors,
-    chunk_size, conv_cols, gather_colors, images_4d, local_cols,
+    ConvGeometry, check_2d, check_color_indices, check_common, check_sparse_colors, chunk_size,
+    conv_cols, gather_colors, images_4d, img_geometry, local_cols, require,
 )
-from port.cudaconv2.filter_acts import _img_geometry
 
 
 def make_geometry(func: str, images, hid_acts, img_size_y, num_modules_y, num_modules_x,
@@ -29,16 +30,16 @@ def make_geometry(func: str, images, hid_acts, img_size_y, num_modules_y, num_mo
     """Derive and check the sizes of a weightActs call (``_weightActs`` / ``_weightActsSparse``)."""
     check_2d(func, "images", images)
     check_2d(func, "hid_acts", hid_acts, cols=images.shape[1])
-    _require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
+    require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
     if num_filter_colors is None:
-        _require(num_img_colors % num_groups == 0, func,
+        require(num_img_colors % num_groups == 0, func,
                  f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
         num_filter_colors = num_img_colors // num_groups
-    _, img_size_x = _img_geometry(func, images.shape[0], num_img_colors, img_size_y)
+    _, img_size_x = img_geometry(func, images.shape[0], num_img_colors, img_size_y)
     num_modules = num_modules_y * num_modules_x
-    _require(num_modules >= 1, func, "there must be at least one module")
-    _require(filter_size >= 1, func, f"filter_size must be ≥ 1, got {filter_size}")
-    _require(hid_acts.shape[0] % num_modules == 0, func,
+    require(num_modules >= 1, func, "there must be at least one module")
+    require(filter_size >= 1, func, f"filter_size must be ≥ 1, got {filter_size}")
+    require(hid_acts.shape[0] % num_modules == 0, func,
              f"hid_acts has {hid_acts.shape[0]} rows, not a multiple of the {num_modules} modules")
     g = ConvGeometry(num_img_colors, num_filter_colors, num_groups, img_size_y, img_size_x,
                      num_modules_y, num_modules_x, padding_start, module_stride, filter_size,
@@ -50,7 +51,7 @@ def make_geometry(func: str, images, hid_acts, img_size_y, num_modules_y, num_mo
 def check_partial_sum(func: str, partial_sum: int, g: ConvGeometry) -> None:
     """weight_acts.cu:599-601: partialSum 0 means all modules; otherwise it divides them."""
     ps = g.num_modules if partial_sum == 0 else partial_sum
-    _require(ps > 0 and g.num_modules % ps == 0, func,
+    require(ps > 0 and g.num_modules % ps == 0, func,
              f"partial_sum ({partial_sum}) must divide the number of modules ({g.num_modules}); "
              "0 means all")
 
@@ -58,9 +59,9 @@ def check_partial_sum(func: str, partial_sum: int, g: ConvGeometry) -> None:
 def check_weight_acts_colors(func: str, g: ConvGeometry) -> None:
     """weight_acts.cu:593-594: ≤ 3 colours or a multiple of 4; with groups fc % 4 == 0."""
     C, fc = g.num_img_colors, g.num_filter_colors
-    _require(g.num_groups > 1 or C <= 3 or C % 4 == 0, func,
+    require(g.num_groups > 1 or C <= 3 or C % 4 == 0, func,
              f"the number of image colours must be ≤ 3 or a multiple of 4, got {C}")
-    _require(g.num_groups == 1 or fc % 4 == 0, func,
+    require(g.num_groups == 1 or fc % 4 == 0, func,
              f"with groups the colours per group must be a multiple of 4, got {fc}")
 
 
@@ -74,7 +75,7 @@ def _weight_acts(x4, hid_acts, g: ConvGeometry):
     x4 = x4.astype(dtype, copy=False)
     hid = hid_acts.astype(dtype, copy=False).reshape(G, Fg, M, N)  # (G, Fg, M, N)
     acc = xp.zeros((G, K, Fg) if g.conv else (M, G, K, Fg), dtype=dtype)
-    step = chunk_size(K * G * M * xp.dtype(dtype).itemsize, N)
+    step = chunk_size(K * G * M * numpy.dtype(dtype).itemsize, N)
     for n0 in range(0, N, step):
         x = x4[..., n0:n0 + step]
         n = x.shape[-1]
@@ -135,7 +136,7 @@ def conv_weight_acts_sparse(images, hid_acts, color_indices, img_size_y, num_mod
                       conv=True, num_filter_colors=num_filter_colors)
     check_sparse_colors(func, g, 4)
     check_partial_sum(func, partial_sum, g)
-    idx = check_color_indices(func, color_indices, g)
+    idx = check_color_indices(func, color_indices, g, images)
     return _weight_acts(gather_colors(images, idx, g), hid_acts, g)
 
 
@@ -151,5 +152,5 @@ def local_weight_acts_sparse(images, hid_acts, color_indices, img_size_y, num_mo
                       filter_size, padding_start, module_stride, num_img_colors, num_groups,
                       conv=False, num_filter_colors=num_filter_colors)
     check_sparse_colors(func, g, 4)
-    idx = check_color_indices(func, color_indices, g)
+    idx = check_color_indices(func, color_indices, g, images)
     return _weight_acts(gather_colors(images, idx, g), hid_acts, g)
