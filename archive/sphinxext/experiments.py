@@ -18,6 +18,7 @@ It reads ``original/alexnet-2012`` at build time and writes no file into the sou
 """
 from __future__ import annotations
 
+import posixpath
 from functools import lru_cache
 from html import escape
 from pathlib import Path
@@ -26,7 +27,6 @@ from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective, SphinxRole
-from sphinx.util.osutil import relative_uri
 
 from archive import ORIGINAL
 from archive import experiments as ex
@@ -52,8 +52,8 @@ STYLE = """<style>
 
 # ---- data, once per build ------------------------------------------------------------------
 
-def layers_dir(app) -> Path:
-    return Path(app.config.experiments_layers_dir or ORIGINAL / RELEASE / "layers")
+def layers_dir(config) -> Path:
+    return Path(config.experiments_layers_dir or ORIGINAL / RELEASE / "layers")
 
 
 @lru_cache(maxsize=4)
@@ -62,8 +62,15 @@ def _timeline(path: str) -> ex.Timeline | None:
     return ex.load_experiments(p) if p.is_dir() and any(p.iterdir()) else None
 
 
-def timeline(app) -> ex.Timeline | None:
-    return _timeline(str(layers_dir(app)))
+def timeline(config) -> ex.Timeline | None:
+    return _timeline(str(layers_dir(config)))
+
+
+def rel_url(docname: str, target: str) -> str:
+    """``target`` (a path from the site root) relative to the HTML page of ``docname``."""
+    path, _, frag = target.partition("#")
+    url = posixpath.relpath(path, posixpath.dirname(docname) or ".")
+    return url + (f"#{frag}" if frag else "")
 
 
 @lru_cache(maxsize=128)
@@ -101,10 +108,7 @@ class SiteRole(SphinxRole):
             label, target = label.strip(), target.strip()
         else:
             label = target = text.strip()
-        builder = self.env.app.builder
-        here = builder.get_target_uri(self.env.docname) if hasattr(builder, "get_target_uri") else ""
-        uri = relative_uri(here, target) if here else target
-        return [nodes.reference(text, label, refuri=uri, internal=True)], []
+        return [nodes.reference(text, label, refuri=rel_url(self.env.docname, target), internal=True)], []
 
 
 class ReleaseTable(SphinxDirective):
@@ -154,10 +158,9 @@ class ExperimentResults(SphinxDirective):
     option_spec = {"all-results": directives.flag}
 
     def run(self):
-        t = timeline(self.env.app)
+        t = timeline(self.config)
         if t is None:
             return [nodes.paragraph(text="(the release is not fetched: run `make original`)")]
-        here = self.env.app.builder.get_target_uri(self.env.docname)
         table = nodes.table(classes=["experiment-results"])
         tgroup = nodes.tgroup(cols=5)
         table += tgroup
@@ -171,12 +174,12 @@ class ExperimentResults(SphinxDirective):
         for stem in self.arguments[0].split():
             e = t.get(stem)
             if e is None:
-                logger.warning(f"experiment-results: no experiment {stem!r} in {layers_dir(self.env.app)}",
+                logger.warning(f"experiment-results: no experiment {stem!r} in {layers_dir(self.config)}",
                                location=self.get_location())
                 continue
             results = e.diary.results if "all-results" in self.options else e.diary.results[:1]
             link = nodes.paragraph()
-            link += nodes.reference("", f"#{stem}", refuri=relative_uri(here, f"experiments/{stem}.html"),
+            link += nodes.reference("", f"#{stem}", refuri=rel_url(self.env.docname, f"experiments/{stem}.html"),
                                     internal=True)
             title = e.diary.title[1] if e.diary.title else ""
             for i, r in enumerate(results or [None]):
@@ -343,13 +346,13 @@ def _index_body(app, t: ex.Timeline, base: Path) -> str:
 def collect_pages(app):
     if app.builder.format != "html":
         return
-    t = timeline(app)
+    t = timeline(app.config)
     if t is None:
         body = (STYLE + "<h1>The experiments</h1><p>The 2012 release is not fetched "
                 "(<code>original/alexnet-2012</code> is empty): run <code>make original</code>.</p>")
         yield "experiments/index", {"title": "Experiments", "body": body}, "page.html"
         return
-    base = layers_dir(app).parent
+    base = layers_dir(app.config).parent
     yield "experiments/index", {"title": "Experiments", "body": _index_body(app, t, base)}, "page.html"
     for e in t.experiments:
         yield (f"experiments/{e.stem}",

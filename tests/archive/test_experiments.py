@@ -201,3 +201,43 @@ def test_layout_folds_detached_neurons_and_ignores_dict_order():
     cyclic = {"a": {"type": "fc", "inputs": ["b"]}, "b": {"type": "fc", "inputs": ["a"]}}
     with pytest.raises(ValueError, match="cycle"):
         ex.layout(cyclic)
+
+
+def test_sphinx_pages(tmp_path):
+    """The Sphinx module builds the index, one page per experiment, the tables and the {site} role."""
+    from sphinx.application import Sphinx
+
+    (tmp_path / "release").mkdir()
+    layers = write_folder(tmp_path / "release" / "layers")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text(
+        "extensions = ['myst_parser', 'archive.sphinxext.experiments']\n"
+        f"experiments_layers_dir = {str(layers)!r}\n")
+    (src / "index.md").write_text(
+        "# Test\n\n{site}`the timeline <experiments/index.html>`\n\n"
+        "```{release-table}\n```\n\n```{experiment-results} 91 92\n:all-results:\n```\n\n"
+        "```{toctree}\nsub/page\n```\n")
+    (src / "sub").mkdir()
+    (src / "sub" / "page.md").write_text("# Sub\n\n{site}`coverage.html#x` {site}`r <releases/a/b.c.html#L3>`\n")
+    out = tmp_path / "out"
+    app = Sphinx(str(src), str(src), str(out), str(tmp_path / "doctrees"), "html",
+                 status=None, warning=None, freshenv=True)
+    app.build()
+    assert app.statuscode == 0
+    index = (out / "index.html").read_text()
+    assert 'href="experiments/index.html"' in index
+    sub = (out / "sub" / "page.html").read_text()
+    assert 'href="../coverage.html#x"' in sub and 'href="../releases/a/b.c.html#L3"' in sub
+    assert "alexnet-2012" in index and "computerhistory/AlexNet-Source-Code" in index
+    assert 'href="experiments/91.html"' in index and "40.66 / 18.21" in index
+    assert "multiview" in index and "41.00 / 19.00" in index
+    timeline = (out / "experiments" / "index.html").read_text()
+    for stem in ("91", "91-half", "92", "93"):
+        assert f'href="{stem}.html"' in timeline
+        assert (out / "experiments" / f"{stem}.html").is_file()
+    page = (out / "experiments" / "92.html").read_text()
+    assert "Diff to #91-half" in page and "Diff to #91 " in page          # previous, and "like #91"
+    assert "../releases/alexnet-2012/layers/layer-params-92.cfg.html#L5" in page
+    assert "<svg" in page or 'class="exp-error"' in page                # a diagram, or the parser's error
+    assert "none in the release" in (out / "experiments" / "93.html").read_text()
