@@ -1311,7 +1311,10 @@ class DataLayerParser(LayerParser):
     def parse(self, name, mcp, prev_layers, ctx):
         dic = super().parse(name, mcp, prev_layers, ctx)
         dic["dataIdx"] = mcp.safe_get_int(name, "dataIdx")
-        dims = ctx.data_dims(dic["dataIdx"]) if ctx.data_dims is not None else None
+        try:
+            dims = ctx.data_dims(dic["dataIdx"]) if ctx.data_dims is not None else None
+        except (IndexError, KeyError, ValueError, TypeError):
+            dims = None
         if dims is None:
             self.fail("dataIdx", f"the data provider has no data matrix {dic['dataIdx']}")
         dic["outputs"] = int(dims)
@@ -1748,7 +1751,9 @@ def _guess_data_dims(mcp: MyConfigParser, ctx: _Context) -> dict[int, int]:
                          num_classes=ctx.num_classes, tree=ctx.tree, root_label=ctx.root_label,
                          rng=np.random.default_rng(0), init_weights=False)
         try:
-            _parse_def(mcp, trial)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _parse_def(mcp, trial)
             return dims
         except ConfigError as e:
             at = mcp.sections().index(e.section) if e.section in mcp.sections() else -1

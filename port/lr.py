@@ -72,11 +72,6 @@ class ParamParser:
             r"^%s\s*\[\s*(%s(?:\s*,\s*%s)*)\s*\]\s*$" % (self.base_type, _NUMBER, _NUMBER),
             flags=re.IGNORECASE)
 
-    @property
-    def decl(self) -> str:
-        names = ",".join(self.param_names)
-        return f"{self.base_type}[{names}]" if names else self.base_type
-
     def _typed(self, names, values) -> dict | None:
         try:
             conv = dict(zip(self.param_names, self.param_types))
