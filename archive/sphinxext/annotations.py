@@ -162,7 +162,7 @@ def rendered_bodies(app: Sphinx) -> dict[str, str]:
         if docname not in app.env.all_docs:
             continue
         with logging.suppress_logging():  # its warnings were shown when it was written
-            doctree = app.env.get_and_resolve_doctree(docname, app.builder)
+            doctree = app.env.get_and_resolve_doctree(docname, app.builder, tags=app.tags)
         for box in doctree.findall(nodes.container):
             if ANNOTATION_CLASS not in box["classes"] or not box["ids"]:
                 continue

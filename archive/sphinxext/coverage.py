@@ -62,8 +62,8 @@ def coverage_page(site: Site, cov: dict[tuple[str, str], FileCoverage]) -> tuple
         touched = sum(1 for _, c in files if c.cited or c.annotated)
         summary.append(f'<tr><td><a href="releases/{release}/index.html">{release}</a></td>'
                        f'<td class="num">{len(files)}</td><td class="num">{lines}</td>'
-                       f'<td class="num" data-cited="{cited}">{cited}</td><td>{_bar(cited / lines if lines else 0, "p")}</td>'
-                       f'<td class="num" data-annotated="{ann}">{ann}</td><td>{_bar(ann / lines if lines else 0, "a")}</td>'
+                       f'<td class="num" data-cited="{cited}">{cited}</td><td>{_bar(cited / lines if lines else 0, "pc")}</td>'
+                       f'<td class="num" data-annotated="{ann}">{ann}</td><td>{_bar(ann / lines if lines else 0, "an")}</td>'
                        f'<td class="num">{touched}</td></tr>')
         for path, c in sorted(files):
             if not c.lines:
@@ -71,8 +71,8 @@ def coverage_page(site: Site, cov: dict[tuple[str, str], FileCoverage]) -> tuple
             rows.append(f'<tr class="{"touched" if c.cited or c.annotated else "untouched"}">'
                         f'<td>{release}</td><td class="path"><a href="{relative(page, page_of_source(release, path))}">'
                         f'{html.escape(path)}</a></td><td class="num">{c.lines}</td>'
-                        f'<td class="num">{c.cited}</td><td>{_bar(c.cited_share, "p")}</td>'
-                        f'<td class="num">{c.annotated}</td><td>{_bar(c.annotated_share, "a")}</td></tr>')
+                        f'<td class="num">{c.cited}</td><td>{_bar(c.cited_share, "pc")}</td>'
+                        f'<td class="num">{c.annotated}</td><td>{_bar(c.annotated_share, "an")}</td></tr>')
     body = ('<h1>Coverage</h1><p>For every release file: how many of its lines the port cites in '
             '<code>Ports:</code> lines, and how many are annotated. A line is counted once however '
             'many ranges cover it.</p>'

@@ -25,7 +25,7 @@ from pygments.lexers import (BashLexer, CppLexer, CudaLexer, HtmlLexer, IniLexer
                              Python2Lexer, PythonLexer, TextLexer)
 from pygments.token import STANDARD_TYPES, Name, Text, Token, _TokenType
 
-VERSION = 4  # bump when the produced HTML changes
+VERSION = 5  # bump when the produced HTML changes
 _OPTIONS = dict(stripnl=False, stripall=False, ensurenl=False, tabsize=0)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DEFINING = (Name.Function, Name.Class)
@@ -100,8 +100,12 @@ def highlight(text: str, path: str, port: bool = False) -> Highlighted:
 
     for ttype, value in tokens:
         cls = _css_class(ttype)
-        if ttype in Name and _IDENT.match(value):
-            names.append((value, len(lines) + 1, any(ttype in d for d in _DEFINING)))
+        if ttype in Name:  # "Layer::fpropActs" defines fpropActs and uses Layer
+            parts = re.split(r"::|\.", value)
+            defining = any(ttype in d for d in _DEFINING)
+            for i, part in enumerate(parts):
+                if _IDENT.match(part):
+                    names.append((part, len(lines) + 1, defining and i == len(parts) - 1))
         for i, part in enumerate(value.split("\n")):
             if i:
                 close_line()

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 def line_html(n: int, html: str, *, cls: str = "", anchor: bool = True, newline: bool = True) -> str:
     """One line; ``anchor=False`` (excerpts) gives a number without id or link."""
-    num = f'<a class="n" href="#L{n}" data-n="{n}"></a>' if anchor else f'<i class="n" data-n="{n}"></i>'
+    num = f'<a class="lno" href="#L{n}" data-n="{n}"></a>' if anchor else f'<i class="lno" data-n="{n}"></i>'
     ident = f' id="L{n}"' if anchor else ""
     return f'<span class="ln{" " + cls if cls else ""}"{ident}>{num}{html}{chr(10) if newline else ""}</span>'
 
@@ -50,7 +50,7 @@ def render_listing(lines: list[str], *, final_newline: bool, marks: Mapping[int,
 
 
 def line_classes(ranges: Mapping[str, Iterable[tuple[int, int]]]) -> dict[int, str]:
-    """``{"p": [(10, 20)], "a": [(15, 15)]}`` → ``{10: "p", ..., 15: "p a", ...}``."""
+    """``{"pc": [(10, 20)], "an": [(15, 15)]}`` → ``{10: "pc", ..., 15: "pc an", ...}``."""
     out: dict[int, list[str]] = {}
     for cls, spans in ranges.items():
         for first, last in spans:

@@ -83,9 +83,9 @@ def port_page(site: Site, port_file: str, cache: Cache) -> tuple[str, str] | Non
     lines = list(hl.lines)
     for r in refs:
         lines[r.line - 1] = _linkify(lines[r.line - 1], r, page)
-    marks = line_classes({"x": [(r.line, r.line) for r in refs],
+    marks = line_classes({"xr": [(r.line, r.line) for r in refs],
                           "dv": [(d.line, d.line) for d in divs],
-                          "p": sorted({(r.owner.first, r.owner.last) for r in refs if r.owner.qualname != "<module>"})})
+                          "pc": sorted({(r.owner.first, r.owner.last) for r in refs if r.owner.qualname != "<module>"})})
     notes: dict[int, list[str]] = defaultdict(list)
     by_owner: dict[xref.Owner, list[xref.PortsRef]] = defaultdict(list)
     for r in refs:

@@ -100,7 +100,7 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
     hl = cache.get(text, e.path)
     refs = site.refs_by_file.get((release, e.path), [])
     anns = site.annotations_by_file.get((release, e.path), [])
-    marks = line_classes({"p": [(r.first, r.last) for r in refs], "a": [(a.first, a.last) for a in anns]})
+    marks = line_classes({"pc": [(r.first, r.last) for r in refs], "an": [(a.first, a.last) for a in anns]})
     notes: dict[int, list[str]] = defaultdict(list)
     for n, items in annotation_notes(site, release, e.path, page, bodies).items():
         notes[n] += items

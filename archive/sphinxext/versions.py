@@ -111,8 +111,8 @@ def _diff_rows(a: list[str], b: list[str], ha: list[str], hb: list[str], sec: st
 
     def cell(side: str, n: int | None, code: str, cls: str, url: str) -> str:
         if n is None:
-            return '<td class="n"></td><td class="c empty"></td>'
-        return f'<td class="n" id="{sec}-{side}{n}">{n}</td><td class="c {cls}">{code}</td>'
+            return '<td class="lno"></td><td class="t empty"></td>'
+        return f'<td class="lno" id="{sec}-{side}{n}">{n}</td><td class="t {cls}">{code}</td>'
 
     groups = list(sm.get_grouped_opcodes(CONTEXT))
     prev_end = 0
@@ -169,8 +169,8 @@ def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
         parts.append(f'<p class="diffstat"><span class="ins">+{added}</span> '
                      f'<span class="del">−{removed}</span> lines · line <em>n</em> of each side is '
                      f'<code>#{sec}-a<em>n</em></code> / <code>#{sec}-b<em>n</em></code></p>'
-                     f'<div class="diff-wrap"><table class="diff highlight"><colgroup><col class="n">'
-                     f'<col class="c"><col class="n"><col class="c"></colgroup>'
+                     f'<div class="diff-wrap"><table class="diff"><colgroup><col class="lno">'
+                     f'<col class="t"><col class="lno"><col class="t"></colgroup>'
                      f'<thead><tr><th colspan="2">{ra}/{html.escape(pa)}</th>'
                      f'<th colspan="2">{rb}/{html.escape(pb)}</th></tr></thead>'
                      f'<tbody>{rows}</tbody></table></div></section>')

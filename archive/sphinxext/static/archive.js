@@ -34,7 +34,7 @@
   }
 
   document.addEventListener("click", function (ev) {
-    var a = ev.target.closest ? ev.target.closest("a.n") : null;
+    var a = ev.target.closest ? ev.target.closest("a.lno") : null;
     if (!a || a.getAttribute("href").charAt(0) !== "#") return;
     var n = parseInt(a.getAttribute("data-n"), 10);
     if (ev.shiftKey && anchorLine !== null) {
