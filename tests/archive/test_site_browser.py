@@ -1,0 +1,156 @@
+"""The site in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by
+Playwright, serving the synthetic site over a loopback HTTP server.
+
+Follows a Ports link from a source page to the port and back, checks the target lines are
+highlighted, that margins stand beside the code at desktop width and below it at phone width
+(bounding boxes), and saves screenshots under ``<tmp>/screenshots/`` (and under
+``$ARCHIVE_SCREENSHOTS`` when set). Skips only when Chromium cannot be launched.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.archive.sphinxext import synthetic
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def site_url(tmp_path_factory):
+    root = synthetic.write_project(tmp_path_factory.mktemp("browser-site"))
+    synthetic.build(root)
+    handler = functools.partial(_Quiet, directory=str(root / "_build" / "html"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    with playwright.sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        except Exception as exc:  # noqa: BLE001 - any launch failure means: no browser here
+            pytest.skip(f"Chromium cannot be launched: {exc}")
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path) -> list[Path]:
+    dirs = [tmp_path / "screenshots"]
+    if os.environ.get("ARCHIVE_SCREENSHOTS"):
+        dirs.append(Path(os.environ["ARCHIVE_SCREENSHOTS"]))
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
+def snap(page, dirs: list[Path], name: str) -> None:
+    for d in dirs:
+        page.screenshot(path=str(d / name), full_page=True)
+        assert (d / name).stat().st_size > 1000
+
+
+def highlighted(page) -> list[str]:
+    return page.eval_on_selector_all(".ln.hl", "els => els.map(e => e.id)")
+
+
+def test_ports_link_there_and_back(browser, site_url, shots):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{site_url}/releases/rel-a/src/kern.cu.html")
+    snap(page, shots, "source-desktop.png")
+    page.click("a.to-port")
+    page.wait_for_url("**/port/mod.html#L9-L14")
+    assert highlighted(page) == [f"L{n}" for n in range(9, 15)]
+    snap(page, shots, "port-desktop.png")
+    page.click("a.to-src >> nth=0")
+    page.wait_for_url("**/releases/rel-a/src/kern.cu.html#L3-L7")
+    assert highlighted(page) == [f"L{n}" for n in range(3, 8)]
+    assert page.evaluate("document.querySelector('#L3').getBoundingClientRect().top") < 900
+    swhid = page.text_content("code.swhid")
+    assert swhid.endswith(";lines=3-7")
+    assert all(u.startswith(site_url) for u in requests), [u for u in requests if not u.startswith(site_url)]
+    page.close()
+
+
+def test_shift_click_selects_a_range(browser, site_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site_url}/releases/rel-a/src/kern.cu.html")
+    page.click("#L2 a.lno")
+    page.click("#L4 a.lno", modifiers=["Shift"])
+    assert page.url.endswith("#L2-L4")
+    assert highlighted(page) == ["L2", "L3", "L4"]
+    page.close()
+
+
+def boxes(page):
+    seg = ".seg.has-notes"
+    code = page.locator(f"{seg} > pre.code").first.bounding_box()
+    margin = page.locator(f"{seg} > .margin").first.bounding_box()
+    return code, margin
+
+
+def test_margin_beside_on_desktop_below_on_phone(browser, site_url, shots):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site_url}/releases/rel-a/src/kern.cu.html")
+    code, margin = boxes(page)
+    assert margin["x"] >= code["x"] + code["width"] - 1  # to the right
+    assert margin["y"] < code["y"] + code["height"]      # on the same row
+    page.close()
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                             is_mobile=True, has_touch=True)
+    phone.goto(f"{site_url}/releases/rel-a/src/kern.cu.html")
+    code, margin = boxes(phone)
+    assert margin["y"] >= code["y"] + code["height"] - 1  # stacked below
+    assert margin["width"] <= 390
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 391  # no sideways page scroll
+    snap(phone, shots, "source-phone.png")
+    phone.close()
+
+
+def test_diff_dark_and_search(browser, site_url, shots):
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    page.goto(f"{site_url}/versions/src/kern.cu.html")
+    assert page.locator("td.t.ins").count() >= 1 and page.locator("td.t.del").count() >= 1
+    bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert bg != "rgb(253, 253, 251)"  # the dark palette applies
+    snap(page, shots, "diff-dark.png")
+    page.goto(f"{site_url}/identifiers.html?q=fpropActs")
+    page.wait_for_selector("#idres .hit")
+    link = page.locator("#idres .def a").first
+    assert link.text_content() == "rel-a/src/kern.cu:3"
+    link.click()
+    page.wait_for_url("**/releases/rel-a/src/kern.cu.html#L3")
+    assert highlighted(page) == ["L3"]
+    page.close()
+
+
+def test_escaped_html_renders_as_text(browser, site_url):
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{site_url}/releases/rel-a/page.html.html")
+    assert "<script>alert(1)</script>" in page.text_content("pre.code")
+    assert page.locator("pre.code b").count() == 0
+    assert dialogs == []
+    page.close()
