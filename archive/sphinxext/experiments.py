@@ -112,17 +112,25 @@ class SiteRole(SphinxRole):
 
 
 class ReleaseTable(SphinxDirective):
-    """The pinned releases, from their manifests."""
+    """The pinned releases, from their manifests; with ``:provenance:``, each manifest's
+    provenance text as a column."""
+    option_spec = {"provenance": directives.flag}
 
     def run(self):
+        with_prov = "provenance" in self.options
+        heads = ["release", "upstream @ commit", "commit date", "license", "files"]
+        widths = [16, 30, 14, 30, 8]
+        if with_prov:
+            heads.append("what it is")
+            widths.append(40)
         table = nodes.table(classes=["release-table"])
-        tgroup = nodes.tgroup(cols=6)
+        tgroup = nodes.tgroup(cols=len(heads))
         table += tgroup
-        for w in (14, 22, 12, 12, 6, 34):
+        for w in widths:
             tgroup += nodes.colspec(colwidth=w)
         head = nodes.thead()
         tgroup += head
-        head += _row(["release", "upstream @ commit", "commit date", "license", "files", "what it is"])
+        head += _row(heads)
         body = nodes.tbody()
         tgroup += body
         for rid, m in manifest.load_all().items():
@@ -130,8 +138,8 @@ class ReleaseTable(SphinxDirective):
             up += nodes.reference("", m.upstream.removeprefix("https://github.com/"),
                                   refuri=f"{m.upstream}/tree/{m.commit}")
             up += nodes.Text(f" @ {m.commit[:8]}")
-            body += _row([nodes.literal(rid, rid), up, m.commit_date[:10], m.license,
-                          str(len(m.files)), m.provenance])
+            cells = [nodes.literal(rid, rid), up, m.commit_date[:10], m.license, str(len(m.files))]
+            body += _row(cells + ([m.provenance] if with_prov else []))
         return [table]
 
 
