@@ -1,0 +1,172 @@
+"""port.model.ConvNet: training and test batches, the original's gradient check (which passes on
+a small net like example-layers/layers.gc.cfg and fails when a backward pass is broken), the
+multiview test, the feature writer, syncing weights to the host, and errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from port.errors import UserError
+from port.layers.norm import CrossMapResponseNormLayer
+from port.model import ConvNet
+from tests.port.layers import netutil as nu
+
+
+def _gc_like_layers(rng, img=4, fc_out=4):
+    """Three relu convs on the data, cross-map norms, three multi-input fc layers (one input
+    repeated), concat, fc10, softmax, logreg: example-layers/layers.gc.cfg in miniature.
+
+    The convs start from initW=0.1 (the cfg has 0.3): with 0.3 many relu units sit within the
+    bias step (0.05) of their kink and the one-sided difference itself misses by 2-7 %,
+    although the float64 central difference agrees to 1e-9 (tests/port/layers)."""
+    relu = {"type": "relu", "params": {}}
+    out = []
+    for s in "abc":
+        c = nu.conv(f"conv32{s}", ["data"], 3, img, 16, 3, rng, init_w=0.1, eps_w=0.001, eps_b=0.002)
+        c["biases"][...] = 1.0
+        out += [c, nu.simple(f"conv32{s}_neuron", "neuron", [f"conv32{s}"], c["outputs"], neuron=relu),
+                nu.simple(f"rnorm1{s}", "cmrnorm", [f"conv32{s}_neuron"], c["outputs"], channels=16,
+                          size=5, scale=0.0001 / 5, pow=0.75, minDiv=0.25, blocked=False,
+                          imgSize=c["modulesX"])]
+    d = out[0]["outputs"]
+    for name, ins in (("fc16a", "abc"), ("fc16b", "bca"), ("fc16c", "caa")):
+        out.append(nu.fc(name, [f"rnorm1{s}" for s in ins], [d] * 3, fc_out, rng, eps_w=1e-5, mom=0.0))
+    out += [nu.simple("concat", "concat", ["fc16a", "fc16c", "fc16b"], 3 * fc_out,
+                      copyOffsets=[0, fc_out, 2 * fc_out]),
+            nu.fc("fc10", ["concat"], [3 * fc_out], 10, rng, init_w=0.08, eps_w=1e-5, mom=0.0),
+            nu.simple("probs", "softmax", ["fc10"], 10), nu.logreg("logreg", "labels", "probs")]
+    return nu.as_dict(nu.data("data", 3 * img * img, 0), nu.data("labels", 1, 1), *out)
+
+
+def _batch(rng, layers, n, classes=10):
+    """Uniform [0, 1) data and random labels, as the original's dummy-lr-n provider."""
+    return [rng.random((layers["data"]["outputs"], n)).astype(np.float32),
+            rng.integers(0, classes, size=(1, n)).astype(np.float32)]
+
+
+def test_check_gradients_passes_and_reports(capsys):
+    rng = np.random.default_rng(0)
+    layers = _gc_like_layers(rng)
+    net = ConvNet(layers, minibatch_size=8)
+    assert net.check_gradients(_batch(rng, layers, 8))
+    out = capsys.readouterr().out
+    assert "(PASS) conv32a weights[0] GRADIENT CHECK" in out
+    assert "(PASS) fc16c biases GRADIENT CHECK" in out
+    assert "ALL 20 TESTS PASSED" in out and "FAIL" not in out
+
+
+def test_check_gradients_fails_on_a_broken_backward(monkeypatch, capsys):
+    rng = np.random.default_rng(0)
+    layers = _gc_like_layers(rng)
+    net = ConvNet(layers, minibatch_size=8)
+    original = CrossMapResponseNormLayer.bprop_acts
+    monkeypatch.setattr(CrossMapResponseNormLayer, "bprop_acts",
+                        lambda self, v, i, p: 1.5 * original(self, v, i, p))
+    assert not net.check_gradients(_batch(rng, layers, 8))
+    out = capsys.readouterr().out
+    assert "(****FAIL****) conv32a weights[0] GRADIENT CHECK" in out
+    assert "(PASS) fc10 weights[0] GRADIENT CHECK" in out       # above the broken layer
+    assert "6/20 TESTS FAILED" in out
+
+
+def _small_net(rng, keep=None):
+    relu = {"type": "relu", "params": {}}
+    top = "fc1_neuron"
+    extra = []
+    if keep is not None:
+        extra = [nu.simple("drop", "hs", ["fc1_neuron"], 16, keep=keep, enable=True)]
+        top = "drop"
+    return nu.as_dict(nu.data("data", 12, 0), nu.data("labels", 1, 1),
+                      nu.fc("fc1", ["data"], [12], 16, rng, init_w=0.3, eps_w=0.2, eps_b=0.2),
+                      nu.simple("fc1_neuron", "neuron", ["fc1"], 16, neuron=relu), *extra,
+                      nu.fc("fc2", [top], [16], 5, rng, init_w=0.3, eps_w=0.2, eps_b=0.2),
+                      nu.simple("probs", "softmax", ["fc2"], 5), nu.logreg("logreg", "labels", "probs"))
+
+
+def test_training_lowers_the_cost_and_test_batches_do_not_train():
+    rng = np.random.default_rng(1)
+    layers = _small_net(rng, keep=0.8)
+    net = ConvNet(layers, minibatch_size=16, rng=0)
+    batch = _batch(rng, layers, 40, classes=5)
+    net.start_batch(batch, 0.0, test=True)
+    before, n = net.finish_batch()
+    assert n == 40 and len(before["logreg"]) == 3
+    w = np.array(net.layers["fc1"].weights[0].w)
+    net.start_batch(batch, 0.0, test=True)
+    net.finish_batch()
+    assert np.array_equal(w, net.layers["fc1"].weights[0].w)    # testing changed nothing
+    for _ in range(50):
+        net.start_batch(batch, 0.5, test=False)
+        net.finish_batch()
+    net.start_batch(batch, 0.0, test=True)
+    after, _ = net.finish_batch()
+    assert after["logreg"][0] < 0.7 * before["logreg"][0]
+    assert 0 <= after["logreg"][1] <= 40
+
+
+def test_sync_with_host_writes_into_the_dict_arrays_in_place():
+    rng = np.random.default_rng(2)
+    layers = _small_net(rng)
+    arrays = [layers["fc1"]["weights"][0], layers["fc1"]["weightsInc"][0], layers["fc1"]["biases"]]
+    before = [a.copy() for a in arrays]
+    net = ConvNet(layers, minibatch_size=8)
+    net.start_batch(_batch(rng, layers, 8, classes=5), 0.0, False)
+    net.finish_batch()
+    assert np.array_equal(arrays[0], before[0])                  # not synced yet
+    net.sync_with_host()
+    assert layers["fc1"]["weights"][0] is arrays[0]
+    assert all(not np.array_equal(a, b) for a, b in zip(arrays, before))
+    assert np.allclose(arrays[0], net.layers["fc1"].weights[0].w)
+
+
+def test_num_params():
+    rng = np.random.default_rng(3)
+    net = ConvNet(_small_net(rng), minibatch_size=8)
+    assert net.num_params() == 12 * 16 + 16 + 16 * 5 + 5
+
+
+def test_multiview_averages_probabilities_and_fills_probs():
+    rng = np.random.default_rng(4)
+    layers = _small_net(rng)
+    net = ConvNet(layers, minibatch_size=4, dtype=np.float64)
+    n, views = 6, 3
+    x = rng.standard_normal((12, n * views))
+    labels = np.tile(rng.integers(0, 5, size=(1, n)), views).astype(np.float64)
+    per_view = np.zeros((n * views, 5))
+    net.start_feature_writer([x, labels], per_view, "probs")
+    net.finish_batch()
+    probs = np.zeros((n, 5))
+    net.start_multiview_test([x, labels], views, probs, "logreg")
+    costs, num = net.finish_batch()
+    expected = per_view.reshape(views, n, 5).mean(axis=0)
+    assert num == n
+    assert np.allclose(probs, expected)
+    nll = -np.log(expected[np.arange(n), labels[0, :n].astype(int)]).sum()
+    assert np.isclose(costs["logreg"][0], nll)
+
+
+def test_feature_writer_matches_the_layer_output():
+    rng = np.random.default_rng(5)
+    layers = _small_net(rng, keep=0.5)
+    net = ConvNet(layers, minibatch_size=4, dtype=np.float64)
+    x = rng.standard_normal((12, 10))
+    labels = rng.integers(0, 5, size=(1, 10)).astype(np.float64)
+    ftrs = np.zeros((10, 16))
+    net.start_feature_writer([x, labels], ftrs, "drop")
+    costs, n = net.finish_batch()
+    W, b = layers["fc1"]["weights"][0], layers["fc1"]["biases"]
+    assert n == 10 and "logreg" in costs
+    assert np.allclose(ftrs, 0.5 * np.maximum(0, W.T @ x + b.T).T, atol=1e-6)   # ×keep, not masked
+
+
+def test_errors_are_user_errors():
+    rng = np.random.default_rng(6)
+    layers = _small_net(rng)
+    net = ConvNet(layers, minibatch_size=4)
+    with pytest.raises(UserError, match="views"):
+        net.start_multiview_test(_batch(rng, layers, 7, classes=5), 2)
+    with pytest.raises(UserError, match="finish_batch"):
+        net.finish_batch()
+    bad = dict(layers, weird=nu.simple("weird", "treefc", ["data"], 3))
+    with pytest.raises(UserError, match="not ported"):
+        ConvNet(bad)
