@@ -20,7 +20,7 @@ from port.cudaconv2.conv_util import (
     conv_crop, conv_gaussian_blur, conv_local_avg_undo, conv_local_max_undo, conv_local_pool,
     conv_reflect_horizontal, conv_resize_bilinear, conv_response_norm,
     conv_response_norm_cross_map, conv_response_norm_cross_map_undo, conv_response_norm_undo,
-    conv_rgb_to_lab, conv_rgb_to_yuv,
+    conv_rgb_to_lab, conv_rgb_to_yuv, conv_tica, conv_tica_grad,
 )
 from port.cudaconv2.filter_acts import (
     conv_filter_acts, conv_filter_acts_sparse, local_filter_acts, local_filter_acts_sparse,
@@ -37,7 +37,7 @@ __all__ = [
     "conv_crop", "conv_gaussian_blur", "conv_local_avg_undo", "conv_local_max_undo",
     "conv_local_pool", "conv_reflect_horizontal", "conv_resize_bilinear", "conv_response_norm",
     "conv_response_norm_cross_map", "conv_response_norm_cross_map_undo", "conv_response_norm_undo",
-    "conv_rgb_to_lab", "conv_rgb_to_yuv",
+    "conv_rgb_to_lab", "conv_rgb_to_yuv", "conv_tica", "conv_tica_grad",
     "conv_filter_acts", "conv_filter_acts_sparse", "local_filter_acts", "local_filter_acts_sparse",
     "conv_img_acts", "conv_img_acts_sparse", "local_img_acts", "local_img_acts_sparse",
     "conv_weight_acts", "conv_weight_acts_sparse", "local_weight_acts", "local_weight_acts_sparse",

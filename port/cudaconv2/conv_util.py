@@ -24,19 +24,19 @@ POOLERS = ("max", "avg", "maxabs")
 MAX_POOL_BASE = -2e38  # MaxPooler::getBaseValue (conv_util.cuh:89-91)
 
 
-def _require(ok: bool, func: str, what: str) -> None:
+def require(ok: bool, func: str, what: str) -> None:
     if not ok:
         raise ValueError(f"{func}: {what}")
 
 
 def _square_images(func: str, a, num_channels: int, name: str = "images") -> int:
     """imgSize of a (numChannels·imgSize², N) matrix, checked as the original asserts it."""
-    _require(getattr(a, "ndim", None) == 2, func, f"{name} must be a 2-D matrix")
-    _require(num_channels > 0 and a.shape[0] % num_channels == 0, func,
+    require(getattr(a, "ndim", None) == 2, func, f"{name} must be a 2-D matrix")
+    require(num_channels > 0 and a.shape[0] % num_channels == 0, func,
              f"{name} has {a.shape[0]} rows, not a multiple of num_channels={num_channels}")
     pixels = a.shape[0] // num_channels
     size = math.isqrt(pixels)
-    _require(size * size == pixels, func, f"{name}: {pixels} pixels per channel is not a square image")
+    require(size * size == pixels, func, f"{name}: {pixels} pixels per channel is not a square image")
     return size
 
 
@@ -89,7 +89,7 @@ def _infer_pool_img_size(func, rows, subs_x, start_x, stride_x, outputs_x) -> tu
             continue
         if outputs_x == max(1, -(-(size - start_x - subs_x) // stride_x) + 1):
             fits.append(size)
-    _require(len(fits) == 1, func,
+    require(len(fits) == 1, func,
              f"cannot tell the image size from {rows} rows and outputs_x={outputs_x} "
              f"(candidates {fits}); pass num_filters")
     return rows // (fits[0] * fits[0]), fits[0]
@@ -117,9 +117,9 @@ def conv_local_pool(images, *args, num_filters: int | None = None):
     else:
         raise TypeError(f"{func}: expected (images, [num_filters,] subs_x, start_x, stride_x, "
                         f"outputs_x, pooler), got {1 + len(args)} positional arguments")
-    _require(pooler in POOLERS, func, f"pooler must be one of {POOLERS}, got {pooler!r}")
-    _require(getattr(images, "ndim", None) == 2, func, "images must be a 2-D matrix")
-    _require(subs_x >= 1 and stride_x >= 1 and outputs_x >= 1, func,
+    require(pooler in POOLERS, func, f"pooler must be one of {POOLERS}, got {pooler!r}")
+    require(getattr(images, "ndim", None) == 2, func, "images must be a 2-D matrix")
+    require(subs_x >= 1 and stride_x >= 1 and outputs_x >= 1, func,
              f"subs_x, stride_x, outputs_x must be ≥ 1, got {subs_x}, {stride_x}, {outputs_x}")
     if num_filters is None:
         num_filters, img_size = _infer_pool_img_size(func, images.shape[0], subs_x, start_x,
@@ -149,16 +149,16 @@ def conv_local_pool(images, *args, num_filters: int | None = None):
 
 
 def _pool_geometry(func, grads, images_rows, subs_x, start_x, stride_x, outputs_x):
-    _require(getattr(grads, "ndim", None) == 2, func, "the gradient must be a 2-D matrix")
+    require(getattr(grads, "ndim", None) == 2, func, "the gradient must be a 2-D matrix")
     outputs = outputs_x * outputs_x
-    _require(grads.shape[0] % outputs == 0, func,
+    require(grads.shape[0] % outputs == 0, func,
              f"the gradient has {grads.shape[0]} rows, not a multiple of outputsX² = {outputs}")
     num_filters = grads.shape[0] // outputs
-    _require(images_rows % num_filters == 0, func,
+    require(images_rows % num_filters == 0, func,
              f"the images have {images_rows} rows, not a multiple of the {num_filters} channels")
     img_pixels = images_rows // num_filters
     img_size = math.isqrt(img_pixels)
-    _require(img_size * img_size == img_pixels, func, f"{img_pixels} pixels is not a square image")
+    require(img_size * img_size == img_pixels, func, f"{img_pixels} pixels is not a square image")
     return num_filters, img_size
 
 
@@ -170,7 +170,7 @@ def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1496-1587 kLocalMaxUndo
     """
     func = "conv_local_max_undo"
-    _require(max_acts.shape == max_grads.shape, func,
+    require(max_acts.shape == max_grads.shape, func,
              f"max_acts {max_acts.shape} and max_grads {max_grads.shape} differ in shape")
     C, S = _pool_geometry(func, max_grads, images.shape[0], subs_x, start_x, stride_x, outputs_x)
     xp = get_array_module(images, max_grads, max_acts)
@@ -194,7 +194,7 @@ def conv_local_avg_undo(avg_grads, subs_x, start_x, stride_x, outputs_x, img_siz
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1392-1475 kLocalAvgUndo
     """
     func = "conv_local_avg_undo"
-    _require(getattr(avg_grads, "ndim", None) == 2
+    require(getattr(avg_grads, "ndim", None) == 2
              and avg_grads.shape[0] % (outputs_x * outputs_x) == 0, func,
              f"avg_grads must be (numChannels·outputsX², N) with outputsX={outputs_x}, "
              f"got {getattr(avg_grads, 'shape', None)}")
@@ -240,12 +240,12 @@ def _spatial_box(a4, lo: int, size: int):
 def _check_rnorm(func: str, images, num_filters: int, size_x: int, undo: bool) -> int:
     size = _square_images(func, images, num_filters)
     if undo:
-        _require(num_filters % 16 == 0, func,
+        require(num_filters % 16 == 0, func,
                  f"the number of channels must be a multiple of 16, got {num_filters}")
     else:
-        _require(num_filters % 16 == 0 or num_filters <= 8, func,
+        require(num_filters % 16 == 0 or num_filters <= 8, func,
                  f"the number of channels must be ≤ 8 or a multiple of 16, got {num_filters}")
-    _require(size_x >= 1, func, f"size_x must be ≥ 1, got {size_x}")
+    require(size_x >= 1, func, f"size_x must be ≥ 1, got {size_x}")
     return size
 
 
@@ -261,7 +261,7 @@ def conv_contrast_norm(images, mean_diffs, num_filters, size_x, add_scale, pow_s
     """
     func = "conv_contrast_norm"
     S = _check_rnorm(func, images, num_filters, size_x, undo=False)
-    _require(mean_diffs.shape == images.shape, func,
+    require(mean_diffs.shape == images.shape, func,
              f"mean_diffs {mean_diffs.shape} and images {images.shape} differ in shape")
     md = _4d(mean_diffs, num_filters, S)
     denoms = 1 + add_scale * _spatial_box(md * md, -(size_x // 2), size_x)
@@ -291,7 +291,7 @@ def conv_response_norm_undo(out_grads, denoms, inputs, acts, num_filters, size_x
     func = "conv_response_norm_undo"
     S = _check_rnorm(func, out_grads, num_filters, size_x, undo=True)
     for name, a in (("denoms", denoms), ("inputs", inputs), ("acts", acts)):
-        _require(a.shape == out_grads.shape, func,
+        require(a.shape == out_grads.shape, func,
                  f"{name} {a.shape} and out_grads {out_grads.shape} differ in shape")
     pre = (-2 * add_scale * pow_scale) * out_grads * acts / denoms  # (C·P, N)
     lo_t = -size_x + size_x // 2 + 1  # the windows that contain p
@@ -327,9 +327,9 @@ def _map_window_sum(a3, size_f: int, lo: int, blocked: bool):
 
 def _check_crossmap(func: str, images, num_filters: int, size_f: int) -> None:
     _square_images(func, images, num_filters)
-    _require(0 < size_f <= num_filters, func,
+    require(0 < size_f <= num_filters, func,
              f"size must be in [1, {num_filters}] (the number of channels), got {size_f}")
-    _require(num_filters % 16 == 0, func,
+    require(num_filters % 16 == 0, func,
              f"the number of channels must be a multiple of 16, got {num_filters}")
 
 
@@ -373,7 +373,7 @@ def conv_response_norm_cross_map_undo(out_grads, denoms, inputs, acts, num_filte
     func = "conv_response_norm_cross_map_undo"
     _check_crossmap(func, out_grads, num_filters, size_f)
     for name, a in (("denoms", denoms), ("inputs", inputs), ("acts", acts)):
-        _require(a.shape == out_grads.shape, func,
+        require(a.shape == out_grads.shape, func,
                  f"{name} {a.shape} and out_grads {out_grads.shape} differ in shape")
     pre = (-2 * add_scale * pow_scale) * out_grads * acts / denoms
     lo_t = -size_f + size_f // 2 + 1
@@ -398,10 +398,10 @@ def conv_gaussian_blur(images, filter, horiz, num_channels):
     xp = get_array_module(images, filter)
     S = _square_images(func, images, num_channels)
     f = xp.asarray(filter)
-    _require(f.ndim == 2 and f.shape[0] == 1, func, f"filter must be a (1, width) row, got {f.shape}")
+    require(f.ndim == 2 and f.shape[0] == 1, func, f"filter must be a (1, width) row, got {f.shape}")
     r = f.shape[1] // 2
-    _require(1 <= r <= 4, func, f"the filter radius must be in 1..4, got {r}")
-    _require(S >= 2 * r + 1, func, f"the image ({S}) must be at least the filter width ({2 * r + 1})")
+    require(1 <= r <= 4, func, f"the filter radius must be in 1..4, got {r}")
+    require(S >= 2 * r + 1, func, f"the image ({S}) must be at least the filter width ({2 * r + 1})")
     x4 = _4d(images, num_channels, S)
     axis = 2 if horiz else 1
     out = xp.zeros(x4.shape, dtype=xp.result_type(images.dtype, f.dtype))
@@ -415,9 +415,9 @@ def conv_gaussian_blur(images, filter, horiz, num_channels):
 
 
 def _nails(func, num_channels, img_size, start_x, stride_x):
-    _require(stride_x > 1, func, f"stride must be > 1, got {stride_x}")
+    require(stride_x > 1, func, f"stride must be > 1, got {stride_x}")
     outputs_x = -(-img_size // stride_x)
-    _require(0 <= start_x and start_x + (outputs_x - 1) * stride_x < img_size, func,
+    require(0 <= start_x and start_x + (outputs_x - 1) * stride_x < img_size, func,
              f"the nails start={start_x}, stride={stride_x}, {outputs_x} per row leave the "
              f"{img_size}-pixel image")
     return outputs_x, slice(start_x, start_x + (outputs_x - 1) * stride_x + 1, stride_x)
@@ -430,7 +430,7 @@ def conv_bed_of_nails(images, num_channels, img_size, start_x, stride_x):
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:665-668 convBedOfNails
     """
     func = "conv_bed_of_nails"
-    _require(images.shape[0] == num_channels * img_size * img_size, func,
+    require(images.shape[0] == num_channels * img_size * img_size, func,
              f"images must have numChannels·imgSize² = {num_channels * img_size ** 2} rows, "
              f"got {images.shape[0]}")
     outputs_x, sl = _nails(func, num_channels, img_size, start_x, stride_x)
@@ -446,7 +446,7 @@ def conv_bed_of_nails_undo(acts_grad, num_channels, img_size, start_x, stride_x)
     func = "conv_bed_of_nails_undo"
     xp = get_array_module(acts_grad)
     outputs_x, sl = _nails(func, num_channels, img_size, start_x, stride_x)
-    _require(acts_grad.shape[0] == num_channels * outputs_x ** 2, func,
+    require(acts_grad.shape[0] == num_channels * outputs_x ** 2, func,
              f"acts_grad must have numChannels·outputsX² = {num_channels * outputs_x ** 2} rows, "
              f"got {acts_grad.shape[0]}")
     out = xp.zeros((num_channels, img_size, img_size, acts_grad.shape[1]), dtype=acts_grad.dtype)
@@ -463,7 +463,7 @@ def conv_resize_bilinear(images, img_size, tgt_size, scale):
     """
     func = "conv_resize_bilinear"
     xp = get_array_module(images)
-    _require(images.shape[0] % (img_size * img_size) == 0, func,
+    require(images.shape[0] % (img_size * img_size) == 0, func,
              f"images has {images.shape[0]} rows, not a multiple of imgSize² = {img_size ** 2}")
     C = images.shape[0] // (img_size * img_size)
     f32 = xp.float32
@@ -482,7 +482,7 @@ def conv_resize_bilinear(images, img_size, tgt_size, scale):
 
 
 def _rgb(func, images):
-    _require(images.ndim == 2 and images.shape[0] % 3 == 0, func,
+    require(images.ndim == 2 and images.shape[0] % 3 == 0, func,
              f"images must be (3·imgPixels, N), got {images.shape}")
     return images.reshape(3, -1, images.shape[1])
 
@@ -530,8 +530,8 @@ def conv_reflect_horizontal(images, num_channels, img_size):
     Ports: cuda-convnet2/cudaconv3/src/conv_util.cu:41-68 kReflectH
     """
     func = "conv_reflect_horizontal"
-    _require(1 <= num_channels <= 3, func, f"num_channels must be 1..3, got {num_channels}")
-    _require(images.shape[0] == num_channels * img_size * img_size, func,
+    require(1 <= num_channels <= 3, func, f"num_channels must be 1..3, got {num_channels}")
+    require(images.shape[0] == num_channels * img_size * img_size, func,
              f"images must have numChannels·imgSize² = {num_channels * img_size ** 2} rows, "
              f"got {images.shape[0]}")
     xp = get_array_module(images)
@@ -546,12 +546,52 @@ def conv_crop(images, img_size, tgt_size, start_y, start_x):
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:126-149 kCrop
     """
     func = "conv_crop"
-    _require(images.shape[0] % (img_size * img_size) == 0, func,
+    require(images.shape[0] % (img_size * img_size) == 0, func,
              f"images has {images.shape[0]} rows, not a multiple of imgSize² = {img_size ** 2}")
-    _require(start_y >= 0 and start_x >= 0 and img_size - start_y >= tgt_size
+    require(start_y >= 0 and start_x >= 0 and img_size - start_y >= tgt_size
              and img_size - start_x >= tgt_size, func,
              f"a {tgt_size}² crop at ({start_y}, {start_x}) does not fit a {img_size}² image")
     xp = get_array_module(images)
     C = images.shape[0] // (img_size * img_size)
     y = _4d(images, C, img_size)[:, start_y:start_y + tgt_size, start_x:start_x + tgt_size]
     return xp.ascontiguousarray(y).reshape(C * tgt_size * tgt_size, images.shape[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# TICA (cost.tica, layer.cu:1995-2001; no released cfg uses it)
+
+def _check_tica(func: str, images, num_filters: int, size_x: int) -> int:
+    size = _square_images(func, images, num_filters)
+    require(num_filters % 16 == 0 or num_filters <= 8, func,
+            f"the number of channels must be ≤ 8 or a multiple of 16, got {num_filters}")
+    require(num_filters > 8 and size_x < 6, func,
+            f"the kernel is only written for more than 8 channels and size < 6 "
+            f"(its 'TEMPORARY' asserts), got {num_filters} channels, size {size_x}")
+    return size
+
+
+def conv_tica(images, num_filters, size_x):
+    """1 / (0.001 + √(Σ_{size_x² window} x²)) per pixel, window as in response norm.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2694-2730 convTICA
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1200-1274 kTICA_manyfilter
+    """
+    xp = get_array_module(images)
+    S = _check_tica("conv_tica", images, num_filters, size_x)
+    x4 = _4d(images, num_filters, S)
+    return (1 / (0.001 + xp.sqrt(_spatial_box(x4 * x4, -(size_x // 2), size_x)))).reshape(images.shape)
+
+
+def conv_tica_grad(images, ticas, num_filters, size_x):
+    """−x_p · Σ_{q in the size_x² window around p} ticas_q (the caller scales by coeff).
+
+    DIVERGES: the kernel's accumulating branch (scaleTarget ≠ 0) multiplies by √Σ instead of Σ (conv_util.cu:1366); the port always computes the overwriting branch, and the caller adds.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2643-2682 convTICAGrad
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1296-1371 kTICAGrad_manyfilter
+    """
+    S = _check_tica("conv_tica_grad", images, num_filters, size_x)
+    require(ticas.shape == images.shape, "conv_tica_grad",
+            f"ticas {ticas.shape} and images {images.shape} differ in shape")
+    sums = _spatial_box(_4d(ticas, num_filters, S), -(size_x // 2), size_x)
+    return (-images * sums.reshape(images.shape))

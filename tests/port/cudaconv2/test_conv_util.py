@@ -239,3 +239,18 @@ def test_rgb_to_yuv_and_lab():
     assert cc.conv_rgb_to_lab(px, True)[0, 0] == pytest.approx(116 * Y - 66)
     dark = np.full((3, 1), 0.001)                   # the linear branch of f
     assert cc.conv_rgb_to_lab(dark, False)[0, 0] == pytest.approx(116 * (7.787037 * 0.001 + 0.13793103) - 16, rel=1e-6)
+
+
+def test_tica_and_its_gradient():
+    rng = np.random.default_rng(22)
+    C, S, size = 16, 5, 3
+    x = rng.standard_normal((C * S * S, 2))
+    t = cc.conv_tica(x, C, size)
+    x4 = x.reshape(C, S, S, 2)
+    # pixel (2, 0): rows [1, 4), columns [−1, 2) clipped to [0, 2)
+    s = (x4[3, 1:4, 0:2] ** 2).sum(axis=(0, 1))
+    np.testing.assert_allclose(t.reshape(C, S, S, 2)[3, 2, 0], 1 / (0.001 + np.sqrt(s)))
+    grad = cc.conv_tica_grad(x, t, C, size).reshape(C, S, S, 2)
+    np.testing.assert_allclose(grad[3, 2, 0], -x4[3, 2, 0] * t.reshape(C, S, S, 2)[3, 1:4, 0:2].sum(axis=(0, 1)))
+    with pytest.raises(ValueError, match="TEMPORARY"):
+        cc.conv_tica(x[:8 * S * S], 8, size)
