@@ -148,8 +148,10 @@ def check_color_indices(func: str, color_indices, g: ConvGeometry, like):
 
 
 def chunk_size(bytes_per_case: int, num_cases: int) -> int:
-    """How many cases one im2col slice may hold within :data:`COLS_BUDGET_BYTES`."""
-    return max(1, min(num_cases, COLS_BUDGET_BYTES // max(1, bytes_per_case)))
+    """Cases per im2col slice: within :data:`COLS_BUDGET_BYTES`, slices of equal size."""
+    most = max(1, min(num_cases, COLS_BUDGET_BYTES // max(1, bytes_per_case)))
+    slices = -(-num_cases // most)
+    return -(-num_cases // slices)
 
 
 # ---------------------------------------------------------------------------------------------

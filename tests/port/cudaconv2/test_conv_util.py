@@ -18,17 +18,17 @@ POOLS = [(16, 9, 3, 0, 2), (16, 10, 3, 0, 2), (8, 8, 4, -1, 3), (16, 7, 5, -2, 1
 
 
 @pytest.mark.parametrize("C,S,size,start,stride", POOLS)
-@pytest.mark.parametrize("pooler", ["max", "avg"])
+@pytest.mark.parametrize("pooler", ["max", "avg", "maxabs"])
 def test_pool_and_undo_are_adjoint(C, S, size, start, stride, pooler):
     rng = np.random.default_rng(10)
     O = pool_outputs(S, size, start, stride)
     x = rng.standard_normal((C * S * S, 3))
     y = cc.conv_local_pool(x, C, size, start, stride, O, pooler)
     g = rng.standard_normal(y.shape)
-    if pooler == "max":
-        gi = cc.conv_local_max_undo(x, g, y, size, start, stride, O)
-    else:
+    if pooler == "avg":
         gi = cc.conv_local_avg_undo(g, size, start, stride, O, S)
+    else:   # maxabs uses the max undo too (layer.cu:1333)
+        gi = cc.conv_local_max_undo(x, g, y, size, start, stride, O)
     check_adjoint(lambda v: cc.conv_local_pool(v, C, size, start, stride, O, pooler), gi, x, g, rng)
 
 
