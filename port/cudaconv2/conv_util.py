@@ -110,13 +110,14 @@ def conv_local_pool(images, *args, num_filters: int | None = None):
     Ports: cuda-convnet-r561/include/cudaconv2/conv_util.cuh:71-108 MaxAbsPooler
     """
     func = "conv_local_pool"
-    if len(args) == 6:
+    if len(args) == 6 and num_filters is None:
         num_filters, subs_x, start_x, stride_x, outputs_x, pooler = args
     elif len(args) == 5:
         subs_x, start_x, stride_x, outputs_x, pooler = args
     else:
         raise TypeError(f"{func}: expected (images, [num_filters,] subs_x, start_x, stride_x, "
-                        f"outputs_x, pooler), got {1 + len(args)} positional arguments")
+                        f"outputs_x, pooler) with num_filters given once, got {1 + len(args)} "
+                        "positional arguments")
     require(pooler in POOLERS, func, f"pooler must be one of {POOLERS}, got {pooler!r}")
     require(getattr(images, "ndim", None) == 2, func, "images must be a 2-D matrix")
     require(subs_x >= 1 and stride_x >= 1 and outputs_x >= 1, func,
