@@ -551,6 +551,48 @@ def diagram_svg(layers: dict, title: str = "") -> str:
     return "\n".join(out)
 
 
+# ---- architecture differences ------------------------------------------------------------
+
+STRUCTURE_KEYS = ("type", "inputs", "gpu", "channels", "filters", "filterSize", "stride", "padding",
+                  "groups", "randSparse", "sizeX", "pool", "size", "outputs", "neuron", "keep",
+                  "dataIdx", "coeffs")
+
+
+def _plain(v):
+    if isinstance(v, dict):
+        return v.get("type", v)
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def structural_diff(a: dict, b: dict) -> list[str]:
+    """The architectural changes from parsed net ``a`` to parsed net ``b``, one line each:
+    layers removed, added, and for common layers the def-file keys whose values differ
+    (``STRUCTURE_KEYS``). Neuron layers spawned by ``neuron=`` are compared through that key."""
+    fa, fb = _folded_neurons(a), _folded_neurons(b)
+    na = [n for n in a if n not in fa]
+    nb = [n for n in b if n not in fb]
+    out = [f"removed {n} ({a[n].get('type')})" for n in na if n not in b]
+    out += [f"added {n} ({_summary(b[n])})" for n in nb if n not in a]
+    for n in nb:
+        if n not in a:
+            continue
+        ins_a = [fa.get(x, x) for x in _inputs(a[n], list(a))]
+        ins_b = [fb.get(x, x) for x in _inputs(b[n], list(b))]
+        for k in STRUCTURE_KEYS:
+            if k == "outputs" and b[n].get("type") != "fc":
+                continue   # derived from the other keys, except for fc layers
+            va, vb = (ins_a, ins_b) if k == "inputs" else (_plain(a[n].get(k)), _plain(b[n].get(k)))
+            if va == vb or (va in (None, "", []) and vb in (None, "", [])):
+                continue
+            if (k != "inputs" and ins_a != ins_b and isinstance(va, list) and isinstance(vb, list)
+                    and all(x in va for x in vb)):
+                continue   # a per-input list that only lost the entries of removed inputs
+            out.append(f"{n}: {k} {va} → {vb}")
+    return out
+
+
 # ---- the published experiments -------------------------------------------------------------
 
 # The NIPS 2012 network and the runs that reproduce the paper's ablations (inventory §7).

@@ -298,6 +298,14 @@ def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path) -> str:
                                 other.params_path, e.params_path, settings_only=True))
         if e.def_path and other.def_path and e.def_path != other.def_path:
             parts.append(f"<h3>Architecture (<code>layers</code>)</h3>")
+            la, erra = _parsed(str(base / other.def_path))
+            lb, errb = _parsed(str(base / e.def_path))
+            if la is not None and lb is not None:
+                changes = ex.structural_diff(la, lb)
+                parts.append("<p>In layer terms (from the port's parse of both def files):</p><ul>"
+                             + "".join(f"<li><code>{escape(c)}</code></li>" for c in changes[:60])
+                             + (f"<li>… and {len(changes) - 60} more</li>" if len(changes) > 60 else "")
+                             + "</ul>" if changes else "<p>The same layers, with the same keys.</p>")
             parts.append(_diff_html(app, base / other.def_path, base / e.def_path,
                                     other.def_path, e.def_path, settings_only=False))
         elif e.def_path and e.def_path == (other.def_path or ""):

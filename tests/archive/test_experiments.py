@@ -241,3 +241,18 @@ def test_sphinx_pages(tmp_path):
     assert "../releases/alexnet-2012/layers/layer-params-92.cfg.html#L5" in page
     assert "<svg" in page or 'class="exp-error"' in page                # a diagram, or the parser's error
     assert "none in the release" in (out / "experiments" / "93.html").read_text()
+
+
+def test_structural_diff():
+    a = tiny_net()
+    b = {k: dict(v) for k, v in tiny_net().items()}
+    b["conv1b"]["stride"] = [1]
+    b["fc"]["inputs"] = ["conv<1>&a"]
+    del b["probs"]
+    b["cost"]["inputs"] = ["labels", "fc"]
+    b["fc2"] = {"type": "fc", "inputs": ["fc"], "outputs": 5, "gpu": 0}
+    d = ex.structural_diff(a, b)
+    assert "removed probs (softmax)" in d and "added fc2 (fc 5)" in d
+    assert "conv1b: stride [2] → [1]" in d
+    assert "fc: inputs ['conv<1>&a', 'conv1b'] → ['conv<1>&a']" in d
+    assert ex.structural_diff(a, tiny_net()) == []
