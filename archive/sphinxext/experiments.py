@@ -330,6 +330,7 @@ def _index_body(app, t: ex.Timeline, base: Path) -> str:
              "<p>Rates are top-1 / top-5 error in %, as the diary records them (the label says which "
              "set and whether multiview). Marked rows are the NIPS 2012 network and the runs that "
              "reproduce the paper's ablations.</p>"]
+    parts.append('<div class="exp-diagram-wrap">' + ex.timeline_svg(t.experiments, ex.MARKED) + "</div>")
     if t.unused_defs:
         parts.append("<p>Def files no params file pairs with: " + ", ".join(
             f'<a href="{src_url("layers/layers-" + s + ".cfg")}"><code>layers-{escape(s)}.cfg</code></a>'

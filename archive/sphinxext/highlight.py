@@ -125,7 +125,7 @@ class Cache:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.entries: dict[str, Highlighted] = {}
+        self.entries: dict[str, object] = {}
         self.used: set[str] = set()
         self.dirty = False
         try:
@@ -143,6 +143,15 @@ class Cache:
             hit = self.entries[key] = highlight(text, path, port)
             self.dirty = True
         return hit
+
+    def memo(self, key: str, compute):  # noqa: ANN001, ANN201
+        """Any other derived value (e.g. a diff), cached under ``key`` like highlighted files."""
+        key = f"{VERSION}:memo:{key}"
+        self.used.add(key)
+        if key not in self.entries:
+            self.entries[key] = compute()
+            self.dirty = True
+        return self.entries[key]
 
     def save(self) -> None:
         """Write the cache atomically, keeping only the entries used by this build."""

@@ -150,7 +150,10 @@ def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
             data = site.data(release, e.path)
             if data is not None:
                 _write_if_changed(outdir / "releases" / release / e.path, data)
-    _write_if_changed(outdir / "identifiers.js", search.index_script(search.build_index(site, cache)).encode())
+    ids_key = search.index_key(site)
+    new["identifiers.js"] = ids_key
+    if old.get("identifiers.js") != ids_key or not (outdir / "identifiers.js").is_file():
+        _write_if_changed(outdir / "identifiers.js", search.index_script(search.build_index(site, cache)).encode())
     cache.save()
     record_path.write_text(json.dumps(new, sort_keys=True))
     logger.info("archive: %d generated pages written, %d unchanged", written, skipped)

@@ -6,9 +6,11 @@ index is a script, so it loads from ``file://`` too.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 
+from archive.sphinxext.highlight import VERSION as HL_VERSION
 from archive.sphinxext.highlight import Cache
 from archive.sphinxext.model import Site, page_of_port, page_of_source
 from archive.sphinxext.sidebyside import port_highlighted
@@ -45,6 +47,18 @@ def build_index(site: Site, cache: Cache) -> dict:
         occ.sort(key=lambda h: (-h[2], h[0], h[1]))
         ids[name] = [len(occ), [list(h) for h in occ[:MAX_HITS]]]
     return {"files": files, "ids": ids}
+
+
+def index_key(site: Site) -> str:
+    """A hash of everything the index is computed from (to skip rebuilding it)."""
+    h = hashlib.sha256(f"{MAX_HITS}:{HL_VERSION}".encode())
+    for release in site.order:
+        for e in site.files(release):
+            h.update(f"{release}/{e.path}:{e.sha256}:{site.data(release, e.path) is not None}\n".encode())
+    for pf in site.port_files:
+        f = site.root / pf
+        h.update(pf.encode() + (hashlib.sha256(f.read_bytes()).digest() if f.is_file() else b"-"))
+    return h.hexdigest()
 
 
 def index_script(index: dict) -> str:

@@ -41,23 +41,23 @@ def _match(tips: dict[int, tuple[str, FileEntry]], files: list[FileEntry], order
     rank = {r: i for i, r in enumerate(order)}
     matched: dict[str, int] = {}
     free = dict(tips)
-    rules = (lambda t, f: t.path == f.path,
-             lambda t, f: t.blob == f.blob,
-             lambda t, f: PurePosixPath(t.path).name == PurePosixPath(f.path).name)
+    rules = (lambda e: e.path, lambda e: e.blob, lambda e: PurePosixPath(e.path).name)
     for rule_no, rule in enumerate(rules):
-        for f in files:
-            if f.path in matched:
+        by_key: dict[str, list[int]] = {}
+        for i, (_, t) in free.items():
+            by_key.setdefault(rule(t), []).append(i)
+        left = [f for f in files if f.path not in matched]
+        counts: dict[str, int] = {}
+        for f in left:
+            counts[rule(f)] = counts.get(rule(f), 0) + 1
+        for f in left:
+            if rule_no == 2 and counts[rule(f)] != 1:  # a file name must be unique on both sides
                 continue
-            cands = [i for i, (_, t) in free.items() if rule(t, f)]
-            if rule_no == 2:  # a file name must be unique on both sides
-                rivals = [g for g in files if g.path not in matched
-                          and PurePosixPath(g.path).name == PurePosixPath(f.path).name]
-                if len(rivals) != 1:
-                    continue
+            cands = [i for i in by_key.get(rule(f), []) if i in free]
             if len(cands) > 1:
                 newest = max(rank[free[i][0]] for i in cands)
                 cands = [i for i in cands if rank[free[i][0]] == newest]
-            if len(cands) == 1:
+            if len(cands) == 1 and (rule_no != 2 or len(by_key[rule(f)]) == 1):
                 matched[f.path] = cands[0]
                 del free[cands[0]]
     return matched
@@ -161,11 +161,14 @@ def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
         if ta is None or tb is None or site.is_binary(ra, pa) or site.is_binary(rb, pb):
             parts.append("<p>Not compared here (a release is not fetched, or the file is binary).</p></section>")
             continue
-        a, b = split_lines(ta), split_lines(tb)
-        ha = [html.escape(x, quote=False) for x in a]  # plain text keeps big diffs light
-        hb = [html.escape(x, quote=False) for x in b]
-        rows, added, removed = _diff_rows(a, b, ha, hb, sec, page, page_of_source(ra, pa),
-                                          page_of_source(rb, pb))
+        def compute() -> tuple[str, int, int]:
+            a, b = split_lines(ta), split_lines(tb)
+            ha = [html.escape(x, quote=False) for x in a]  # plain text keeps big diffs light
+            hb = [html.escape(x, quote=False) for x in b]
+            return _diff_rows(a, b, ha, hb, sec, page, page_of_source(ra, pa), page_of_source(rb, pb))
+
+        key = f"diff:{CONTEXT}:{sec}:{site.manifests[ra].files[pa].sha256}:{site.manifests[rb].files[pb].sha256}"
+        rows, added, removed = cache.memo(key, compute)
         parts.append(f'<p class="diffstat"><span class="ins">+{added}</span> '
                      f'<span class="del">−{removed}</span> lines · line <em>n</em> of each side is '
                      f'<code>#{sec}-a<em>n</em></code> / <code>#{sec}-b<em>n</em></code></p>'
