@@ -551,6 +551,57 @@ def diagram_svg(layers: dict, title: str = "") -> str:
     return "\n".join(out)
 
 
+def timeline_svg(experiments, marked: dict[str, str] | None = None, href: str = "{stem}.html",
+                 width: int = 900) -> str:
+    """A strip of the experiments' start dates: one dot per dated experiment, months on the axis,
+    marked experiments labelled; each dot links to ``href.format(stem=...)``. XML-escaped,
+    ``currentColor`` only."""
+    from datetime import date
+    marked = marked or {}
+    dated = [(date.fromisoformat(e.diary.start_date), e) for e in experiments if e.diary.start_date]
+    if not dated:
+        return ""
+    first = min(d for d, _ in dated).replace(day=1)
+    last_day = max(d for d, _ in dated)
+    end = date(last_day.year + (last_day.month == 12), last_day.month % 12 + 1, 1)
+    span = max((end - first).days, 1)
+    left, right, axis_y, row_h = 10, 10, 30, 9
+    x_of = lambda d: left + (d - first).days / span * (width - left - right)
+    rows: dict[int, float] = {}
+    placed = []
+    for d, e in sorted(dated, key=lambda t: (t[0], t[1].stem)):
+        x = x_of(d)
+        row = 0
+        while rows.get(row, -1e9) > x - 7:
+            row += 1
+        rows[row] = x + (8 + 6 * len(e.stem) if e.stem in marked else 0)   # room for the label
+        placed.append((x, row, e))
+    height = axis_y + (max(rows) + 1) * row_h + 40
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="experiment-timeline" role="img" '
+           f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+           f'style="max-width: 100%; height: auto" font-family="sans-serif" font-size="10">',
+           "<title>experiments by start date</title>",
+           f'<line x1="{left}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}" stroke="currentColor"/>']
+    m = first
+    while m < end:
+        x = x_of(m)
+        out.append(f'<line x1="{x:.1f}" y1="{axis_y - 4}" x2="{x:.1f}" y2="{axis_y}" stroke="currentColor"/>'
+                   f'<text x="{x + 2:.1f}" y="{axis_y - 8}" fill="currentColor">{m:%Y-%m}</text>')
+        m = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
+    for x, row, e in placed:
+        y = axis_y + 8 + row * row_h
+        mark = e.stem in marked
+        tip = escape(f"#{e.stem} ({e.diary.start_date})" + (f": {marked[e.stem]}" if mark else ""))
+        out.append(f'<a href="{escape(href.format(stem=e.stem))}"><circle cx="{x:.1f}" cy="{y}" '
+                   f'r="{4 if mark else 3}" fill="currentColor" fill-opacity="{1 if mark else 0.45}">'
+                   f"<title>{tip}</title></circle></a>")
+        if mark:
+            out.append(f'<text x="{x + 6:.1f}" y="{y + 3}" fill="currentColor" font-weight="bold">'
+                       f"#{escape(e.stem)}</text>")
+    out.append("</svg>")
+    return "\n".join(out)
+
+
 # ---- architecture differences ------------------------------------------------------------
 
 STRUCTURE_KEYS = ("type", "inputs", "gpu", "channels", "filters", "filterSize", "stride", "padding",

@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 RELEASE = "alexnet-2012"
 
 STYLE = """<style>
-.exp-table { border-collapse: collapse; font-size: 0.9em; width: 100%; }
+.exp-table { border-collapse: collapse; font-size: 0.85em; width: 100%; }
+.exp-table-wrap { overflow-x: auto; max-width: 100%; }
 .exp-table th, .exp-table td { border-bottom: 1px solid color-mix(in srgb, currentColor 20%, transparent);
   padding: 0.2em 0.45em; text-align: left; vertical-align: top; }
 .exp-table td.stem { white-space: nowrap; }
@@ -335,7 +336,7 @@ def _index_body(app, t: ex.Timeline, base: Path) -> str:
         parts.append("<p>Def files no params file pairs with: " + ", ".join(
             f'<a href="{src_url("layers/layers-" + s + ".cfg")}"><code>layers-{escape(s)}.cfg</code></a>'
             for s in t.unused_defs) + ".</p>")
-    parts.append('<table class="exp-table"><thead><tr><th>#</th><th>started</th><th>def file</th>'
+    parts.append('<div class="exp-table-wrap"><table class="exp-table"><thead><tr><th>#</th><th>started</th><th>def file</th>'
                  "<th>the diary says</th><th>result</th><th>top-1 / top-5 %</th></tr></thead><tbody>")
     for e in t.experiments:
         h = e.diary.headline
@@ -347,11 +348,11 @@ def _index_body(app, t: ex.Timeline, base: Path) -> str:
         if e.def_stem and parsed.get(e.def_stem, (None, None))[1]:
             dfile += ' <span class="exp-badge" title="the port\'s parser rejects it">parse error</span>'
         parts.append(f'<tr{cls}><td class="stem"><a href="{escape(e.stem)}.html">{escape(e.stem)}</a></td>'
-                     f'<td class="num">{e.diary.start_date or ""}</td><td class="stem">{dfile}</td>'
+                     f'<td class="num">{e.diary.start_date or ""}</td><td>{dfile}</td>'
                      f"<td>{escape(title)}" + (f' <span class="exp-badge">{escape(mark)}</span>' if mark else "")
                      + f"</td><td>{escape(h.label) if h else ''}</td>"
                      f'<td class="num">{result_text(h)}</td></tr>')
-    parts.append("</tbody></table>")
+    parts.append("</tbody></table></div>")
     failures = [(s, v[1]) for s, v in parsed.items() if v[1]]
     if failures:
         parts.append("<h2>Def files the port's parser rejects</h2><ul>")

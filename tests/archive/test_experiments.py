@@ -256,3 +256,15 @@ def test_structural_diff():
     assert "conv1b: stride [2] → [1]" in d
     assert "fc: inputs ['conv<1>&a', 'conv1b'] → ['conv<1>&a']" in d
     assert ex.structural_diff(a, tiny_net()) == []
+
+
+def test_timeline_svg(tmp_path):
+    t = ex.load_experiments(write_folder(tmp_path / "layers"))
+    svg = ex.timeline_svg(t.experiments, marked={"91": "the <net> & co"})
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(list(root.iter(f"{ns}circle"))) == 2          # 91 and 92 are dated; 91-half, 93 not
+    assert [a.get("href") for a in root.iter(f"{ns}a")] == ["91.html", "92.html"]
+    assert "the <net> & co" in "".join(x.text or "" for x in root.iter(f"{ns}title"))
+    assert "2012-09" in svg and "2012-10" in svg
+    assert ex.timeline_svg([]) == ""
