@@ -3,12 +3,16 @@
 Each line is one ``<span class="ln" id="L<n>">`` holding a line-number link (its number is
 drawn by CSS from ``data-n``, so copying code does not copy numbers) and the line's
 highlighted HTML. The listing is cut into segments where margin notes start; each segment is a
-row of the code and its margin (annotations, port code), stacked on narrow screens. This
+row of the code and its margin (annotations, port code), stacked on narrow screens; the code
+of a segment is cut into blocks of :data:`CHUNK` lines that the browser lays out only when
+they come into view (CSS ``content-visibility``), so long files open fast. This
 module knows nothing of releases or the port: it places HTML it is given.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+
+CHUNK = 100  # lines per <pre>; full chunks are skipped by the browser while off screen
 
 
 def line_html(n: int, html: str, *, cls: str = "", anchor: bool = True, newline: bool = True) -> str:
@@ -39,13 +43,19 @@ def render_listing(lines: list[str], *, final_newline: bool, marks: Mapping[int,
     bounds = ([1] if not starts or starts[0] != 1 else []) + starts + [len(lines) + 1]
     segs = []
     for a, b in zip(bounds, bounds[1:]):
-        code = render_lines(lines[a - 1:b - 1], a, marks=marks,
-                            final_newline=final_newline or b != len(lines) + 1)
+        chunks = []
+        for c in range(a, b, CHUNK):  # blocks the browser may skip while off screen
+            d = min(c + CHUNK, b)
+            code = render_lines(lines[c - 1:d - 1], c, marks=marks,
+                                final_newline=final_newline or d != len(lines) + 1)
+            full = " full" if d - c == CHUNK else ""
+            chunks.append(f'<pre class="code highlight{full}">{code}</pre>')
         margin = "".join(notes.get(a, ()))
-        segs.append(f'<div class="seg{" has-notes" if margin else ""}"><pre class="code highlight">'
-                    f'{code}</pre><div class="margin">{margin}</div></div>')
+        segs.append(f'<div class="seg{" has-notes" if margin else ""}"><div class="codecol">'
+                    f'{"".join(chunks)}</div><div class="margin">{margin}</div></div>')
     if not lines:
-        segs.append('<div class="seg"><pre class="code highlight"></pre><div class="margin"></div></div>')
+        segs.append('<div class="seg"><div class="codecol"><pre class="code highlight"></pre></div>'
+                    '<div class="margin"></div></div>')
     return f'<div class="listing">{"".join(segs)}</div>'
 
 

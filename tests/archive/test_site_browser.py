@@ -105,7 +105,7 @@ def test_shift_click_selects_a_range(browser, site_url):
 
 def boxes(page):
     seg = ".seg.has-notes"
-    code = page.locator(f"{seg} > pre.code").first.bounding_box()
+    code = page.locator(f"{seg} > .codecol").first.bounding_box()
     margin = page.locator(f"{seg} > .margin").first.bounding_box()
     return code, margin
 
