@@ -138,7 +138,7 @@ class ConvNet:
 
     # ---- weights on the device and back
     def copy_to_gpu(self) -> None:
-        """Ports: alexnet-2012/src/convnet.cu:193-195 ConvNet::copyToGPU"""
+        """Ports: alexnet-2012/src/convnet.cu:192-194 ConvNet::copyToGPU"""
         for l in self.layers.values():
             l.copy_to_gpu()
 
@@ -166,14 +166,14 @@ class ConvNet:
         return [backend.to_device(np.asarray(d, dtype=self.dtype)) for d in data]
 
     def reset(self) -> None:
-        """Ports: alexnet-2012/src/convnet.cu:201-203 ConvNet::reset"""
+        """Ports: alexnet-2012/src/convnet.cu:200-202 ConvNet::reset"""
         for l in self.layers.values():
             l.reset()
 
     def fprop(self, data: list, pass_type: int) -> None:
         """Forward pass of one minibatch (device matrices, one per data layer index).
 
-        Ports: alexnet-2012/src/convnet.cu:205-212 ConvNet::fprop
+        Ports: alexnet-2012/src/convnet.cu:204-219 ConvNet::fprop
         """
         self._data = data
         self.reset()
@@ -202,16 +202,16 @@ class ConvNet:
         self.reset()
 
     def update_weights(self) -> None:
-        """Ports: alexnet-2012/src/convnet.cu:197-199 ConvNet::updateWeights"""
+        """Ports: alexnet-2012/src/convnet.cu:196-198 ConvNet::updateWeights"""
         for l in self.layers.values():
             l.update_weights()
 
     def get_cost(self) -> Cost:
-        """Ports: alexnet-2012/src/convnet.cu:269-277 ConvNet::getCost"""
+        """Ports: alexnet-2012/src/convnet.cu:271-279 ConvNet::getCost"""
         return Cost(int(self._data[0].shape[1]), self.cost_layers)
 
     def get_cost_value(self) -> float:
-        """Ports: alexnet-2012/src/convnet.cu:279-284 ConvNet::getCostValue"""
+        """Ports: alexnet-2012/src/convnet.cu:281-286 ConvNet::getCostValue"""
         return self.get_cost().get_value()
 
     def _minibatches(self, data: list):
@@ -283,7 +283,7 @@ class ConvNet:
         """Forward the batch and write layer ``layer_name``'s outputs into ``ftrs`` (N, D).
 
         Ports: alexnet-2012/src/pyconvnet.cu:146-164 startFeatureWriter
-        Ports: alexnet-2012/src/worker.cu:205-229 FeatureWorker::run
+        Ports: alexnet-2012/src/worker.cu:201-229 FeatureWorker::run
         """
         if layer_name not in self.layers:
             raise UserError(f"feature writer: no layer named {layer_name!r}")

@@ -146,8 +146,8 @@ class Weights:
 
         DIVERGES: a gradient-check pass writes ``grad`` even when ``use_grad`` is false; the original wrote the increment buffer (getGrad() is inc there), destroying the momentum of fc/local weights.
 
-        Ports: alexnet-2012/src/layer.cu:663-671 FCLayer::bpropWeights
-        Ports: alexnet-2012/src/layer.cu:970-980 LocalUnsharedLayer::bpropWeights
+        Ports: alexnet-2012/src/layer.cu:659-675 FCLayer::bpropWeights
+        Ports: alexnet-2012/src/layer.cu:968-990 LocalUnsharedLayer::bpropWeights
         """
         first = self.get_num_updates() == 0
         if gc:
