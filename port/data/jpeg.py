@@ -11,7 +11,8 @@ Layout: decoded images are held as (3, S, S, N) uint8 (channel-major, S = 256); 
 float32 (3·inner², N·views), row c·inner² + y·inner + x, and labels (1, N·views).
 
 Threads: the base class computes the next batch in one background thread; inside it the JPEGs of
-a batch are decoded by a shared pool of threads (Pillow releases the GIL while decoding). All
+a batch are decoded, and the crops of its chunks copied, by a shared pool of threads (Pillow and
+NumPy release the GIL while they work). All
 random draws of a batch come from ``batch_rng(epoch, batchnum)``, in this order: for every chunk
 of 32 images off_y, off_x (integers in [0, 2b]) and flip (0 = mirror) drawn as three arrays of
 length ⌈N/32⌉, then the colour-noise normals z (N, 3).
@@ -38,7 +39,7 @@ _decode_pool: ThreadPoolExecutor | None = None
 
 
 def decode_pool() -> ThreadPoolExecutor:
-    """The shared JPEG-decoding threads (created on first use; one per core, at most 8)."""
+    """The shared threads that decode JPEGs and copy crops (created on first use; one per core, at most 8)."""
     global _decode_pool
     if _decode_pool is None:
         _decode_pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1),
@@ -221,10 +222,13 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
         off_x = rng.integers(0, 2 * b + 1, size=chunks)
         flip = rng.integers(0, 2, size=chunks) == 0
         target = np.empty((3, inner, inner, n), dtype=np.float32)             # (3, inner, inner, N)
-        for k in range(chunks):  # a loop over chunks of 32 cases, each one strided slice
+
+        def crop_chunk(k: int) -> None:  # one strided slice per chunk of 32 cases
             lo, hi = k * self.crop_chunk, min((k + 1) * self.crop_chunk, n)
             pic = y[:, off_y[k]:off_y[k] + inner, off_x[k]:off_x[k] + inner, lo:hi]
             target[..., lo:hi] = pic[:, :, ::-1, :] if flip[k] else pic
+
+        list(decode_pool().map(crop_chunk, range(chunks)))  # NumPy copies release the GIL
         return target.reshape(-1, n)                                           # (3·inner², N)
 
     def get_plottable_data(self, data: np.ndarray, add_mean: bool = True) -> np.ndarray:
