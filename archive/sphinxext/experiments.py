@@ -109,6 +109,10 @@ class SiteRole(SphinxRole):
             label, target = label.strip(), target.strip()
         else:
             label = target = text.strip()
+        links = getattr(self.env, "experiments_site_links", None)
+        if links is None:
+            links = self.env.experiments_site_links = []
+        links.append((self.env.docname, self.lineno, target))
         return [nodes.reference(text, label, refuri=rel_url(self.env.docname, target), internal=True)], []
 
 
@@ -378,10 +382,35 @@ def collect_pages(app):
                "page.html")
 
 
+def purge_links(app, env, docname):
+    links = getattr(env, "experiments_site_links", [])
+    env.experiments_site_links = [x for x in links if x[0] != docname]
+
+
+def merge_links(app, env, docnames, other):
+    env.experiments_site_links = (getattr(env, "experiments_site_links", [])
+                                  + [x for x in getattr(other, "experiments_site_links", [])
+                                     if x[0] in docnames])
+
+
+def check_links(app, exception):
+    """Warn for each ``{site}`` link whose target page was not written by this build."""
+    if exception is not None or app.builder.format != "html":
+        return
+    for docname, lineno, target in getattr(app.env, "experiments_site_links", []):
+        path = target.partition("#")[0]
+        if not (Path(app.outdir) / path).is_file():
+            logger.warning(f"{{site}} link to {target!r}: no such page in the built site",
+                           location=(app.env.doc2path(docname), lineno))
+
+
 def setup(app):
     app.add_config_value("experiments_layers_dir", None, "env", types=(str, type(None)))
     app.add_role("site", SiteRole())
     app.add_directive("release-table", ReleaseTable)
     app.add_directive("experiment-results", ExperimentResults)
     app.connect("html-collect-pages", collect_pages)
+    app.connect("env-purge-doc", purge_links)
+    app.connect("env-merge-info", merge_links)
+    app.connect("build-finished", check_links)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

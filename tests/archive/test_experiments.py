@@ -1,6 +1,7 @@
 """archive.experiments on synthetic layers/ folders, and (when fetched) on the 2012 release."""
 from __future__ import annotations
 
+import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -219,12 +220,18 @@ def test_sphinx_pages(tmp_path):
         "```{release-table}\n```\n\n```{experiment-results} 91 92\n:all-results:\n```\n\n"
         "```{toctree}\nsub/page\n```\n")
     (src / "sub").mkdir()
-    (src / "sub" / "page.md").write_text("# Sub\n\n{site}`coverage.html#x` {site}`r <releases/a/b.c.html#L3>`\n")
+    (src / "sub" / "page.md").write_text("# Sub\n\n{site}`coverage.html#x` {site}`r <releases/a/b.c.html#L3>`\n"
+                                         "{site}`experiments/92.html`\n")
     out = tmp_path / "out"
-    app = Sphinx(str(src), str(src), str(out), str(tmp_path / "doctrees"), "html",
-                 status=None, warning=None, freshenv=True)
+    warnings = io.StringIO()
+    app = Sphinx(src, src, out, tmp_path / "doctrees", "html",
+                 status=None, warning=warnings, freshenv=True)
     app.build()
     assert app.statuscode == 0
+    # the two links to pages this test build does not have are reported, the others are not
+    missing = [l for l in warnings.getvalue().splitlines() if "no such page" in l]
+    assert len(missing) == 2 and "coverage.html" in missing[0] + missing[1]
+    assert not any("experiments/" in l for l in missing)
     index = (out / "index.html").read_text()
     assert 'href="experiments/index.html"' in index
     sub = (out / "sub" / "page.html").read_text()

@@ -137,6 +137,8 @@ def test_diff_dark_and_search(browser, site_url, shots):
     snap(page, shots, "diff-dark.png")
     page.goto(f"{site_url}/identifiers.html?q=fpropActs")
     page.wait_for_selector("#idres .hit")
+    names = page.eval_on_selector_all("#idres .hit > code", "els => els.map(e => e.textContent)")
+    assert names[:2] == ["fpropActs", "fprop_acts"]  # the port's spelling of the same name comes next
     link = page.locator("#idres .def a").first
     assert link.text_content() == "rel-a/src/kern.cu:3"
     link.click()

@@ -1,6 +1,7 @@
 /* Identifier search over window.ARCHIVE_IDENTIFIERS (identifiers.js):
    {files: [[label, url]...], ids: {name: [count, [[file, line, defining]...]]}}.
-   Exact matches first, then prefix, then substring; case-insensitive. */
+   Exact matches first, then the other spelling of the same name (camelCase in the original,
+   snake_case in the port), then prefix, then substring; case-insensitive. */
 (function () {
   "use strict";
   var data = window.ARCHIVE_IDENTIFIERS || {files: [], ids: {}};
@@ -16,9 +17,11 @@
   function search(q) {
     q = q.trim();
     if (!q) { out.innerHTML = ""; return; }
-    var lq = q.toLowerCase(), found = [];
+    var lq = q.toLowerCase(), nq = lq.replace(/_/g, ""), found = [];
     for (var i = 0; i < names.length; i++) {
-      var ln = names[i].toLowerCase(), rank = ln === lq ? 0 : ln.indexOf(lq) === 0 ? 1 : ln.indexOf(lq) > 0 ? 2 : -1;
+      var ln = names[i].toLowerCase(), nn = ln.replace(/_/g, "");
+      // exact, then the same name in the other spelling (fpropActs ~ fprop_acts), prefix, substring
+      var rank = ln === lq ? 0 : nn === nq ? 1 : ln.indexOf(lq) === 0 ? 2 : ln.indexOf(lq) > 0 ? 3 : -1;
       if (rank >= 0) found.push([rank, names[i]]);
     }
     found.sort(function (a, b) { return a[0] - b[0] || data.ids[b[1]][0] - data.ids[a[1]][0] || (a[1] < b[1] ? -1 : 1); });

@@ -177,6 +177,20 @@ def test_unchanged_pages_are_not_rewritten(tmp_path):
     assert "<strong>SCALED</strong>" in (root / "_build/html/releases/rel-a/src/kern.cu.html").read_text()
 
 
+def test_parallel_build_merges_annotations(tmp_path):
+    """With -j 2 the documents are read in worker processes; their annotations must merge."""
+    root = synthetic.write_project(tmp_path)
+    for n in range(1, 9):
+        (root / "docs" / "annotations" / f"extra{n}.md").write_text(
+            f"# Extra {n}\n\n```{{annotation}} rel-a/src/kern.cu:{n}\nExtra note number {n}.\n```\n")
+    _, status, warnings = synthetic.build(root, parallel=2)
+    assert warnings == "", warnings
+    assert re.search(r"reading sources\.\.\. \S+ \S+ annotations/extra\d \.\. ", re.sub(r"\x1b\[[0-9;]*m", "", status))
+    margin = margin_of((root / "_build/html/releases/rel-a/src/kern.cu.html").read_text())
+    for n in range(1, 9):
+        assert f"Extra note number {n}." in margin
+
+
 def build_fails(tmp_path: Path, **kw) -> str:
     root = synthetic.write_project(tmp_path, **kw)
     with pytest.raises(IntegrityError) as err:
