@@ -134,6 +134,9 @@ def test_cli_through_a_saved_checkpoint(tmp_path, capsys):
     assert main(["-f", str(ck), "--webcam=probs"]) == 2
     assert "--webcam: needs a camera" in capsys.readouterr().err
     assert main(["-f", str(ck)]) == 2 and "nothing to do" in capsys.readouterr().err
+    assert main(["-f", str(ck), "--no-rgb=2", "--show-filters=conv1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--no-rgb: expected 0 or 1, got '2'" in err
 
 
 @pytest.fixture

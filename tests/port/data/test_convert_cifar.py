@@ -118,3 +118,6 @@ def test_cli_and_bad_input(tmp_path, capsys):
     (cut / "data_batch_1").write_bytes((cut / "data_batch_1").read_bytes()[:500])
     assert main(["cifar10", "--source", str(cut), "--out", str(tmp_path / "o5")]) == 2
     assert "data_batch_1 is not a readable batch pickle (truncated" in capsys.readouterr().err
+    assert main(["cifar10", "--source", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "required: --out" in err
