@@ -183,6 +183,7 @@ class Experiment:
     number: int | None        # the experiment number (chronological), when the stem has one
     params_lines: int = 0
     missing_def: str | None = None   # a def stem the diary names but the release lacks
+    named_defs: tuple[str, ...] = ()  # every def stem of the release the diary's own runs name
 
     @property
     def label(self) -> str:
@@ -193,7 +194,7 @@ class Experiment:
 class Timeline:
     experiments: tuple[Experiment, ...]
     def_stems: tuple[str, ...]
-    unused_defs: tuple[str, ...] = field(default=())   # def files no params file pairs with
+    unused_defs: tuple[str, ...] = field(default=())   # def files no params file pairs with or names
 
     def get(self, stem: str) -> Experiment | None:
         return next((e for e in self.experiments if e.stem == stem), None)
@@ -322,6 +323,18 @@ def pair_def(stem: str, diary: Diary, def_stems: set[str]) -> tuple[str | None, 
     return None, "no def file found", None
 
 
+def named_defs(diary: Diary, def_stems: set[str]) -> tuple[str, ...]:
+    """The def files of the release that the diary's own blocks name, in order of mention."""
+    out: list[str] = []
+    for block in diary.own_blocks:
+        for _, text in block.lines:
+            for rx in USES_DEF_RES:
+                for m in rx.finditer(text):
+                    if m.group("stem") in def_stems and m.group("stem") not in out:
+                        out.append(m.group("stem"))
+    return tuple(out)
+
+
 def load_experiments(layers_dir: Path, rel_dir: str = "layers") -> Timeline:
     """Every ``layer-params-*.cfg`` of ``layers_dir`` as an :class:`Experiment`, in numbering
     order (then start date, then stem). ``rel_dir`` is the folder's path inside the release."""
@@ -342,10 +355,10 @@ def load_experiments(layers_dir: Path, rel_dir: str = "layers") -> Timeline:
             def_path=f"{rel_dir}/layers-{def_stem}.cfg" if def_stem else None, pairing=rule,
             diary=diary, number=experiment_number(stem),
             params_lines=text.count("\n") + (0 if text.endswith("\n") or not text else 1),
-            missing_def=missing))
+            missing_def=missing, named_defs=named_defs(diary, def_stems)))
     exps.sort(key=lambda e: (e.number if e.number is not None else 10**6,
                              e.diary.start_date or "9999", e.stem))
-    used = {e.def_stem for e in exps if e.def_stem}
+    used = {e.def_stem for e in exps if e.def_stem} | {d for e in exps for d in e.named_defs}
     return Timeline(tuple(exps), tuple(sorted(def_stems)), tuple(sorted(def_stems - used)))
 
 

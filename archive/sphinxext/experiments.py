@@ -268,6 +268,11 @@ def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path) -> str:
                      f" — {escape(e.pairing)}</dd>")
     else:
         parts.append(f"<dt>Def file</dt><dd>none in the release — {escape(e.pairing)}</dd>")
+    others = [d for d in e.named_defs if d != e.def_stem]
+    if others:
+        parts.append("<dt>Other def files the diary names</dt><dd>" + ", ".join(
+            f'<a href="{src_url("layers/layers-" + d + ".cfg")}"><code>layers-{escape(d)}.cfg</code></a>'
+            for d in others) + "</dd>")
     if dates:
         parts.append(f"<dt>Checkpoint dates</dt><dd>{dates[0]}" + (f" to {dates[1]}" if dates[1] != dates[0] else "")
                      + f" ({len(e.diary.checkpoints)} <code>ConvNet__</code> paths)</dd>")
@@ -337,7 +342,7 @@ def _index_body(app, t: ex.Timeline, base: Path) -> str:
              "reproduce the paper's ablations.</p>"]
     parts.append('<div class="exp-diagram-wrap">' + ex.timeline_svg(t.experiments, ex.MARKED) + "</div>")
     if t.unused_defs:
-        parts.append("<p>Def files no params file pairs with: " + ", ".join(
+        parts.append("<p>Def files that no params file pairs with or names: " + ", ".join(
             f'<a href="{src_url("layers/layers-" + s + ".cfg")}"><code>layers-{escape(s)}.cfg</code></a>'
             for s in t.unused_defs) + ".</p>")
     parts.append('<div class="exp-table-wrap"><table class="exp-table"><thead><tr><th>#</th><th>started</th><th>def file</th>'

@@ -106,6 +106,7 @@ def test_pairing_rules(tmp_path):
     assert by["93"].def_stem is None and by["93"].missing_def == "55"
     assert by["91"].def_path == "layers/layers-91.cfg"
     assert t.unused_defs == ("94",)
+    assert by["92"].named_defs == ("91",) and by["93"].named_defs == () and by["91"].named_defs == ()
     # numbering order, then start date
     assert [e.stem for e in t.experiments] == ["91", "91-half", "92", "93"]
     assert t.previous("92").stem == "91-half" and t.previous("91") is None
@@ -180,6 +181,8 @@ def test_release_timeline(alexnet_2012):
     assert by["170"].def_stem == "153" and by["170-4gpu"].def_stem == "153-4gpu"
     assert by["107"].def_stem is None and by["107"].missing_def == "101"
     assert by["145-2010"].def_stem == "145"
+    assert by["141-2009"].named_defs == ("141-2009-2010", "141-2009-2012")
+    assert t.unused_defs == ("141-2009",)
     nums = [x.number for x in t.experiments]
     assert nums == sorted(nums)
     assert set(ex.MARKED) <= set(by)
