@@ -56,49 +56,107 @@ CHECKPOINT_NAME = re.compile(r"^(\d+)\.(\d+)$")
 # ---------------------------------------------------------------------------------------------
 # Encoding a tree of dicts/lists/arrays as JSON + arrays
 
-def _encode(obj: Any, arrays: list, where: str) -> Any:
-    """JSON-able copy of ``obj``; arrays go to ``arrays`` and are replaced by ``{"__ndarray__": k}``."""
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, int) and not isinstance(obj, bool):
-        return obj
-    if isinstance(obj, float):
-        return obj
-    if isinstance(obj, np.generic):
-        return {"__npscalar__": obj.dtype.str, "value": obj.item()}
-    if isinstance(obj, np.ndarray) or type(obj).__module__.startswith("cupy"):
-        a = to_host(obj)
-        if a.dtype.hasobject:
-            raise TypeError(f"checkpoint: {where} is an object array, which cannot be saved without pickle")
-        arrays.append(a)
-        return {"__ndarray__": len(arrays) - 1}
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]}
-    if isinstance(obj, list):
-        return [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
+def _count_refs(obj: Any, seen: dict[int, int], keep: list) -> None:
+    """Count how often each dict, list and array is reached (shared objects are saved once)."""
+    if isinstance(obj, (dict, list, np.ndarray)) or type(obj).__module__.startswith("cupy"):
+        seen[id(obj)] = seen.get(id(obj), 0) + 1
+        keep.append(obj)  # keep ids valid while counting
+        if seen[id(obj)] > 1:
+            return
     if isinstance(obj, dict):
-        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
-            return {k: _encode(v, arrays, f"{where}[{k!r}]") for k, v in obj.items()}
-        return {"__items__": [[_encode(k, arrays, where), _encode(v, arrays, f"{where}[{k!r}]")]
-                              for k, v in obj.items()]}
-    raise TypeError(f"checkpoint: {where} has type {type(obj).__name__}, which the safe format "
-                    f"cannot hold (only dicts, lists, tuples, numbers, strings and arrays)")
+        for k, v in obj.items():
+            _count_refs(k, seen, keep)
+            _count_refs(v, seen, keep)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _count_refs(v, seen, keep)
 
 
-def _decode(obj: Any, arrays: dict[int, np.ndarray]) -> Any:
-    if isinstance(obj, list):
-        return [_decode(v, arrays) for v in obj]
-    if isinstance(obj, dict):
+class _Encoder:
+    """A JSON-able copy of a tree; arrays go to ``arrays`` as ``{"__ndarray__": k}``.
+
+    An object reached more than once (a layer dict listed in another's ``inputLayers``, a weight
+    matrix shared through ``weightSource``) is written once as ``{"__shared__": k, "value": ...}``
+    and then referred to as ``{"__ref__": k}``, so loading restores the sharing, as pickle did.
+    """
+
+    def __init__(self, root: Any):
+        self.counts: dict[int, int] = {}
+        self._keep: list = []
+        _count_refs(root, self.counts, self._keep)
+        self.arrays: list[np.ndarray] = []
+        self.array_index: dict[int, int] = {}
+        self.shared: dict[int, int] = {}
+
+    def encode(self, obj: Any, where: str) -> Any:
+        if obj is None or isinstance(obj, (bool, str, int, float)):
+            return obj
+        if isinstance(obj, np.generic):
+            return {"__npscalar__": obj.dtype.str, "value": obj.item()}
+        if isinstance(obj, np.ndarray) or type(obj).__module__.startswith("cupy"):
+            if id(obj) not in self.array_index:
+                a = to_host(obj)
+                if a.dtype.hasobject:
+                    raise TypeError(f"checkpoint: {where} is an object array, which cannot be saved "
+                                    f"without pickle")
+                self.arrays.append(a)
+                self.array_index[id(obj)] = len(self.arrays) - 1
+            return {"__ndarray__": self.array_index[id(obj)]}
+        if isinstance(obj, tuple):
+            return {"__tuple__": [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]}
+        if isinstance(obj, (list, dict)):
+            if id(obj) in self.shared:
+                return {"__ref__": self.shared[id(obj)]}
+            is_shared = self.counts.get(id(obj), 0) > 1
+            if is_shared:
+                self.shared[id(obj)] = len(self.shared)
+            if isinstance(obj, list):
+                value = [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+            elif all(isinstance(k, str) and not k.startswith("__") for k in obj):
+                value = {k: self.encode(v, f"{where}[{k!r}]") for k, v in obj.items()}
+            else:
+                value = {"__items__": [[self.encode(k, where), self.encode(v, f"{where}[{k!r}]")]
+                                       for k, v in obj.items()]}
+            if is_shared:
+                return {"__shared__": self.shared[id(obj)], "value": value}
+            return value
+        raise TypeError(f"checkpoint: {where} has type {type(obj).__name__}, which the safe format "
+                        f"cannot hold (only dicts, lists, tuples, numbers, strings and arrays)")
+
+
+class _Decoder:
+    def __init__(self, arrays: dict[int, np.ndarray]):
+        self.arrays = arrays
+        self.shared: dict[int, Any] = {}
+
+    def decode(self, obj: Any, into: Any = None) -> Any:
+        if isinstance(obj, list):
+            out = into if into is not None else []
+            out.extend(self.decode(v) for v in obj)
+            return out
+        if not isinstance(obj, dict):
+            return obj
         if "__ndarray__" in obj:
-            return arrays[obj["__ndarray__"]]
+            return self.arrays[obj["__ndarray__"]]
         if "__npscalar__" in obj:
             return np.dtype(obj["__npscalar__"]).type(obj["value"])
         if "__tuple__" in obj:
-            return tuple(_decode(v, arrays) for v in obj["__tuple__"])
+            return tuple(self.decode(v) for v in obj["__tuple__"])
+        if "__ref__" in obj:
+            return self.shared[obj["__ref__"]]
+        if "__shared__" in obj:
+            value = obj["value"]
+            container = [] if isinstance(value, list) else {}
+            self.shared[obj["__shared__"]] = container  # registered before filling: cycles resolve
+            return self.decode(value, into=container)
+        out = into if into is not None else {}
         if "__items__" in obj:
-            return {_decode(k, arrays): _decode(v, arrays) for k, v in obj["__items__"]}
-        return {k: _decode(v, arrays) for k, v in obj.items()}
-    return obj
+            for k, v in obj["__items__"]:
+                out[self.decode(k)] = self.decode(v)
+        else:
+            for k, v in obj.items():
+                out[k] = self.decode(v)
+        return out
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -149,8 +207,9 @@ def save(path: str | os.PathLike, dic: dict, *, compress: bool = False) -> None:
     ``compress`` deflates the members (the original's ``--zip-save``).
     Ports: cuda-convnet-r561/util.py:60-67 pickle
     """
-    arrays: list[np.ndarray] = []
-    state = _encode(dic, arrays, "checkpoint")
+    enc = _Encoder(dic)
+    state = enc.encode(dic, "checkpoint")
+    arrays = enc.arrays
     members: list[tuple[str, bytes]] = [
         (FORMAT_MEMBER, json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION}).encode()),
         (STATE_MEMBER, json.dumps(state, allow_nan=True).encode()),
@@ -232,7 +291,7 @@ def _load_safe(p: Path) -> dict:
         m = re.match(r"^arrays/(\d+)\.npy$", name)
         if m:
             arrays[int(m.group(1))] = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
-    return _decode(json.loads(data[STATE_MEMBER]), arrays)
+    return _Decoder(arrays).decode(json.loads(data[STATE_MEMBER]))
 
 
 def load(path: str | os.PathLike, *, trust_pickle: bool = False) -> dict:

@@ -20,7 +20,6 @@ prints one line and exits 2. ``--check-grads`` exits 0 when every matrix passes,
 """
 from __future__ import annotations
 
-import configparser
 import os
 import sys
 
@@ -33,47 +32,18 @@ from port.options import (BooleanOptionParser, FloatOptionParser, IntegerOptionP
                           OptionsParser, StringOptionParser)
 
 PROG = "convnet"
-CHECK_GRADS_IMG_SIZE = 8  # image side of the synthetic data --check-grads makes when no data is given
 
 
 class CheckGradsData:
-    """The data dimensions ``--check-grads`` feeds the layer parser when no data path is given.
+    """The stand-in data provider of ``--check-grads`` without data: no files, no batches.
 
-    The original was run with ``--data-provider=dummy-lr-<dims>``; that still works. Without it,
-    a data layer that is the first input of a cost layer (labels) gets 1 row, one read by a layer
-    with ``channels`` gets channels × 8 × 8 rows, and any other 3 × 8 × 8.
+    The original was run with ``--data-provider=dummy-lr-<dims>``; that still works. Without it, the
+    data layers' sizes are those ``port.layer.guess_data_dims`` reads off the cfg, and the data are
+    made from the parsed layers (:meth:`ConvNet.check_grads_data`).
     """
 
     num_views = 1
-
-    def __init__(self, layer_def: str):
-        mcp = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=None)
-        try:
-            with open(layer_def) as f:
-                mcp.read_file(f)
-        except OSError as e:
-            raise UserError(f"{layer_def}: cannot read the layer definition file ({e.strerror})") from None
-        except configparser.Error as e:
-            raise UserError(f"{layer_def}: {str(e).splitlines()[0]}") from None
-        self.dims: dict[int, int] = {}
-        for name in mcp.sections():
-            if mcp.get(name, "type", fallback="").strip() != "data":
-                continue
-            idx = int(mcp.get(name, "dataIdx", fallback="0"))
-            dims = 3 * CHECK_GRADS_IMG_SIZE ** 2
-            for other in mcp.sections():
-                inputs = [s.strip() for s in mcp.get(other, "inputs", fallback="").split(",")]
-                if name not in inputs:
-                    continue
-                if mcp.get(other, "type", fallback="").strip().startswith("cost.") and inputs[0] == name:
-                    dims = 1
-                    break
-                if mcp.has_option(other, "channels"):
-                    dims = int(mcp.get(other, "channels")) * CHECK_GRADS_IMG_SIZE ** 2
-            self.dims[idx] = dims
-
-    def get_data_dims(self, idx: int = 0) -> int:
-        return self.dims.get(idx, 1)
+    curr_epoch, curr_batchnum = 1, 0
 
     def advance_batch(self):
         pass
@@ -125,7 +95,7 @@ class ConvNet(IGPUModel):
         from port import data  # noqa: PLC0415 (only the driver needs the providers)
 
         if self.check_grads and not (self.dp_type or "").startswith("dummy-"):
-            return CheckGradsData(self.layer_def)
+            return CheckGradsData()
         params = {k: v for k, v in self.dp_params.items() if k != "convnet"}
         return data.get_instance(self.data_path, batch_range, init_epoch, init_batchnum,
                                  type=self.dp_type, dp_params=params, test=test)
@@ -144,8 +114,31 @@ class ConvNet(IGPUModel):
         if saved is not None:
             self.libmodel.set_rng_state(saved)
 
+    def layer_options(self) -> dict:
+        """What ``port.layer.parse_layers`` needs from the driver and the data provider."""
+        dp = self.train_data_provider
+        opts = {"conserve_mem": bool(self.conserve_mem),
+                "conv_to_local": [n for n in (self.op.get_value("conv_to_local") or []) if n],
+                "unshare_weights": [n for n in (self.op.get_value("unshare_weights") or []) if n],
+                "rng": np.random.default_rng([self.seed, 0]),
+                "log": lambda line: self.write(line, "\n")}
+        # DIVERGES: one device runs every layer, so a layer's gpu= is only checked against
+        # --num-gpus when that option is given (the paper's nets name gpu=0 and gpu=1).
+        if self.options["num_gpus"].value_given:
+            opts["num_gpus"] = self.num_gpus
+        if not isinstance(dp, CheckGradsData):
+            opts["data_dims"] = dp.get_data_dims
+            if hasattr(dp, "get_num_classes"):
+                opts["num_classes"] = dp.get_num_classes()
+            meta = getattr(dp, "batch_meta", None) or {}
+            if "tree" in meta:
+                opts["tree"] = meta["tree"]
+                opts["root_label"] = (meta.get("all_wnids") or {}).get("gproot")
+        return opts
+
     def init_model_state(self):
-        """Parse the layers (re-reading only the params file on resume), then --conv-to-local/--unshare-weights.
+        """Parse the layers (on resume: the saved layers, re-reading only the params file), then
+        --conv-to-local and --unshare-weights (port.layer applies both).
 
         Ports: alexnet-2012/convnet.py:37-64 ConvNet.init_model_state
         """
@@ -155,27 +148,11 @@ class ConvNet(IGPUModel):
         for path, what in ((self.layer_def, "layer definition"), (self.layer_params, "layer parameter")):
             if not os.path.isfile(path):
                 raise UserError(f"{path}: {what} file does not exist")
+        opts = self.layer_options()
         if self.load_file:
-            ms["layers"] = lay.parse_layers(self.layer_def, self.layer_params, self, layers=ms["layers"])
+            ms["layers"] = lay.parse_layers(self.layer_def, self.layer_params, opts, layers=ms["layers"])
         else:
-            ms["layers"] = lay.parse_layers(self.layer_def, self.layer_params, self)
-        # DIVERGES: the 2012 code enumerated the layers dict (names, not dicts), so --conv-to-local
-        # failed there; here it converts the named conv layers as the r561 code did.
-        for name in self.op.get_value("conv_to_local") or []:
-            if not name:
-                continue
-            if name not in ms["layers"] or ms["layers"][name]["type"] != "conv":
-                raise ModelStateException("--conv-to-local: '%s' is not a conv layer" % name)
-            lay.conv_to_local(ms["layers"], name)
-        for name_str in self.op.get_value("unshare_weights") or []:
-            if name_str:
-                name = lay.get_layer_name(name_str)
-                if name is None:
-                    raise ModelStateException("Invalid layer name '%s'; unable to unshare." % name_str)
-                name, idx = name[0], name[1]
-                if name not in ms["layers"]:
-                    raise ModelStateException("Layer '%s' does not exist; unable to unshare" % name)
-                lay.unshare_weights(ms["layers"][name], ms["layers"], matrix_idx=idx)
+            ms["layers"] = lay.parse_layers(self.layer_def, self.layer_params, opts)
         self.op.set_value("conv_to_local", [], parse=False)
         self.op.set_value("unshare_weights", [], parse=False)
         self.writing_test = False
@@ -198,7 +175,8 @@ class ConvNet(IGPUModel):
         """The model's random state and the test provider's position (for exact resumption)."""
         tdp = self.test_data_provider
         return {"model_rng": self.libmodel.get_rng_state(),
-                "test_dp_position": {"epoch": int(tdp.curr_epoch), "batchnum": int(tdp.curr_batchnum)}}
+                "test_dp_position": {"epoch": int(tdp.curr_epoch), "batchnum": int(tdp.curr_batchnum),
+                                     "batch_range": list(self.test_batch_range)}}
 
     # ---- batches -------------------------------------------------------------------------------
 
@@ -252,7 +230,7 @@ class ConvNet(IGPUModel):
         """Ports: alexnet-2012/convnet.py:122-123 ConvNet.print_train_time"""
         self.write(" (%.3f sec)" % compute_time_py, "\n")
 
-    def print_costs(self, cost_outputs, where: str = "batch"):
+    def print_costs(self, cost_outputs, where: str = "batch", first_sep: str = " "):
         """Normalise the costs per case (in place, as the original) and print them.
 
         DIVERGES: a NaN or infinite cost stops with one line naming the batch and exit code 2
@@ -260,9 +238,10 @@ class ConvNet(IGPUModel):
         Ports: alexnet-2012/convnet.py:125-133 ConvNet.print_costs
         """
         costs, num_cases = cost_outputs[0], cost_outputs[1]
-        for errname in costs:
+        for i, errname in enumerate(costs):
             costs[errname] = [(v / num_cases) for v in costs[errname]]
-            self.write(" %s:  %s" % (errname, ", ".join("%.6f" % v for v in costs[errname])))
+            self.write("%s%s:  %s" % (first_sep if i == 0 else " ", errname,
+                                      ", ".join("%.6f" % v for v in costs[errname])))
             if any(np.isnan(v) or np.isinf(v) for v in costs[errname]):
                 self.write("", "\n")
                 saved = (os.path.join(self.checkpoint_dir(), "%d.%d" % self.last_saved)
@@ -282,11 +261,11 @@ class ConvNet(IGPUModel):
     def print_test_results(self):
         """Ports: alexnet-2012/convnet.py:141-156 ConvNet.print_test_results"""
         self.write("\n======================Test output======================", "\n")
-        self.print_costs(self.test_outputs[-1], "test after batch")
+        self.print_costs(self.test_outputs[-1], "test after batch", "")
         self.write("", "\n")
         self.write("----------------------Averages-------------------------", "\n")
         self.print_costs((self.aggregate_test_outputs(self.test_outputs[-len(self.test_batch_range):])[0],
-                          min(len(self.test_outputs), len(self.test_batch_range))), "test after batch")
+                          min(len(self.test_outputs), len(self.test_batch_range))), "test after batch", "")
         self.write("", "\n")
         self.write("-------------------------------------------------------")
         layers = self.model_state["layers"]
@@ -435,8 +414,10 @@ def main(argv=None) -> int:
     if not op.get_value("check_grads") and not op.get_value("load_file"):
         if not os.path.isdir(op.get_value("data_path")):
             raise UserError(f"{op.get_value('data_path')}: data path does not exist or is not a directory")
-    model = ConvNet(op, load_dic)
-    return model.start()
+    # NaN/overflow are reported once, by the cost check (print_costs), not as NumPy warnings.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        model = ConvNet(op, load_dic)
+        return model.start()
 
 
 if __name__ == "__main__":

@@ -107,6 +107,8 @@ class IGPUModel:
         """Ports: cuda-convnet-r561/gpumodel.py:99-110 IGPUModel.init_data_providers"""
         self.dp_params["convnet"] = self
         test_pos = self.model_state.get("test_dp_position") or {}
+        if list(test_pos.get("batch_range") or []) != list(self.test_batch_range):
+            test_pos = {}  # a new --test-range on resume starts at its first batch
         self.test_data_provider = self.make_data_provider(self.test_batch_range, test_pos.get("epoch", 1),
                                                           test_pos.get("batchnum"), test=True)
         self.train_data_provider = self.make_data_provider(self.train_batch_range, self.model_state["epoch"],

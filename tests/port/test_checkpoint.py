@@ -212,3 +212,17 @@ def test_legacy_zip_and_gzip_variants(tmp_path):
         with pytest.raises(UserError, match="--trust-pickle"):
             checkpoint.load(p)
         assert checkpoint.load(p, trust_pickle=True)["model_state"] == {"epoch": 1}
+
+
+def test_shared_objects_stay_shared(tmp_path):
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    conv1 = {"name": "conv1", "weights": [w]}
+    conv2 = {"name": "conv2", "weights": [w], "inputLayers": [conv1]}  # weightSource + inputLayers
+    conv1["self"] = [conv1]                                              # a cycle
+    checkpoint.save(tmp_path / "1.1", {"layers": {"conv1": conv1, "conv2": conv2}})
+    back = checkpoint.load(tmp_path / "1.1")["layers"]
+    assert back["conv2"]["inputLayers"][0] is back["conv1"]
+    assert back["conv2"]["weights"][0] is back["conv1"]["weights"][0]
+    assert back["conv1"]["self"][0] is back["conv1"]
+    with zipfile.ZipFile(tmp_path / "1.1") as z:
+        assert [n for n in z.namelist() if n.startswith("arrays/")] == ["arrays/0.npy"]

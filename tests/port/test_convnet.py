@@ -1,0 +1,347 @@
+"""port.convnet: the command line end to end on tiny synthetic CIFAR-like data and a tiny net.
+
+Mistakes (missing data, batch range outside the data, corrupt checkpoint, NaN cost) must give one
+line and exit 2 with the previous checkpoint intact; --check-grads exits 0 only when all pass;
+--max-filesize keeps the newest checkpoint; --test-only with --multiview-test writes test_preds_*.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from archive import ROOT
+from port import checkpoint
+
+TINY_DEF = """\
+[data]
+type=data
+dataIdx=0
+
+[labels]
+type=data
+dataIdx=1
+
+[conv1]
+type=conv
+inputs=data
+channels=3
+filters=16
+padding=2
+stride=2
+filterSize=5
+neuron=relu
+initW=0.01
+partialSum=13
+sharedBiases=1
+
+[pool1]
+type=pool
+pool=max
+inputs=conv1
+start=0
+sizeX=3
+stride=2
+outputsX=0
+channels=16
+
+[fc10]
+type=fc
+outputs=10
+inputs=pool1
+initW=0.01
+neuron=ident
+
+[probs]
+type=softmax
+inputs=fc10
+
+[logprob]
+type=cost.logreg
+inputs=labels,probs
+"""
+
+
+def tiny_params(eps_w: float = 0.001) -> str:
+    weight = f"epsW={eps_w}\nepsB=0.002\nmomW=0.9\nmomB=0.9\nwc=0.004\n"
+    return f"[conv1]\n{weight}\n[fc10]\n{weight}\n[logprob]\ncoeff=1\n"
+
+
+def write_cifar_like(root: Path, num_batches: int = 4, n: int = 64, seed: int = 0) -> Path:
+    """A tiny CIFAR-10-layout data set: data (3072, N) uint8 with a class-dependent tint, labels."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    protos = rng.integers(0, 256, size=(3072, 10))
+    all_data = []
+    for b in range(1, num_batches + 1):
+        labels = rng.integers(0, 10, size=n)
+        noise = rng.integers(0, 256, size=(3072, n))
+        data = ((protos[:, labels] + noise) // 2).astype(np.uint8)               # (3072, N)
+        all_data.append(data)
+        with open(root / f"data_batch_{b}", "wb") as f:
+            pickle.dump({"data": data, "labels": [int(x) for x in labels], "batch_label": f"b{b}"}, f)
+    mean = np.concatenate(all_data, axis=1).mean(axis=1, keepdims=True).astype(np.float32)
+    with open(root / "batches.meta", "wb") as f:
+        pickle.dump({"data_mean": mean, "label_names": [f"c{i}" for i in range(10)], "num_vis": 3072}, f)
+    return root
+
+
+def write_cfgs(root: Path, eps_w: float = 0.001) -> tuple[Path, Path]:
+    d, p = root / "layers-tiny.cfg", root / "layer-params-tiny.cfg"
+    d.write_text(TINY_DEF)
+    p.write_text(tiny_params(eps_w))
+    return d, p
+
+
+def run_cli(args: list[str], timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "port.convnet", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=kw.pop("cwd", ROOT), env=env, **kw)
+
+
+def train_args(data: Path, save: Path, layer_def: Path, params: Path, **over) -> list[str]:
+    opts = {"data-path": data, "save-path": save, "train-range": "1-3", "test-range": "4",
+            "layer-def": layer_def, "layer-params": params, "data-provider": "cifar-cropped",
+            "test-freq": 2, "epochs": 2, "mini": 32, "backend": "numpy", "seed": 5}
+    opts.update(over)
+    return [f"--{k}={v}" for k, v in opts.items()]
+
+
+def save_dirs(save: Path) -> list[Path]:
+    return sorted(p for p in save.iterdir() if p.name.startswith("ConvNet__"))
+
+
+def assert_one_line_error(r: subprocess.CompletedProcess, *needles: str) -> str:
+    assert r.returncode == 2, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    assert "Traceback" not in r.stderr
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    for n in needles:
+        assert n in err, (n, err)
+    return err
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    data = write_cifar_like(tmp_path / "data")
+    layer_def, params = write_cfgs(tmp_path)
+    return data, tmp_path / "save", layer_def, params
+
+
+def test_train_saves_checkpoints_and_resume_continues(tiny):
+    data, save, layer_def, params = tiny
+    r = run_cli(train_args(data, save, layer_def, params, **{"max-filesize": 1000}))
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stdout.splitlines()
+    batch_lines = [ln for ln in lines if re.match(r"^\d+\.\d+\.\.\. ", ln)]
+    assert [ln.split("...")[0] for ln in batch_lines] == ["1.1", "1.2", "1.3", "2.1", "2.2", "2.3"]
+    assert all("logprob:" in ln for ln in batch_lines)
+    assert "Test output" in r.stdout and "Averages" in r.stdout
+    (d,) = save_dirs(save)
+    # a test every 2 batches (1.2, 2.1, 2.3) and after the last batch (2.3)
+    assert [p.name for p in checkpoint.list_checkpoints(d)] == ["1.2", "2.1", "2.3"]
+    dic = checkpoint.load(d)
+    ms = dic["model_state"]
+    assert (ms["epoch"], ms["batchnum"]) == (2, 3)
+    assert len(ms["train_outputs"]) == 6 and len(ms["test_outputs"]) == 3
+    assert dic["op"]["layer_def"]["value"] == str(layer_def)
+    assert ms["layers"]["conv1"]["weights"][0].dtype == np.float32
+    # resume with more epochs: continues at 3.1, keeps the options
+    r2 = run_cli(["-f", str(d), "--epochs=3"])
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    firsts = [ln.split("...")[0] for ln in r2.stdout.splitlines() if re.match(r"^\d+\.\d+\.\.\. ", ln)]
+    assert firsts == ["3.1", "3.2", "3.3"]
+    assert checkpoint.load(d)["model_state"]["epoch"] == 3
+    # set-once options cannot change on resume
+    r3 = run_cli(["-f", str(d), f"--layer-def={params}"])
+    assert_one_line_error(r3, "--layer-def", "cannot be changed")
+
+
+def test_max_filesize_zero_keeps_only_the_newest(tiny):
+    data, save, layer_def, params = tiny
+    r = run_cli(train_args(data, save, layer_def, params, epochs=1, **{"test-freq": 1}))
+    assert r.returncode == 0, r.stderr[-3000:]
+    (d,) = save_dirs(save)
+    assert [p.name for p in checkpoint.list_checkpoints(d)] == ["1.3"]
+    assert os.listdir(d) == ["1.3"]
+
+
+def test_missing_data_path(tiny, tmp_path):
+    _, save, layer_def, params = tiny
+    r = run_cli(train_args(tmp_path / "nowhere", save, layer_def, params))
+    assert_one_line_error(r, "nowhere", "data path")
+
+
+def test_batch_range_outside_the_data(tiny):
+    data, save, layer_def, params = tiny
+    r = run_cli(train_args(data, save, layer_def, params, **{"train-range": "1-9"}))
+    assert_one_line_error(r, "batch 5", "does not exist")
+
+
+def test_missing_option_and_bad_value(tiny):
+    data, save, layer_def, params = tiny
+    args = [a for a in train_args(data, save, layer_def, params) if not a.startswith("--layer-params")]
+    assert_one_line_error(run_cli(args), "--layer-params", "not supplied")
+    assert_one_line_error(run_cli(train_args(data, save, layer_def, params, mini="x")), "--mini", "integer")
+    assert_one_line_error(run_cli(train_args(data, save, layer_def, params, backend="tpu")), "--backend")
+
+
+def test_help_exits_zero_and_lists_the_options():
+    r = run_cli(["--help"])
+    assert r.returncode == 0
+    for opt in ("--train-range", "--layer-def", "--check-grads", "--multiview-test", "--test-out", "--seed",
+                "--backend", "--trust-pickle", "--max-filesize", "--wupdate-freq", "-f"):
+        assert opt in r.stdout, opt
+
+
+def test_corrupt_checkpoint_is_refused(tiny):
+    data, save, layer_def, params = tiny
+    r = run_cli(train_args(data, save, layer_def, params, epochs=1))
+    assert r.returncode == 0, r.stderr[-3000:]
+    (d,) = save_dirs(save)
+    newest = checkpoint.resolve(d)
+    raw = bytearray(newest.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    newest.write_bytes(bytes(raw))
+    err = assert_one_line_error(run_cli(["-f", str(d)]), newest.name)
+    assert "corrupt" in err or "checksum" in err
+    # a legacy pickle needs --trust-pickle
+    legacy = d / "9.9"
+    legacy.write_bytes(pickle.dumps({"model_state": {}, "op": None}, protocol=2))
+    assert_one_line_error(run_cli(["-f", str(legacy)]), "--trust-pickle")
+
+
+def test_nan_cost_stops_with_one_line_and_keeps_the_checkpoint(tiny, tmp_path):
+    data, save, layer_def, params = tiny
+    r = run_cli(train_args(data, save, layer_def, params, epochs=1, **{"test-freq": 1}))
+    assert r.returncode == 0, r.stderr[-3000:]
+    (d,) = save_dirs(save)
+    before = {p.name: p.read_bytes() for p in checkpoint.list_checkpoints(d)}
+    params.write_text(tiny_params(eps_w=1e30))  # the params file is re-read on resume
+    r = run_cli(["-f", str(d), "--epochs=3"])
+    err = assert_one_line_error(r, "nan or inf", "logprob")
+    assert "batch 2." in err or "batch 3." in err, err
+    after = {p.name: p.read_bytes() for p in checkpoint.list_checkpoints(d)}
+    assert before == after
+    checkpoint.load(d)  # still valid
+
+
+def test_test_only_multiview_writes_predictions(tiny, tmp_path):
+    data, save, layer_def, params = tiny
+    r = run_cli(train_args(data, save, layer_def, params, epochs=1))
+    assert r.returncode == 0, r.stderr[-3000:]
+    (d,) = save_dirs(save)
+    out = tmp_path / "preds"
+    r = run_cli(["-f", str(d), "--test-only=1", "--multiview-test=1", f"--test-out={out}",
+                 "--logreg-name=logprob", "--test-range=3-4", "--test-one=0"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "batch 3:" in r.stdout and "batch 4:" in r.stdout
+    assert sorted(os.listdir(out)) == ["test_preds_3", "test_preds_4"]
+    preds = checkpoint.load(out / "test_preds_4")
+    assert preds["data"].shape == (64, 10) and preds["data"].dtype == np.float32
+    assert np.allclose(preds["data"].sum(axis=1), 1, atol=1e-4)
+    assert str(d) in preds["note"]
+
+
+GC_DEF = """[data]
+type=data
+dataIdx=0
+
+[labels]
+type=data
+dataIdx=1
+
+[conv1]
+type=conv
+inputs=data
+channels=3
+filters=16
+padding=0
+stride=2
+filterSize=3
+neuron=ident
+initW=0.3
+initB=0
+partialSum=1
+sharedBiases=1
+
+[pool1]
+type=pool
+pool=avg
+inputs=conv1
+start=0
+sizeX=6
+stride=6
+outputsX=0
+channels=16
+
+[fc2]
+type=fc
+outputs=4
+inputs=pool1
+initW=0.01
+
+[probs]
+type=softmax
+inputs=fc2
+
+[logprob]
+type=cost.logreg
+inputs=labels,probs
+"""
+GC_PARAMS = """[conv1]
+epsW=0.001
+epsB=0.002
+momW=0.9
+momB=0.9
+wc=0
+
+[fc2]
+epsW=0.001
+epsB=0.002
+momW=0.9
+momB=0.9
+wc=0
+
+[logprob]
+coeff=1
+"""
+
+
+def test_check_grads_passes_on_a_correct_net(tmp_path):
+    """A small net (conv, avg pool, fc, logreg) on synthetic data: every matrix passes.
+
+    The original's one-sided differences with its fixed steps (0.02 weights, 0.05 biases, 0.01 fc)
+    in float32 leave little margin (threshold 0.02), so the net and seed are chosen with ~3x margin.
+    """
+    (tmp_path / "gc.cfg").write_text(GC_DEF)
+    (tmp_path / "gcp.cfg").write_text(GC_PARAMS)
+    r = run_cli(["--check-grads=1", f"--layer-def={tmp_path / 'gc.cfg'}", f"--layer-params={tmp_path / 'gcp.cfg'}",
+                 "--mini=16", "--backend=numpy", "--seed=5"], timeout=600)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert r.stdout.count("(PASS)") == 4 and "ALL 4 TESTS PASSED" in r.stdout
+
+
+def test_check_grads_exit_code_follows_the_result(tmp_path, monkeypatch, capsys):
+    from port import convnet, model
+
+    layer_def, params = write_cfgs(tmp_path)
+    argv = ["--check-grads=1", f"--layer-def={layer_def}", f"--layer-params={params}", "--backend=numpy"]
+    seen = []
+
+    def fake_check(self, data):
+        seen.append([d.shape for d in data])
+        return False
+
+    monkeypatch.setattr(model.ConvNet, "check_gradients", fake_check)
+    assert convnet.main(argv) == 1
+    # synthetic data of the net's shapes (port.layer guesses 24x24x3 images) and a label row
+    assert seen == [[(3 * 24 * 24, 128), (1, 128)]]
+    monkeypatch.setattr(model.ConvNet, "check_gradients", lambda self, data: True)
+    assert convnet.main(argv) == 0
