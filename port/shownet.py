@@ -311,6 +311,8 @@ class ShowConvNet:
         Ports: alexnet-2012/shownet.py:199-272 ShowConvNet.plot_predictions
         """
         dp = self._test_provider()
+        if not hasattr(dp, "get_plottable_data"):
+            raise ShowNetError(f"data provider {type(dp).__name__} has no images to show (--show-preds)")
         data = dp.get_next_batch()[2]
         num_classes = dp.get_num_classes()
         rows, cols = 2, 4
