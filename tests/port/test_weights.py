@@ -131,8 +131,8 @@ def test_rng_state_round_trip_repeats_dropout():
     assert 0 < m1.sum() < m1.size
 
 
-@pytest.mark.parametrize("lo,hi,scale", [(0.0, 0.01, None), (10.0, 20.0, None)])
-def test_conv_weight_contrast_norm(lo, hi, scale):
+@pytest.mark.parametrize("lo,hi", [(0.0, 0.01), (10.0, 20.0)])
+def test_conv_weight_contrast_norm(lo, hi):
     """wcNormMax/Min bring each filter's ‖w − mean‖/fan-in into [min, max]."""
     rng = np.random.default_rng(4)
     c = nu.conv("conv1", ["data"], 3, 5, 16, 3, rng, init_w=0.5, eps_w=1e-12, eps_b=0.0)
