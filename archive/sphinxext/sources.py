@@ -4,8 +4,8 @@ Every line is numbered with its own anchor (``#L123``; ranges ``#L10-L20`` are h
 ``archive.js``), highlighted by Pygments with no tab expansion and no newline added; a file
 without a final newline says so. Images are shown as images. A provenance header gives the
 release, path, size, SHA-256, git blob id, a qualified SWHID and the upstream permalink at the
-pinned commit. The margin holds annotations and the port code that cites each range
-(:mod:`sidebyside`). The raw bytes are copied beside the page (``<path>`` next to
+pinned commit. The margin holds annotations, the port code that cites each range
+(:mod:`sidebyside`) and what the file uses but the release lacks (:mod:`gaps`). The raw bytes are copied beside the page (``<path>`` next to
 ``<path>.html``) for download.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import PurePosixPath
 from archive.manifest import FileEntry
 from archive.sphinxext.annotations import rebase_urls
 from archive.sphinxext.coverage import FileCoverage
-from archive.sphinxext.highlight import Cache
+from archive.sphinxext.gaps import gap_notes
+from archive.sphinxext.highlight import Cache, split_lines
 from archive.sphinxext.listing import line_classes, render_listing
 from archive.sphinxext.model import (Site, line_fragment, page_of_source, page_of_versions,
                                      relative)
@@ -105,6 +106,8 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
     for n, items in annotation_notes(site, release, e.path, page, bodies).items():
         notes[n] += items
     for n, items in port_notes(site, release, e.path, page, cache).items():
+        notes[n] += items
+    for n, items in gap_notes(site, release, e.path, split_lines(text), page).items():
         notes[n] += items
     tail = ""
     if text and not hl.final_newline:

@@ -88,7 +88,7 @@ def release_files() -> dict[str, dict[str, bytes]]:
         "rel-a": {"src/kern.cu": KERN_A.encode(), "page.html": HOSTILE.encode(), "tail.py": TAIL.encode(),
                   "layers/net.cfg": CFG.encode(), "img/pic.png": png},
         "rel-b": {"src2/kern.cu": KERN_B.encode(), "page.html": HOSTILE.encode(), "img/pic.png": png,
-                  "new.sh": b"#!/bin/sh\necho new\n"},
+                  "new.sh": b"#!/bin/sh\necho new\n", "include/kern.cuh": b"void f();\n"},
     }
 
 
@@ -118,13 +118,21 @@ def write_project(root: Path, *, port: str = PORT, annotations: str = ANNOTATION
 
 def build(root: Path, *, parallel: int = 1):
     """Build the project's HTML with Sphinx; returns (app, status text, warnings text)."""
+    return build_dirs(root / "docs", root, root / "_build" / "html", root / "_build" / "doctrees",
+                      parallel=parallel)
+
+
+def build_dirs(srcdir: Path, confdir: Path, outdir: Path, doctreedir: Path, *, parallel: int = 1):
+    """One Sphinx HTML build in this process, isolated as ``sphinx-build`` isolates it (docutils'
+    global registries are restored afterwards, so several builds can run in one test session)."""
     from sphinx.application import Sphinx
+    from sphinx.util.docutils import docutils_namespace, patch_docutils
 
     status, warning = io.StringIO(), io.StringIO()
-    app = Sphinx(str(root / "docs"), str(root), str(root / "_build" / "html"),
-                 str(root / "_build" / "doctrees"), "html", status=status, warning=warning,
-                 parallel=parallel)
-    app.build()
+    with patch_docutils(confdir), docutils_namespace():
+        app = Sphinx(str(srcdir), str(confdir), str(outdir), str(doctreedir), "html",
+                     status=status, warning=warning, parallel=parallel)
+        app.build()
     return app, status.getvalue(), warning.getvalue()
 
 

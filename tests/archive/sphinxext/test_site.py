@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -111,6 +110,13 @@ def test_annotation_in_margin(built):
     notes = page(out, "annotations/notes.html")
     assert 'href="../releases/rel-a/src/kern.cu.html#L3-L7"' in notes
     assert re.search(r'<span class="ln pc an" id="L3">', src)
+
+
+def test_missing_header_is_marked(built):
+    margin = margin_of(page(built[0], "releases/rel-a/src/kern.cu.html"))
+    assert "not in rel-a" in margin
+    assert '<code>kern.cuh</code>: <a href="../../rel-b/include/kern.cuh.html">rel-b/include/kern.cuh</a>' in margin
+    assert "not in rel-b" not in margin_of(page(built[0], "releases/rel-b/src2/kern.cu.html"))
 
 
 def test_src_role(built):
@@ -229,13 +235,9 @@ def test_real_site(tmp_path):
     for release in ("alexnet-2012", "cuda-convnet-r561", "cuda-convnet2"):
         if not (ORIGINAL / release).is_dir() or not any((ORIGINAL / release).iterdir()):
             pytest.skip(f"release {release} is not fetched; run `make original`")
-    from sphinx.application import Sphinx
-    import io
     out = tmp_path / "site"
-    status = io.StringIO()
-    app = Sphinx(str(ROOT / "docs"), str(ROOT), str(out), str(tmp_path / "doctrees"), "html",
-                 status=status, warning=io.StringIO(), parallel=2)
-    app.build()
+    _, _, warnings = synthetic.build_dirs(ROOT / "docs", ROOT, out, tmp_path / "doctrees", parallel=2)
+    assert "ERROR" not in warnings, warnings
     layer = out / "releases/alexnet-2012/src/layer.cu.html"
     assert layer.stat().st_size < 1_500_000
     n_pages = sum(1 for _ in (out / "releases").rglob("*.html"))
