@@ -333,7 +333,7 @@ def _index_body(app, t: ex.Timeline, base: Path) -> str:
              f"(<code>layer-params-*.cfg</code>) and {len(t.def_stems)} def files (<code>layers-*.cfg</code>). "
              f"Each params file ends with the author's diary in comments. {paired} params files are paired "
              f"with a def file (the diary's own “uses def file N”, else the same stem, else the stem without "
-             f"its suffixes); {with_results} record error rates. The experiment numbers are chronological: "
+             f"its suffixes); {with_results} record error rates. The experiment numbers are roughly chronological: "
              f"the dates come from the <code>ConvNet__&lt;date&gt;</code> checkpoint paths in the diaries. "
              f"The port's cfg parser reads {n_ok} of the {len(t.def_stems)} def files; the others are shown "
              f"with the parser's one-line error on their pages.</p>",
