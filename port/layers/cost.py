@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from port import layer_kernels as lk
 from port.gradients import to_descent
-from port.layers.base import PASS_MULTIVIEW_TEST, PASS_MULTIVIEW_TEST_END, \
-    PASS_MULTIVIEW_TEST_START, Layer, has_flag
+from port.layers.base import (PASS_MULTIVIEW_TEST, PASS_MULTIVIEW_TEST_END,
+                              PASS_MULTIVIEW_TEST_START, Layer, has_flag)
 
 
 class CostLayer(Layer):

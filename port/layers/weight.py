@@ -13,6 +13,7 @@ conv biases are (filters, 1) (``sharedBiases``) or (filters·modules, 1), local 
 """
 from __future__ import annotations
 
+from port import backend
 from port import cudaconv2 as cc
 from port.backend import get_array_module
 from port.layers.base import WeightLayer
@@ -101,8 +102,6 @@ class LocalLayer(WeightLayer):
         Ports: alexnet-2012/src/layer.cu:798-809 LocalLayer::copyToGPU
         """
         super().copy_to_gpu()
-        from port import backend  # noqa: PLC0415
-
         for i, sparse in enumerate(self.rand_sparse):
             if sparse:
                 self.filter_conns[i] = backend.xp().asarray(self.filter_conns_host[i], dtype="int32")
