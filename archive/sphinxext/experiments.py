@@ -207,7 +207,7 @@ class ExperimentResults(SphinxDirective):
 def _diary_html(e: ex.Experiment) -> str:
     rows = []
     for b in e.diary.blocks:
-        head = "" if b.own else f'<p><span class="exp-badge">copied notes</span></p>'
+        head = "" if b.own else '<p><span class="exp-badge">copied notes</span></p>'
         lines = "\n".join(f'<span class="ln">{ln:4d}</span>  {escape(t)}' for ln, t in b.lines)
         link = src_url(e.params_path, b.first_line, b.last_line)
         rows.append(f'{head}<pre class="exp-diary">{lines}</pre>'
@@ -303,11 +303,11 @@ def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path) -> str:
         if other is None or (why.startswith("the experiment it") and prev and other.stem == prev.stem):
             continue
         parts.append(f'<h2>Diff to #{escape(other.stem)} ({why})</h2>')
-        parts.append(f"<h3>Settings (<code>layer-params</code>, comments left out)</h3>")
+        parts.append("<h3>Settings (<code>layer-params</code>, comments left out)</h3>")
         parts.append(_diff_html(app, base / other.params_path, base / e.params_path,
                                 other.params_path, e.params_path, settings_only=True))
         if e.def_path and other.def_path and e.def_path != other.def_path:
-            parts.append(f"<h3>Architecture (<code>layers</code>)</h3>")
+            parts.append("<h3>Architecture (<code>layers</code>)</h3>")
             la, erra = _parsed(str(base / other.def_path))
             lb, errb = _parsed(str(base / e.def_path))
             if la is not None and lb is not None:
