@@ -15,8 +15,10 @@ This module turns that folder into a timeline:
   same stem, or the stem with its suffixes removed);
 - :func:`load_experiments` does both for every params file of a folder, in numbering order
   (the numbering is chronological);
-- :func:`diff_files` is a unified diff between two cfg files (optionally of settings only);
-- :func:`diagram_svg` draws a parsed network (the port's layer dicts) as an inline SVG.
+- :func:`diff_files` is a unified diff between two cfg files (optionally of settings only), and
+  :func:`structural_diff` the same change in layer terms, from two parsed nets;
+- :func:`diagram_svg` draws a parsed network (the port's layer dicts) as an inline SVG, and
+  :func:`timeline_svg` the experiments' start dates as a strip.
 
 It does not parse the cfg semantics itself: the diagrams use the port's cfg parser
 (``port.layer.parse_layers``) through :func:`parse_def`, which reports a failure as one line.
