@@ -56,7 +56,8 @@ def render_listing(lines: list[str], *, final_newline: bool, marks: Mapping[int,
     if not lines:
         segs.append('<div class="seg"><div class="codecol"><pre class="code highlight"></pre></div>'
                     '<div class="margin"></div></div>')
-    return f'<div class="listing">{"".join(segs)}</div>'
+    plain = "" if starts else " no-notes"  # nothing in the margin: the code takes the width
+    return f'<div class="listing{plain}">{"".join(segs)}</div>'
 
 
 def line_classes(ranges: Mapping[str, Iterable[tuple[int, int]]]) -> dict[int, str]:
