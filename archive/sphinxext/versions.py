@@ -102,14 +102,15 @@ def status(site: Site, a: tuple[str, str], b: tuple[str, str]) -> str:
     return "moved+changed" if moved else "changed"
 
 
-def _diff_rows(a: list[str], b: list[str], ha: list[str], hb: list[str], sec: str,
-               page: str, ua: str, ub: str) -> tuple[str, int, int]:
-    """Table rows of a side-by-side diff (highlighted lines ``ha``/``hb`` of texts ``a``/``b``)."""
+def _diff_rows(a: list[str], b: list[str], ha: list[str], hb: list[str], sec: str
+               ) -> tuple[str, int, int]:
+    """Table rows of a side-by-side diff of ``a``/``b`` (shown as the HTML lines ``ha``/``hb``);
+    also the numbers of lines added and removed."""
     sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
     rows: list[str] = []
     added = removed = 0
 
-    def cell(side: str, n: int | None, code: str, cls: str, url: str) -> str:
+    def cell(side: str, n: int | None, code: str = "", cls: str = "") -> str:
         if n is None:
             return '<td class="lno"></td><td class="t empty"></td>'
         return f'<td class="lno" id="{sec}-{side}{n}">{n}</td><td class="t {cls}">{code}</td>'
@@ -123,14 +124,14 @@ def _diff_rows(a: list[str], b: list[str], ha: list[str], hb: list[str], sec: st
         for tag, i1, i2, j1, j2 in g:
             if tag == "equal":
                 for k in range(i2 - i1):
-                    rows.append("<tr>" + cell("a", i1 + k + 1, ha[i1 + k], "eq", ua)
-                                + cell("b", j1 + k + 1, hb[j1 + k], "eq", ub) + "</tr>")
+                    rows.append("<tr>" + cell("a", i1 + k + 1, ha[i1 + k], "eq")
+                                + cell("b", j1 + k + 1, hb[j1 + k], "eq") + "</tr>")
                 continue
             removed += i2 - i1
             added += j2 - j1
             for k in range(max(i2 - i1, j2 - j1)):
-                left = cell("a", i1 + k + 1, ha[i1 + k], "del", ua) if i1 + k < i2 else cell("a", None, "", "", ua)
-                right = cell("b", j1 + k + 1, hb[j1 + k], "ins", ub) if j1 + k < j2 else cell("b", None, "", "", ub)
+                left = cell("a", i1 + k + 1, ha[i1 + k], "del") if i1 + k < i2 else cell("a", None)
+                right = cell("b", j1 + k + 1, hb[j1 + k], "ins") if j1 + k < j2 else cell("b", None)
                 rows.append(f"<tr>{left}{right}</tr>")
         prev_end = g[-1][2]
     if groups and prev_end < len(a):
@@ -165,7 +166,7 @@ def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
             a, b = split_lines(ta), split_lines(tb)
             ha = [html.escape(x, quote=False) for x in a]  # plain text keeps big diffs light
             hb = [html.escape(x, quote=False) for x in b]
-            return _diff_rows(a, b, ha, hb, sec, page, page_of_source(ra, pa), page_of_source(rb, pb))
+            return _diff_rows(a, b, ha, hb, sec)
 
         key = f"diff:{CONTEXT}:{sec}:{site.manifests[ra].files[pa].sha256}:{site.manifests[rb].files[pb].sha256}"
         rows, added, removed = cache.memo(key, compute)
