@@ -222,6 +222,13 @@ def test_bad_annotation_fails_the_build(tmp_path):
     assert "notes.md:3: annotation rel-a/src/kern.cu:3-70: lines 3-70 lie outside" in msg
 
 
+def test_bad_src_link_and_unreadable_annotation_fail_the_build(tmp_path):
+    broken = synthetic.ANNOTATIONS.replace("tail.py:1-2", "tail.py:2-3") + "\n```{annotation} nonsense\nx\n```\n"
+    msg = build_fails(tmp_path, annotations=broken)
+    assert "notes.md:4: rel-a/tail.py:2-3: lines 2-3 lie outside rel-a/tail.py (2 lines)" in msg
+    assert "notes.md:7: cannot read target 'nonsense'" in msg
+
+
 def test_altered_original_fails_the_build(tmp_path):
     root = synthetic.write_project(tmp_path)
     (root / "original/rel-a/tail.py").write_text("altered\n")
