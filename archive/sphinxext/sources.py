@@ -66,8 +66,9 @@ def _header(site: Site, release: str, e: FileEntry, page: str, chain: Chain | No
                   f'({cov.annotated_share:.0%})</dd>')
     return (f'<header class="provenance"><h1><a href="{relative(page, f"releases/{release}/index")}">{release}</a>/'
             f'{html.escape(e.path)}</h1><dl>'
-            f'<dt>Size</dt><dd>{e.size} bytes, {e.lines} lines{", executable" if e.executable else ""}'
-            f'{", no final newline" if not e.final_newline and e.size else ""}</dd>'
+            f'<dt>Size</dt><dd>{e.size} bytes, ' + ("binary" if site.is_binary(release, e.path) else
+            f'{e.lines} lines' + (", no final newline" if not e.final_newline and e.size else ""))
+            + f'{", executable" if e.executable else ""}</dd>'
             f'<dt>SHA-256</dt><dd><code>{e.sha256}</code></dd>'
             f'<dt>Git blob</dt><dd><code>{e.blob}</code></dd>'
             f'<dt>SWHID</dt><dd><code class="swhid" data-swhid="{html.escape(swhid(site, release, e))}">'

@@ -83,6 +83,7 @@ def test_provenance_header(built):
 def test_image_is_an_image(built):
     html = page(built[0], "releases/rel-a/img/pic.png.html")
     assert '<img src="pic.png"' in html
+    assert "bytes, binary</dd>" in html and "no final newline" not in html
     assert (built[0] / "releases/rel-a/img/pic.png").read_bytes() == synthetic.png_bytes()
 
 
