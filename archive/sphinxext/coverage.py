@@ -1,7 +1,7 @@
 """Coverage of the releases: per file, the share of its lines cited by the port (``Ports:``
 ranges) and the share annotated, and the site-wide table (``coverage.html``).
 
-A line counts once however many ranges cover it. Images count as files without lines.
+A line counts once however many ranges cover it. Binary files (images) count as files without lines.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def compute(site: Site) -> dict[tuple[str, str], FileCoverage]:
     out = {}
     for release, man in site.manifests.items():
         for e in man.files.values():
-            n = 0 if site.is_image(e.path) else e.lines  # binary non-images keep their count
+            n = 0 if site.is_binary(release, e.path) else e.lines
             refs = site.refs_by_file.get((release, e.path), [])
             anns = site.annotations_by_file.get((release, e.path), [])
             out[(release, e.path)] = FileCoverage(
