@@ -342,9 +342,7 @@ def conv_response_norm_cross_map(images, num_filters, size_f, add_scale, pow_sca
     containing f when ``blocked``. α is used as given (layer.py:1183 divides it by size).
     Returns (target, denoms).
 
-    DIVERGES: r561 hard-codes minDiv = 1 (kFCNorm, conv_util.cu:1084); the 2012 release passes
-    minDiv (layer.cu:1589), a kernel that is not public: reconstructed from cuda-convnet2, which
-    adds minDiv exactly where r561 adds 1 (cudaconv3 conv_util.cu:1206).
+    DIVERGES: reconstructed minDiv: r561 hard-codes 1 (conv_util.cu:1084), the 2012 release passes minDiv (layer.cu:1589) to a kernel that is not public; cuda-convnet2 adds minDiv where r561 adds 1 (cudaconv3 conv_util.cu:1206).
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2743-2790 convContrastNormCrossMap
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1038-1089 kFCNorm
@@ -389,8 +387,7 @@ def conv_gaussian_blur(images, filter, horiz, num_channels):
     """One pass of a separable blur: out[.., i] = Σ_k filter[k]·x[.., i + k − r] along x
     (``horiz``) or y, zeros outside. ``filter`` is (1, 2r+1) with r in 1..4.
 
-    The kernel reads the taps mirrored once it is past the first r pixels, so it is a correlation
-    only for a symmetric filter, which is what layer.py:454-456 builds; this port correlates.
+    DIVERGES: for an asymmetric filter the kernel mixes mirrored and unmirrored taps (it reads filter[r + col − o] for the first r pixels, filter[k] after, conv_util.cu:393-412); the port always correlates, which is the same for the symmetric filters layer.py:454-456 builds.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:682-726 convGaussianBlur
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:355-441 kGaussianBlur
@@ -441,6 +438,8 @@ def conv_bed_of_nails(images, num_channels, img_size, start_x, stride_x):
 
 def conv_bed_of_nails_undo(acts_grad, num_channels, img_size, start_x, stride_x):
     """Backward of :func:`conv_bed_of_nails`: the gradients at the nails, zeros elsewhere.
+
+    DIVERGES: the original's accumulating path (scaleTargets ≠ 0) asserts that the image-sized target has numChannels·outputs rows (conv_util.cu:569), so it fails whenever the nailbed's input has a second consumer; the port returns the gradient and the caller adds.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:670-674 convBedOfNailsUndo
     """
