@@ -377,6 +377,8 @@ class ConvNet(IGPUModel):
                       "Load a legacy cuda-convnet pickle checkpoint with -f (unpickling can run code)",
                       default=0, save=False)
 
+        op.prog = "python -m port.convnet"
+        op.epilog = _help_epilog
         op.delete_option("max_test_err")
         op.options["max_filesize_mb"].default = 0
         op.options["testing_freq"].default = 50
@@ -386,12 +388,28 @@ class ConvNet(IGPUModel):
         return op
 
 
+def _help_epilog() -> str:
+    from port import data  # noqa: PLC0415
+
+    return ("Data providers (--data-provider): " + ", ".join(sorted(data.dp_types))
+            + "; dummy-lr-<n> needs no files.\n"
+            "-f takes a save directory (its newest <epoch>.<batchnum> checkpoint) or one checkpoint file;\n"
+            "options given with -f override the saved ones. --max-filesize=0 keeps only the newest checkpoint.")
+
+
 def _validate(op: OptionsParser) -> None:
     """Value checks the original left to crashes further down."""
     for name, low in (("minibatch_size", 1), ("testing_freq", 1), ("num_epochs", 1), ("wupdate_freq", 1)):
         o = op.options[name]
         if o.value is not None and o.value < low:
             raise UserError(f"option {o.prefixed_letter}={o.value}: must be at least {low}")
+    excused = set()
+    for o in op.options.values():
+        if o.value and not isinstance(o.value, list) and o.excuses != op.EXCLUDE_ALL:
+            excused.update(o.excuses)
+    for o in op.options.values():
+        if o.default is None and o.value is None and o.name not in excused:
+            raise UserError(f"option {o.prefixed_letter} ({o.desc}) is neither given nor in the checkpoint")
     if op.get_value("backend") not in backend.CHOICES:
         raise UserError(f"option --backend={op.get_value('backend')}: must be one of {', '.join(backend.CHOICES)}")
 

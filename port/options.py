@@ -280,8 +280,10 @@ class OptionsParser:
     SORT_EXPR_LAST = 3
     EXCLUDE_ALL = "all"
 
-    def __init__(self):
+    def __init__(self, prog: str | None = None):
         self.options: dict[str, Option] = {}
+        self.prog = prog  # the command shown by --help (default: the script's name)
+        self.epilog = None  # text (or a function returning it) printed after the options by --help
 
     def add_option(self, letter, name, parser, desc, set_once=False, default=None, excuses=(), requires=(),
                    save=True):
@@ -394,42 +396,47 @@ class OptionsParser:
     # --- printing ---
 
     def print_usage(self, print_constraints=False, file=None):
-        """Ports: cuda-convnet-r561/options.py:191-227 OptionsParser.print_usage"""
+        """Every option: spelling and type, default, description, what excuses or requires it.
+
+        Ports: cuda-convnet-r561/options.py:191-227 OptionsParser.print_usage
+        """
         file = file or sys.stdout
         bold = (lambda s: "\033[1m" + s + "\033[0m") if file.isatty() else (lambda s: s)  # noqa: E731
-        prog = os.environ.get("PORT_PROG", os.path.basename(sys.argv[0]))
-        print(f"{prog} usage (options are --name=value; booleans 0/1; ranges a-b inclusive):", file=file)
-        rows_default, rows_required = [], []
+        prog = getattr(self, "prog", None) or os.path.basename(sys.argv[0])
+        print(f"usage: {prog} --name=value ... (-f value for one-letter options; booleans 0/1; "
+              f"ranges a-b inclusive; lists comma-separated)", file=file)
+        required, optional = [], []
         for o in self.get_options_list():
-            opt = f"{o.prefixed_letter} <{o.parser.get_type_str()}>"
-            desc = o.desc + (" (cannot change on resume)" if o.set_once else "")
-            default = "[%s]" % o.get_str_value(get_default_str=True) if o.default is not None else ""
-            excs = ""
+            sep = " " if len(o.letter) == 1 else "="
+            opt = f"{o.prefixed_letter}{sep}<{o.parser.get_type_str()}>"
+            notes = []
+            if o.excuses == self.EXCLUDE_ALL:
+                notes.append("makes every other option optional")
+            if o.set_once:
+                notes.append("cannot change on resume")
             if o.default is None:
-                excs = ", ".join(sorted(o2.prefixed_letter for o2 in self.options.values()
-                                        if o2.excuses == self.EXCLUDE_ALL or o.name in o2.excuses))
-            reqs = ", ".join(sorted(o2.prefixed_letter for o2 in self.options.values() if o2.name in o.requires))
-            (rows_default if o.default is not None else rows_required).append((o, opt, desc, default, excs, reqs))
-        rows = rows_required + rows_default
-        w_opt = max(len(r[1]) for r in rows)
-        w_desc = max(len(r[2]) for r in rows)
-        w_def = max([len(r[3]) for r in rows] + [len("Default")])
-        head = f"    {'Option'.ljust(w_opt + 2)} {'Description'.ljust(w_desc)} {'Default'.ljust(w_def)}"
-        if print_constraints:
-            head += " Excused by / Requires"
-        print(bold(head.rstrip()), file=file)
-        for o, opt, desc, default, excs, reqs in rows:
-            left = f"     {opt.ljust(w_opt)}" if o.default is None else f"    [{opt.ljust(w_opt)}]"
-            line = f"{left} - {desc.ljust(w_desc)} {default.ljust(w_def)}"
-            if print_constraints:
-                extra = []
-                if excs:
-                    extra.append(f"excused by {excs}")
-                if reqs:
-                    extra.append(f"requires {reqs}")
-                line += " " + "; ".join(extra)
-            print(line.rstrip(), file=file)
-        print("Options in [brackets] have defaults; the others are required.", file=file)
+                excs = sorted(o2.prefixed_letter for o2 in self.options.values()
+                              if o2.excuses == self.EXCLUDE_ALL or o.name in o2.excuses)
+                if excs and print_constraints:
+                    notes.append("excused by " + ", ".join(excs))
+            reqs = sorted(o2.prefixed_letter for o2 in self.options.values() if o2.name in o.requires)
+            if reqs and print_constraints:
+                notes.append("requires " + ", ".join(reqs))
+            desc = o.desc + (f" ({'; '.join(notes)})" if notes else "")
+            if o.default is None:
+                required.append((opt, "", desc))
+            else:
+                optional.append((opt, "[%s]" % o.get_str_value(get_default_str=True), desc))
+        w_opt = max(len(r[0]) for r in required + optional)
+        w_def = max(len(r[1]) for r in required + optional)
+        for title, rows in (("Required options (unless excused):", required), ("Options [default]:", optional)):
+            if rows:
+                print(bold(title), file=file)
+                for opt, default, desc in rows:
+                    print(f"  {opt.ljust(w_opt)}  {default.ljust(w_def)}  {desc}".rstrip(), file=file)
+        epilog = getattr(self, "epilog", None)
+        if epilog:
+            print(epilog() if callable(epilog) else epilog, file=file)
 
     def print_values(self, file=None):
         """Ports: cuda-convnet-r561/options.py:229-234 OptionsParser.print_values"""

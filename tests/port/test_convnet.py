@@ -345,3 +345,47 @@ def test_check_grads_exit_code_follows_the_result(tmp_path, monkeypatch, capsys)
     assert seen == [[(3 * 24 * 24, 128), (1, 128)]]
     monkeypatch.setattr(model.ConvNet, "check_gradients", lambda self, data: True)
     assert convnet.main(argv) == 0
+
+
+def test_legacy_pickle_checkpoint_resumes_only_with_trust_pickle(tiny, monkeypatch):
+    """A checkpoint pickled the original's way (an ``options.OptionsParser`` object as 'op')."""
+    import types
+
+    data, save, layer_def, params = tiny
+    r = run_cli(train_args(data, save, layer_def, params, epochs=1))
+    assert r.returncode == 0, r.stderr[-3000:]
+    (d,) = save_dirs(save)
+    dic = checkpoint.load(d)
+    mod = types.ModuleType("options")
+
+    class Option:
+        pass
+
+    class OptionsParser:
+        pass
+
+    for cls in (Option, OptionsParser):
+        cls.__module__, cls.__qualname__ = "options", cls.__name__
+        setattr(mod, cls.__name__, cls)
+    monkeypatch.setitem(sys.modules, "options", mod)
+    op = OptionsParser()
+    op.options = {}
+    for name, s in dic["op"].items():
+        o = Option()
+        o.name, o.value, o.value_given = name, s["value"], s["value_given"]
+        op.options[name] = o
+    legacy_dir = save / "legacy"
+    legacy_dir.mkdir()
+    (legacy_dir / "1.3").write_bytes(pickle.dumps({"model_state": dic["model_state"], "op": op}, protocol=2))
+    assert_one_line_error(run_cli(["-f", str(legacy_dir)]), "--trust-pickle")
+    r = run_cli(["-f", str(legacy_dir), "--trust-pickle=1", "--epochs=2"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert re.search(r"^2\.1\.\.\. ", r.stdout, re.M)
+    # the continued run is saved in the safe format, beside the legacy file
+    assert [p.name for p in checkpoint.list_checkpoints(legacy_dir)] == ["2.3"]
+    assert checkpoint.load(legacy_dir)["model_state"]["epoch"] == 2
+    # a legacy checkpoint without options: one line naming the first missing option
+    bare = save / "bare"
+    bare.mkdir()
+    (bare / "1.1").write_bytes(pickle.dumps({"model_state": {"epoch": 1}, "op": None}, protocol=2))
+    assert_one_line_error(run_cli(["-f", str(bare), "--trust-pickle=1"]), "neither given nor in the checkpoint")
