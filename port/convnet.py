@@ -174,6 +174,9 @@ class ConvNet(IGPUModel):
     def extra_model_state(self) -> dict:
         """The model's random state and the test provider's position (for exact resumption)."""
         tdp = self.test_data_provider
+        if getattr(self.libmodel, "num_bwd_mini_passes", 0):
+            self.write("(note: saved in the middle of a --wupdate-freq interval; a resumed run restarts the "
+                       "interval, so it will not match an uninterrupted run exactly)", "\n")
         return {"model_rng": self.libmodel.get_rng_state(),
                 "test_dp_position": {"epoch": int(tdp.curr_epoch), "batchnum": int(tdp.curr_batchnum),
                                      "batch_range": list(self.test_batch_range)}}

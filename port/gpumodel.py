@@ -9,7 +9,10 @@ cfg parser (``port.layer``) or the driver's own options and printing (``port.con
 Exact resumption. A checkpoint holds, beside what the original's held, the model's random
 generator state, the data providers' positions and the options (``--seed`` included; a provider
 draws every batch's randomness from ``(seed, epoch, batchnum)``, see ``port.data.provider``).
-Resuming with ``-f`` therefore continues bit-identically on NumPy.
+Resuming with ``-f`` therefore continues bit-identically on NumPy, provided the checkpoint was not
+taken in the middle of a ``--wupdate-freq`` interval (the model's pending gradient sums are not
+saved; the driver says so when it happens) and ``superEps`` is 0 (its running averages are not
+saved either; no released cfg sets it).
 
 Progress: a tqdm bar on stderr only when stderr is a TTY; the per-batch lines go to stdout.
 """

@@ -152,12 +152,13 @@ def test_train_saves_checkpoints_and_resume_continues(tiny):
     assert len(ms["train_outputs"]) == 6 and len(ms["test_outputs"]) == 3
     assert dic["op"]["layer_def"]["value"] == str(layer_def)
     assert ms["layers"]["conv1"]["weights"][0].dtype == np.float32
-    # resume with more epochs: continues at 3.1, keeps the options
-    r2 = run_cli(["-f", str(d), "--epochs=3"])
+    # resume from the checkpoint file (a directory works too) with more epochs: continues at 3.1
+    r2 = run_cli(["-f", str(d / "2.3"), "--epochs=3"])
     assert r2.returncode == 0, r2.stderr[-3000:]
     firsts = [ln.split("...")[0] for ln in r2.stdout.splitlines() if re.match(r"^\d+\.\d+\.\.\. ", ln)]
     assert firsts == ["3.1", "3.2", "3.3"]
     assert checkpoint.load(d)["model_state"]["epoch"] == 3
+    assert [p.name for p in checkpoint.list_checkpoints(d)] == ["1.2", "2.1", "2.3", "3.2", "3.3"]
     # set-once options cannot change on resume
     r3 = run_cli(["-f", str(d), f"--layer-def={params}"])
     assert_one_line_error(r3, "--layer-def", "cannot be changed")
