@@ -93,7 +93,7 @@ class NoisyReluNeuron(ReluNeuron):
         if self.rng is None:
             self.rng = xp.random.default_rng()
         r = super().activate(x)
-        noise = self.rng.standard_normal(r.shape, dtype=r.dtype)
+        noise = xp.asarray(self.rng.standard_normal(r.shape, dtype=r.dtype))  # host rng → device
         return super().activate(r + r * noise)
 
     def __repr__(self) -> str:

@@ -33,7 +33,7 @@ def _square_images(func: str, a, num_channels: int, name: str = "images") -> int
     """imgSize of a (numChannels·imgSize², N) matrix, checked as the original asserts it."""
     require(getattr(a, "ndim", None) == 2, func, f"{name} must be a 2-D matrix")
     require(num_channels > 0 and a.shape[0] % num_channels == 0, func,
-             f"{name} has {a.shape[0]} rows, not a multiple of num_channels={num_channels}")
+            f"{name} has {a.shape[0]} rows, not a multiple of num_channels={num_channels}")
     pixels = a.shape[0] // num_channels
     size = math.isqrt(pixels)
     require(size * size == pixels, func, f"{name}: {pixels} pixels per channel is not a square image")
@@ -90,8 +90,8 @@ def _infer_pool_img_size(func, rows, subs_x, start_x, stride_x, outputs_x) -> tu
         if outputs_x == max(1, -(-(size - start_x - subs_x) // stride_x) + 1):
             fits.append(size)
     require(len(fits) == 1, func,
-             f"cannot tell the image size from {rows} rows and outputs_x={outputs_x} "
-             f"(candidates {fits}); pass num_filters")
+            f"cannot tell the image size from {rows} rows and outputs_x={outputs_x} "
+            f"(candidates {fits}); pass num_filters")
     return rows // (fits[0] * fits[0]), fits[0]
 
 
@@ -121,7 +121,7 @@ def conv_local_pool(images, *args, num_filters: int | None = None):
     require(pooler in POOLERS, func, f"pooler must be one of {POOLERS}, got {pooler!r}")
     require(getattr(images, "ndim", None) == 2, func, "images must be a 2-D matrix")
     require(subs_x >= 1 and stride_x >= 1 and outputs_x >= 1, func,
-             f"subs_x, stride_x, outputs_x must be ≥ 1, got {subs_x}, {stride_x}, {outputs_x}")
+            f"subs_x, stride_x, outputs_x must be ≥ 1, got {subs_x}, {stride_x}, {outputs_x}")
     if num_filters is None:
         num_filters, img_size = _infer_pool_img_size(func, images.shape[0], subs_x, start_x,
                                                      stride_x, outputs_x)
@@ -153,10 +153,10 @@ def _pool_geometry(func, grads, images_rows, subs_x, start_x, stride_x, outputs_
     require(getattr(grads, "ndim", None) == 2, func, "the gradient must be a 2-D matrix")
     outputs = outputs_x * outputs_x
     require(grads.shape[0] % outputs == 0, func,
-             f"the gradient has {grads.shape[0]} rows, not a multiple of outputsX² = {outputs}")
+            f"the gradient has {grads.shape[0]} rows, not a multiple of outputsX² = {outputs}")
     num_filters = grads.shape[0] // outputs
     require(images_rows % num_filters == 0, func,
-             f"the images have {images_rows} rows, not a multiple of the {num_filters} channels")
+            f"the images have {images_rows} rows, not a multiple of the {num_filters} channels")
     img_pixels = images_rows // num_filters
     img_size = math.isqrt(img_pixels)
     require(img_size * img_size == img_pixels, func, f"{img_pixels} pixels is not a square image")
@@ -172,7 +172,7 @@ def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, 
     """
     func = "conv_local_max_undo"
     require(max_acts.shape == max_grads.shape, func,
-             f"max_acts {max_acts.shape} and max_grads {max_grads.shape} differ in shape")
+            f"max_acts {max_acts.shape} and max_grads {max_grads.shape} differ in shape")
     C, S = _pool_geometry(func, max_grads, images.shape[0], subs_x, start_x, stride_x, outputs_x)
     xp = get_array_module(images, max_grads, max_acts)
     N = images.shape[1]
@@ -196,9 +196,9 @@ def conv_local_avg_undo(avg_grads, subs_x, start_x, stride_x, outputs_x, img_siz
     """
     func = "conv_local_avg_undo"
     require(getattr(avg_grads, "ndim", None) == 2
-             and avg_grads.shape[0] % (outputs_x * outputs_x) == 0, func,
-             f"avg_grads must be (numChannels·outputsX², N) with outputsX={outputs_x}, "
-             f"got {getattr(avg_grads, 'shape', None)}")
+            and avg_grads.shape[0] % (outputs_x * outputs_x) == 0, func,
+            f"avg_grads must be (numChannels·outputsX², N) with outputsX={outputs_x}, "
+            f"got {getattr(avg_grads, 'shape', None)}")
     C, S = avg_grads.shape[0] // (outputs_x * outputs_x), img_size
     xp = get_array_module(avg_grads)
     N = avg_grads.shape[1]
@@ -242,10 +242,10 @@ def _check_rnorm(func: str, images, num_filters: int, size_x: int, undo: bool) -
     size = _square_images(func, images, num_filters)
     if undo:
         require(num_filters % 16 == 0, func,
-                 f"the number of channels must be a multiple of 16, got {num_filters}")
+                f"the number of channels must be a multiple of 16, got {num_filters}")
     else:
         require(num_filters % 16 == 0 or num_filters <= 8, func,
-                 f"the number of channels must be ≤ 8 or a multiple of 16, got {num_filters}")
+                f"the number of channels must be ≤ 8 or a multiple of 16, got {num_filters}")
     require(size_x >= 1, func, f"size_x must be ≥ 1, got {size_x}")
     return size
 
@@ -263,7 +263,7 @@ def conv_contrast_norm(images, mean_diffs, num_filters, size_x, add_scale, pow_s
     func = "conv_contrast_norm"
     S = _check_rnorm(func, images, num_filters, size_x, undo=False)
     require(mean_diffs.shape == images.shape, func,
-             f"mean_diffs {mean_diffs.shape} and images {images.shape} differ in shape")
+            f"mean_diffs {mean_diffs.shape} and images {images.shape} differ in shape")
     md = _4d(mean_diffs, num_filters, S)
     denoms = 1 + add_scale * _spatial_box(md * md, -(size_x // 2), size_x)
     denoms = denoms.reshape(images.shape)
@@ -293,7 +293,7 @@ def conv_response_norm_undo(out_grads, denoms, inputs, acts, num_filters, size_x
     S = _check_rnorm(func, out_grads, num_filters, size_x, undo=True)
     for name, a in (("denoms", denoms), ("inputs", inputs), ("acts", acts)):
         require(a.shape == out_grads.shape, func,
-                 f"{name} {a.shape} and out_grads {out_grads.shape} differ in shape")
+                f"{name} {a.shape} and out_grads {out_grads.shape} differ in shape")
     pre = (-2 * add_scale * pow_scale) * out_grads * acts / denoms  # (C·P, N)
     lo_t = -size_x + size_x // 2 + 1  # the windows that contain p
     back = _spatial_box(_4d(pre, num_filters, S), lo_t, size_x).reshape(out_grads.shape)
@@ -329,9 +329,9 @@ def _map_window_sum(a3, size_f: int, lo: int, blocked: bool):
 def _check_crossmap(func: str, images, num_filters: int, size_f: int) -> None:
     _square_images(func, images, num_filters)
     require(0 < size_f <= num_filters, func,
-             f"size must be in [1, {num_filters}] (the number of channels), got {size_f}")
+            f"size must be in [1, {num_filters}] (the number of channels), got {size_f}")
     require(num_filters % 16 == 0, func,
-             f"the number of channels must be a multiple of 16, got {num_filters}")
+            f"the number of channels must be a multiple of 16, got {num_filters}")
 
 
 def conv_response_norm_cross_map(images, num_filters, size_f, add_scale, pow_scale, min_div,
@@ -373,7 +373,7 @@ def conv_response_norm_cross_map_undo(out_grads, denoms, inputs, acts, num_filte
     _check_crossmap(func, out_grads, num_filters, size_f)
     for name, a in (("denoms", denoms), ("inputs", inputs), ("acts", acts)):
         require(a.shape == out_grads.shape, func,
-                 f"{name} {a.shape} and out_grads {out_grads.shape} differ in shape")
+                f"{name} {a.shape} and out_grads {out_grads.shape} differ in shape")
     pre = (-2 * add_scale * pow_scale) * out_grads * acts / denoms
     lo_t = -size_f + size_f // 2 + 1
     back = _map_window_sum(pre.reshape(num_filters, -1, pre.shape[1]), size_f, lo_t, blocked)
@@ -416,8 +416,8 @@ def _nails(func, num_channels, img_size, start_x, stride_x):
     require(stride_x > 1, func, f"stride must be > 1, got {stride_x}")
     outputs_x = -(-img_size // stride_x)
     require(0 <= start_x and start_x + (outputs_x - 1) * stride_x < img_size, func,
-             f"the nails start={start_x}, stride={stride_x}, {outputs_x} per row leave the "
-             f"{img_size}-pixel image")
+            f"the nails start={start_x}, stride={stride_x}, {outputs_x} per row leave the "
+            f"{img_size}-pixel image")
     return outputs_x, slice(start_x, start_x + (outputs_x - 1) * stride_x + 1, stride_x)
 
 
@@ -429,8 +429,8 @@ def conv_bed_of_nails(images, num_channels, img_size, start_x, stride_x):
     """
     func = "conv_bed_of_nails"
     require(images.shape[0] == num_channels * img_size * img_size, func,
-             f"images must have numChannels·imgSize² = {num_channels * img_size ** 2} rows, "
-             f"got {images.shape[0]}")
+            f"images must have numChannels·imgSize² = {num_channels * img_size ** 2} rows, "
+            f"got {images.shape[0]}")
     outputs_x, sl = _nails(func, num_channels, img_size, start_x, stride_x)
     y = _4d(images, num_channels, img_size)[:, sl, sl]
     return get_array_module(images).ascontiguousarray(y).reshape(-1, images.shape[1])
@@ -447,8 +447,8 @@ def conv_bed_of_nails_undo(acts_grad, num_channels, img_size, start_x, stride_x)
     xp = get_array_module(acts_grad)
     outputs_x, sl = _nails(func, num_channels, img_size, start_x, stride_x)
     require(acts_grad.shape[0] == num_channels * outputs_x ** 2, func,
-             f"acts_grad must have numChannels·outputsX² = {num_channels * outputs_x ** 2} rows, "
-             f"got {acts_grad.shape[0]}")
+            f"acts_grad must have numChannels·outputsX² = {num_channels * outputs_x ** 2} rows, "
+            f"got {acts_grad.shape[0]}")
     out = xp.zeros((num_channels, img_size, img_size, acts_grad.shape[1]), dtype=acts_grad.dtype)
     out[:, sl, sl] = _4d(acts_grad, num_channels, outputs_x)
     return out.reshape(-1, acts_grad.shape[1])
@@ -464,7 +464,7 @@ def conv_resize_bilinear(images, img_size, tgt_size, scale):
     func = "conv_resize_bilinear"
     xp = get_array_module(images)
     require(images.shape[0] % (img_size * img_size) == 0, func,
-             f"images has {images.shape[0]} rows, not a multiple of imgSize² = {img_size ** 2}")
+            f"images has {images.shape[0]} rows, not a multiple of imgSize² = {img_size ** 2}")
     C = images.shape[0] // (img_size * img_size)
     f32 = xp.float32
     center = f32(img_size * 0.5 - tgt_size * 0.5 * scale)
@@ -483,7 +483,7 @@ def conv_resize_bilinear(images, img_size, tgt_size, scale):
 
 def _rgb(func, images):
     require(images.ndim == 2 and images.shape[0] % 3 == 0, func,
-             f"images must be (3·imgPixels, N), got {images.shape}")
+            f"images must be (3·imgPixels, N), got {images.shape}")
     return images.reshape(3, -1, images.shape[1])
 
 
@@ -532,8 +532,8 @@ def conv_reflect_horizontal(images, num_channels, img_size):
     func = "conv_reflect_horizontal"
     require(1 <= num_channels <= 3, func, f"num_channels must be 1..3, got {num_channels}")
     require(images.shape[0] == num_channels * img_size * img_size, func,
-             f"images must have numChannels·imgSize² = {num_channels * img_size ** 2} rows, "
-             f"got {images.shape[0]}")
+            f"images must have numChannels·imgSize² = {num_channels * img_size ** 2} rows, "
+            f"got {images.shape[0]}")
     xp = get_array_module(images)
     y = _4d(images, num_channels, img_size)[:, :, ::-1]
     return xp.ascontiguousarray(y).reshape(images.shape)
@@ -547,10 +547,10 @@ def conv_crop(images, img_size, tgt_size, start_y, start_x):
     """
     func = "conv_crop"
     require(images.shape[0] % (img_size * img_size) == 0, func,
-             f"images has {images.shape[0]} rows, not a multiple of imgSize² = {img_size ** 2}")
+            f"images has {images.shape[0]} rows, not a multiple of imgSize² = {img_size ** 2}")
     require(start_y >= 0 and start_x >= 0 and img_size - start_y >= tgt_size
-             and img_size - start_x >= tgt_size, func,
-             f"a {tgt_size}² crop at ({start_y}, {start_x}) does not fit a {img_size}² image")
+            and img_size - start_x >= tgt_size, func,
+            f"a {tgt_size}² crop at ({start_y}, {start_x}) does not fit a {img_size}² image")
     xp = get_array_module(images)
     C = images.shape[0] // (img_size * img_size)
     y = _4d(images, C, img_size)[:, start_y:start_y + tgt_size, start_x:start_x + tgt_size]

@@ -92,37 +92,37 @@ def require(ok: bool, func: str, what: str) -> None:
 def check_common(func: str, g: ConvGeometry) -> None:
     """The asserts every cudaconv2 convolution routine shares (padding, coverage, stride, F)."""
     require(g.num_filters % (16 * g.num_groups) == 0, func,
-             f"the number of filters ({g.num_filters}) must be a multiple of 16·groups "
-             f"(= {16 * g.num_groups})")
+            f"the number of filters ({g.num_filters}) must be a multiple of 16·groups "
+            f"(= {16 * g.num_groups})")
     require(g.padding_start <= 0, func, f"padding_start must be ≤ 0, got {g.padding_start}")
     require(g.module_stride >= 1, func, f"module_stride must be ≥ 1, got {g.module_stride}")
     require(g.module_stride <= g.filter_size, func,
-             f"module_stride ({g.module_stride}) must not exceed the filter size ({g.filter_size})")
+            f"module_stride ({g.module_stride}) must not exceed the filter size ({g.filter_size})")
     for axis, start_cover, size in (("x", g.padded_x, g.img_size_x), ("y", g.padded_y, g.img_size_y)):
         require(g.padding_start + start_cover >= size, func,
-                 f"the modules must cover the image along {axis}: paddingStart + "
-                 f"(modules−1)·stride + filterSize = {g.padding_start + start_cover} < {size}")
+                f"the modules must cover the image along {axis}: paddingStart + "
+                f"(modules−1)·stride + filterSize = {g.padding_start + start_cover} < {size}")
 
 
 def img_geometry(func: str, images_rows: int, num_img_colors: int, img_size_y: int) -> tuple[int, int]:
     """(imgPixels, imgSizeX) from the image matrix, as filterActs/weightActs derive them."""
     require(num_img_colors > 0, func, f"num_img_colors must be > 0, got {num_img_colors}")
     require(images_rows % num_img_colors == 0, func,
-             f"images has {images_rows} rows, not a multiple of num_img_colors={num_img_colors}")
+            f"images has {images_rows} rows, not a multiple of num_img_colors={num_img_colors}")
     img_pixels = images_rows // num_img_colors
     require(img_size_y > 0 and img_pixels % img_size_y == 0, func,
-             f"{img_pixels} pixels per colour do not make rows of img_size_y={img_size_y}")
+            f"{img_pixels} pixels per colour do not make rows of img_size_y={img_size_y}")
     return img_pixels, img_pixels // img_size_y
 
 
 def filter_size_from_rows(func: str, rows: int, per_pixel: int) -> int:
     """fs from the filter matrix rows = per_pixel·fs² (the original's int(sqrt(...)) + assert)."""
     require(per_pixel > 0 and rows % per_pixel == 0, func,
-             f"filters has {rows} rows, not a multiple of {per_pixel} (modules·filterColors)")
+            f"filters has {rows} rows, not a multiple of {per_pixel} (modules·filterColors)")
     fs = math.isqrt(rows // per_pixel)
     require(fs * fs * per_pixel == rows, func,
-             f"filters has {rows} rows = {per_pixel}·{rows // per_pixel}, and "
-             f"{rows // per_pixel} filter pixels is not a square")
+            f"filters has {rows} rows = {per_pixel}·{rows // per_pixel}, and "
+            f"{rows // per_pixel} filter pixels is not a square")
     return fs
 
 
@@ -140,10 +140,10 @@ def check_color_indices(func: str, color_indices, g: ConvGeometry, like):
     xp = get_array_module(like)
     idx = xp.asarray(color_indices).reshape(-1).astype(xp.int64)
     require(idx.size == g.num_groups * g.num_filter_colors, func,
-             f"color_indices must hold groups·filterColors = "
-             f"{g.num_groups * g.num_filter_colors} entries, got {idx.size}")
+            f"color_indices must hold groups·filterColors = "
+            f"{g.num_groups * g.num_filter_colors} entries, got {idx.size}")
     require(bool((idx >= 0).all()) and bool((idx < g.num_img_colors).all()), func,
-             f"color_indices must lie in [0, {g.num_img_colors})")
+            f"color_indices must lie in [0, {g.num_img_colors})")
     return idx
 
 
@@ -232,7 +232,7 @@ def make_geometry(func: str, images, filters, img_size_y, num_modules_y, num_mod
     require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
     if num_filter_colors is None:
         require(num_img_colors % num_groups == 0, func,
-                 f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
+                f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
         num_filter_colors = num_img_colors // num_groups
     _, img_size_x = img_geometry(func, images.shape[0], num_img_colors, img_size_y)
     num_modules = num_modules_y * num_modules_x
@@ -250,9 +250,9 @@ def check_filter_acts_colors(func: str, g: ConvGeometry) -> None:
     """filter_acts.cu:577-578 (dense): ≤ 3 colours or an even number; groups need even fc."""
     C, fc = g.num_img_colors, g.num_filter_colors
     require(g.num_groups > 1 or C <= 3 or C % 2 == 0, func,
-             f"the number of image colours must be ≤ 3 or even, got {C}")
+            f"the number of image colours must be ≤ 3 or even, got {C}")
     require(g.num_groups == 1 or fc % 2 == 0, func,
-             f"with groups the colours per group must be even, got {fc}")
+            f"with groups the colours per group must be even, got {fc}")
 
 
 def check_sparse_colors(func: str, g: ConvGeometry, fc_multiple: int) -> None:
@@ -260,11 +260,11 @@ def check_sparse_colors(func: str, g: ConvGeometry, fc_multiple: int) -> None:
     C, fc, G = g.num_img_colors, g.num_filter_colors, g.num_groups
     require(G > 1, func, "the sparse (randSparse) routines need more than one group")
     require(fc > 0 and C % fc == 0, func,
-             f"num_img_colors ({C}) must be a multiple of num_filter_colors ({fc})")
+            f"num_img_colors ({C}) must be a multiple of num_filter_colors ({fc})")
     require((fc * G) % C == 0, func,
-             f"groups·filterColors ({G * fc}) must be a multiple of num_img_colors ({C})")
+            f"groups·filterColors ({G * fc}) must be a multiple of num_img_colors ({C})")
     require(fc % fc_multiple == 0, func,
-             f"num_filter_colors ({fc}) must be a multiple of {fc_multiple}")
+            f"num_filter_colors ({fc}) must be a multiple of {fc_multiple}")
 
 
 def _filter_acts(x4, filters, g: ConvGeometry):

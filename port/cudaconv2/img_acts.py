@@ -29,14 +29,14 @@ def make_geometry(func: str, hid_acts, filters, img_size_y, img_size_x, num_modu
     require(num_img_colors > 0, func, f"num_img_colors must be > 0, got {num_img_colors}")
     if num_filter_colors is None:
         require(num_img_colors % num_groups == 0, func,
-                 f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
+                f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
         num_filter_colors = num_img_colors // num_groups
     num_filters = filters.shape[1]
     require(num_filters > 0 and hid_acts.shape[0] % num_filters == 0, func,
-             f"hid_acts has {hid_acts.shape[0]} rows, not a multiple of the {num_filters} filters")
+            f"hid_acts has {hid_acts.shape[0]} rows, not a multiple of the {num_filters} filters")
     num_modules = hid_acts.shape[0] // num_filters
     require(num_modules_y > 0 and num_modules % num_modules_y == 0, func,
-             f"{num_modules} modules do not make rows of num_modules_y={num_modules_y}")
+            f"{num_modules} modules do not make rows of num_modules_y={num_modules_y}")
     fs = filter_size_from_rows(func, filters.shape[0],
                                (1 if conv else num_modules) * num_filter_colors)
     g = ConvGeometry(num_img_colors, num_filter_colors, num_groups, img_size_y, img_size_x,
@@ -50,9 +50,9 @@ def check_img_acts_colors(func: str, g: ConvGeometry) -> None:
     """img_acts.cu:915-916: ≤ 3 colours or an even number; with groups fc % 4 == 0."""
     C, fc = g.num_img_colors, g.num_filter_colors
     require(g.num_groups > 1 or C <= 3 or C % 2 == 0, func,
-             f"the number of image colours must be ≤ 3 or even, got {C}")
+            f"the number of image colours must be ≤ 3 or even, got {C}")
     require(g.num_groups == 1 or fc % 4 == 0, func,
-             f"with groups the colours per group must be a multiple of 4, got {fc}")
+            f"with groups the colours per group must be a multiple of 4, got {fc}")
 
 
 def _img_acts(hid_acts, filters, g: ConvGeometry):
@@ -121,8 +121,8 @@ def _scatter_samples(grad, idx, g: ConvGeometry):
     v = xp.arange(idx.size)
     sample = v // C
     require(int(xp.unique(sample * C + idx).size) == idx.size, "img_acts_sparse",
-             "color_indices must list every colour once per oversampling block of "
-             f"{C} entries (layer.py builds them from permutations)")
+            "color_indices must list every colour once per oversampling block of "
+            f"{C} entries (layer.py builds them from permutations)")
     out = xp.zeros((over, C, g.img_pixels, N), dtype=grad.dtype)  # (overSample, C, P, N)
     out[sample, idx] = grad.reshape(idx.size, g.img_pixels, N)
     return out.reshape(over * C * g.img_pixels, N)

@@ -33,14 +33,14 @@ def make_geometry(func: str, images, hid_acts, img_size_y, num_modules_y, num_mo
     require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
     if num_filter_colors is None:
         require(num_img_colors % num_groups == 0, func,
-                 f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
+                f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
         num_filter_colors = num_img_colors // num_groups
     _, img_size_x = img_geometry(func, images.shape[0], num_img_colors, img_size_y)
     num_modules = num_modules_y * num_modules_x
     require(num_modules >= 1, func, "there must be at least one module")
     require(filter_size >= 1, func, f"filter_size must be ≥ 1, got {filter_size}")
     require(hid_acts.shape[0] % num_modules == 0, func,
-             f"hid_acts has {hid_acts.shape[0]} rows, not a multiple of the {num_modules} modules")
+            f"hid_acts has {hid_acts.shape[0]} rows, not a multiple of the {num_modules} modules")
     g = ConvGeometry(num_img_colors, num_filter_colors, num_groups, img_size_y, img_size_x,
                      num_modules_y, num_modules_x, padding_start, module_stride, filter_size,
                      hid_acts.shape[0] // num_modules, conv)
@@ -52,17 +52,17 @@ def check_partial_sum(func: str, partial_sum: int, g: ConvGeometry) -> None:
     """weight_acts.cu:599-601: partialSum 0 means all modules; otherwise it divides them."""
     ps = g.num_modules if partial_sum == 0 else partial_sum
     require(ps > 0 and g.num_modules % ps == 0, func,
-             f"partial_sum ({partial_sum}) must divide the number of modules ({g.num_modules}); "
-             "0 means all")
+            f"partial_sum ({partial_sum}) must divide the number of modules ({g.num_modules}); "
+            "0 means all")
 
 
 def check_weight_acts_colors(func: str, g: ConvGeometry) -> None:
     """weight_acts.cu:593-594: ≤ 3 colours or a multiple of 4; with groups fc % 4 == 0."""
     C, fc = g.num_img_colors, g.num_filter_colors
     require(g.num_groups > 1 or C <= 3 or C % 4 == 0, func,
-             f"the number of image colours must be ≤ 3 or a multiple of 4, got {C}")
+            f"the number of image colours must be ≤ 3 or a multiple of 4, got {C}")
     require(g.num_groups == 1 or fc % 4 == 0, func,
-             f"with groups the colours per group must be a multiple of 4, got {fc}")
+            f"with groups the colours per group must be a multiple of 4, got {fc}")
 
 
 def _weight_acts(x4, hid_acts, g: ConvGeometry):
