@@ -71,11 +71,12 @@ def main(argv=None) -> int:
               "backend": xp.__name__, "machine": platform.machine(), "processor": platform.processor(),
               "cpu_count": os.cpu_count(), "python": platform.python_version(),
               "numpy": __import__("numpy").__version__, "minibatch": a.minibatch, "repeats": a.repeats,
-              "kernels": [], "nets": [], "skipped": []}
+              "loadavg_start": list(os.getloadavg()), "kernels": [], "nets": [], "skipped": []}
     torch = kernels._torch()
     report["torch"] = torch.__version__ if torch else None
     print(f"backend {xp.__name__}, {os.cpu_count()} CPUs, torch {report['torch'] or 'absent'}, "
-          f"best of {a.repeats}")
+          f"best of {a.repeats}, load average {report['loadavg_start'][0]:.1f} (other work on the "
+          "machine slows every number)")
     if a.only in (None, "kernels"):
         report["kernels"] = kernels.run(a.minibatch, a.repeats, _progress)
         print("\nKernels of the 145 net (one GPU's half), milliseconds\n" + kernel_table(report["kernels"]))
@@ -94,6 +95,7 @@ def main(argv=None) -> int:
                 report["nets"].append(nets.train_rate(name, a.minibatch, a.train_minibatches))
         if report["nets"]:
             print("\nWhole nets on random data\n" + net_table(report["nets"]))
+    report["loadavg_end"] = list(os.getloadavg())
     for s in report["skipped"]:
         print(f"skipped: {s}")
     if not a.no_save:
