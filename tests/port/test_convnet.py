@@ -390,3 +390,22 @@ def test_legacy_pickle_checkpoint_resumes_only_with_trust_pickle(tiny, monkeypat
     bare.mkdir()
     (bare / "1.1").write_bytes(pickle.dumps({"model_state": {"epoch": 1}, "op": None}, protocol=2))
     assert_one_line_error(run_cli(["-f", str(bare), "--trust-pickle=1"]), "neither given nor in the checkpoint")
+
+
+def test_schedule_progress_is_the_original_formula(tiny, monkeypatch):
+    """progress = (batches done − 1) / (epochs · |train range|), clipped to [0, 1] (convnet.py start_batch)."""
+    from port import convnet, model
+
+    data, save, layer_def, params = tiny
+    calls = []
+    real = model.ConvNet.start_batch
+
+    def spy(self, data, progress, test=False):
+        calls.append((round(progress, 12), bool(test)))
+        return real(self, data, progress, test)
+
+    monkeypatch.setattr(model.ConvNet, "start_batch", spy)
+    assert convnet.main(train_args(data, save, layer_def, params, epochs=2, **{"test-freq": 3})) == 0
+    train = [p for p, test in calls if not test]
+    assert train == [round(k / 6, 12) for k in range(6)]
+    assert [test for _, test in calls].count(True) == 2  # after batches 3 and 6
