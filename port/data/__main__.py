@@ -1,4 +1,7 @@
-"""``python -m port.data cifar10|imagenet ...``: build batch folders the providers read (see convert.py)."""
+"""``python -m port.data cifar10|imagenet ...``: build batch folders the providers read (see convert.py).
+
+Not a port: the command line of the converters, which the release does not have.
+"""
 from __future__ import annotations
 
 import argparse

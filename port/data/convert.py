@@ -7,6 +7,8 @@ folders of images into the JPEG batches read by ``inet-lr-cropped-jpeg``. The re
 tool (its data scripts are missing), so nothing here has a ``Ports:`` line: the formats are those the
 providers read (inventory §5). What this is not: a downloader of ImageNet.
 
+Not a port: the release ships no data converter; the output formats are the providers' inputs.
+
 CIFAR-10 output: ``data_batch_<i>`` = {'data': (3072, N) uint8, one image per column, row
 c·1024 + y·32 + x (RGB); 'labels': list of N ints; 'batch_label'} and ``batches.meta`` = {'data_mean':
 (3072, 1) float32 mean of the training images, 'label_names', 'num_vis': 3072,
