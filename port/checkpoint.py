@@ -12,15 +12,17 @@ code, so this port writes a zip archive instead: ``state.json`` holds the tree w
 replaced by a reference to a member ``arrays/<k>.npy`` (``numpy.lib.format``, no pickled objects),
 and ``SHA256SUMS`` holds the SHA-256 of every other member, verified on :func:`load`.
 
-Files are written atomically (:func:`save`): a temporary file in the same directory, fsync,
-``os.replace``, fsync of the directory, so a crash or SIGKILL leaves either the old checkpoint or the
-new one, never half of one. Checkpoint files are named ``<epoch>.<batchnum>`` inside a save
-directory (``ConvNet__YYYY-MM-DD_HH.MM.SS``); :func:`resolve` turns a directory into its newest one.
+Files are written atomically (:func:`save`, through :func:`port.util.atomic_write_bytes`): a
+temporary file in the same directory, fsync, ``os.replace``, fsync of the directory, so a crash or
+SIGKILL leaves either the old checkpoint or the new one, never half of one. Checkpoint files are
+named ``<epoch>.<batchnum>`` inside a save directory (``ConvNet__YYYY-MM-DD_HH.MM.SS``);
+:func:`resolve` turns a directory into its newest one.
 
 Legacy cuda-convnet checkpoints (Python 2 pickles) load only with ``trust_pickle=True``
-(``--trust-pickle``), through :class:`RestrictedUnpickler`, which resolves only a whitelist of
-globals (NumPy array reconstruction, a few builtins, and stubs for the ``options`` and
-``ordereddict`` classes). Anything else, e.g. ``os.system``, is refused.
+(``--trust-pickle``), through :class:`port.util.RestrictedUnpickler`, which resolves only a
+whitelist of globals (its base one: NumPy array reconstruction and plain builtins; plus, from here,
+the Python 2 spellings of a few more builtins and stubs for the ``options`` and ``ordereddict``
+classes). Anything else, e.g. ``os.system``, is refused.
 
 This module is not the training loop (``port.gpumodel``) and knows nothing of layers.
 """
@@ -28,14 +30,12 @@ from __future__ import annotations
 
 import collections
 import copyreg
-import gzip
 import hashlib
 import io
 import json
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ import numpy as np
 
 from port.backend import to_host
 from port.errors import UserError
+from port.util import RestrictedUnpickler, atomic_write_bytes, fsync_dir, read_payload
 
 FORMAT_NAME = "alexnet-port-checkpoint"
 FORMAT_VERSION = 1
@@ -163,42 +164,6 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array(buf, a, allow_pickle=False)
     return buf.getvalue()
-
-
-# ---------------------------------------------------------------------------------------------
-# Atomic writing
-
-def fsync_dir(path: str | os.PathLike) -> None:
-    """fsync a directory so a rename inside it survives a crash (no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike, write) -> None:
-    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync it, and rename it to ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
 
 
 def save(path: str | os.PathLike, dic: dict, *, compress: bool = False) -> None:
@@ -343,57 +308,27 @@ _OPTION_CLASSES = ("Option", "OptionsParser", "OptionParser", "IntegerOptionPars
 _STUBS = {name: _stub(name) for name in _OPTION_CLASSES}
 
 
-def _numpy_multiarray():
-    try:
-        from numpy._core import multiarray  # noqa: PLC0415 (NumPy >= 2)
-    except ImportError:  # pragma: no cover (NumPy 1.x)
-        from numpy.core import multiarray  # noqa: PLC0415
-    return multiarray
-
-
-def _whitelist() -> dict[tuple[str, str], Any]:
-    ma = _numpy_multiarray()
+def _legacy_globals() -> dict[tuple[str, str], Any]:
+    """What a cuda-convnet checkpoint needs beyond :class:`port.util.RestrictedUnpickler`'s base
+    whitelist: ``copy_reg`` reconstruction, ``ordereddict``, a few more builtins (Python 2
+    spellings too) and inert stubs for the original's option classes."""
     allowed = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("_codecs", "encode"): __import__("codecs").encode,  # bytes as written by py3 protocol 2
         ("copy_reg", "_reconstructor"): copyreg._reconstructor,
         ("copyreg", "_reconstructor"): copyreg._reconstructor,
-        ("collections", "OrderedDict"): collections.OrderedDict,
         ("ordereddict", "OrderedDict"): collections.OrderedDict,
     }
-    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(mod, "_reconstruct")] = ma._reconstruct
-        allowed[(mod, "scalar")] = ma.scalar
     for mod in ("__builtin__", "builtins"):
-        for name, obj in (("object", object), ("set", set), ("frozenset", frozenset), ("list", list),
-                          ("dict", dict), ("tuple", tuple), ("float", float), ("int", int),
-                          ("long", int), ("complex", complex), ("bytearray", bytearray),
-                          ("slice", slice), ("range", range), ("xrange", range)):
+        for name, obj in (("object", object), ("float", float), ("int", int), ("long", int),
+                          ("range", range), ("xrange", range)):
             allowed[(mod, name)] = obj
     for name, stub in _STUBS.items():
         allowed[("options", name)] = stub
     return allowed
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only whitelisted globals.
-
-    Why: a pickle is a program; ``GLOBAL os system`` + ``REDUCE`` runs a shell command while
-    loading. Refusing every global not in the whitelist leaves only data: containers, numbers,
-    strings, NumPy arrays, and inert stubs for the original's option classes.
-    """
-
-    def __init__(self, file):
-        super().__init__(file, encoding="latin1", fix_imports=False)
-        self._allowed = _whitelist()
-
-    def find_class(self, module: str, name: str):
-        try:
-            return self._allowed[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"refused global {module}.{name} (not on the whitelist of "
-                                         f"a cuda-convnet checkpoint)") from None
+_LEGACY_GLOBALS = _legacy_globals()
+_LEGACY_REFUSAL = ("{where}: legacy checkpoint refused: refused global {name} (not on the whitelist "
+                   "of a cuda-convnet checkpoint)")
 
 
 def _convert_legacy_op(op) -> dict:
@@ -420,14 +355,10 @@ def load_legacy(path: str | os.PathLike) -> dict:
     """
     p = Path(path)
     try:
-        with open(p, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        elif raw[:4] == b"PK\x03\x04":
-            with zipfile.ZipFile(io.BytesIO(raw)) as z:
-                raw = z.read("data")
-        dic = RestrictedUnpickler(io.BytesIO(raw)).load()
+        dic = RestrictedUnpickler(io.BytesIO(read_payload(p)), _LEGACY_GLOBALS, where=p,
+                                  refusal=_LEGACY_REFUSAL).load()
+    except UserError:  # a refused global
+        raise
     except pickle.UnpicklingError as e:
         raise UserError(f"{p}: legacy checkpoint refused: {e}") from None
     except Exception as e:  # truncated or not a pickle at all

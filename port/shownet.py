@@ -152,7 +152,7 @@ def save_grid_png(picture: np.ndarray, path: Path, title: str, min_width: int = 
 
 
 def _atomic(path: Path, write: Callable) -> None:
-    from port.checkpoint import atomic_write_bytes  # noqa: PLC0415
+    from port.util import atomic_write_bytes  # noqa: PLC0415
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, write)
@@ -364,7 +364,7 @@ class ShowConvNet:
 
         Ports: alexnet-2012/shownet.py:274-307 ShowConvNet.do_write_features
         """
-        from port.data.util import pickle  # noqa: PLC0415
+        from port.util import pickle  # noqa: PLC0415
 
         if not self.feature_path:
             raise ShowNetError("--write-features needs --feature-path")

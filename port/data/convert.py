@@ -43,8 +43,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from port.data.util import pickle, unpickle, unpickle_bytes
 from port.errors import UserError
+from port.util import pickle, unpickle, unpickle_bytes
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"

@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from port.data.util import alphanum_key, unpickle
 from port.errors import UserError
+from port.util import alphanum_key, unpickle
 
 BATCH_META_FILE = "batches.meta"
 

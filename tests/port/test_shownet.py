@@ -7,8 +7,8 @@ from PIL import Image
 
 from port import checkpoint
 from port.data.convert import convert_cifar10
-from port.data.util import unpickle
 from port.shownet import ShowConvNet, filters_for_display, main, make_filter_grid
+from port.util import unpickle
 
 from .data.conftest import random_cifar_batches, write_official_cifar
 

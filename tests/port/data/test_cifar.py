@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from port.data import CroppedCIFARDataProvider, dp_types, get_instance
-from port.data.util import unpickle
 from port.errors import UserError
+from port.util import unpickle
 
 
 def _images(folder, b):
@@ -120,7 +120,7 @@ def test_errors_name_the_file_or_batch(small_cifar, tmp_path):
     (bad / "data_batch_2").write_bytes((small_cifar / "data_batch_2").read_bytes()[:1000])
     with pytest.raises(UserError, match="data_batch_2: batch 2 is not a readable batch pickle"):
         get_instance(bad, [1, 2], type="cifar-cropped")
-    from port.data.util import pickle
+    from port.util import pickle
     pickle(bad / "data_batch_3", {"data": np.zeros((3000, 4), np.uint8), "labels": [0, 1, 2, 3]})
     with pytest.raises(UserError, match=r"data_batch_3: batch 3 'data' has shape \(3000, 4\); "
                                         r"expected \(3072, N\)"):

@@ -10,8 +10,8 @@ import pytest
 
 from port.data import convert
 from port.data.__main__ import main
-from port.data.util import unpickle
 from port.errors import UserError
+from port.util import unpickle
 
 from .conftest import random_cifar_batches, write_official_cifar
 

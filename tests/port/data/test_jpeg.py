@@ -10,8 +10,8 @@ from PIL import Image
 from port.data import get_instance
 from port.data.__main__ import main
 from port.data.jpeg import color_noise
-from port.data.util import pickle, unpickle
 from port.errors import UserError
+from port.util import pickle, unpickle
 
 from .conftest import make_jpeg_tree
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from port.data import DataProvider, get_instance
-from port.data.util import pickle
 from port.errors import UserError
+from port.util import pickle
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""port.data.util: the restricted batch unpickler and the atomic pickle writer."""
+"""port.util: the restricted unpickler, the atomic pickle writer and the batch-name sort key."""
 from __future__ import annotations
 
 import gzip
@@ -9,8 +9,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from port.data.util import alphanum_key, pickle, unpickle
 from port.errors import UserError
+from port.util import alphanum_key, pickle, unpickle
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])

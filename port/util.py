@@ -1,0 +1,207 @@
+"""Pickled files and atomic writes: the twin of the pickle helpers of cuda-convnet r561 ``util.py``.
+
+What this is: :func:`unpickle` / :func:`unpickle_bytes` for batch and meta files written by anyone
+(the official CIFAR-10 release, Python-2 cuda-convnet batches, our own converters), :func:`pickle`
+for the files we write, :class:`RestrictedUnpickler` (which ``port.checkpoint`` also uses for
+legacy checkpoints), :func:`atomic_write_bytes` / :func:`fsync_dir` (how the port writes files),
+and the natural sort key the original used to order batch file names. What this is not: the
+checkpoint format (``port/checkpoint.py``, which adds stubs for the original's option classes),
+nor the rest of r561 ``util.py`` (GPU lock scripts, ``/proc/cpuinfo`` probing), which the port
+does not need.
+
+**Why a restricted unpickler.** A pickle is a small program: ``pickle.load`` calls whatever callable
+the file names, so a batch file from the internet could run arbitrary code. Data batches only ever
+hold dicts, lists, tuples, strings, bytes, numbers and NumPy arrays, so :class:`RestrictedUnpickler`
+resolves only the handful of globals that rebuild those (``numpy`` array/dtype/scalar
+reconstruction, ``_codecs.encode`` for bytes written by Python 3 at protocol 2, ``set``,
+``OrderedDict``...) plus the ``extra_globals`` its caller names, and refuses any other name with a
+one-line :class:`~port.errors.UserError`. Files we write ourselves go through the ordinary
+:func:`pickle.dump` (trusted, local).
+
+**Python 2 pickles** (the official CIFAR-10 files, the subset's ``batches.meta``, cuda-convnet
+batches and checkpoints) hold byte strings; they are decoded with ``encoding='latin1'``, which NumPy
+documents as the way to load Python-2 array pickles, and which turns ``'data'``-style keys into
+``str``.
+
+**Atomic writes.** :func:`atomic_write_bytes` writes a temporary file in the target's directory,
+fsyncs it, ``os.replace``-s it onto the target and fsyncs the directory, so a crash or SIGKILL
+leaves either the old file or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib
+import io
+import os
+import pickle as _pickle
+import re
+import tempfile
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy
+
+from port.errors import UserError
+
+
+def _numpy_core(name: str):
+    """``numpy._core.<name>`` (NumPy 2) or ``numpy.core.<name>`` (NumPy 1)."""
+    try:
+        return importlib.import_module(f"numpy._core.{name}")
+    except ImportError:
+        return importlib.import_module(f"numpy.core.{name}")
+
+
+_multiarray = _numpy_core("multiarray")
+_numeric = _numpy_core("numeric")
+
+# (module, name) as written in the pickle -> the object it may resolve to. Nothing else resolves
+# unless a caller adds it through RestrictedUnpickler's extra_globals.
+_SAFE_GLOBALS: dict[tuple[str, str], object] = {}
+for _mod in ("numpy.core", "numpy._core"):
+    _SAFE_GLOBALS[(f"{_mod}.multiarray", "_reconstruct")] = _multiarray._reconstruct
+    _SAFE_GLOBALS[(f"{_mod}.multiarray", "scalar")] = _multiarray.scalar
+    _SAFE_GLOBALS[(f"{_mod}.numeric", "_frombuffer")] = _numeric._frombuffer
+_SAFE_GLOBALS[("numpy", "ndarray")] = numpy.ndarray
+_SAFE_GLOBALS[("numpy", "dtype")] = numpy.dtype
+_SAFE_GLOBALS[("_codecs", "encode")] = __import__("codecs").encode
+for _builtins in ("builtins", "__builtin__"):
+    for _name, _obj in (("set", set), ("frozenset", frozenset), ("complex", complex),
+                        ("slice", slice), ("bytearray", bytearray), ("list", list),
+                        ("tuple", tuple), ("dict", dict)):
+        _SAFE_GLOBALS[(_builtins, _name)] = _obj
+_SAFE_GLOBALS[("collections", "OrderedDict")] = OrderedDict
+
+BATCH_REFUSAL = ("{where}: refusing to load '{name}': a data batch may hold only arrays, lists, "
+                 "dicts, strings and numbers")
+
+
+class RestrictedUnpickler(_pickle.Unpickler):
+    """An unpickler that resolves only whitelisted globals, so loading a file cannot run code.
+
+    The whitelist is the base one above (plain containers, numbers, strings, NumPy arrays) plus
+    ``extra_globals`` (``{(module, name): object}``, names as the file spells them). Any other
+    global raises a :class:`UserError`: ``refusal`` formatted with ``where`` (the file) and
+    ``name`` (the refused ``module.name``). Names are matched as written (``fix_imports`` plays no
+    part once ``find_class`` is overridden), which is why Python 2's ``__builtin__`` spelling is
+    listed beside ``builtins``.
+    """
+
+    def __init__(self, file: BinaryIO, extra_globals: dict[tuple[str, str], Any] | None = None,
+                 where: str | os.PathLike = "pickle", refusal: str = BATCH_REFUSAL):
+        super().__init__(file, encoding="latin1", fix_imports=False)
+        self.where = where
+        self.refusal = refusal
+        self._allowed = {**_SAFE_GLOBALS, **extra_globals} if extra_globals else _SAFE_GLOBALS
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise UserError(self.refusal.format(where=self.where, name=f"{module}.{name}")) from None
+
+
+def read_payload(path: Path) -> bytes:
+    """The pickle bytes of ``path``: plain, gzip, or the original's zip with one member ``data``."""
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        return gzip.decompress(raw)
+    if raw[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            return z.read("data")
+    return raw
+
+
+def unpickle(path: str | os.PathLike, what: str = "file"):
+    """Load one pickled batch or meta file safely; every failure is a one-line :class:`UserError`.
+
+    ``what`` names the file's role in the message (``"batch 3"``, ``"batches.meta"``).
+
+    Ports: cuda-convnet-r561/util.py:69-83 unpickle
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: {what} does not exist")
+    try:
+        payload = read_payload(path)
+    except (OSError, zipfile.BadZipFile, KeyError, EOFError) as e:
+        raise UserError(f"{path}: {what} cannot be read ({type(e).__name__}: {e})") from None
+    return unpickle_bytes(payload, path, what)
+
+
+def unpickle_bytes(payload: bytes, where, what: str = "file"):
+    """:func:`unpickle` for bytes already in memory (a member of a tarball); ``where`` names them."""
+    try:
+        return RestrictedUnpickler(io.BytesIO(payload), where=where).load()
+    except UserError:
+        raise
+    except (EOFError, _pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, OSError, MemoryError) as e:
+        raise UserError(f"{where}: {what} is not a readable batch pickle "
+                        f"(truncated or corrupt: {type(e).__name__}: {e})") from None
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """fsync a directory so a rename inside it survives a crash (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], Any], *,
+                       honour_umask: bool = False) -> None:
+    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync it, and rename it to ``path``.
+
+    The new file keeps the temp file's owner-only mode (0600) unless ``honour_umask``, which gives
+    it the mode a plain ``open()`` would (0666 less the umask).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        if honour_umask:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+def pickle(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` to ``path`` atomically (:func:`atomic_write_bytes`), creating its folder.
+
+    DIVERGES: the original wrote in place (a crash left a half-written file); we never do.
+
+    Ports: cuda-convnet-r561/util.py:60-67 pickle
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, lambda f: _pickle.dump(obj, f, protocol=_pickle.HIGHEST_PROTOCOL),
+                       honour_umask=True)
+
+
+def alphanum_key(s: str) -> list:
+    """Sort key that orders ``data_batch_10`` after ``data_batch_9``.
+
+    Ports: cuda-convnet-r561/util.py:91-92 alphanum_key
+    """
+    return [int(c) if c.isdigit() else c for c in re.split("([0-9]+)", s)]
