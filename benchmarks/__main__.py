@@ -12,7 +12,7 @@ from pathlib import Path
 
 from benchmarks import kernels, nets
 from port import backend
-from port.checkpoint import atomic_write_bytes
+from port.util import atomic_write_bytes
 from port.errors import UserError, main_guard
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -178,6 +178,23 @@ Forward = Callable[[dict, list, Sequence[str]], list]
 """forward(checkpoint dict, data matrices [(D, N) ...], layer names) -> their outputs [(D_l, N) ...]."""
 
 
+def epoch_ticks(num_train_batches: int, numbatches: int) -> tuple[list[int], list[str]]:
+    """Tick positions (one per finished epoch, in batches) and labels for the cost plot.
+
+    DIVERGES: the original rounds the label step up to a multiple of 10 even when it is 1, so a run
+    of under 10 epochs got no labels; here a run of up to 20 epochs labels every epoch.
+
+    Ports: alexnet-2012/shownet.py:100-105 ticklabels
+    """
+    numepochs = num_train_batches / float(numbatches)
+    locs = list(range(numbatches, num_train_batches - num_train_batches % numbatches + 1, numbatches))
+    gran = int(math.ceil(numepochs / 20.0))  # aim for about 20 labels
+    if gran > 1:
+        gran = int(math.ceil(gran / 10.0) * 10)  # but round to a multiple of 10
+    labels = [str(loc // numbatches) if i % gran == gran - 1 else "" for i, loc in enumerate(locs)]
+    return locs, labels
+
+
 class ShowConvNet:
     """The views of one checkpoint; ``options`` are the shownet options (attribute names as the original).
 
@@ -239,7 +256,6 @@ class ShowConvNet:
         if tiled:
             tiled += [tiled[-1]] * max(0, len(train_errors) - len(tiled))
         tiled = tiled[:len(train_errors)]
-        numepochs = len(train_errors) / float(numbatches)
         plt = _pyplot()
         fig = plt.figure(figsize=(8, 5))
         x = range(len(train_errors))
@@ -247,13 +263,7 @@ class ShowConvNet:
         if tiled:
             plt.plot(range(len(tiled)), tiled, "r-", label="Test set")
         plt.legend()
-        ticklocs = list(range(numbatches, len(train_errors) - len(train_errors) % numbatches + 1,
-                              numbatches))
-        gran = int(math.ceil(numepochs / 20.0))  # aim for about 20 labels
-        gran = max(1, int(math.ceil(gran / 10.0) * 10))  # but round to a multiple of 10
-        ticklabels = [str(loc // numbatches) if i % gran == gran - 1 else ""
-                      for i, loc in enumerate(ticklocs)]
-        plt.xticks(ticklocs, ticklabels)
+        plt.xticks(*epoch_ticks(len(train_errors), numbatches))
         plt.xlabel("Epoch")
         plt.title(f"{self.show_cost}[{self.cost_idx}]")
         path = self.out / f"cost-{_safe(self.show_cost)}-{self.cost_idx}.png"

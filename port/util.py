@@ -158,12 +158,20 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], Any], *,
-                       honour_umask: bool = False) -> None:
+def _process_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _process_umask()  # read once: os.umask() can only be read by setting it
+
+
+def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
     """Call ``write(fileobj)`` on a temp file beside ``path``, fsync it, and rename it to ``path``.
 
-    The new file keeps the temp file's owner-only mode (0600) unless ``honour_umask``, which gives
-    it the mode a plain ``open()`` would (0666 less the umask).
+    The file gets the mode a plain ``open()`` would give it (0666 less the umask), as the
+    original's files had, not the temp file's owner-only 0600.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -172,10 +180,7 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], Any]
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        if honour_umask:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -195,8 +200,7 @@ def pickle(path: str | os.PathLike, obj) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, lambda f: _pickle.dump(obj, f, protocol=_pickle.HIGHEST_PROTOCOL),
-                       honour_umask=True)
+    atomic_write_bytes(path, lambda f: _pickle.dump(obj, f, protocol=_pickle.HIGHEST_PROTOCOL))
 
 
 def alphanum_key(s: str) -> list:

@@ -266,3 +266,12 @@ def test_views_through_the_ports_model(tmp_path, tiny_cifar):
     np.testing.assert_allclose(fc.T, f3["data"], rtol=1e-5, atol=1e-6)
     e = np.exp(fc - fc.max(0))
     np.testing.assert_allclose(probs, e / e.sum(0), rtol=1e-4, atol=1e-6)
+
+
+def test_epoch_ticks_label_short_runs_and_every_tenth_epoch_of_long_runs():
+    from port.shownet import epoch_ticks
+
+    locs, labels = epoch_ticks(4 * 6 + 2, 4)           # 6.5 epochs of 4 batches
+    assert locs == [4, 8, 12, 16, 20, 24] and labels == ["1", "2", "3", "4", "5", "6"]
+    locs, labels = epoch_ticks(5 * 90, 5)              # 90 epochs: a label every 10th epoch
+    assert len(locs) == 90 and [l for l in labels if l] == [str(e) for e in range(10, 91, 10)]

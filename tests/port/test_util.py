@@ -73,3 +73,14 @@ def test_pickle_is_atomic_and_readable(tmp_path):
 def test_alphanum_key():
     assert sorted(["data_batch_10", "data_batch_9", "data_batch_1"], key=alphanum_key) == \
         ["data_batch_1", "data_batch_9", "data_batch_10"]
+
+
+def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path):
+    import os
+
+    from port.util import _UMASK, atomic_write_bytes
+
+    atomic_write_bytes(tmp_path / "f.bin", lambda f: f.write(b"x"))
+    assert (tmp_path / "f.bin").read_bytes() == b"x"
+    assert os.stat(tmp_path / "f.bin").st_mode & 0o777 == 0o666 & ~_UMASK
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
