@@ -3,7 +3,7 @@ gradients (top-1 with its tie rule, top-k), and the element-wise max gradient.
 
 The twin of layer_kernels.cu (its CUDA kernels and their host wrappers), written with array
 operations that run on NumPy and CuPy alike. Not here: the convolution, pooling and
-normalization kernels (port/cudaconv2.py) and the neurons (port/neuron.py).
+normalization kernels (port/cudaconv2/) and the neurons (port/neuron.py).
 
 Layout: every matrix is (D, N), cases last; ``labels`` is (1, N) holding class ids as floats.
 Sign: the gradients returned are the original's descent direction −∂L/∂· (port/gradients.py).

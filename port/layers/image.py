@@ -3,7 +3,7 @@ horizontal reflection (``href``), bilinear resize (``resize``) and colour-space 
 (``rgb2yuv``, ``rgb2lab``).
 
 The twins of NailbedLayer, GaussianBlurLayer, HorizontalReflectionLayer, ResizeLayer,
-RGBToYUVLayer and RGBToLABLayer in layer.cu; the array work is cudaconv2's (port/cudaconv2.py).
+RGBToYUVLayer and RGBToLABLayer in layer.cu; the array work is cudaconv2's (port/cudaconv2/).
 resize, rgb2yuv and rgb2lab have no backward pass in the original (it asserts false; the parser
 forbids weight layers below them), and none here. Not here: ``rscale`` (RandomScaleLayer).
 

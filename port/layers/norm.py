@@ -2,7 +2,7 @@
 response normalization (``cmrnorm``, the paper's LRN) and contrast normalization (``cnorm``).
 
 The twins of ResponseNormLayer, CrossMapResponseNormLayer and ContrastNormLayer in layer.cu;
-the array work is cudaconv2's (port/cudaconv2.py). ``scale`` in the layer dict is already α
+the array work is cudaconv2's (port/cudaconv2/). ``scale`` in the layer dict is already α
 divided by size² (rnorm, cnorm) or by size (cmrnorm), as the parser leaves it.
 
 Layout: images (C, H, W, N) flattened as c·H·W + y·W + x. Gradients are the descent

@@ -1,7 +1,7 @@
 """The pooling layers (``pool``: ``max``, ``maxabs``, ``avg``, ``rand``).
 
 The twins of PoolLayer, AvgPoolLayer, MaxPoolLayer and RandomPoolLayer in layer.cu; the array
-work is cudaconv2's convLocalPool / convLocalMaxUndo / convLocalAvgUndo (port/cudaconv2.py).
+work is cudaconv2's convLocalPool / convLocalMaxUndo / convLocalAvgUndo (port/cudaconv2/).
 
 Layout: images (C, H, W, N) flattened as c·H·W + y·W + x; outputs (C, outputsX, outputsX, N).
 Gradients are the descent direction −∂L/∂·.

@@ -2,7 +2,7 @@
 connected with unshared weights (``local``).
 
 The twins of FCLayer, LocalLayer, ConvLayer and LocalUnsharedLayer in layer.cu. The array work
-of conv/local is cudaconv2's (port/cudaconv2.py); fc is a matrix product. Not here: the tree
+of conv/local is cudaconv2's (port/cudaconv2/); fc is a matrix product. Not here: the tree
 softmax layer ``treefc`` (not ported).
 
 Layout: activations (D, N), cases last; images (C, H, W, N) flattened as c·H·W + y·W + x.
@@ -17,7 +17,6 @@ from port import backend
 from port import cudaconv2 as cc
 from port.backend import get_array_module
 from port.layers.base import WeightLayer
-
 
 
 def _wball_scale(w, wball: float):
