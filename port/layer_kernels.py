@@ -29,6 +29,14 @@ def _label_indices(labels, num_cases: int):
     return labels.reshape(num_cases).astype(xp.int64)           # (N,)
 
 
+def _label_and_max_probs(labels, probs):
+    """Per case: the label's probability and the largest probability, each (N,)."""
+    xp = get_array_module(probs)
+    n = probs.shape[1]
+    labelp = probs[_label_indices(labels, n), xp.arange(n)]     # (N,)
+    return labelp, probs.max(axis=0)                           # (N,), (N,)
+
+
 def _one_hot(labels, num_out: int, dtype):
     xp = get_array_module(labels)
     n = labels.size
@@ -57,10 +65,8 @@ def compute_logreg_cost(labels, probs):
     Ports: alexnet-2012/src/layer_kernels.cu:650-673 computeLogregCost
     """
     xp = get_array_module(probs)
-    num_out, n = probs.shape
-    idx = _label_indices(labels, n)
-    labelp = probs[idx, xp.arange(n)]                            # (N,)
-    maxp = probs.max(axis=0)                                     # (N,)
+    n = probs.shape[1]
+    labelp, maxp = _label_and_max_probs(labels, probs)          # (N,), (N,)
     num_max = (probs == maxp[None, :]).sum(axis=0)               # (N,)
     correct = xp.where(labelp == maxp, 1.0 / num_max, 0.0).astype(probs.dtype)
     return xp.log(labelp).reshape(1, n), correct.reshape(1, n)
@@ -79,10 +85,8 @@ def compute_multi_softmax_cost(labels, probs, set_size: int):
     Ports: alexnet-2012/src/layer_kernels.cu:132-169 computeMultiSoftmaxCost
     """
     xp = get_array_module(probs)
-    num_out, n = probs.shape
-    idx = _label_indices(labels, n)
-    labelp = probs[idx, xp.arange(n)]                            # (N,)
-    maxp = probs.max(axis=0)                                     # (N,)
+    n = probs.shape[1]
+    labelp, maxp = _label_and_max_probs(labels, probs)          # (N,), (N,)
     num_bigger = (probs > labelp[None, :]).sum(axis=0)           # (N,)
     num_equal = (probs == labelp[None, :]).sum(axis=0)           # (N,)
     slots = set_size - num_bigger
