@@ -18,6 +18,12 @@ from __future__ import annotations
 from port import backend
 
 
+def _owners(attr: str) -> property:
+    """A property that reads and writes the owner's array ``attr`` (``_w``, ``_inc``, ``_grad``)."""
+    return property(lambda self: getattr(self.owner, attr),
+                    lambda self, value: setattr(self.owner, attr, value))
+
+
 class Weights:
     """A weight matrix with its increment (momentum) and gradient buffers.
 
@@ -63,29 +69,9 @@ class Weights:
     def owner(self) -> "Weights":
         return self if self.src is None else self.src.owner
 
-    @property
-    def w(self):
-        return self.owner._w
-
-    @w.setter
-    def w(self, value):
-        self.owner._w = value
-
-    @property
-    def inc(self):
-        return self.owner._inc
-
-    @inc.setter
-    def inc(self, value):
-        self.owner._inc = value
-
-    @property
-    def grad(self):
-        return self.owner._grad
-
-    @grad.setter
-    def grad(self, value):
-        self.owner._grad = value
+    w = _owners("_w")
+    inc = _owners("_inc")
+    grad = _owners("_grad")
 
     def is_owner(self) -> bool:
         """Ports: alexnet-2012/src/weights.cu:238-240 Weights::isOwner"""
