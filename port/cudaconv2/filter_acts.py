@@ -80,13 +80,9 @@ class ConvGeometry:
         return (1 if self.conv else self.num_modules) * self.num_filter_colors * self.filter_pixels
 
 
-def fail(func: str, what: str) -> None:
-    raise ValueError(f"{func}: {what}")
-
-
 def require(ok: bool, func: str, what: str) -> None:
     if not ok:
-        fail(func, what)
+        raise ValueError(f"{func}: {what}")
 
 
 def check_common(func: str, g: ConvGeometry) -> None:
@@ -104,15 +100,26 @@ def check_common(func: str, g: ConvGeometry) -> None:
                 f"(modules−1)·stride + filterSize = {g.padding_start + start_cover} < {size}")
 
 
-def img_geometry(func: str, images_rows: int, num_img_colors: int, img_size_y: int) -> tuple[int, int]:
-    """(imgPixels, imgSizeX) from the image matrix, as filterActs/weightActs derive them."""
+def group_colors(func: str, num_img_colors: int, num_groups: int,
+                 num_filter_colors: int | None) -> int:
+    """fc: as given (randSparse), else numImgColors / numGroups, after the asserts on both."""
+    require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
     require(num_img_colors > 0, func, f"num_img_colors must be > 0, got {num_img_colors}")
+    if num_filter_colors is not None:
+        return num_filter_colors
+    require(num_img_colors % num_groups == 0, func,
+            f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
+    return num_img_colors // num_groups
+
+
+def img_size_x_from_rows(func: str, images_rows: int, num_img_colors: int, img_size_y: int) -> int:
+    """imgSizeX from the image matrix (numImgColors > 0), as filterActs/weightActs derive it."""
     require(images_rows % num_img_colors == 0, func,
             f"images has {images_rows} rows, not a multiple of num_img_colors={num_img_colors}")
     img_pixels = images_rows // num_img_colors
     require(img_size_y > 0 and img_pixels % img_size_y == 0, func,
             f"{img_pixels} pixels per colour do not make rows of img_size_y={img_size_y}")
-    return img_pixels, img_pixels // img_size_y
+    return img_pixels // img_size_y
 
 
 def filter_size_from_rows(func: str, rows: int, per_pixel: int) -> int:
@@ -229,12 +236,8 @@ def make_geometry(func: str, images, filters, img_size_y, num_modules_y, num_mod
     """Derive and check the sizes of a filterActs call (``_filterActs`` / ``_filterActsSparse``)."""
     check_2d(func, "images", images)
     check_2d(func, "filters", filters)
-    require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
-    if num_filter_colors is None:
-        require(num_img_colors % num_groups == 0, func,
-                f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
-        num_filter_colors = num_img_colors // num_groups
-    _, img_size_x = img_geometry(func, images.shape[0], num_img_colors, img_size_y)
+    num_filter_colors = group_colors(func, num_img_colors, num_groups, num_filter_colors)
+    img_size_x = img_size_x_from_rows(func, images.shape[0], num_img_colors, img_size_y)
     num_modules = num_modules_y * num_modules_x
     require(num_modules >= 1, func, "there must be at least one module")
     fs = filter_size_from_rows(func, filters.shape[0],
@@ -246,13 +249,17 @@ def make_geometry(func: str, images, filters, img_size_y, num_modules_y, num_mod
     return g
 
 
-def check_filter_acts_colors(func: str, g: ConvGeometry) -> None:
-    """filter_acts.cu:577-578 (dense): ≤ 3 colours or an even number; groups need even fc."""
+def check_dense_colors(func: str, g: ConvGeometry, colors_multiple: int, fc_multiple: int) -> None:
+    """The dense routines' colour asserts, e.g. filter_acts.cu:577-578: without groups ≤ 3
+    colours or a multiple of ``colors_multiple``; with groups fc a multiple of ``fc_multiple``."""
+    def multiple(k: int) -> str:
+        return "even" if k == 2 else f"a multiple of {k}"
+
     C, fc = g.num_img_colors, g.num_filter_colors
-    require(g.num_groups > 1 or C <= 3 or C % 2 == 0, func,
-            f"the number of image colours must be ≤ 3 or even, got {C}")
-    require(g.num_groups == 1 or fc % 2 == 0, func,
-            f"with groups the colours per group must be even, got {fc}")
+    require(g.num_groups > 1 or C <= 3 or C % colors_multiple == 0, func,
+            f"the number of image colours must be ≤ 3 or {multiple(colors_multiple)}, got {C}")
+    require(g.num_groups == 1 or fc % fc_multiple == 0, func,
+            f"with groups the colours per group must be {multiple(fc_multiple)}, got {fc}")
 
 
 def check_sparse_colors(func: str, g: ConvGeometry, fc_multiple: int) -> None:
@@ -280,7 +287,7 @@ def _filter_acts(x4, filters, g: ConvGeometry):
         w = filters.reshape(K, G, Fg).transpose(1, 2, 0)  # (G, Fg, K)
     else:
         w = filters.reshape(M, K, G, Fg).transpose(0, 2, 3, 1)  # (M, G, Fg, K)
-    step = chunk_size(K * G * M * x4.dtype.itemsize, N)
+    step = chunk_size(K * G * M * dtype.itemsize, N)
     for n0 in range(0, N, step):
         x = x4[..., n0:n0 + step]
         n = x.shape[-1]
@@ -304,7 +311,7 @@ def conv_filter_acts(images, filters, img_size_y, num_modules_y, num_modules_x, 
     func = "conv_filter_acts"
     g = make_geometry(func, images, filters, img_size_y, num_modules_y, num_modules_x,
                       padding_start, module_stride, num_img_colors, num_groups, conv=True)
-    check_filter_acts_colors(func, g)
+    check_dense_colors(func, g, 2, 2)  # filter_acts.cu:577-578
     return _filter_acts(images_4d(images, num_img_colors, g), filters, g)
 
 
@@ -317,7 +324,7 @@ def local_filter_acts(images, filters, img_size_y, num_modules_y, num_modules_x,
     func = "local_filter_acts"
     g = make_geometry(func, images, filters, img_size_y, num_modules_y, num_modules_x,
                       padding_start, module_stride, num_img_colors, num_groups, conv=False)
-    check_filter_acts_colors(func, g)
+    check_dense_colors(func, g, 2, 2)  # filter_acts.cu:577-578
     return _filter_acts(images_4d(images, num_img_colors, g), filters, g)
 
 

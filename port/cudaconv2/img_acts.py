@@ -10,12 +10,10 @@ Not here: accumulation into a target (the callers add), block tuning.
 """
 from __future__ import annotations
 
-import numpy
-
 from port.backend import get_array_module
 from port.cudaconv2.filter_acts import (
-    ConvGeometry, check_2d, check_color_indices, check_common, check_sparse_colors, chunk_size,
-    col2im, filter_size_from_rows, require,
+    ConvGeometry, check_2d, check_color_indices, check_common, check_dense_colors,
+    check_sparse_colors, chunk_size, col2im, filter_size_from_rows, group_colors, require,
 )
 
 
@@ -25,12 +23,7 @@ def make_geometry(func: str, hid_acts, filters, img_size_y, img_size_x, num_modu
     """Derive and check the sizes of an imgActs call (``_imgActs`` / ``_imgActsSparse``)."""
     check_2d(func, "hid_acts", hid_acts)
     check_2d(func, "filters", filters)
-    require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
-    require(num_img_colors > 0, func, f"num_img_colors must be > 0, got {num_img_colors}")
-    if num_filter_colors is None:
-        require(num_img_colors % num_groups == 0, func,
-                f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
-        num_filter_colors = num_img_colors // num_groups
+    num_filter_colors = group_colors(func, num_img_colors, num_groups, num_filter_colors)
     num_filters = filters.shape[1]
     require(num_filters > 0 and hid_acts.shape[0] % num_filters == 0, func,
             f"hid_acts has {hid_acts.shape[0]} rows, not a multiple of the {num_filters} filters")
@@ -44,15 +37,6 @@ def make_geometry(func: str, hid_acts, filters, img_size_y, img_size_x, num_modu
                      fs, num_filters, conv)
     check_common(func, g)
     return g
-
-
-def check_img_acts_colors(func: str, g: ConvGeometry) -> None:
-    """img_acts.cu:915-916: ≤ 3 colours or an even number; with groups fc % 4 == 0."""
-    C, fc = g.num_img_colors, g.num_filter_colors
-    require(g.num_groups > 1 or C <= 3 or C % 2 == 0, func,
-            f"the number of image colours must be ≤ 3 or even, got {C}")
-    require(g.num_groups == 1 or fc % 4 == 0, func,
-            f"with groups the colours per group must be a multiple of 4, got {fc}")
 
 
 def _img_acts(hid_acts, filters, g: ConvGeometry):
@@ -70,7 +54,7 @@ def _img_acts(hid_acts, filters, g: ConvGeometry):
     else:
         w = filters.reshape(M, K, G, Fg).transpose(0, 2, 1, 3)  # (M, G, K, Fg)
     out = xp.empty((G * fc, g.img_size_y, g.img_size_x, N), dtype=dtype)  # (G·fc, H, W, N)
-    step = chunk_size(K * G * M * numpy.dtype(dtype).itemsize, N)
+    step = chunk_size(K * G * M * dtype.itemsize, N)
     for n0 in range(0, N, step):
         h = hid[..., n0:n0 + step]
         n = h.shape[-1]
@@ -95,7 +79,7 @@ def conv_img_acts(hid_acts, filters, img_size_y, img_size_x, num_modules_y, padd
     func = "conv_img_acts"
     g = make_geometry(func, hid_acts, filters, img_size_y, img_size_x, num_modules_y,
                       padding_start, module_stride, num_img_colors, num_groups, conv=True)
-    check_img_acts_colors(func, g)
+    check_dense_colors(func, g, 2, 4)  # img_acts.cu:915-916
     return _img_acts(hid_acts, filters, g).reshape(num_img_colors * g.img_pixels, -1)
 
 
@@ -108,7 +92,7 @@ def local_img_acts(hid_acts, filters, img_size_y, img_size_x, num_modules_y, pad
     func = "local_img_acts"
     g = make_geometry(func, hid_acts, filters, img_size_y, img_size_x, num_modules_y,
                       padding_start, module_stride, num_img_colors, num_groups, conv=False)
-    check_img_acts_colors(func, g)
+    check_dense_colors(func, g, 2, 4)  # img_acts.cu:915-916
     return _img_acts(hid_acts, filters, g).reshape(num_img_colors * g.img_pixels, -1)
 
 

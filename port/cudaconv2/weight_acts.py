@@ -15,12 +15,11 @@ Not here: accumulation into a target, the 1/N scaling (callers do both), block t
 """
 from __future__ import annotations
 
-import numpy
-
 from port.backend import get_array_module
 from port.cudaconv2.filter_acts import (
-    ConvGeometry, check_2d, check_color_indices, check_common, check_sparse_colors, chunk_size,
-    conv_cols, gather_colors, images_4d, img_geometry, local_cols, require,
+    ConvGeometry, check_2d, check_color_indices, check_common, check_dense_colors,
+    check_sparse_colors, chunk_size, conv_cols, gather_colors, group_colors, images_4d,
+    img_size_x_from_rows, local_cols, require,
 )
 
 
@@ -30,12 +29,8 @@ def make_geometry(func: str, images, hid_acts, img_size_y, num_modules_y, num_mo
     """Derive and check the sizes of a weightActs call (``_weightActs`` / ``_weightActsSparse``)."""
     check_2d(func, "images", images)
     check_2d(func, "hid_acts", hid_acts, cols=images.shape[1])
-    require(num_groups >= 1, func, f"num_groups must be ≥ 1, got {num_groups}")
-    if num_filter_colors is None:
-        require(num_img_colors % num_groups == 0, func,
-                f"num_img_colors ({num_img_colors}) must be a multiple of num_groups ({num_groups})")
-        num_filter_colors = num_img_colors // num_groups
-    _, img_size_x = img_geometry(func, images.shape[0], num_img_colors, img_size_y)
+    num_filter_colors = group_colors(func, num_img_colors, num_groups, num_filter_colors)
+    img_size_x = img_size_x_from_rows(func, images.shape[0], num_img_colors, img_size_y)
     num_modules = num_modules_y * num_modules_x
     require(num_modules >= 1, func, "there must be at least one module")
     require(filter_size >= 1, func, f"filter_size must be ≥ 1, got {filter_size}")
@@ -56,15 +51,6 @@ def check_partial_sum(func: str, partial_sum: int, g: ConvGeometry) -> None:
             "0 means all")
 
 
-def check_weight_acts_colors(func: str, g: ConvGeometry) -> None:
-    """weight_acts.cu:593-594: ≤ 3 colours or a multiple of 4; with groups fc % 4 == 0."""
-    C, fc = g.num_img_colors, g.num_filter_colors
-    require(g.num_groups > 1 or C <= 3 or C % 4 == 0, func,
-            f"the number of image colours must be ≤ 3 or a multiple of 4, got {C}")
-    require(g.num_groups == 1 or fc % 4 == 0, func,
-            f"with groups the colours per group must be a multiple of 4, got {fc}")
-
-
 def _weight_acts(x4, hid_acts, g: ConvGeometry):
     """(G·fc, H, W, N) images, (F·modules, N) hidActs → (fc·fs², F) or (modules·fc·fs², F)."""
     xp = get_array_module(x4, hid_acts)
@@ -75,7 +61,7 @@ def _weight_acts(x4, hid_acts, g: ConvGeometry):
     x4 = x4.astype(dtype, copy=False)
     hid = hid_acts.astype(dtype, copy=False).reshape(G, Fg, M, N)  # (G, Fg, M, N)
     acc = xp.zeros((G, K, Fg) if g.conv else (M, G, K, Fg), dtype=dtype)
-    step = chunk_size(K * G * M * numpy.dtype(dtype).itemsize, N)
+    step = chunk_size(K * G * M * dtype.itemsize, N)
     for n0 in range(0, N, step):
         x = x4[..., n0:n0 + step]
         n = x.shape[-1]
@@ -103,7 +89,7 @@ def conv_weight_acts(images, hid_acts, img_size_y, num_modules_y, num_modules_x,
     g = make_geometry(func, images, hid_acts, img_size_y, num_modules_y, num_modules_x,
                       filter_size, padding_start, module_stride, num_img_colors, num_groups,
                       conv=True)
-    check_weight_acts_colors(func, g)
+    check_dense_colors(func, g, 4, 4)  # weight_acts.cu:593-594
     check_partial_sum(func, partial_sum, g)
     return _weight_acts(images_4d(images, num_img_colors, g), hid_acts, g)
 
@@ -118,7 +104,7 @@ def local_weight_acts(images, hid_acts, img_size_y, num_modules_y, num_modules_x
     g = make_geometry(func, images, hid_acts, img_size_y, num_modules_y, num_modules_x,
                       filter_size, padding_start, module_stride, num_img_colors, num_groups,
                       conv=False)
-    check_weight_acts_colors(func, g)
+    check_dense_colors(func, g, 4, 4)  # weight_acts.cu:593-594
     return _weight_acts(images_4d(images, num_img_colors, g), hid_acts, g)
 
 
