@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from archive import fetch as fetching
-from archive.verify import check_tree, is_installed
+from archive.verify import check_tree, is_installed, summarize
 from port.errors import UserError, main_guard
 
 PROG = "python -m archive"
@@ -67,8 +67,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 print(f"{release}: not installed; `{PROG} fetch {release}` installs it",
                       file=sys.stderr)
         else:
-            size = sum(e.size for e in manifest.files.values())
-            print(f"{release}: OK, {len(manifest.files)} files, {size} bytes match "
+            summary = summarize(manifest)
+            print(f"{release}: OK, {summary.files} files, {summary.bytes} bytes match "
                   f"commit {manifest.commit[:12]}")
     return status
 
@@ -131,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--force", action="store_true",
                    help="fetch again even if the installed release verifies")
     f.add_argument("--missing", action="store_true",
-                   help="fetch only what is missing or differs (the default; kept for make)")
+                   help="fetch only what is missing or differs (the default; accepted, changes nothing)")
     f.set_defaults(run=cmd_fetch)
 
     v = sub.add_parser("verify", help="check installed releases against their manifests")

@@ -46,7 +46,7 @@ from pathlib import Path, PurePosixPath
 
 from archive import ORIGINAL, RELEASES_DIR
 from archive.manifest import Manifest, load, manifest_path
-from archive.verify import Problem, check_tree, is_installed
+from archive.verify import Problem, check_tree, installed_mode, is_installed, summarize
 from port.errors import UserError
 
 DEFAULT_URL = "https://codeload.github.com/{owner}/{repo}/tar.gz/{commit}"
@@ -361,7 +361,7 @@ def _write(target: Path, m: Member) -> None:
         f.write(m.read())
         f.flush()
         os.fsync(f.fileno())
-    target.chmod(0o555 if m.executable else 0o444)
+    target.chmod(installed_mode(m.executable))
 
 
 def describe_problems(problems: list[Problem]) -> str:
@@ -484,8 +484,8 @@ def check_source(manifest: Manifest, *, from_git: Path | None, from_path: Path |
 
 def open_source(manifest: Manifest, *, from_git: Path | None, from_path: Path | None,
                 work: Path) -> Source:
-    """The source named on the command line; the download goes into ``work``."""
-    check_source(manifest, from_git=from_git, from_path=from_path)
+    """The source named on the command line (already passed :func:`check_source`); the download
+    goes into ``work``."""
     if from_git is not None:
         return GitSource(from_git, manifest)
     if from_path is not None:
@@ -503,12 +503,12 @@ def fetch(release: str, *, from_git: Path | None = None, from_path: Path | None 
     root = Path(root or original_root())
     root.mkdir(parents=True, exist_ok=True)
     target = root / release
-    n, size = len(manifest.files), sum(e.size for e in manifest.files.values())
+    summary = summarize(manifest)
     check_source(manifest, from_git=from_git, from_path=from_path)
     with _locked(root):
         _recover(root, release)
         if not force and is_installed(target) and not check_tree(target, manifest):
-            return Result(release, "skipped", n, size, str(target))
+            return Result(release, "skipped", summary.files, summary.bytes, str(target))
         staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(release), dir=root))
         try:
             source = open_source(manifest, from_git=from_git, from_path=from_path, work=staging)
@@ -519,7 +519,7 @@ def fetch(release: str, *, from_git: Path | None = None, from_path: Path | None 
             install(staging / "tree", target, staging)
         finally:
             _rmtree(staging)
-    return Result(release, "installed", n, size, source.description)
+    return Result(release, "installed", summary.files, summary.bytes, source.description)
 
 
 def verify(release: str, *, manifests: Path | None = None,

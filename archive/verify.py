@@ -22,9 +22,9 @@ EXECUTABLE = 0o555  # ... of an installed file whose git mode is 100755
 CHUNK = 1 << 20
 
 
-def installed_mode(entry: FileEntry) -> int:
-    """The permission bits an installed copy of ``entry`` has."""
-    return EXECUTABLE if entry.executable else READ_ONLY
+def installed_mode(executable: bool) -> int:
+    """The permission bits of an installed file (``executable``: its git mode is 100755)."""
+    return EXECUTABLE if executable else READ_ONLY
 
 
 @dataclass(frozen=True)
@@ -81,9 +81,9 @@ def _check_file(path: Path, entry: FileEntry) -> list[Problem]:
         problems.append(Problem(entry.path, (
             f"mode {perms:04o}: {'executable' if executable else 'not executable'}, the manifest "
             f"says {entry.mode} ({'executable' if entry.executable else 'not executable'})")))
-    elif perms != installed_mode(entry):
+    elif perms != installed_mode(entry.executable):
         problems.append(Problem(entry.path, (
-            f"mode {perms:04o}, expected {installed_mode(entry):04o} (installed files are "
+            f"mode {perms:04o}, expected {installed_mode(entry.executable):04o} (installed files are "
             "read-only)")))
     return problems
 
@@ -127,6 +127,7 @@ def check_tree(root: Path, manifest: Manifest) -> list[Problem]:
 
 
 def summarize(manifest: Manifest) -> Summary:
+    """How many files the release has and their total size."""
     return Summary(files=len(manifest.files), bytes=sum(e.size for e in manifest.files.values()))
 
 

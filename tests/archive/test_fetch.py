@@ -345,7 +345,7 @@ def test_cli_fetch_verify_and_mistakes(env, tmp_path):
     first = run_cli("fetch", RELEASE, "--from", str(env.toy.tarball), env=env.vars)
     assert first.returncode == 0 and "installed 6 files" in first.stdout, first.stderr
     before = snapshot(env.installed)
-    again = run_cli("fetch", "--missing", env=env.vars)  # what `make original` runs
+    again = run_cli("fetch", "--missing", env=env.vars)  # --missing is the default
     assert again.returncode == 0 and "already installed and verified" in again.stdout
     assert snapshot(env.installed) == before
 
