@@ -1,4 +1,4 @@
-"""The experiment history of the 2012 release, read from its ``layers/`` folder (pure data, no Sphinx).
+"""The experiment history of the 2012 release, read from its ``layers/`` folder (no Sphinx).
 
 The folder holds about a year of ImageNet experiments as pairs of files: a *def* file
 ``layers-<stem>.cfg`` (the architecture, ``--layer-def``) and a *params* file
@@ -25,9 +25,13 @@ It does not parse the cfg semantics itself: the diagrams use the port's cfg pars
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import re
+import warnings
 from dataclasses import dataclass, field
+from datetime import date
 from html import escape
 from pathlib import Path
 
@@ -386,10 +390,6 @@ def diff_files(a: Path, b: Path, a_name: str, b_name: str, settings_only: bool =
 
 def parse_def(def_path: Path) -> tuple[dict | None, str | None]:
     """The port's parse of a def file without weights: (layers, None), or (None, one-line error)."""
-    import contextlib
-    import inspect
-    import io
-    import warnings
     try:
         from port.layer import parse_layers
     except Exception as e:  # the port's parser is not importable: say so on the page
@@ -399,10 +399,7 @@ def parse_def(def_path: Path) -> tuple[dict | None, str | None]:
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            if "init_weights" in inspect.signature(parse_layers).parameters:
-                layers = parse_layers(str(def_path), None, init_weights=False)
-            else:
-                layers = parse_layers(str(def_path), None, {"init_weights": False})
+            layers = parse_layers(str(def_path), None, init_weights=False)
     except Exception as e:
         msg = " ".join(str(e).split()) or type(e).__name__
         return None, msg.replace(str(def_path), Path(def_path).name)
@@ -430,7 +427,7 @@ def _summary(layer: dict) -> str:
         return v[0] if isinstance(v, (list, tuple)) and v else v
 
     if t in ("conv", "local"):
-        s = f"{t} {layer.get('filters', '?') if not isinstance(layer.get('filters'), list) else first('filters')}"
+        s = f"{t} {first('filters') if 'filters' in layer else '?'}"
         fs, st = first("filterSize"), first("stride")
         if fs is not None:
             s += f" {fs}×{fs}"
@@ -571,7 +568,6 @@ def timeline_svg(experiments, marked: dict[str, str] | None = None, href: str = 
     """A strip of the experiments' start dates: one dot per dated experiment, months on the axis,
     marked experiments labelled; each dot links to ``href.format(stem=...)``. XML-escaped,
     ``currentColor`` only."""
-    from datetime import date
     marked = marked or {}
     dated = [(date.fromisoformat(e.diary.start_date), e) for e in experiments if e.diary.start_date]
     if not dated:
