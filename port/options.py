@@ -35,7 +35,13 @@ class OptionMissingException(OptionException):
 # Value parsers (classes used as values, as in the original)
 
 class OptionParser:
-    """Ports: cuda-convnet-r561/options.py:251-262 OptionParser"""
+    """A value's parser; ``TYPE_STR`` is shown by ``--help``, ``TYPE`` is what an expression default
+    must evaluate to (None: anything).
+
+    Ports: cuda-convnet-r561/options.py:251-262 OptionParser
+    """
+    TYPE_STR = "value"
+    TYPE: type | None = None
 
     @staticmethod
     def parse(value):
@@ -45,17 +51,18 @@ class OptionParser:
     def to_string(value):
         return str(value)
 
-    @staticmethod
-    def get_type_str():
-        return "value"
+    @classmethod
+    def get_type_str(cls):
+        return cls.TYPE_STR
 
-    @staticmethod
-    def is_type(value):
-        return True
+    @classmethod
+    def is_type(cls, value):
+        return cls.TYPE is None or type(value) is cls.TYPE
 
 
 class IntegerOptionParser(OptionParser):
     """Ports: cuda-convnet-r561/options.py:264-278 IntegerOptionParser"""
+    TYPE_STR, TYPE = "int", int
 
     @staticmethod
     def parse(value):
@@ -64,17 +71,10 @@ class IntegerOptionParser(OptionParser):
         except (TypeError, ValueError):
             raise OptionException("argument is not an integer") from None
 
-    @staticmethod
-    def get_type_str():
-        return "int"
-
-    @staticmethod
-    def is_type(value):
-        return type(value) is int
-
 
 class BooleanOptionParser(OptionParser):
     """Ports: cuda-convnet-r561/options.py:280-297 BooleanOptionParser"""
+    TYPE_STR, TYPE = "0/1", int
 
     @staticmethod
     def parse(value):
@@ -86,29 +86,19 @@ class BooleanOptionParser(OptionParser):
             raise OptionException("argument is not a boolean (0 or 1)")
         return v
 
-    @staticmethod
-    def get_type_str():
-        return "0/1"
-
-    @staticmethod
-    def is_type(value):
-        return type(value) is int and value in (0, 1)
+    @classmethod
+    def is_type(cls, value):
+        return super().is_type(value) and value in (0, 1)
 
 
 class StringOptionParser(OptionParser):
     """Ports: cuda-convnet-r561/options.py:299-306 StringOptionParser"""
-
-    @staticmethod
-    def get_type_str():
-        return "string"
-
-    @staticmethod
-    def is_type(value):
-        return type(value) is str
+    TYPE_STR, TYPE = "string", str
 
 
 class FloatOptionParser(OptionParser):
     """Ports: cuda-convnet-r561/options.py:308-326 FloatOptionParser"""
+    TYPE_STR, TYPE = "float", float
 
     @staticmethod
     def parse(value):
@@ -121,14 +111,6 @@ class FloatOptionParser(OptionParser):
     def to_string(value):
         return "%.6g" % value
 
-    @staticmethod
-    def get_type_str():
-        return "float"
-
-    @staticmethod
-    def is_type(value):
-        return type(value) is float
-
 
 class RangeOptionParser(OptionParser):
     """``a-b`` (inclusive) or ``a``, as a list of ints.
@@ -137,6 +119,7 @@ class RangeOptionParser(OptionParser):
     with an IndexError in the data provider.
     Ports: cuda-convnet-r561/options.py:328-348 RangeOptionParser
     """
+    TYPE_STR, TYPE = "int[-int]", list
 
     @staticmethod
     def parse(value):
@@ -153,20 +136,13 @@ class RangeOptionParser(OptionParser):
     def to_string(value):
         return "%d-%d" % (value[0], value[-1])
 
-    @staticmethod
-    def get_type_str():
-        return "int[-int]"
-
-    @staticmethod
-    def is_type(value):
-        return type(value) is list
-
 
 class ListOptionParser(OptionParser):
     """A ``sepchar``-separated list; ``parsers`` is one parser (any length) or a list (fixed form).
 
     Ports: cuda-convnet-r561/options.py:350-397 ListOptionParser
     """
+    TYPE = list
 
     def __init__(self, parsers, sepchar=","):
         self.parsers = parsers
@@ -192,10 +168,6 @@ class ListOptionParser(OptionParser):
         if isinstance(self.parsers, list):
             return self.sepchar.join(p.get_type_str() for p in self.parsers)
         return "%s%s..." % (self.parsers.get_type_str(), self.sepchar)
-
-    @staticmethod
-    def is_type(value):
-        return type(value) is list
 
 
 class OptionExpression:
