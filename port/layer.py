@@ -523,6 +523,12 @@ class LayerWithInputParser(LayerParser):
             self.fail("channels", f"has {dic['numInputs'][0]}-dimensional input, not interpretable"
                                   f" as {dic['channels']}-channel square images")
 
+    def verify_same_input_dims(self):
+        """Every input must have the same size: the check eltsum and eltmax both make."""
+        if len(set(self.dic["numInputs"])) != 1:
+            self.fail("inputs", "all inputs must have the same dimensionality; got dimensionalities: "
+                      + ", ".join(str(s) for s in self.dic["numInputs"]))
+
     @staticmethod
     def grad_consumers_below(dic) -> bool:
         """Ports: alexnet-2012/layer.py:393-398 grad_consumers_below"""
@@ -801,9 +807,7 @@ class EltwiseSumLayerParser(LayerWithInputParser):
 
     def parse(self, name, mcp, prev_layers, ctx):
         dic = super().parse(name, mcp, prev_layers, ctx)
-        if len(set(dic["numInputs"])) != 1:
-            self.fail("inputs", "all inputs must have the same dimensionality; got dimensionalities: "
-                      + ", ".join(str(s) for s in dic["numInputs"]))
+        self.verify_same_input_dims()
         dic["outputs"] = dic["numInputs"][0]
         dic["usesInputs"] = dic["usesActs"] = dic["forceOwnActs"] = False
         dic["coeffs"] = mcp.safe_get_float_list(name, "coeffs", default=[1.0] * len(dic["inputs"]))
@@ -822,9 +826,7 @@ class EltwiseMaxLayerParser(LayerWithInputParser):
         dic = super().parse(name, mcp, prev_layers, ctx)
         if len(dic["inputs"]) < 2:
             self.fail("inputs", f"elementwise max layer must have at least 2 inputs, got {len(dic['inputs'])}")
-        if len(set(dic["numInputs"])) != 1:
-            self.fail("inputs", "all inputs must have the same dimensionality; got dimensionalities: "
-                      + ", ".join(str(s) for s in dic["numInputs"]))
+        self.verify_same_input_dims()
         dic["outputs"] = dic["numInputs"][0]
         self.log(f"Initialized elementwise max layer '{name}' on GPU {dic['gpu']}, producing {dic['outputs']} outputs")
         return dic
@@ -935,6 +937,23 @@ class WeightLayerParser(LayerWithInputParser):
             if added:
                 sys.path.remove(cfg_dir)
 
+    def check_init_result(self, key, what, result_name, arr, shape, where=""):
+        """An init function must return a float32 numpy array of ``shape``.
+
+        Ports: alexnet-2012/layer.py:777-808 make_weights
+        Ports: alexnet-2012/layer.py:810-825 make_biases
+        """
+        func = self.dic[key]
+        if not isinstance(arr, np.ndarray):
+            self.fail(key, f"{what} initialization function {func} must return"
+                           f" numpy.ndarray object{where}; got: {type(arr).__name__}")
+        if arr.dtype != np.float32:
+            self.fail(key, f"{what} initialization function {func} must return"
+                           f" single-precision floats{where}; got: {arr.dtype}")
+        if arr.shape != shape:
+            self.fail(key, f"{result_name} returned by {func} has wrong shape"
+                           f"{where}; should be: {shape}; got: {arr.shape}")
+
     def weight_shapes(self) -> list[tuple[int, int]]:
         """(rows, cols) of each input's weight matrix (the shapes make_weights draws).
 
@@ -951,16 +970,8 @@ class WeightLayerParser(LayerWithInputParser):
         if dic["initWFunc"]:
             for i in range(len(dic["inputs"])):
                 w = self.call_init_func("initWFunc", (rows[i], cols[i]), input_idx=i)
-                where = f" (input {i})"
-                if not isinstance(w, np.ndarray):
-                    self.fail("initWFunc", f"weight initialization function {dic['initWFunc']} must return"
-                                           f" numpy.ndarray object{where}; got: {type(w).__name__}")
-                if w.dtype != np.float32:
-                    self.fail("initWFunc", f"weight initialization function {dic['initWFunc']} must return"
-                                           f" single-precision floats{where}; got: {w.dtype}")
-                if w.shape != (rows[i], cols[i]):
-                    self.fail("initWFunc", f"weight matrix returned by {dic['initWFunc']} has wrong shape"
-                                           f"{where}; should be: {(rows[i], cols[i])}; got: {w.shape}")
+                self.check_init_result("initWFunc", "weight", "weight matrix", w, (rows[i], cols[i]),
+                                       f" (input {i})")
                 w = np.require(w, requirements=order)
                 dic["weights"].append(w)
                 dic["weightsInc"].append(np.zeros_like(w))
@@ -987,15 +998,7 @@ class WeightLayerParser(LayerWithInputParser):
             return
         if dic["initBFunc"]:
             b = self.call_init_func("initBFunc", (rows, cols))
-            if not isinstance(b, np.ndarray):
-                self.fail("initBFunc", f"bias initialization function {dic['initBFunc']} must return"
-                                       f" numpy.ndarray object; got: {type(b).__name__}")
-            if b.dtype != np.float32:
-                self.fail("initBFunc", f"bias initialization function {dic['initBFunc']} must return"
-                                       f" single-precision floats; got: {b.dtype}")
-            if b.shape != (rows, cols):
-                self.fail("initBFunc", f"bias vector returned by {dic['initBFunc']} has wrong shape;"
-                                       f" should be: {(rows, cols)}; got: {b.shape}")
+            self.check_init_result("initBFunc", "bias", "bias vector", b, (rows, cols))
             dic["biases"] = np.require(b, requirements=order)
             self.log(f"Layer '{dic['name']}' initialized bias vector from function {dic['initBFunc']}")
         else:
