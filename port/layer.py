@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 
 from port.errors import ConfigError
-from port.lr import ParamParser, parse_schedule
+from port.lr import ParamParser, parse_first, parse_schedule
 
 __all__ = ["parse_layers", "guess_data_dims", "conv_to_local", "unshare_weights",
            "LAYER_PARSERS", "NEURON_PARSERS", "parse_neuron", "IgnoredKeyWarning",
@@ -143,11 +143,7 @@ def parse_neuron(value: str) -> dict | None:
 
     Ports: alexnet-2012/layer.py:1397-1409 neuron_parsers
     """
-    for p in NEURON_PARSERS:
-        parsed = p.parse(value)
-        if parsed:
-            return parsed
-    return None
+    return parse_first(NEURON_PARSERS, value)
 
 
 #: Quantization schemes of inter-GPU transfers (``quantF``/``quantB``).

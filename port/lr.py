@@ -27,8 +27,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["ParamParser", "LRS_PARSERS", "parse_schedule", "LearningRateSchedule", "LinearLRS",
-           "ExpLRS", "TanhLRS", "DiscreteExpLRS", "JumpyDiscreteExpLRS", "SCHEDULES",
+__all__ = ["ParamParser", "LRS_PARSERS", "parse_first", "parse_schedule", "LearningRateSchedule",
+           "LinearLRS", "ExpLRS", "TanhLRS", "DiscreteExpLRS", "JumpyDiscreteExpLRS", "SCHEDULES",
            "make_schedule"]
 
 
@@ -116,16 +116,21 @@ LRS_PARSERS = [ParamParser("default", positional=True),
                ParamParser("jdexp[ftgtFactor,fnoiseStdev,inumSteps]", positional=True)]
 
 
+def parse_first(parsers, value: str) -> dict | None:
+    """The result of the first of ``parsers`` (objects with ``parse``) that accepts ``value``, or None."""
+    for p in parsers:
+        parsed = p.parse(value)
+        if parsed:
+            return parsed
+    return None
+
+
 def parse_schedule(value: str) -> dict | None:
     """The schedule dict ``{'type', 'params'}`` for a ``schedW``/``schedB`` value, or None.
 
     Ports: alexnet-2012/layer.py:158-172 parse_params
     """
-    for p in LRS_PARSERS:
-        parsed = p.parse(value)
-        if parsed:
-            return parsed
-    return None
+    return parse_first(LRS_PARSERS, value)
 
 
 # ---------------------------------------------------------------------------------------------
