@@ -12,7 +12,7 @@ a padded copy (never over cases or pixels); the backward passes add strided slic
 
 Not here: the original's ``target``/``scaleTargets``/``scaleOutput`` accumulation (every function
 returns a new array), row strides, the in-place overwrite of ``acts`` by the norm undos, and
-``convLocalRandomPool`` / ``convQuantizeHalf`` (no public source: see the package report).
+``convLocalRandomPool`` / ``convQuantizeHalf`` (no public source: see docs/missing.md).
 """
 from __future__ import annotations
 
@@ -42,6 +42,13 @@ def _square_images(func: str, a, num_channels: int, name: str = "images") -> int
 
 def _4d(a, channels: int, size: int):
     return a.reshape(channels, size, size, a.shape[-1])
+
+
+def _require_same_shape(func: str, ref_name: str, ref, **arrays) -> None:
+    """Each keyword array has the shape of ``ref`` (the original asserts these pairwise)."""
+    for name, a in arrays.items():
+        require(a.shape == ref.shape, func,
+                f"{name} {a.shape} and {ref_name} {ref.shape} differ in shape")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,8 +178,7 @@ def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1496-1587 kLocalMaxUndo
     """
     func = "conv_local_max_undo"
-    require(max_acts.shape == max_grads.shape, func,
-            f"max_acts {max_acts.shape} and max_grads {max_grads.shape} differ in shape")
+    _require_same_shape(func, "max_grads", max_grads, max_acts=max_acts)
     C, S = _pool_geometry(func, max_grads, images.shape[0], subs_x, start_x, stride_x, outputs_x)
     xp = get_array_module(images, max_grads, max_acts)
     N = images.shape[1]
@@ -262,8 +268,7 @@ def conv_contrast_norm(images, mean_diffs, num_filters, size_x, add_scale, pow_s
     """
     func = "conv_contrast_norm"
     S = _check_rnorm(func, images, num_filters, size_x, undo=False)
-    require(mean_diffs.shape == images.shape, func,
-            f"mean_diffs {mean_diffs.shape} and images {images.shape} differ in shape")
+    _require_same_shape(func, "images", images, mean_diffs=mean_diffs)
     md = _4d(mean_diffs, num_filters, S)
     denoms = 1 + add_scale * _spatial_box(md * md, -(size_x // 2), size_x)
     denoms = denoms.reshape(images.shape)
@@ -283,7 +288,7 @@ def conv_response_norm_undo(out_grads, denoms, inputs, acts, num_filters, size_x
     """Backward of :func:`conv_response_norm` (and of contrast norm with inputs = meanDiffs).
 
     Unlike the original, ``acts`` is not overwritten (the original reuses it as scratch for
-    −2αβ·g·y/d, conv_util.cu:2243-2247).
+    −2αβ·g·y/d, conv_util.cu:2250-2255).
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2228-2408 convResponseNormUndo
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1592-1605 kRNormUndoPrelims
@@ -291,9 +296,7 @@ def conv_response_norm_undo(out_grads, denoms, inputs, acts, num_filters, size_x
     """
     func = "conv_response_norm_undo"
     S = _check_rnorm(func, out_grads, num_filters, size_x, undo=True)
-    for name, a in (("denoms", denoms), ("inputs", inputs), ("acts", acts)):
-        require(a.shape == out_grads.shape, func,
-                f"{name} {a.shape} and out_grads {out_grads.shape} differ in shape")
+    _require_same_shape(func, "out_grads", out_grads, denoms=denoms, inputs=inputs, acts=acts)
     pre = (-2 * add_scale * pow_scale) * out_grads * acts / denoms  # (C·P, N)
     lo_t = -size_x + size_x // 2 + 1  # the windows that contain p
     back = _spatial_box(_4d(pre, num_filters, S), lo_t, size_x).reshape(out_grads.shape)
@@ -371,9 +374,7 @@ def conv_response_norm_cross_map_undo(out_grads, denoms, inputs, acts, num_filte
     """
     func = "conv_response_norm_cross_map_undo"
     _check_crossmap(func, out_grads, num_filters, size_f)
-    for name, a in (("denoms", denoms), ("inputs", inputs), ("acts", acts)):
-        require(a.shape == out_grads.shape, func,
-                f"{name} {a.shape} and out_grads {out_grads.shape} differ in shape")
+    _require_same_shape(func, "out_grads", out_grads, denoms=denoms, inputs=inputs, acts=acts)
     pre = (-2 * add_scale * pow_scale) * out_grads * acts / denoms
     lo_t = -size_f + size_f // 2 + 1
     back = _map_window_sum(pre.reshape(num_filters, -1, pre.shape[1]), size_f, lo_t, blocked)
@@ -412,7 +413,7 @@ def conv_gaussian_blur(images, filter, horiz, num_channels):
     return out.reshape(images.shape)
 
 
-def _nails(func, num_channels, img_size, start_x, stride_x):
+def _nails(func, img_size, start_x, stride_x):
     require(stride_x > 1, func, f"stride must be > 1, got {stride_x}")
     outputs_x = -(-img_size // stride_x)
     require(0 <= start_x and start_x + (outputs_x - 1) * stride_x < img_size, func,
@@ -431,7 +432,7 @@ def conv_bed_of_nails(images, num_channels, img_size, start_x, stride_x):
     require(images.shape[0] == num_channels * img_size * img_size, func,
             f"images must have numChannels·imgSize² = {num_channels * img_size ** 2} rows, "
             f"got {images.shape[0]}")
-    outputs_x, sl = _nails(func, num_channels, img_size, start_x, stride_x)
+    outputs_x, sl = _nails(func, img_size, start_x, stride_x)
     y = _4d(images, num_channels, img_size)[:, sl, sl]
     return get_array_module(images).ascontiguousarray(y).reshape(-1, images.shape[1])
 
@@ -445,7 +446,7 @@ def conv_bed_of_nails_undo(acts_grad, num_channels, img_size, start_x, stride_x)
     """
     func = "conv_bed_of_nails_undo"
     xp = get_array_module(acts_grad)
-    outputs_x, sl = _nails(func, num_channels, img_size, start_x, stride_x)
+    outputs_x, sl = _nails(func, img_size, start_x, stride_x)
     require(acts_grad.shape[0] == num_channels * outputs_x ** 2, func,
             f"acts_grad must have numChannels·outputsX² = {num_channels * outputs_x ** 2} rows, "
             f"got {acts_grad.shape[0]}")
@@ -524,7 +525,7 @@ def conv_rgb_to_lab(images, center):
 
 def conv_reflect_horizontal(images, num_channels, img_size):
     """Mirror every image left–right: y[c, r, S−1−x] = x[c, r, x]; its own backward.
-    ``num_channels`` must be 1..3 (the kernel's template range; layer.cu:1489 asserts it too).
+    ``num_channels`` must be 1..3 (the kernel's template range; layer.cu:1488 asserts it too).
 
     Ports: cuda-convnet2/cudaconv3/src/conv_util.cu:74-159 convReflectHorizontal
     Ports: cuda-convnet2/cudaconv3/src/conv_util.cu:41-68 kReflectH
@@ -591,7 +592,6 @@ def conv_tica_grad(images, ticas, num_filters, size_x):
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1296-1371 kTICAGrad_manyfilter
     """
     S = _check_tica("conv_tica_grad", images, num_filters, size_x)
-    require(ticas.shape == images.shape, "conv_tica_grad",
-            f"ticas {ticas.shape} and images {images.shape} differ in shape")
+    _require_same_shape("conv_tica_grad", "images", images, ticas=ticas)
     sums = _spatial_box(_4d(ticas, num_filters, S), -(size_x // 2), size_x)
-    return (-images * sums.reshape(images.shape))
+    return -images * sums.reshape(images.shape)
