@@ -73,7 +73,7 @@ class ConvNet(IGPUModel):
 
     def get_gpus(self):
         """DIVERGES: one device. ``--gpu=g`` (g ≥ 0) selects CUDA device g when the backend is CuPy."""
-        self.device_ids = [g for g in (self.op.get_value("gpu") or [-1])]
+        self.device_ids = list(self.op.get_value("gpu") or [-1])
         if backend.name() == "cupy" and self.device_ids and self.device_ids[0] >= 0:
             backend.xp().cuda.Device(self.device_ids[0]).use()
 
@@ -258,9 +258,6 @@ class ConvNet(IGPUModel):
         """Ports: alexnet-2012/convnet.py:135-136 ConvNet.print_train_results"""
         self.print_costs(self.train_outputs[-1], "batch")
 
-    def print_test_status(self):
-        pass
-
     def print_test_results(self):
         """Ports: alexnet-2012/convnet.py:141-156 ConvNet.print_test_results"""
         self.write("\n======================Test output======================", "\n")
@@ -382,7 +379,6 @@ class ConvNet(IGPUModel):
 
         op.prog = "python -m port.convnet"
         op.epilog = _help_epilog
-        op.delete_option("max_test_err")
         op.options["max_filesize_mb"].default = 0
         op.options["testing_freq"].default = 50
         op.options["num_epochs"].default = 50000

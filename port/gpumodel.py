@@ -89,7 +89,7 @@ class IGPUModel:
     # ---- hooks the driver overrides ----------------------------------------------------------
 
     def get_gpus(self):
-        self.device_ids = [g for g in (self.op.get_value("gpu") or [])]
+        self.device_ids = list(self.op.get_value("gpu") or [])
 
     def fill_excused_options(self):
         pass
@@ -308,12 +308,13 @@ class IGPUModel:
         self.last_saved = (self.epoch, self.batchnum)
 
         limit = self.max_filesize_mb * 1024 * 1024
-        for f in checkpoint.list_checkpoints(checkpoint_dir):
-            total = sum(os.path.getsize(p) for p in checkpoint.list_checkpoints(checkpoint_dir))
-            if total > limit and f.name != checkpoint_file:
-                os.remove(f)
-            else:
+        files = checkpoint.list_checkpoints(checkpoint_dir)
+        total = sum(os.path.getsize(f) for f in files)
+        for f in files:  # oldest first, until the directory fits; the file just written stays
+            if total <= limit or f.name == checkpoint_file:
                 break
+            total -= os.path.getsize(f)
+            os.remove(f)
         return checkpoint_file_full_path
 
     @staticmethod
@@ -325,6 +326,8 @@ class IGPUModel:
     def get_options_parser():
         """The options of r561 ``gpumodel.py`` (the 2012 driver adds and changes some).
 
+        DIVERGES: no ``--max-test-err``: its only reader, r561's ``conditional_save``, is replaced by
+        the 2012 driver's, which deletes the option.
         Ports: cuda-convnet-r561/gpumodel.py:279-297 IGPUModel.get_options_parser
         """
         op = OptionsParser()
