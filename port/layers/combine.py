@@ -25,7 +25,6 @@ class NeuronLayer(Layer):
 
     def __init__(self, dic: dict, net):
         super().__init__(dic, net)
-        self.neuron_type = dic["neuron"]["type"]
         self.neuron = make_neuron(dic["neuron"], net.rng)
 
     def fprop_acts(self, inp_idx, scale_targets, pass_type):
