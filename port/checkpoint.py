@@ -44,7 +44,7 @@ import numpy as np
 
 from port.backend import to_host
 from port.errors import UserError
-from port.util import RestrictedUnpickler, atomic_write_bytes, fsync_dir, read_payload
+from port.util import RestrictedUnpickler, atomic_write_bytes, read_payload
 
 FORMAT_NAME = "alexnet-port-checkpoint"
 FORMAT_VERSION = 1
@@ -218,7 +218,10 @@ def resolve(path: str | os.PathLike) -> Path:
     """
     p = Path(path)
     if p.is_dir():
-        found = list_checkpoints(p)
+        try:
+            found = list_checkpoints(p)
+        except OSError as e:
+            raise UserError(f"{p}: cannot list the save directory ({e.strerror})") from None
         if not found:
             raise UserError(f"{p}: no checkpoint files (named <epoch>.<batchnum>) in this directory")
         return found[-1]
@@ -267,8 +270,11 @@ def load(path: str | os.PathLike, *, trust_pickle: bool = False) -> dict:
     Ports: cuda-convnet-r561/util.py:69-83 unpickle
     """
     p = resolve(path)
-    with open(p, "rb") as f:
-        head = f.read(4)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise UserError(f"{p}: cannot read checkpoint ({e.strerror})") from None
     if head.startswith(b"PK\x03\x04"):
         try:
             with zipfile.ZipFile(p) as z:
@@ -370,4 +376,4 @@ def load_legacy(path: str | os.PathLike) -> dict:
 
 
 __all__ = ["save", "load", "load_legacy", "resolve", "list_checkpoints", "is_checkpoint_name",
-           "checkpoint_key", "atomic_write_bytes", "fsync_dir", "RestrictedUnpickler", "LegacyStub"]
+           "checkpoint_key", "LegacyStub"]
