@@ -37,7 +37,9 @@ class Neuron:
         return acts_grad.copy()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        """The class and its parameters, e.g. ``TanhNeuron(a=1.7159, b=0.6666)``."""
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
 
 
 class LogisticNeuron(Neuron):
@@ -96,9 +98,6 @@ class NoisyReluNeuron(ReluNeuron):
         noise = xp.asarray(self.rng.standard_normal(r.shape, dtype=r.dtype))  # host rng → device
         return super().activate(r + r * noise)
 
-    def __repr__(self) -> str:
-        return f"NoisyReluNeuron(rng={self.rng!r})"
-
 
 class BoundedReluNeuron(Neuron):
     """f(x) = min(a, max(0, x)); gradient g·[0 < y < a].
@@ -117,9 +116,6 @@ class BoundedReluNeuron(Neuron):
 
     def compute_input_grad(self, acts_grad, inputs, acts):
         return acts_grad * ((acts > 0) & (acts < self.a))
-
-    def __repr__(self) -> str:
-        return f"BoundedReluNeuron(a={self.a})"
 
 
 class AbsNeuron(Neuron):
@@ -156,9 +152,6 @@ class TanhNeuron(Neuron):
     def compute_input_grad(self, acts_grad, inputs, acts):
         return acts_grad * self.b * (self.a - acts * acts / self.a)
 
-    def __repr__(self) -> str:
-        return f"TanhNeuron(a={self.a}, b={self.b})"
-
 
 class DoubleReluNeuron(Neuron):
     """f(x) = x − a·tanh(x/a); gradient g·tanh²(x/a), from the inputs.
@@ -181,9 +174,6 @@ class DoubleReluNeuron(Neuron):
     def compute_input_grad(self, acts_grad, inputs, acts):
         t = self._tanh(inputs)
         return acts_grad * (t * t)
-
-    def __repr__(self) -> str:
-        return f"DoubleReluNeuron(a={self.a})"
 
 
 class SoftReluNeuron(Neuron):
@@ -255,9 +245,6 @@ class LinearNeuron(Neuron):
 
     def compute_input_grad(self, acts_grad, inputs, acts):
         return self.a * acts_grad
-
-    def __repr__(self) -> str:
-        return f"LinearNeuron(a={self.a}, b={self.b})"
 
 
 NEURONS: dict[str, type[Neuron]] = {
