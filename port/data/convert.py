@@ -3,11 +3,11 @@
 What this is: ``cifar10`` turns the official CIFAR-10 python release (the tarball, its unpacked
 ``cifar-10-batches-py`` folder, or any folder with ``data_batch_1`` … [+ ``test_batch``]) into the
 cuda-convnet layout read by ``cifar`` / ``cifar-cropped``; ``imagenet`` turns a folder tree of class
-folders of images into the JPEG batches read by ``inet-lr-cropped-jpeg``. The release ships neither
-tool (its data scripts are missing), so nothing here has a ``Ports:`` line: the formats are those the
-providers read (inventory §5). What this is not: a downloader of ImageNet.
+folders of images into the JPEG batches read by ``inet-lr-cropped-jpeg``. What this is not: a
+downloader of ImageNet.
 
-Not a port: the release ships no data converter; the output formats are the providers' inputs.
+Not a port: the release ships neither tool (its data scripts are missing); the output formats are
+those the providers read (inventory §5).
 
 CIFAR-10 output: ``data_batch_<i>`` = {'data': (3072, N) uint8, one image per column, row
 c·1024 + y·32 + x (RGB); 'labels': list of N ints; 'batch_label'} and ``batches.meta`` = {'data_mean':
@@ -33,7 +33,6 @@ import io
 import os
 import sys
 import tarfile
-import tempfile
 import urllib.request
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +43,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from port.errors import UserError
-from port.util import pickle, unpickle, unpickle_bytes
+from port.util import atomic_write_bytes, pickle, unpickle, unpickle_bytes
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -62,27 +61,27 @@ def _progress(iterable=None, **kw):
 # ---- CIFAR-10 --------------------------------------------------------------------------------
 
 def download_cifar10(dest_dir: Path, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5) -> Path:
-    """Download the CIFAR-10 python tarball into ``dest_dir`` and check its MD5."""
+    """Download the CIFAR-10 python tarball into ``dest_dir`` (atomically) and check its MD5."""
     dest_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".cifar-10-python.", suffix=".tmp")
-    digest = hashlib.md5()
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url) as r:  # noqa: S310 (fixed https URL)
-            total = int(r.headers.get("Content-Length") or 0) or None
-            with _progress(total=total, unit="B", unit_scale=True, desc="cifar-10") as bar:
-                while chunk := r.read(1 << 20):
-                    f.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-    except OSError as e:
-        os.unlink(tmp)
-        raise UserError(f"{url}: download failed ({e}); pass --source with the tarball or "
-                        f"cifar-10-batches-py folder instead") from None
-    if digest.hexdigest() != md5:
-        os.unlink(tmp)
-        raise UserError(f"{url}: MD5 {digest.hexdigest()} does not match the published {md5}")
     out = dest_dir / "cifar-10-python.tar.gz"
-    os.replace(tmp, out)
+
+    def fetch(f) -> None:  # a failure here leaves no file behind (atomic_write_bytes)
+        digest = hashlib.md5()
+        try:
+            with urllib.request.urlopen(url) as r:  # noqa: S310 (fixed https URL)
+                total = int(r.headers.get("Content-Length") or 0) or None
+                with _progress(total=total, unit="B", unit_scale=True, desc="cifar-10") as bar:
+                    while chunk := r.read(1 << 20):
+                        f.write(chunk)
+                        digest.update(chunk)
+                        bar.update(len(chunk))
+        except OSError as e:
+            raise UserError(f"{url}: download failed ({e}); pass --source with the tarball or "
+                            f"cifar-10-batches-py folder instead") from None
+        if digest.hexdigest() != md5:
+            raise UserError(f"{url}: MD5 {digest.hexdigest()} does not match the published {md5}")
+
+    atomic_write_bytes(out, fetch)
     return out
 
 
