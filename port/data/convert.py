@@ -91,7 +91,8 @@ def _read_cifar_source(source: Path) -> tuple[list[tuple[str, dict]], dict | Non
         try:
             tar = tarfile.open(source)
         except (tarfile.TarError, OSError) as e:
-            raise UserError(f"{source}: not a CIFAR-10 tarball ({e})") from None
+            why = " ".join(str(e).split())  # tarfile lists every method it tried, one per line
+            raise UserError(f"{source}: not a CIFAR-10 tarball ({why})") from None
         with tar:
             files = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
 
