@@ -6,5 +6,5 @@
   ``layers-80sec.cfg`` and ``layers-145.cfg`` on random data, and training images/s of the
   80sec net, through ``port.model.ConvNet``.
 
-Results go to stdout as a table and to ``benchmarks/results/<UTC time>.json`` (git-ignored).
+Results go to stdout as a table and to ``benchmarks/results/<UTC time>-<backend>.json`` (git-ignored).
 """

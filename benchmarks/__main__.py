@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy
+
 from benchmarks import kernels, nets
 from port import backend
 from port.util import atomic_write_bytes
@@ -70,7 +72,7 @@ def main(argv=None) -> int:
     report = {"time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "backend": xp.__name__, "machine": platform.machine(), "processor": platform.processor(),
               "cpu_count": os.cpu_count(), "python": platform.python_version(),
-              "numpy": __import__("numpy").__version__, "minibatch": a.minibatch, "repeats": a.repeats,
+              "numpy": numpy.__version__, "minibatch": a.minibatch, "repeats": a.repeats,
               "loadavg_start": list(os.getloadavg()), "kernels": [], "nets": [], "skipped": []}
     torch = kernels._torch()
     report["torch"] = torch.__version__ if torch else None

@@ -27,6 +27,15 @@ def _to_nchw(torch, a, C, S):
     return torch.tensor(np.ascontiguousarray(backend.to_host(a).reshape(C, S, S, -1).transpose(3, 0, 1, 2)))
 
 
+def _torch_times(torch, fwd, wrt, grad, repeats) -> dict:
+    """torch's best forward time (no autograd) and best backward time of ``fwd`` to ``wrt``."""
+    with torch.no_grad():
+        fwd_s = best_of(fwd, repeats)
+    y = fwd()
+    bwd_s = best_of(lambda: torch.autograd.grad(y, wrt, grad, retain_graph=True), repeats)
+    return {"torch_fwd_s": fwd_s, "torch_bwd_s": bwd_s}
+
+
 def conv_case(name, C, S, fs, F, pad, stride, N, repeats):
     xp = backend.xp()
     rng = np.random.default_rng(0)
@@ -49,11 +58,7 @@ def conv_case(name, C, S, fs, F, pad, stride, N, repeats):
                           requires_grad=True)
         gt = _to_nchw(torch, g, F, m)
         fwd = lambda: F_.conv2d(F_.pad(xt, (pad, over, pad, over)), wt, stride=stride)  # noqa: E731
-        with torch.no_grad():
-            row["torch_fwd_s"] = best_of(fwd, repeats)
-        y = fwd()
-        row["torch_bwd_s"] = best_of(lambda: torch.autograd.grad(y, (xt, wt), gt, retain_graph=True),
-                                     repeats)
+        row.update(_torch_times(torch, fwd, (xt, wt), gt, repeats))
     return row
 
 
@@ -72,10 +77,8 @@ def pool_case(name, C, S, size, stride, N, repeats):
         F_ = torch.nn.functional
         xt = _to_nchw(torch, x, C, S).requires_grad_(True)
         gt = _to_nchw(torch, g, C, O)
-        with torch.no_grad():
-            row["torch_fwd_s"] = best_of(lambda: F_.max_pool2d(xt, size, stride, ceil_mode=True), repeats)
-        yt = F_.max_pool2d(xt, size, stride, ceil_mode=True)
-        row["torch_bwd_s"] = best_of(lambda: torch.autograd.grad(yt, xt, gt, retain_graph=True), repeats)
+        fwd = lambda: F_.max_pool2d(xt, size, stride, ceil_mode=True)  # noqa: E731
+        row.update(_torch_times(torch, fwd, xt, gt, repeats))
     return row
 
 
@@ -96,11 +99,8 @@ def cmrnorm_case(name, C, S, size, N, repeats):
         F_ = torch.nn.functional
         xt = _to_nchw(torch, x, C, S).requires_grad_(True)
         gt = _to_nchw(torch, g, C, S)
-        lrn = lambda: F_.local_response_norm(xt, size, alpha=scale, beta=beta, k=min_div)  # noqa: E731
-        with torch.no_grad():
-            row["torch_fwd_s"] = best_of(lrn, repeats)
-        yt = lrn()
-        row["torch_bwd_s"] = best_of(lambda: torch.autograd.grad(yt, xt, gt, retain_graph=True), repeats)
+        fwd = lambda: F_.local_response_norm(xt, size, alpha=scale, beta=beta, k=min_div)  # noqa: E731
+        row.update(_torch_times(torch, fwd, xt, gt, repeats))
     return row
 
 
