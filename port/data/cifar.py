@@ -1,8 +1,9 @@
 """The CIFAR-10 providers ``cifar`` and ``cifar-cropped`` (the twin of ``convdata_cifar.py``).
 
 What this is: the two providers the 2012 driver registers for CIFAR batches in the cuda-convnet
-layout (written by ``python -m port.data cifar10``), plus the crop helpers they share with the
-ImageNet provider. What this is not: the converter (``convert.py``).
+layout (written by ``python -m port.data cifar10``), plus the crop and display helpers (the mean's
+centre crop and :func:`plottable` are shared with the ImageNet provider). What this is not: the
+converter (``convert.py``).
 
 Layout: a batch's ``data`` is (3072, N), uint8 or float, one image per column, row
 c·1024 + y·32 + x (RGB). Inside this module an image block is the 4-D view (3, 32, 32, N) of it;
@@ -16,7 +17,7 @@ from port.data.provider import LabeledDataProvider, LabeledMemoryDataProvider
 from port.errors import UserError
 
 
-# ---- crops shared with jpeg.py ---------------------------------------------------------------
+# ---- crops (centre_crop_mean and plottable serve jpeg.py too) -------------------------------
 
 def crop_images(y: np.ndarray, off_y: np.ndarray, off_x: np.ndarray, flip: np.ndarray,
                 inner: int) -> np.ndarray:

@@ -12,10 +12,10 @@ float32 (3·inner², N·views), row c·inner² + y·inner + x, and labels (1, N�
 
 Threads: the base class computes the next batch in one background thread; inside it the JPEGs of
 a batch are decoded, and the crops of its chunks copied, by a shared pool of threads (Pillow and
-NumPy release the GIL while they work). All
-random draws of a batch come from ``batch_rng(epoch, batchnum)``, in this order: for every chunk
-of 32 images off_y, off_x (integers in [0, 2b]) and flip (0 = mirror) drawn as three arrays of
-length ⌈N/32⌉, then the colour-noise normals z (N, 3).
+NumPy release the GIL while they work). All random draws of a batch come from
+``batch_rng(epoch, batchnum)``, in this order: for every chunk of 32 images off_y, off_x (integers
+in [0, 2b]) and flip (0 = mirror) drawn as three arrays of length ⌈N/32⌉, then the colour-noise
+normals z (N, 3).
 DIVERGES: the original made colour noise in a separate thread and reused the previous batch's
 noise when that thread was late; here each batch draws its own, so results do not depend on timing.
 """
@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from port.data.cifar import plottable
+from port.data.cifar import centre_crop_mean, plottable
 from port.data.provider import LabeledDataProvider
 from port.errors import UserError
 
@@ -81,6 +81,7 @@ def load_jpeg_batch(batch, data_mean, no_crop: bool, label_offset: int, img_size
                       stacklevel=2)
     tgt = np.empty((len(keep), img_size, img_size, 3), dtype=np.uint8)       # (N, S, S, 3)
     lab = np.zeros((1, len(keep)), dtype=np.float32)                          # (1, N)
+    fill = np.asarray(data_mean, dtype=np.float32).astype(np.uint8) if no_crop else None
     for i, k in enumerate(keep):
         ima = images[k]
         if no_crop:
@@ -88,7 +89,7 @@ def load_jpeg_batch(batch, data_mean, no_crop: bool, label_offset: int, img_size
             if h > img_size or w > img_size:
                 raise UserError(f"{where}: image {k} is {w}×{h}; larger than {img_size}×{img_size}")
             oy, ox = (img_size - h) // 2, (img_size - w) // 2
-            tgt[i] = np.asarray(data_mean, dtype=np.float32).astype(np.uint8)
+            tgt[i] = fill
             tgt[i, oy:oy + h, ox:ox + w] = ima
         elif ima.shape[:2] != (img_size, img_size):
             raise UserError(f"{where}: image {k} decodes to {ima.shape[1]}×{ima.shape[0]}; "
@@ -164,10 +165,8 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
         self.label_offset = int(self.batch_meta.get("label_offset", 0))
         self.no_crop = bool(self.batch_meta.get("no_crop", False))
         self.scalar_mean = bool(p.get("scalar_mean", False))
-        b, inner = self.border_size, self.inner_size
-        mean_img = self.data_mean.reshape(3, self.img_size, self.img_size)
-        self.data_mean_crop = np.ascontiguousarray(
-            mean_img[:, b:b + inner, b:b + inner]).reshape(-1, 1)            # (3·inner², 1)
+        self.data_mean_crop = centre_crop_mean(self.data_mean, self.num_colors, self.img_size,
+                                               self.border_size)               # (3·inner², 1)
         if self.no_crop or self.scalar_mean:
             self.data_mean_crop = np.float32(self.data_mean.mean())
 
