@@ -74,11 +74,6 @@ class ConvGeometry:
     def padded_x(self) -> int:
         return (self.num_modules_x - 1) * self.module_stride + self.filter_size
 
-    @property
-    def filter_rows(self) -> int:
-        """Rows of the filter matrix: fc·fs² for conv, numModules·fc·fs² for local."""
-        return (1 if self.conv else self.num_modules) * self.num_filter_colors * self.filter_pixels
-
 
 def require(ok: bool, func: str, what: str) -> None:
     if not ok:
