@@ -82,10 +82,7 @@ class DataProvider:
         self.seed = int(self.dp_params.get("seed", 0))
         self.check_meta()
         self._check_batches_exist()
-        self._prefetch = bool(self.dp_params.get("prefetch", not test))
-        self._executor: ThreadPoolExecutor | None = None
-        self._pending: tuple[int, int, Future] | None = None
-        self._lock = threading.Lock()
+        self._init_prefetch(default=not test)
 
     # ---- the batch walk -------------------------------------------------------------------
 
@@ -128,6 +125,13 @@ class DataProvider:
     def get_next_batch_num(self) -> int:
         """Ports: cuda-convnet-r561/data.py:95-96 DataProvider.get_next_batch_num"""
         return self.batch_range[self.get_next_batch_idx()]
+
+    def _init_prefetch(self, default: bool) -> None:
+        """No batch in flight yet; prefetch when ``dp_params['prefetch']`` (else ``default``) says so."""
+        self._prefetch = bool(self.dp_params.get("prefetch", default))
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: tuple[int, int, Future] | None = None
+        self._lock = threading.Lock()
 
     def _take(self, epoch: int, batchnum: int):
         with self._lock:

@@ -17,8 +17,6 @@ batch handed out, as for every other provider.
 """
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from port.data.provider import DataProvider
@@ -47,9 +45,9 @@ class SyntheticDataProvider(DataProvider):
         self.data_dir = None
         self.batch_meta = {"num_vis": self.data_dim, "data_in_rows": True,
                            "label_names": [str(x) for x in range(self.num_classes)]}
-        self._prefetch = bool(p.get("prefetch", True))
-        self._executor, self._pending = None, None
-        self._lock = threading.Lock()
+        self.protos = (np.random.default_rng([self.seed, 0, 2]).standard_normal(
+            (self.data_dim, self.num_classes)).astype(np.float32) if self.signal else None)  # (D, K)
+        self._init_prefetch(default=True)
 
     def get_num_classes(self) -> int:
         return self.num_classes
@@ -63,9 +61,7 @@ class SyntheticDataProvider(DataProvider):
         data = rng.random((self.data_dim, self.num_cases), dtype=np.float32)     # (D, N)
         labels = rng.integers(0, self.num_classes, size=self.num_cases)          # (N,)
         if self.signal:
-            protos = np.random.default_rng([self.seed, 0, 2]).standard_normal(
-                (self.data_dim, self.num_classes)).astype(np.float32)           # (D, K)
-            data += np.float32(self.signal) * protos[:, labels]
+            data += np.float32(self.signal) * self.protos[:, labels]
         return data, labels.astype(np.float32).reshape(1, -1), rng
 
     def make_batch(self, epoch: int, batchnum: int) -> list[np.ndarray]:
