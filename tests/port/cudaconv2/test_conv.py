@@ -40,12 +40,18 @@ def direct_conv(x4, w, pad, stride, groups, mods):
     return out
 
 
-@pytest.mark.parametrize("C,S,fs,F,pad,stride,G,N", CASES)
-def test_conv_filter_acts_matches_direct_loops(C, S, fs, F, pad, stride, G, N):
-    rng = np.random.default_rng(1)
+def conv_inputs(rng, C, S, fs, F, pad, stride, G, N, local=False):
+    """Modules per side, images x, filters w (one bank per module when ``local``), hidActs g."""
     m = modules(S, fs, pad, stride)
     x = rng.standard_normal((C * S * S, N))
-    w = rng.standard_normal((C // G * fs * fs, F))
+    w = rng.standard_normal(((m * m if local else 1) * C // G * fs * fs, F))
+    g = rng.standard_normal((F * m * m, N))
+    return m, x, w, g
+
+
+@pytest.mark.parametrize("C,S,fs,F,pad,stride,G,N", CASES)
+def test_conv_filter_acts_matches_direct_loops(C, S, fs, F, pad, stride, G, N):
+    m, x, w, _ = conv_inputs(np.random.default_rng(1), C, S, fs, F, pad, stride, G, N)
     y = cc.conv_filter_acts(x, w, S, m, m, -pad, stride, C, G)
     ref = direct_conv(x.reshape(C, S, S, N), w.reshape(C // G, fs, fs, F), pad, stride, G, m)
     assert y.shape == (F * m * m, N)
@@ -55,10 +61,7 @@ def test_conv_filter_acts_matches_direct_loops(C, S, fs, F, pad, stride, G, N):
 @pytest.mark.parametrize("C,S,fs,F,pad,stride,G,N", CASES)
 def test_conv_img_and_weight_acts_are_adjoint(C, S, fs, F, pad, stride, G, N):
     rng = np.random.default_rng(2)
-    m = modules(S, fs, pad, stride)
-    x = rng.standard_normal((C * S * S, N))
-    w = rng.standard_normal((C // G * fs * fs, F))
-    g = rng.standard_normal((F * m * m, N))
+    m, x, w, g = conv_inputs(rng, C, S, fs, F, pad, stride, G, N)
     check_adjoint(lambda v: cc.conv_filter_acts(v, w, S, m, m, -pad, stride, C, G),
                   cc.conv_img_acts(g, w, S, S, m, -pad, stride, C, G), x, g, rng)
     check_adjoint(lambda v: cc.conv_filter_acts(x, v, S, m, m, -pad, stride, C, G),
@@ -68,10 +71,7 @@ def test_conv_img_and_weight_acts_are_adjoint(C, S, fs, F, pad, stride, G, N):
 @pytest.mark.parametrize("C,S,fs,F,pad,stride,G,N", CASES)
 def test_local_acts_are_adjoint_and_reduce_to_conv(C, S, fs, F, pad, stride, G, N):
     rng = np.random.default_rng(3)
-    m = modules(S, fs, pad, stride)
-    x = rng.standard_normal((C * S * S, N))
-    w = rng.standard_normal((m * m * C // G * fs * fs, F))
-    g = rng.standard_normal((F * m * m, N))
+    m, x, w, g = conv_inputs(rng, C, S, fs, F, pad, stride, G, N, local=True)
     check_adjoint(lambda v: cc.local_filter_acts(v, w, S, m, m, -pad, stride, C, G),
                   cc.local_img_acts(g, w, S, S, m, -pad, stride, C, G), x, g, rng)
     check_adjoint(lambda v: cc.local_filter_acts(x, v, S, m, m, -pad, stride, C, G),
