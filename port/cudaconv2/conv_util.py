@@ -324,9 +324,9 @@ def _map_window_sum(a3, size_f: int, lo: int, blocked: bool):
     nb = -(-C // size_f)
     ap = xp.zeros((nb * size_f,) + a3.shape[1:], dtype=a3.dtype)
     ap[:C] = a3
-    sums = ap.reshape((nb, size_f) + a3.shape[1:]).sum(axis=1, keepdims=True)
-    return xp.broadcast_to(sums, ap.reshape((nb, size_f) + a3.shape[1:]).shape) \
-        .reshape(ap.shape)[:C]
+    blocks = ap.reshape((nb, size_f) + a3.shape[1:])  # (blocks, size, P, N)
+    sums = blocks.sum(axis=1, keepdims=True)
+    return xp.broadcast_to(sums, blocks.shape).reshape(ap.shape)[:C]
 
 
 def _check_crossmap(func: str, images, num_filters: int, size_f: int) -> None:
