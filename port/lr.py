@@ -163,9 +163,6 @@ class LearningRateSchedule:
             rate *= 1.0 + abs(float(self.rng.standard_normal())) * self.noise_stdev
         return rate
 
-    def get_base_rate(self) -> float:
-        return self.base_rate
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_rate={self.base_rate!r})"
 
