@@ -27,11 +27,13 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from port.errors import UserError, main_guard
+from port.util import atomic_write_bytes, pickle
 
 FILTERS_PER_ROW = 16
 MAX_ROWS = 24
@@ -151,11 +153,19 @@ def save_grid_png(picture: np.ndarray, path: Path, title: str, min_width: int = 
     return k
 
 
-def _atomic(path: Path, write: Callable) -> None:
-    from port.util import atomic_write_bytes  # noqa: PLC0415
+@contextmanager
+def _writing(path: Path):
+    """Turn a failure to write ``path`` (a file where a folder should be, no permission) into one line."""
+    try:
+        yield
+    except OSError as e:
+        raise ShowNetError(f"{path}: cannot write ({e.strerror or e})") from None
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, write)
+
+def _atomic(path: Path, write: Callable) -> None:
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, write)
 
 
 def _pyplot():
@@ -303,8 +313,8 @@ class ShowConvNet:
             if not data_path or not test_range:
                 raise ShowNetError("--show-preds/--write-features need --data-path and --test-range "
                                    "(or a checkpoint that records them)")
-            dp_params = {k: _op_value(self.op, k) for k in ("crop_border", "scalar_mean", "seed")
-                         if _op_value(self.op, k) is not None}
+            dp_params = {k: v for k in ("crop_border", "scalar_mean", "seed")
+                         if (v := _op_value(self.op, k)) is not None}
             dp_params["multiview_test"] = bool(self.multiview_test)
             self._dp = get_instance(data_path, list(test_range), type=_op_value(self.op, "dp_type"),
                                     dp_params=dp_params, test=True)
@@ -374,8 +384,6 @@ class ShowConvNet:
 
         Ports: alexnet-2012/shownet.py:274-307 ShowConvNet.do_write_features
         """
-        from port.util import pickle  # noqa: PLC0415
-
         if not self.feature_path:
             raise ShowNetError("--write-features needs --feature-path")
         path = Path(self.feature_path)
@@ -390,10 +398,12 @@ class ShowConvNet:
             ftrs = self._forward(data, [self.write_features])[0].T                # (N, D)
             num_ftrs = ftrs.shape[1]
             out = path / f"data_batch_{batch}"
-            pickle(out, {"data": np.ascontiguousarray(ftrs), "labels": data[1]})
+            with _writing(out):
+                pickle(out, {"data": np.ascontiguousarray(ftrs), "labels": data[1]})
             print(f"Wrote feature file {out}")
             self._wrote(out)
-        pickle(path / "batches.meta", {"source_model": str(self.load_file), "num_vis": num_ftrs})
+        with _writing(path / "batches.meta"):
+            pickle(path / "batches.meta", {"source_model": str(self.load_file), "num_vis": num_ftrs})
         return self.written
 
     def start(self) -> list[Path]:
@@ -484,8 +494,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """Ports: alexnet-2012/shownet.py:536-562 ShowConvNet.get_options_parser"""
     p = _Parser(prog="python -m port.shownet",
-                                description="Plot costs, filters and predictions of a checkpoint "
-                                            "into PNG files; write features of a layer.")
+                description="Plot costs, filters and predictions of a checkpoint into PNG files; "
+                            "write features of a layer.")
     a = p.add_argument
     a("-f", dest="load_file", required=True, help="checkpoint file or save directory")
     a("--out", default=".", help="folder for the PNG files (default: .)")
