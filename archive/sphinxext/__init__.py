@@ -39,7 +39,6 @@ The theme ``archive`` (offline, light/dark, phone, print) ships with it.
 """
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from sphinx.application import Sphinx
@@ -62,6 +61,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", pages.copy_static)
     app.connect("env-updated", pages.check_integrity)
     app.connect("html-collect-pages", pages.collect_pages)
-    if importlib.util.find_spec("archive.sphinxext.experiments") is not None:
-        app.setup_extension("archive.sphinxext.experiments")
+    app.setup_extension("archive.sphinxext.experiments")
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}

@@ -26,6 +26,7 @@ from archive.sphinxext.model import Site
 logger = logging.getLogger(__name__)
 _WHERE = re.compile(r"^(?P<where>.*?:\d+): (?P<msg>.*)$", re.S)
 
+
 class IntegrityError(SphinxError):
     category = "Integrity error (broken cross-reference or altered original)"
 

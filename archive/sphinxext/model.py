@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from archive import xref
 from archive.manifest import FileEntry, Manifest
+from archive.verify import is_installed
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
 
@@ -91,8 +92,7 @@ class Site:
     _texts: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     def present(self, release: str) -> bool:
-        d = self.original / release
-        return d.is_dir() and any(d.iterdir())
+        return is_installed(self.original / release)
 
     def files(self, release: str) -> list[FileEntry]:
         return sorted(self.manifests[release].files.values(), key=lambda e: e.path)

@@ -5,8 +5,8 @@ Every line is numbered with its own anchor (``#L123``; ranges ``#L10-L20`` are h
 without a final newline says so. Images are shown as images. A provenance header gives the
 release, path, size, SHA-256, git blob id, a qualified SWHID and the upstream permalink at the
 pinned commit. The margin holds annotations, the port code that cites each range
-(:mod:`sidebyside`) and what the file uses but the release lacks (:mod:`gaps`). The raw bytes are copied beside the page (``<path>`` next to
-``<path>.html``) for download.
+(:mod:`sidebyside`) and what the file uses but the release lacks (:mod:`gaps`). The raw bytes
+are copied beside the page (``<path>`` next to ``<path>.html``) for download.
 """
 from __future__ import annotations
 
