@@ -14,26 +14,36 @@ It adds to the HTML build:
   toctree (source pages, experiments, coverage), written relative to the site root and made
   relative to the current page.
 
-It reads ``original/alexnet-2012`` at build time and writes no file into the source tree.
+It reads ``original/alexnet-2012`` at build time and writes no file into the source tree; the
+generated pages are cached in the doctree folder, keyed by a hash of everything they are
+computed from.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 import posixpath
+import sys
 from functools import lru_cache
 from html import escape
 from pathlib import Path
 
+import pygments
+import sphinx
 from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective, SphinxRole
 
-from archive import ORIGINAL
+from archive import ORIGINAL, ROOT
 from archive import experiments as ex
 from archive import manifest
+from archive.sphinxext.model import line_fragment, page_of_source, relative
 
 logger = logging.getLogger(__name__)
 RELEASE = "alexnet-2012"
+PAGES_VERSION = 1  # bump when the pages change in a way the inputs' hash would not show
 
 STYLE = """<style>
 .exp-table { border-collapse: collapse; font-size: 0.85em; width: 100%; }
@@ -79,13 +89,10 @@ def _parsed(def_path: str) -> tuple[dict | None, str | None]:
     return ex.parse_def(Path(def_path))
 
 
-def src_url(path: str, first: int | None = None, last: int | None = None,
-            prefix: str = "../") -> str:
-    """The source page of a release file (the URL scheme of the source-page extension)."""
-    url = f"{prefix}releases/{RELEASE}/{path}.html"
-    if first is not None:
-        url += f"#L{first}" + (f"-L{last}" if last and last != first else "")
-    return url
+def src_url(path: str, first: int | None = None, last: int | None = None) -> str:
+    """The source page of a release file (lines ``first``-``last``), from an experiment page."""
+    return relative("experiments/index", page_of_source(RELEASE, path),
+                    line_fragment(first, last) if first is not None else "")
 
 
 def pct(x: float) -> str:
@@ -230,7 +237,7 @@ def _results_table(e: ex.Experiment) -> str:
     return "\n".join(out)
 
 
-def _diagram_html(app, e: ex.Experiment, base: Path) -> str:
+def _diagram_html(e: ex.Experiment, base: Path) -> str:
     if not e.def_path:
         return f"<p class=\"exp-error\">No diagram: {escape(e.pairing)}.</p>"
     layers, err = _parsed(str(base / e.def_path))
@@ -295,7 +302,7 @@ def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path) -> str:
                  "The labels are the author's (validation or test set, single or multiview).</p>")
     parts.append(_results_table(e))
     parts.append("<h2>Network</h2>")
-    parts.append(_diagram_html(app, e, base))
+    parts.append(_diagram_html(e, base))
     parts.append("<h2>Diary</h2>")
     parts.append(_diary_html(e))
     for other, why in ((prev, "the previous experiment"),
@@ -323,7 +330,7 @@ def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path) -> str:
     return "\n".join(parts)
 
 
-def _index_body(app, t: ex.Timeline, base: Path) -> str:
+def _index_body(t: ex.Timeline, base: Path) -> str:
     parsed = {s: _parsed(str(base / "layers" / f"layers-{s}.cfg")) for s in t.def_stems}
     n_ok = sum(1 for v in parsed.values() if v[1] is None)
     paired = sum(1 for e in t.experiments if e.def_path)
@@ -370,6 +377,66 @@ def _index_body(app, t: ex.Timeline, base: Path) -> str:
     return "\n".join(parts)
 
 
+def _pages(app, t: ex.Timeline, base: Path) -> list[tuple[str, dict[str, str]]]:
+    """(pagename, context) of the index and of every experiment page."""
+    pages = [("experiments/index", {"title": "Experiments", "body": _index_body(t, base)})]
+    pages += [(f"experiments/{e.stem}",
+               {"title": f"Experiment #{e.stem}", "body": _experiment_body(app, t, e, base)})
+              for e in t.experiments]
+    return pages
+
+
+def _parser_sources() -> list[Path]:
+    """The files of the port's cfg parser: every ``port`` module loaded once ``port.layer`` is
+    imported (the whole package if it cannot be)."""
+    port_dir = ROOT / "port"
+    try:
+        import port.layer  # noqa: F401
+    except Exception:  # parse_def says so on the pages; any port file may be the cause
+        return sorted(port_dir.rglob("*.py"))
+    files = {Path(m.__file__) for m in list(sys.modules.values())
+             if getattr(m, "__file__", None) and Path(m.__file__).is_relative_to(port_dir)}
+    return sorted(files)
+
+
+def _pages_key(app, layers: Path) -> str:
+    """A hash of everything the pages are computed from: the layers folder's files, this module,
+    :mod:`archive.experiments`, the site's URL scheme (:mod:`model`), the port's cfg parser
+    (:func:`_parser_sources`) and the highlighter of the diffs."""
+    h = hashlib.sha256(f"{PAGES_VERSION}:{sphinx.__version__}:{pygments.__version__}:"
+                       f"{app.config.highlight_options!r}:{layers}".encode())
+    here = Path(__file__)
+    sources = [here, here.with_name("model.py"), Path(ex.__file__), *_parser_sources()]
+    for f in [*sorted(p for p in layers.iterdir() if p.is_file()), *sources]:
+        h.update(f"{f}\0".encode() + hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _cached_pages(app, t: ex.Timeline, layers: Path) -> list[tuple[str, dict[str, str]]]:
+    """:func:`_pages`, computed once per change of its inputs (:func:`_pages_key`), kept in
+    ``<doctreedir>/archive-experiments.pickle``: parsing every def file and diffing every
+    experiment with its predecessor would otherwise take seconds on every build."""
+    path = Path(app.doctreedir) / "archive-experiments.pickle"
+    key = _pages_key(app, layers)
+    try:
+        with open(path, "rb") as f:
+            cached = pickle.load(f)
+        if cached["key"] == key:
+            return cached["pages"]
+    except (OSError, EOFError, KeyError, TypeError, pickle.UnpicklingError, AttributeError,
+            ImportError):
+        pass
+    pages = _pages(app, t, layers.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump({"key": key, "pages": pages}, f, pickle.HIGHEST_PROTOCOL)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return pages
+
+
 def collect_pages(app):
     if app.builder.format != "html":
         return
@@ -379,12 +446,8 @@ def collect_pages(app):
                 "(<code>original/alexnet-2012</code> is empty): run <code>make original</code>.</p>")
         yield "experiments/index", {"title": "Experiments", "body": body}, "page.html"
         return
-    base = layers_dir(app.config).parent
-    yield "experiments/index", {"title": "Experiments", "body": _index_body(app, t, base)}, "page.html"
-    for e in t.experiments:
-        yield (f"experiments/{e.stem}",
-               {"title": f"Experiment #{e.stem}", "body": _experiment_body(app, t, e, base)},
-               "page.html")
+    for pagename, context in _cached_pages(app, t, layers_dir(app.config)):
+        yield pagename, dict(context), "page.html"
 
 
 def purge_links(app, env, docname):
