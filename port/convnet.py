@@ -218,9 +218,13 @@ class ConvNet(IGPUModel):
         """
         ret = IGPUModel.finish_batch(self)
         if self.writing_test:
-            os.makedirs(self.test_out, exist_ok=True)
-            checkpoint.save(self.test_file_name, {"data": self.probs,
-                                                  "note": "generated from %s" % self.save_file})
+            try:
+                os.makedirs(self.test_out, exist_ok=True)
+                checkpoint.save(self.test_file_name, {"data": self.probs,
+                                                      "note": "generated from %s" % self.save_file})
+            except OSError as e:
+                raise UserError(f"{self.test_file_name}: cannot write the predictions "
+                                f"({e.strerror or e})") from None
         return ret
 
     # ---- printing ------------------------------------------------------------------------------

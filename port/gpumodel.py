@@ -304,7 +304,11 @@ class IGPUModel:
             os.makedirs(checkpoint_dir, exist_ok=True)
         except OSError as e:
             raise UserError(f"{checkpoint_dir}: cannot create the checkpoint directory ({e.strerror})") from None
-        checkpoint.save(checkpoint_file_full_path, dic, compress=bool(self.zip_save))
+        try:
+            checkpoint.save(checkpoint_file_full_path, dic, compress=bool(self.zip_save))
+        except OSError as e:
+            raise UserError(f"{checkpoint_file_full_path}: cannot write the checkpoint "
+                            f"({e.strerror or e})") from None
         self.last_saved = (self.epoch, self.batchnum)
 
         limit = self.max_filesize_mb * 1024 * 1024
