@@ -51,14 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard("python -m port.data")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        if args.command == "cifar10":
+            s = convert_cifar10(args.source, args.out, split=args.split)
+        else:
+            s = convert_imagenet(args.source, args.out, batch_size=args.batch_size, size=args.size,
+                                 test_source=args.test_source, test_fraction=args.test_fraction,
+                                 quality=args.quality, seed=args.seed)
+    except OSError as e:  # e.g. --out is a file, or a folder without permission
+        raise UserError(f"{e.filename or args.out}: {e.strerror or e}") from None
     if args.command == "cifar10":
-        s = convert_cifar10(args.source, args.out, split=args.split)
         print(f"wrote {args.out}: training batches {_fmt(s['train_range'])} ({s['train_cases']} "
               f"images), test batches {_fmt(s['test_range'])} ({s['test_cases']} images)")
     else:
-        s = convert_imagenet(args.source, args.out, batch_size=args.batch_size, size=args.size,
-                             test_source=args.test_source, test_fraction=args.test_fraction,
-                             quality=args.quality, seed=args.seed)
         print(f"wrote {args.out}: {s['classes']} classes, training batches {_fmt(s['train_range'])} "
               f"({s['train_cases']} images), test batches {_fmt(s['test_range'])}"
               + (f", {s['skipped']} unreadable files skipped" if s["skipped"] else ""))

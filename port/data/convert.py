@@ -250,6 +250,8 @@ def convert_imagenet(source: Path, out: Path, batch_size: int = 1024, size: int 
     """
     if batch_size < 1:
         raise UserError(f"--batch-size={batch_size}: must be at least 1")
+    if size < 1:
+        raise UserError(f"--size={size}: must be at least 1")
     if not 0.0 <= test_fraction < 1.0:
         raise UserError(f"--test-fraction={test_fraction}: must lie in [0, 1)")
     classes, files = _list_tree(Path(source))
