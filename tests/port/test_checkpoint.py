@@ -62,7 +62,7 @@ def test_round_trip_is_exact(tmp_path, compress):
     g = np.random.default_rng()
     g.bit_generator.state = back["model_state"]["rng"]
     assert g.integers(1 << 62) == np.random.default_rng(7).integers(1 << 62)
-    assert [n for n in os.listdir(tmp_path)] == ["3.2"]  # no temp file left behind
+    assert os.listdir(tmp_path) == ["3.2"]  # no temp file left behind
 
 
 def test_directory_resolves_to_newest_by_number(tmp_path):
@@ -70,8 +70,9 @@ def test_directory_resolves_to_newest_by_number(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     assert checkpoint.resolve(tmp_path).name == "2.10"
     assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["1.9", "2.2", "2.10"]
+    (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no checkpoint files"):
-        checkpoint.resolve(tmp_path / "empty") if (tmp_path / "empty").mkdir() is None else None
+        checkpoint.resolve(tmp_path / "empty")
 
 
 def test_missing_checkpoint_is_a_user_error(tmp_path):
@@ -113,7 +114,7 @@ def test_failed_write_keeps_the_previous_file(tmp_path):
 
 # ------------------------------------------------------------------------------- legacy pickles
 
-def _fake_options_module():
+def fake_options_module():
     """A module named ``options`` whose classes pickle as the original's did (options.Option ...)."""
     mod = types.ModuleType("options")
 
@@ -134,7 +135,7 @@ def _fake_options_module():
 
 
 def test_legacy_pickle_loads_only_when_trusted(tmp_path, monkeypatch):
-    mod = _fake_options_module()
+    mod = fake_options_module()
     monkeypatch.setitem(sys.modules, "options", mod)
     op = mod.OptionsParser()
     o = mod.Option()

@@ -350,29 +350,19 @@ def test_check_grads_exit_code_follows_the_result(tmp_path, monkeypatch, capsys)
 
 def test_legacy_pickle_checkpoint_resumes_only_with_trust_pickle(tiny, monkeypatch):
     """A checkpoint pickled the original's way (an ``options.OptionsParser`` object as 'op')."""
-    import types
+    from tests.port.test_checkpoint import fake_options_module
 
     data, save, layer_def, params = tiny
     r = run_cli(train_args(data, save, layer_def, params, epochs=1))
     assert r.returncode == 0, r.stderr[-3000:]
     (d,) = save_dirs(save)
     dic = checkpoint.load(d)
-    mod = types.ModuleType("options")
-
-    class Option:
-        pass
-
-    class OptionsParser:
-        pass
-
-    for cls in (Option, OptionsParser):
-        cls.__module__, cls.__qualname__ = "options", cls.__name__
-        setattr(mod, cls.__name__, cls)
+    mod = fake_options_module()
     monkeypatch.setitem(sys.modules, "options", mod)
-    op = OptionsParser()
+    op = mod.OptionsParser()
     op.options = {}
     for name, s in dic["op"].items():
-        o = Option()
+        o = mod.Option()
         o.name, o.value, o.value_given = name, s["value"], s["value_given"]
         op.options[name] = o
     legacy_dir = save / "legacy"
