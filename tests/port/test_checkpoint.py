@@ -227,3 +227,9 @@ def test_shared_objects_stay_shared(tmp_path):
     assert back["conv1"]["self"][0] is back["conv1"]
     with zipfile.ZipFile(tmp_path / "1.1") as z:
         assert [n for n in z.namelist() if n.startswith("arrays/")] == ["arrays/0.npy"]
+
+
+def test_unreadable_checkpoint_is_a_user_error(tmp_path):
+    (tmp_path / "1.1").mkdir()  # named like a checkpoint, but a folder: open() fails
+    with pytest.raises(UserError, match=r"1\.1: cannot read checkpoint"):
+        checkpoint.load(tmp_path)

@@ -275,3 +275,12 @@ def test_epoch_ticks_label_short_runs_and_every_tenth_epoch_of_long_runs():
     assert locs == [4, 8, 12, 16, 20, 24] and labels == ["1", "2", "3", "4", "5", "6"]
     locs, labels = epoch_ticks(5 * 90, 5)              # 90 epochs: a label every 10th epoch
     assert len(locs) == 90 and [l for l in labels if l] == [str(e) for e in range(10, 91, 10)]
+
+
+def test_unwritable_out_is_one_line(tmp_path, capsys):
+    ck = tmp_path / "11.1"
+    checkpoint.save(ck, _checkpoint_dict(np.random.default_rng(7)))
+    (tmp_path / "afile").write_text("x")
+    assert main(["-f", str(ck), "--show-cost=logprob", "--out", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "afile/cost-logprob-0.png: cannot write" in err

@@ -121,3 +121,11 @@ def test_cli_and_bad_input(tmp_path, capsys):
     assert main(["cifar10", "--source", str(src)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "required: --out" in err
+
+
+def test_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    src = write_official_cifar(tmp_path / "src", random_cifar_batches(np.random.default_rng(5), [4]))
+    (tmp_path / "afile").write_text("x")
+    assert main(["cifar10", "--source", str(src), "--out", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "afile: File exists" in err
