@@ -11,6 +11,7 @@ from port.shownet import ShowConvNet, filters_for_display, main, make_filter_gri
 from port.util import unpickle
 
 from .data.conftest import random_cifar_batches, write_official_cifar
+from .test_convnet import TINY_DEF, tiny_params
 
 FS, F = 11, 96
 
@@ -193,54 +194,13 @@ def test_write_features(tmp_path, tiny_cifar):
     assert [c[0][1] for c in calls] == [20, 12]
 
 
-LAYERS_CFG = """
-[data]
-type=data
-dataIdx=0
-
-[labels]
-type=data
-dataIdx=1
-
-[conv1]
-type=conv
-inputs=data
-channels=3
-filters=16
-padding=2
-stride=1
-filterSize=5
-initW=0.01
-partialSum=4
-sharedBiases=1
-neuron=relu
-
-[fc10]
-type=fc
-outputs=10
-inputs=conv1
-initW=0.01
-
-[probs]
-type=softmax
-inputs=fc10
-
-[logprob]
-type=cost.logreg
-inputs=labels,probs
-"""
-
-PARAMS_CFG = "".join(f"[{n}]\nepsW=0.001\nepsB=0.002\nmomW=0.9\nmomB=0.9\nwc=0.0\n\n" for n in ("conv1", "fc10")) \
-    + "[logprob]\ncoeff=1\n"
-
-
 def test_views_through_the_ports_model(tmp_path, tiny_cifar):
     """The real forward pass (port.layer + port.model): features, predictions and a 16-tile grid."""
     layer_mod = pytest.importorskip("port.layer")
     from port.shownet import ModelForward
 
-    (tmp_path / "layers.cfg").write_text(LAYERS_CFG)
-    (tmp_path / "params.cfg").write_text(PARAMS_CFG)
+    (tmp_path / "layers.cfg").write_text(TINY_DEF)  # conv1: 16 filters of 5×5
+    (tmp_path / "params.cfg").write_text(tiny_params())
     layers = layer_mod.parse_layers(tmp_path / "layers.cfg", tmp_path / "params.cfg",
                                     {"data_dims": {0: 1728, 1: 1}, "num_classes": 10, "seed": 1})
     dic = {"model_state": {"layers": layers, "train_outputs": [], "test_outputs": [], "epoch": 1, "batchnum": 1},
