@@ -374,7 +374,7 @@ class OptionsParser:
         """
         file = file or sys.stdout
         bold = (lambda s: "\033[1m" + s + "\033[0m") if file.isatty() else (lambda s: s)  # noqa: E731
-        prog = getattr(self, "prog", None) or os.path.basename(sys.argv[0])
+        prog = self.prog or os.path.basename(sys.argv[0])
         print(f"usage: {prog} --name=value ... (-f value for one-letter options; booleans 0/1; "
               f"ranges a-b inclusive; lists comma-separated)", file=file)
         required, optional = [], []
@@ -406,9 +406,8 @@ class OptionsParser:
                 print(bold(title), file=file)
                 for opt, default, desc in rows:
                     print(f"  {opt.ljust(w_opt)}  {default.ljust(w_def)}  {desc}".rstrip(), file=file)
-        epilog = getattr(self, "epilog", None)
-        if epilog:
-            print(epilog() if callable(epilog) else epilog, file=file)
+        if self.epilog:
+            print(self.epilog() if callable(self.epilog) else self.epilog, file=file)
 
     def print_values(self, file=None):
         """Ports: cuda-convnet-r561/options.py:229-234 OptionsParser.print_values"""

@@ -29,6 +29,7 @@ leaves either the old file or the new one, never half of one.
 """
 from __future__ import annotations
 
+import codecs
 import gzip
 import importlib
 import io
@@ -67,7 +68,7 @@ for _mod in ("numpy.core", "numpy._core"):
     _SAFE_GLOBALS[(f"{_mod}.numeric", "_frombuffer")] = _numeric._frombuffer
 _SAFE_GLOBALS[("numpy", "ndarray")] = numpy.ndarray
 _SAFE_GLOBALS[("numpy", "dtype")] = numpy.dtype
-_SAFE_GLOBALS[("_codecs", "encode")] = __import__("codecs").encode
+_SAFE_GLOBALS[("_codecs", "encode")] = codecs.encode
 for _builtins in ("builtins", "__builtin__"):
     for _name, _obj in (("set", set), ("frozenset", frozenset), ("complex", complex),
                         ("slice", slice), ("bytearray", bytearray), ("list", list),
