@@ -155,10 +155,11 @@ class Weights:
         """
         if self.src is not None or self.base_rate <= 0:
             return
-        eps = self.get_eps(progress)
+        # As the original, the rate is drawn at each use: a noisy schedule (noiseStdev > 0) gives the
+        # step and the decay independent rates, and no draw happens where neither applies.
         if self.super_eps <= 0:
             if self.use_grad:
-                self._inc = self.mom * self._inc + eps * self._grad
+                self._inc = self.mom * self._inc + self.get_eps(progress) * self._grad
         else:
             xp = backend.get_array_module(self._grad)
             if self._grad_avg is None or self._grad_avg.shape != self._grad.shape:
@@ -167,10 +168,10 @@ class Weights:
             self._grad_avg = self.mom * self._grad_avg + (1 - self.mom) * self._grad
             self._grad2_avg = self.mom * self._grad2_avg + (1 - self.mom) * self._grad * self._grad
             # As the original: momentum hard-coded to 0.9, and G (not G²) subtracted.
-            self._inc = 0.9 * self._inc + eps * self._grad / xp.sqrt(
+            self._inc = 0.9 * self._inc + self.get_eps(progress) * self._grad / xp.sqrt(
                 self._grad2_avg - self._grad_avg + self.super_eps)
         if self.wc > 0:
-            self._inc = self._inc - (self.wc * eps) * self._w
+            self._inc = self._inc - (self.wc * self.get_eps(progress)) * self._w
         self._w = self._w + self._inc
         self._num_updates = 0
 

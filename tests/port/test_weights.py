@@ -144,3 +144,16 @@ def test_conv_weight_contrast_norm(lo, hi):
     a = np.linalg.norm(w - w.mean(axis=0), axis=0) / w.shape[0]
     assert np.all(a >= lo * (1 - 1e-9)) and np.all(a <= hi * (1 + 1e-9))
     assert np.allclose(a, hi if lo == 0.0 else lo)
+
+
+@pytest.mark.parametrize("use_grad, wc, draws", [(True, 0.01, 2), (True, 0.0, 1), (False, 0.01, 1),
+                                                 (False, 0.0, 0)])
+def test_update_draws_the_rate_at_each_use_as_the_original(use_grad, wc, draws):
+    """weights.cu calls getRate once for the step (useGrad) and once more for the decay (wc > 0),
+    so a noisy schedule gives them independent rates and no draw happens where neither applies."""
+    ws = _weights(np.ones((3, 2), np.float32), wc=wc, use_grad=use_grad)
+    calls = []
+    rate = ws.schedule.get_rate
+    ws.schedule.get_rate = lambda p: calls.append(p) or rate(p)
+    ws.update(0.5)
+    assert calls == [0.5] * draws
