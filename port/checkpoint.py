@@ -234,8 +234,9 @@ def _load_safe(p: Path) -> dict:
     try:
         with zipfile.ZipFile(p) as z:
             names = set(z.namelist())
-            if SUMS_MEMBER not in names or STATE_MEMBER not in names:
-                raise UserError(f"{p}: not a port checkpoint (no {STATE_MEMBER}/{SUMS_MEMBER})")
+            if not {FORMAT_MEMBER, STATE_MEMBER, SUMS_MEMBER} <= names:
+                raise UserError(f"{p}: not a port checkpoint (no {FORMAT_MEMBER}/{STATE_MEMBER}/"
+                                f"{SUMS_MEMBER})")
             expected = {}
             for line in z.read(SUMS_MEMBER).decode().splitlines():
                 digest, name = line.split("  ", 1)

@@ -233,3 +233,14 @@ def test_unreadable_checkpoint_is_a_user_error(tmp_path):
     (tmp_path / "1.1").mkdir()  # named like a checkpoint, but a folder: open() fails
     with pytest.raises(UserError, match=r"1\.1: cannot read checkpoint"):
         checkpoint.load(tmp_path)
+
+
+def test_zip_without_the_format_member_is_a_user_error(tmp_path):
+    import hashlib
+
+    state = b"{}"
+    with zipfile.ZipFile(tmp_path / "1.1", "w") as z:
+        z.writestr("state.json", state)
+        z.writestr("SHA256SUMS", f"{hashlib.sha256(state).hexdigest()}  state.json\n")
+    with pytest.raises(UserError, match=r"1\.1: not a port checkpoint \(no format\.json"):
+        checkpoint.load(tmp_path / "1.1")
