@@ -21,7 +21,6 @@ computed from.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import posixpath
 import sys
@@ -40,6 +39,7 @@ from archive import ORIGINAL, ROOT
 from archive import experiments as ex
 from archive import manifest
 from archive.sphinxext.model import line_fragment, page_of_source, relative
+from port.util import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 RELEASE = "alexnet-2012"
@@ -428,12 +428,8 @@ def _cached_pages(app, t: ex.Timeline, layers: Path) -> list[tuple[str, dict[str
         pass
     pages = _pages(app, t, layers.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump({"key": key, "pages": pages}, f, pickle.HIGHEST_PROTOCOL)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda f: pickle.dump({"key": key, "pages": pages}, f,
+                                                   pickle.HIGHEST_PROTOCOL))
     return pages
 
 

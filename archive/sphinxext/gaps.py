@@ -10,6 +10,7 @@ import html
 import re
 from pathlib import PurePosixPath
 
+from archive.sphinxext.highlight import C_SUFFIXES, CUDA_SUFFIXES
 from archive.sphinxext.model import Site, page_of_source, relative
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](?P<name>[^>"]+)[>"]')
@@ -21,7 +22,7 @@ def wanted(path: str, lines: list[str]) -> list[tuple[int, str]]:
     suffix = PurePosixPath(path).suffix
     out = []
     for n, line in enumerate(lines, 1):
-        if suffix in (".cu", ".cuh", ".cpp", ".h", ".c", ".hpp", ".cutemp"):
+        if suffix in CUDA_SUFFIXES + C_SUFFIXES:
             if m := _INCLUDE.match(line):
                 out.append((n, m["name"]))
         elif suffix == ".py" and (m := _IMPORT.match(line)):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import os
 import pickle
 import re
 from dataclasses import dataclass, field
@@ -25,10 +24,14 @@ from pygments.lexers import (BashLexer, CppLexer, CudaLexer, HtmlLexer, IniLexer
                              Python2Lexer, PythonLexer, TextLexer)
 from pygments.token import STANDARD_TYPES, Name, Text, Token, _TokenType
 
+from port.util import atomic_write_bytes
+
 VERSION = 5  # bump when the produced HTML changes
 _OPTIONS = dict(stripnl=False, stripall=False, ensurenl=False, tabsize=0)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DEFINING = (Name.Function, Name.Class)
+CUDA_SUFFIXES = (".cu", ".cuh")
+C_SUFFIXES = (".cpp", ".cc", ".c", ".h", ".hpp", ".cutemp")
 
 
 def lexer_for(path: str, port: bool = False) -> Lexer:
@@ -39,9 +42,9 @@ def lexer_for(path: str, port: bool = False) -> Lexer:
     """
     name = PurePosixPath(path).name
     suffix = PurePosixPath(path).suffix.lower()
-    if suffix in (".cu", ".cuh"):
+    if suffix in CUDA_SUFFIXES:
         return CudaLexer(**_OPTIONS)
-    if suffix in (".cpp", ".cc", ".c", ".h", ".hpp", ".cutemp"):
+    if suffix in C_SUFFIXES:
         return CppLexer(**_OPTIONS)
     if suffix == ".py":
         return (PythonLexer if port else Python2Lexer)(**_OPTIONS)
@@ -159,9 +162,4 @@ class Cache:
             return
         self.entries = {k: v for k, v in self.entries.items() if k in self.used}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(self.entries, f, pickle.HIGHEST_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write_bytes(self.path, lambda f: pickle.dump(self.entries, f, pickle.HIGHEST_PROTOCOL))

@@ -30,6 +30,7 @@ from archive.sphinxext.annotations import ArchiveDomain, rendered_bodies
 from archive.sphinxext.highlight import VERSION as HL_VERSION
 from archive.sphinxext.highlight import Cache
 from archive.sphinxext.model import Site, page_of_port, page_of_source, page_of_versions
+from port.util import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -155,5 +156,5 @@ def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
     if old.get("identifiers.js") != ids_key or not (outdir / "identifiers.js").is_file():
         _write_if_changed(outdir / "identifiers.js", search.index_script(search.build_index(site, cache)).encode())
     cache.save()
-    record_path.write_text(json.dumps(new, sort_keys=True))
+    atomic_write_bytes(record_path, lambda f: f.write(json.dumps(new, sort_keys=True).encode()))
     logger.info("archive: %d generated pages written, %d unchanged", written, skipped)
