@@ -252,7 +252,11 @@ def _load_safe(p: Path) -> dict:
                 data[name] = raw
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, KeyError, OSError) as e:
         raise UserError(f"{p}: corrupt or truncated checkpoint ({e})") from None
-    fmt = json.loads(data[FORMAT_MEMBER])
+    try:
+        fmt = json.loads(data[FORMAT_MEMBER])
+        state = json.loads(data[STATE_MEMBER])
+    except ValueError as e:  # checksums match but the JSON does not parse: a crafted file
+        raise UserError(f"{p}: corrupt checkpoint ({e})") from None
     if fmt.get("format") != FORMAT_NAME or fmt.get("version") != FORMAT_VERSION:
         raise UserError(f"{p}: unknown checkpoint format {fmt}")
     arrays = {}
@@ -260,7 +264,7 @@ def _load_safe(p: Path) -> dict:
         m = re.match(r"^arrays/(\d+)\.npy$", name)
         if m:
             arrays[int(m.group(1))] = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
-    return _Decoder(arrays).decode(json.loads(data[STATE_MEMBER]))
+    return _Decoder(arrays).decode(state)
 
 
 def load(path: str | os.PathLike, *, trust_pickle: bool = False) -> dict:

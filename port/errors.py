@@ -6,6 +6,7 @@ Raise :class:`UserError` (or a subclass) with a message that names the file, the
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -28,6 +29,13 @@ class ConfigError(UserError):
         if key:
             where += f" {key}"
         super().__init__(f"{where}: {expected}")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose mistakes (unknown option, bad value) are one-line :class:`UserError` s."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see --help)")
 
 
 def main_guard(prog: str) -> Callable:

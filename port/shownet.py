@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from port.errors import UserError, main_guard
+from port.errors import ArgumentParser, UserError, main_guard
 from port.util import atomic_write_bytes, pickle
 
 FILTERS_PER_ROW = 16
@@ -484,16 +484,9 @@ NOT_PORTED = {"show-data-grad": "needs the data gradient of the model",
               "top5": "not ported; convnet's --multiview-test reports the test error"}
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose mistakes are one-line :class:`UserError` s (exit 2 through ``main_guard``)."""
-
-    def error(self, message):
-        raise UserError(f"{message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Ports: alexnet-2012/shownet.py:536-562 ShowConvNet.get_options_parser"""
-    p = _Parser(prog="python -m port.shownet",
+    p = ArgumentParser(prog="python -m port.shownet",
                 description="Plot costs, filters and predictions of a checkpoint into PNG files; "
                             "write features of a layer.")
     a = p.add_argument

@@ -9,22 +9,15 @@ import sys
 from pathlib import Path
 
 from port.data.convert import CIFAR10_URL, convert_cifar10, convert_imagenet
-from port.errors import UserError, main_guard
+from port.errors import ArgumentParser, UserError, main_guard
 
 
 def _fmt(r) -> str:
     return "none" if r is None else (f"{r[0]}" if r[0] == r[1] else f"{r[0]}-{r[1]}")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose mistakes are one-line :class:`UserError` s (exit 2 through ``main_guard``)."""
-
-    def error(self, message):
-        raise UserError(f"{message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m port.data", description=__doc__)
+    p = ArgumentParser(prog="python -m port.data", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("cifar10", help="official CIFAR-10 python release -> cuda-convnet batches")
     c.add_argument("--source", type=Path, default=None,
