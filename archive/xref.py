@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,19 +120,37 @@ def scan_file(path: Path, root: Path = ROOT) -> tuple[list[PortsRef], list[Diver
 SCANNED_SUFFIXES = (".py", ".cu", ".cuh")
 
 
+def port_files(paths: list[Path]) -> list[Path]:
+    """The files :func:`scan` reads under ``paths`` (files or folders), in a stable order."""
+    found: list[Path] = []
+    for base in paths:
+        if base.is_file():
+            found.append(base)
+        elif base.is_dir():
+            found += sorted(p for p in base.rglob("*") if p.is_file() and p.suffix in SCANNED_SUFFIXES
+                            and "__pycache__" not in p.parts)
+    return found
+
+
 def scan(paths: list[Path] | None = None, root: Path = ROOT) -> tuple[list[PortsRef], list[Divergence]]:
     """All references and divergences under ``paths`` (default: the ``port`` package)."""
-    paths = paths or [root / "port"]
     refs: list[PortsRef] = []
     divs: list[Divergence] = []
-    for base in paths:
-        files = [base] if base.is_file() else sorted(
-            p for p in base.rglob("*") if p.suffix in SCANNED_SUFFIXES and "__pycache__" not in p.parts)
-        for f in files:
-            r, d = scan_file(f, root)
-            refs += r
-            divs += d
+    for f in port_files(paths or [root / "port"]):
+        r, d = scan_file(f, root)
+        refs += r
+        divs += d
     return refs, divs
+
+
+def parse_target(text: str) -> tuple[str, str, int, int, str] | None:
+    """``<release>/<path>:<first>-<last> [Symbol]`` (a ``Ports:`` line without its keyword, as
+    annotations and ``{src}`` links write it) → (release, path, first, last, symbol)."""
+    m = PORTS_RE.match("Ports: " + text.strip())
+    if not m:
+        return None
+    first = int(m["first"])
+    return m["release"], m["path"], first, int(m["last"]) if m["last"] else first, _unquote(m["symbol"] or "")
 
 
 def symbol_names(symbol: str) -> list[str]:
@@ -143,38 +162,46 @@ def symbol_names(symbol: str) -> list[str]:
     return [last] if last else []
 
 
+def target_problem(manifests: dict[str, Manifest], release: str, path: str, first: int, last: int,
+                   symbol: str, read_lines: Callable[[], list[str] | None]) -> str | None:
+    """What is wrong with one cited range, or None. The rule for ``Ports:`` lines, annotations
+    and links alike: a known release and path, a range inside the file, and, when the release is
+    fetched (``read_lines()`` returns its lines, else None), the symbol's name inside the range."""
+    man = manifests.get(release)
+    if man is None:
+        return f"unknown release {release!r} (known: {', '.join(manifests)})"
+    entry = man.files.get(path)
+    if entry is None:
+        return f"{release} has no file {path!r}"
+    if not 1 <= first <= last <= entry.lines:
+        return f"lines {first}-{last} lie outside {release}/{path} ({entry.lines} lines)"
+    lines = read_lines()
+    if lines is not None:
+        span = "\n".join(lines[first - 1:last])
+        for name in symbol_names(symbol):
+            if name not in span:
+                return f"{symbol!r} does not appear in {release}/{path}:{first}-{last}"
+    return None
+
+
 def check(refs: list[PortsRef], manifests: dict[str, Manifest],
           original: Path = ORIGINAL) -> list[str]:
-    """Problems with the references, each as ``port_file:line: message``.
-
-    Always checked against the manifests: known release, known path, range inside the file.
-    Checked when the release is present under ``original``: the named symbol lies in the range.
-    """
-    problems: list[str] = []
+    """Problems with the references, each as ``port_file:line: message`` (:func:`target_problem`)."""
     texts: dict[tuple[str, str], list[str] | None] = {}
+
+    def reader(release: str, path: str) -> Callable[[], list[str] | None]:
+        def read() -> list[str] | None:
+            if (release, path) not in texts:
+                f = original / release / path
+                texts[release, path] = (f.read_text(encoding="utf-8", errors="replace").splitlines()
+                                        if f.is_file() else None)
+            return texts[release, path]
+        return read
+
+    problems = []
     for r in refs:
-        where = f"{r.port_file}:{r.line}"
-        man = manifests.get(r.release)
-        if man is None:
-            problems.append(f"{where}: unknown release {r.release!r} (known: {', '.join(manifests)})")
-            continue
-        entry = man.files.get(r.path)
-        if entry is None:
-            problems.append(f"{where}: {r.release} has no file {r.path!r}")
-            continue
-        if not 1 <= r.first <= r.last <= entry.lines:
-            problems.append(f"{where}: lines {r.first}-{r.last} lie outside {r.release}/{r.path} "
-                            f"({entry.lines} lines)")
-            continue
-        key = (r.release, r.path)
-        if key not in texts:
-            f = original / r.release / r.path
-            texts[key] = f.read_text(encoding="utf-8", errors="replace").splitlines() if f.is_file() else None
-        lines = texts[key]
-        if lines is None:
-            continue
-        span = "\n".join(lines[r.first - 1:r.last])
-        for name in symbol_names(r.symbol):
-            if name not in span:
-                problems.append(f"{where}: {r.symbol!r} does not appear in {r.target}")
+        msg = target_problem(manifests, r.release, r.path, r.first, r.last, r.symbol,
+                             reader(r.release, r.path))
+        if msg:
+            problems.append(f"{r.port_file}:{r.line}: {msg}")
     return problems

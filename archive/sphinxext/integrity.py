@@ -32,25 +32,12 @@ class IntegrityError(SphinxError):
 
 
 def check_target(site: Site, release: str, path: str, first: int, last: int, symbol: str) -> str | None:
-    """The rule of :func:`archive.xref.check`, for one target; None when it holds."""
-    man = site.manifests.get(release)
-    if man is None:
-        return f"unknown release {release!r} (known: {', '.join(site.manifests)})"
-    entry = man.files.get(path)
-    if entry is None:
-        return f"{release} has no file {path!r}"
-    if first == 0 and last == 0:  # a whole-file link
+    """:func:`archive.xref.target_problem` for one annotation or link; a whole-file link
+    (``first == last == 0``) needs only a known file."""
+    if first == 0 and last == 0 and path in getattr(site.manifests.get(release), "files", {}):
         return None
-    if not 1 <= first <= last <= entry.lines:
-        return f"lines {first}-{last} lie outside {release}/{path} ({entry.lines} lines)"
-    text = site.text(release, path)
-    if text is None:
-        return None
-    span = "\n".join(text.splitlines()[first - 1:last])
-    for name in xref.symbol_names(symbol):
-        if name not in span:
-            return f"{symbol!r} does not appear in {release}/{path}:{first}-{last}"
-    return None
+    return xref.target_problem(site.manifests, release, path, first, last, symbol,
+                               lambda: None if (t := site.text(release, path)) is None else t.splitlines())
 
 
 def fixity(site: Site) -> list[str]:

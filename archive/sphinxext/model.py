@@ -45,15 +45,7 @@ class Annotation:
         return f"{self.release}/{self.path}:{self.first}-{self.last}"
 
 
-def parse_target(text: str) -> tuple[str, str, int, int, str] | None:
-    """``<release>/<path>:<first>-<last> [Symbol]`` → parts, read by the one parser of
-    ``Ports:`` lines (:data:`archive.xref.PORTS_RE`), so both forms cannot drift apart."""
-    m = xref.PORTS_RE.match("Ports: " + text.strip())
-    if not m:
-        return None
-    first = int(m["first"])
-    last = int(m["last"]) if m["last"] else first
-    return m["release"], m["path"], first, last, (m["symbol"] or "").strip()
+parse_target = xref.parse_target  # the one parser of ``<release>/<path>:<first>-<last> [Symbol]``
 
 
 def page_of_source(release: str, path: str) -> str:
@@ -137,9 +129,6 @@ class Site:
     def port_files(self) -> list[str]:
         """Every scanned port file (with or without references), repository-relative."""
         found = {r.port_file for r in self.refs} | {d.port_file for d in self.divergences}
-        for base in self.port_paths:
-            files = [base] if base.is_file() else base.rglob("*") if base.is_dir() else []
-            for p in files:
-                if p.suffix in xref.SCANNED_SUFFIXES and "__pycache__" not in p.parts and p.is_file():
-                    found.add(p.resolve().relative_to(self.root.resolve()).as_posix())
+        found |= {p.resolve().relative_to(self.root.resolve()).as_posix()
+                  for p in xref.port_files(self.port_paths)}
         return sorted(found)
