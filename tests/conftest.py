@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from archive import ORIGINAL, ROOT
-from archive.manifest import RELEASE_IDS
 
 SHARED = ROOT.parent / "shared"
 CIFAR_SUBSET = SHARED / "data" / "cifar-10-subset"
@@ -27,20 +26,7 @@ def alexnet_2012() -> Path:
 
 
 @pytest.fixture
-def r561() -> Path:
-    return release_dir("cuda-convnet-r561")
-
-
-@pytest.fixture
-def cc2() -> Path:
-    return release_dir("cuda-convnet2")
-
-
-@pytest.fixture
 def cifar_subset() -> Path:
     if not (CIFAR_SUBSET / "data_batch_1").is_file():
         pytest.skip(f"the CIFAR-10 subset is not at {CIFAR_SUBSET}")
     return CIFAR_SUBSET
-
-
-__all__ = ["RELEASE_IDS", "release_dir", "SHARED", "CIFAR_SUBSET"]
