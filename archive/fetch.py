@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from archive import ORIGINAL, RELEASES_DIR
-from archive.manifest import Manifest, load, manifest_path
+from archive.manifest import Manifest, load, manifest_path, parse_ls_tree
 from archive.verify import Problem, check_tree, installed_mode, is_installed, summarize
 from port.errors import UserError
 
@@ -226,12 +226,7 @@ class GitSource(Source):
         return run.stdout
 
     def members(self) -> list[Member]:
-        rows = []
-        for row in filter(None, self._git("ls-tree", "-r", "-z", "--full-tree",
-                                          self.commit).split(b"\0")):
-            meta, name = row.split(b"\t", 1)
-            mode, kind, obj = meta.decode().split()
-            rows.append((name.decode(), mode, kind, obj))
+        rows = parse_ls_tree(self._git("ls-tree", "-r", "-z", "--full-tree", self.commit))
         blobs = [obj for _, mode, _, obj in rows if mode in ("100644", "100755")]
         data = self._cat(blobs)
         out = []

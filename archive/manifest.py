@@ -125,6 +125,16 @@ def _git(git_dir: Path, *args: str) -> bytes:
                           capture_output=True).stdout
 
 
+def parse_ls_tree(raw: bytes) -> list[tuple[str, str, str, str]]:
+    """The rows of ``git ls-tree -r -z`` output: (path, git mode, kind, object id)."""
+    rows = []
+    for row in filter(None, raw.split(b"\0")):
+        meta, path = row.split(b"\t", 1)
+        mode, kind, obj = meta.decode().split()
+        rows.append((path.decode(), mode, kind, obj))
+    return rows
+
+
 def from_git(git_dir: Path, release: str, commit: str, upstream: str, license: str,
              provenance: str) -> Manifest:
     """Generate the manifest of ``commit``'s tree from a git directory (bare or not)."""
@@ -133,15 +143,11 @@ def from_git(git_dir: Path, release: str, commit: str, upstream: str, license: s
         git_dir = git_dir / ".git"
     date = _git(git_dir, "show", "-s", "--format=%cI", commit).decode().strip()
     files: dict[str, FileEntry] = {}
-    listing = _git(git_dir, "ls-tree", "-r", "-z", "--full-tree", commit).split(b"\0")
-    for row in filter(None, listing):
-        meta, path = row.split(b"\t", 1)
-        mode, kind, blob = meta.decode().split()
+    for path, mode, kind, blob in parse_ls_tree(_git(git_dir, "ls-tree", "-r", "-z", "--full-tree", commit)):
         if kind != "blob" or mode not in ("100644", "100755"):
-            raise ValueError(f"{release}: {path.decode()} is a {kind} with mode {mode}; "
+            raise ValueError(f"{release}: {path} is a {kind} with mode {mode}; "
                              "only regular files can be pinned")
-        data = _git(git_dir, "cat-file", "blob", blob)
-        files[path.decode()] = describe(data, path.decode(), mode, blob)
+        files[path] = describe(_git(git_dir, "cat-file", "blob", blob), path, mode, blob)
     return Manifest(id=release, upstream=upstream, commit=commit, commit_date=date,
                     license=license, provenance=provenance, files=files)
 
