@@ -31,7 +31,7 @@ site: original
 	@echo "site: open _build/site/index.html"
 
 test: venv
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 bench: venv
 	$(BIN)/python -m benchmarks

@@ -1,6 +1,9 @@
-"""Shared test fixtures. Tests that need the fetched releases skip, saying why, when they are absent."""
+"""Shared test fixtures. Tests that need the fetched releases skip, saying why, when they are
+absent; with ``ARCHIVE_REQUIRE_RELEASES=1`` (set by CI once it has installed them) they fail
+instead, so that a run meant to cover the real releases cannot pass by skipping them."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,20 +12,49 @@ from archive import ORIGINAL, ROOT
 
 SHARED = ROOT.parent / "shared"
 CIFAR_SUBSET = SHARED / "data" / "cifar-10-subset"
+RELEASES = ("alexnet-2012", "cuda-convnet-r561", "cuda-convnet2")
+
+
+def releases_required() -> bool:
+    return os.environ.get("ARCHIVE_REQUIRE_RELEASES") == "1"
 
 
 def release_dir(release: str) -> Path:
     """``original/<release>``, or skip the test saying how to fetch it."""
     d = ORIGINAL / release
     if not (d.is_dir() and any(d.iterdir())):
-        pytest.skip(f"release {release} is not fetched (original/{release} is empty); "
-                    f"run `make original` to run this test")
+        why = (f"release {release} is not fetched (original/{release} is empty); "
+               f"run `make original` to run this test")
+        if releases_required():
+            pytest.fail(f"{why} (ARCHIVE_REQUIRE_RELEASES=1: no release may be missing)")
+        pytest.skip(why)
     return d
 
 
 @pytest.fixture
 def alexnet_2012() -> Path:
     return release_dir("alexnet-2012")
+
+
+@pytest.fixture(scope="session")
+def real_site(tmp_path_factory) -> Path:
+    """The site of the three real releases: ``$ARCHIVE_SITE`` when set (CI builds it with
+    ``make site`` first, warnings as errors), otherwise built here once per test process.
+    Tests using it carry ``xdist_group("real_site")`` so that one worker builds it."""
+    for release in RELEASES:
+        release_dir(release)
+    if os.environ.get("ARCHIVE_SITE"):
+        out = Path(os.environ["ARCHIVE_SITE"]).resolve()
+        if not (out / "index.html").is_file():
+            pytest.fail(f"ARCHIVE_SITE={out} holds no built site (no index.html)")
+        return out
+    from tests.archive.sphinxext import synthetic
+    tmp = tmp_path_factory.mktemp("real-site")
+    out = tmp / "site"
+    _, _, warnings = synthetic.build_dirs(ROOT / "docs", ROOT, out, tmp / "doctrees", parallel=2)
+    if warnings.strip():
+        pytest.fail(f"the real site built with warnings:\n{warnings}")
+    return out
 
 
 @pytest.fixture

@@ -156,3 +156,35 @@ def test_escaped_html_renders_as_text(browser, site_url):
     assert page.locator("pre.code b").count() == 0
     assert dialogs == []
     page.close()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("real_site")
+def test_real_site_deep_link_and_port_pairing(browser, real_site):
+    """The real site: a deep link into layer.cu lands on its range, and its port link goes to
+    the port page and back, with no request leaving the local server."""
+    handler = functools.partial(_Quiet, directory=str(real_site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(f"{url}/releases/alexnet-2012/src/layer.cu.html#L823-L842")
+        assert highlighted(page) == [f"L{n}" for n in range(823, 843)]
+        top = page.evaluate("document.getElementById('L823').getBoundingClientRect().top")
+        assert -2 <= top < 900  # scrollIntoView(start) leaves a sub-pixel offset
+        port = page.locator("a.to-port").first
+        target = port.get_attribute("href")
+        assert "/port/" in f"/{target}" and "#L" in target
+        port.click()
+        page.wait_for_url("**/port/**")
+        back = page.locator("a.to-src[href*='alexnet-2012']").first
+        back.click()
+        page.wait_for_url("**/releases/alexnet-2012/**#L*")
+        assert highlighted(page)
+        assert all(u.startswith(url) for u in requests), [u for u in requests if not u.startswith(url)]
+        page.close()
+    finally:
+        server.shutdown()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from archive import ORIGINAL, ROOT
 from archive.sphinxext.integrity import IntegrityError
 from tests.archive.sphinxext import synthetic
 
@@ -238,14 +237,10 @@ def test_altered_original_fails_the_build(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_site(tmp_path):
+@pytest.mark.xdist_group("real_site")
+def test_real_site(real_site):
     """The real site: all three releases (skips when they are not fetched)."""
-    for release in ("alexnet-2012", "cuda-convnet-r561", "cuda-convnet2"):
-        if not (ORIGINAL / release).is_dir() or not any((ORIGINAL / release).iterdir()):
-            pytest.skip(f"release {release} is not fetched; run `make original`")
-    out = tmp_path / "site"
-    _, _, warnings = synthetic.build_dirs(ROOT / "docs", ROOT, out, tmp_path / "doctrees", parallel=2)
-    assert "ERROR" not in warnings, warnings
+    out = real_site
     layer = out / "releases/alexnet-2012/src/layer.cu.html"
     assert layer.stat().st_size < 1_500_000
     n_pages = sum(1 for _ in (out / "releases").rglob("*.html"))
