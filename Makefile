@@ -35,6 +35,7 @@ test: venv
 
 bench: venv
 	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks.networks
 
 clean:
 	rm -rf _build .pytest_cache
