@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 from functools import wraps
 
@@ -39,10 +40,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def main_guard(prog: str) -> Callable:
-    """Decorate a ``main(argv) -> int`` so a :class:`UserError` becomes one line and exit 2."""
+    """Decorate a ``main(argv) -> int`` so a :class:`UserError` becomes one line and exit 2,
+    and each warning one line ``<prog>: warning: <message>``."""
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @wraps(main)
         def guarded(*args, **kwargs) -> int:
+            formatwarning = warnings.formatwarning
+            warnings.formatwarning = lambda message, *_a, **_k: f"{prog}: warning: {message}\n"
             try:
                 return main(*args, **kwargs)
             except UserError as e:
@@ -51,5 +55,7 @@ def main_guard(prog: str) -> Callable:
             except KeyboardInterrupt:
                 print(f"{prog}: interrupted", file=sys.stderr)
                 return 130
+            finally:
+                warnings.formatwarning = formatwarning
         return guarded
     return wrap

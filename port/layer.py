@@ -43,11 +43,20 @@ Options (a mapping; every key optional):
     a numpy Generator (or its seed) for the initial weights and random connectivity.
 ``log``
     a callable taking one line; receives the original's ``Initialized ...`` messages.
+``minibatch_size``, ``memory_limit``
+    the minibatch size (default 128) and the bytes the net may take (default: what this process
+    can still allocate, :func:`port.util.memory_ceiling`). A layer whose weights and activations
+    would need more is refused at parse time, naming the key that makes it big.
+
+Hostile input: every int key must be a C int and every float key finite; a cfg must be a regular
+file of at most 16 MiB; a key no parser reads warns (:class:`UnknownKeyWarning`) naming the closest
+key the layer does read.
 """
 from __future__ import annotations
 
 import ast
 import configparser
+import difflib
 import importlib
 import math
 import re
@@ -61,14 +70,47 @@ import numpy as np
 
 from port.errors import ConfigError
 from port.lr import ParamParser, parse_first, parse_schedule
+from port.util import format_bytes, memory_ceiling, not_a_file
 
 __all__ = ["parse_layers", "guess_data_dims", "conv_to_local", "unshare_weights",
            "LAYER_PARSERS", "NEURON_PARSERS", "parse_neuron", "IgnoredKeyWarning",
-           "get_layer_name"]
+           "UnknownKeyWarning", "get_layer_name"]
 
 
 class IgnoredKeyWarning(UserWarning):
     """A cfg key the original reads but ignores (e.g. ``sched=`` in params files 153-163)."""
+
+
+class UnknownKeyWarning(IgnoredKeyWarning):
+    """A cfg key no parser reads (a misspelling such as ``neuronx=relu``)."""
+
+
+#: The largest cfg file read (the released ones are under 10 KiB).
+MAX_CFG_BYTES = 16 << 20
+#: Integer keys are C ints in the original (``pyDictGetInt``).
+INT_MIN, INT_MAX = -(2 ** 31), 2 ** 31 - 1
+#: The minibatch size assumed for activation memory when the caller gives none (``--mini``'s default).
+DEFAULT_MINIBATCH = 128
+
+
+class _BadValue(ValueError):
+    """A value of the right syntax that no layer can take (NaN, out of the C int range)."""
+
+
+def _cfg_int(v: str) -> int:
+    """An int key's value: a C int, as the original's layers read it."""
+    i = int(v)
+    if not INT_MIN <= i <= INT_MAX:
+        raise _BadValue(f"must be an int in the C int range {INT_MIN}..{INT_MAX}, got {v.strip()!r}")
+    return i
+
+
+def _cfg_float(v: str) -> float:
+    """A float key's value: finite (NaN and inf would only surface later as a nan cost)."""
+    f = float(v)
+    if not math.isfinite(f):
+        raise _BadValue(f"must be a finite float, got {v.strip()!r}")
+    return f
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +140,8 @@ class ParamNeuronParser(NeuronParser):
     Values are digits, dots and minus signs only (no exponent), as the original's regex.
 
     Ports: alexnet-2012/layer.py:33-54 ParamNeuronParser
-    DIVERGES: a malformed number (``tanh[1.2.3,1]``) is "unable to parse", not a ValueError traceback.
+    DIVERGES: a malformed number (``tanh[1.2.3,1]``) is "unable to parse", not a ValueError traceback;
+    so is one too long to be finite (``brelu[1111...]`` of 400 digits is inf).
     """
     neuron_regex = re.compile(r"^\s*(\w+)\s*\[\s*(\w+(\s*,\w+)*)\s*\]\s*$")
 
@@ -112,7 +155,7 @@ class ParamNeuronParser(NeuronParser):
         m = re.match(r"^%s\s*\[([\d,\.\s\-]*)\]\s*$" % self.base_type, type)
         if m:
             try:
-                vals = [float(v.strip()) for v in m.group(1).split(",")]
+                vals = [_cfg_float(v.strip()) for v in m.group(1).split(",")]
             except ValueError:
                 return None
             if len(vals) == len(self.param_names):
@@ -168,8 +211,14 @@ class MyConfigParser:
         self.path = Path(path)
         self.cp = configparser.ConfigParser(strict=False, inline_comment_prefixes=(";",),
                                             empty_lines_in_values=False)
-        if not self.path.is_file():
-            raise ConfigError(self.path, None, None, f"{what} does not exist")
+        self.read_keys: dict[str, dict[str, str]] = {}  # section -> {lower-case key: spelling}
+        why = not_a_file(self.path)
+        if why is not None:
+            raise ConfigError(self.path, None, None, f"{what} {why}")
+        size = self.path.stat().st_size
+        if size > MAX_CFG_BYTES:
+            raise ConfigError(self.path, None, None, f"{what} is {format_bytes(size)}; a cfg file is"
+                              f" text of at most {format_bytes(MAX_CFG_BYTES)}")
         try:
             with open(self.path, encoding="latin-1") as f:
                 self.cp.read_file(f)
@@ -192,12 +241,14 @@ class MyConfigParser:
         return self.cp.has_section(section)
 
     def has_option(self, section: str, option: str) -> bool:
+        self.read_keys.setdefault(section, {})[option.lower()] = option
         return self.cp.has_option(section, option)
 
     def error(self, section, option, expected) -> ConfigError:
         return ConfigError(self.path, section, option, expected)
 
     def safe_get(self, section, option, default=None):
+        self.read_keys.setdefault(section, {})[option.lower()] = option
         try:
             return self.cp.get(section, option)
         except configparser.NoSectionError:
@@ -216,6 +267,8 @@ class MyConfigParser:
             return v
         try:
             return conv(v)
+        except _BadValue as e:
+            raise self.error(section, option, str(e)) from None
         except ValueError:
             raise self.error(section, option, f"must be {typestr}, got {v!r}") from None
 
@@ -225,24 +278,26 @@ class MyConfigParser:
             return v
         try:
             return [f(x.strip()) for x in v.split(",")]
+        except _BadValue as e:
+            raise self.error(section, option, f"{e} (in the list {v!r})") from None
         except (ValueError, AttributeError):
             raise self.error(section, option,
                              f"must be ','-delimited list of {typestr}, got {v!r}") from None
 
     def safe_get_int(self, section, option, default=None):
-        return self._typed(section, option, int, "int", default)
+        return self._typed(section, option, _cfg_int, "int", default)
 
     def safe_get_float(self, section, option, default=None):
-        return self._typed(section, option, float, "float", default)
+        return self._typed(section, option, _cfg_float, "float", default)
 
     def safe_get_bool(self, section, option, default=None):
         return self._typed(section, option, _getboolean, "bool", default)
 
     def safe_get_float_list(self, section, option, default=None):
-        return self.safe_get_list(section, option, float, "floats", default)
+        return self.safe_get_list(section, option, _cfg_float, "floats", default)
 
     def safe_get_int_list(self, section, option, default=None):
-        return self.safe_get_list(section, option, int, "ints", default)
+        return self.safe_get_list(section, option, _cfg_int, "ints", default)
 
     def safe_get_bool_list(self, section, option, default=None):
         return self.safe_get_list(section, option, lambda x: x.lower() in ("true", "1"),
@@ -296,6 +351,9 @@ class _Context:
     rng: np.random.Generator | None = None
     init_weights: bool = True
     log: Callable[[str], None] = lambda line: None
+    minibatch: int = DEFAULT_MINIBATCH
+    memory_limit: int | None = None  # bytes the net may take; None: port.util.memory_ceiling()
+    memory_used: int = 0             # what the layers parsed so far take
 
     def classes(self, seen: int) -> int:
         """The provider's class count; without one, the first caller's ``seen`` is adopted.
@@ -405,10 +463,70 @@ class LayerParser:
 
     def parse(self, name, mcp, prev_layers, ctx):
         """Ports: alexnet-2012/layer.py:225-230 parse"""
-        self.prev_layers, self.ctx, self.path = prev_layers, ctx, mcp.path
+        self.prev_layers, self.ctx, self.path, self.mcp = prev_layers, ctx, mcp.path, mcp
         self.dic["name"] = name
         self.dic["type"] = mcp.safe_get(name, "type")
         return self.dic
+
+    #: Keys whose size drives a layer's memory, in the order they are blamed on a tie.
+    SIZE_KEYS = ("outputs", "filters", "padding", "outputsX", "filterSize", "channels", "groups",
+                 "filterChannels", "sizeX", "start", "stride", "size", "tgtSize")
+
+    def check_bytes(self, nbytes: int, what: str, always: bool = False):
+        """Refuse the layer when ``what`` (``nbytes``) does not fit in the memory left to the net.
+
+        Checked only when the net is really built (``init_weights``) unless ``always``: a
+        def-only parse (the site) allocates nothing. The one line names the layer, the key of
+        the section whose value is largest (what makes the layer big) and the bytes.
+        Port-only: the original allocated and failed in CUDA (or, in this port, with a MemoryError).
+        """
+        ctx = self.ctx
+        if ctx is None or not (always or ctx.init_weights):
+            return
+        if ctx.memory_limit is None:
+            ctx.memory_limit = memory_ceiling()
+        if ctx.memory_used + nbytes > ctx.memory_limit:
+            before = (f" on top of the {format_bytes(ctx.memory_used)} of the layers before it"
+                      if ctx.memory_used else "")
+            self.fail(self._size_key(), f"{what} would need {format_bytes(nbytes)}{before}, more than"
+                      f" the {format_bytes(ctx.memory_limit)} of memory available",
+                      section=self.dic.get("src_layer"))
+        ctx.memory_used += nbytes
+
+    def _size_key(self) -> str | None:
+        """The size key given in this layer's section with the largest value (None: no such key)."""
+        cp = getattr(getattr(self, "mcp", None), "cp", None)
+        name = self.dic.get("src_layer", self.dic.get("name"))
+        best, best_v = None, -1
+        for k in self.SIZE_KEYS:
+            if cp is None or not cp.has_option(name, k) or k not in self.dic:
+                continue
+            v = self.dic[k]
+            v = max((abs(x) for x in v), default=0) if isinstance(v, list) else abs(v)
+            if isinstance(v, (int, float)) and v > best_v:
+                best, best_v = k, v
+        return best
+
+    def check_memory(self):
+        """The layer's activations and their gradients (float32, one minibatch), weights, biases
+        and their increments, checked once against the memory left (:meth:`check_bytes`)."""
+        if getattr(self, "_memory_checked", False):
+            return
+        self._memory_checked = True
+        dic = self.dic
+        n = 2 * 4 * int(dic.get("outputs", 0)) * (self.ctx.minibatch if self.ctx else DEFAULT_MINIBATCH)
+        what = f"{dic.get('outputs', 0)} outputs per case"
+        if dic.get("type") in ("fc", "treefc", "conv", "local"):
+            own = [r * c for (r, c), src in zip(_weight_shapes(dic), dic["weightSourceLayers"]) if src == ""]
+            if dic["type"] in ("fc", "treefc"):
+                biases = dic["outputs"]
+            else:
+                shared = dic["type"] == "conv" and dic.get("sharedBiases", True)
+                biases = dic["filters"] * (1 if shared else dic["modules"])
+            n += 2 * 4 * (sum(own) + biases)
+            what += f" and {sum(own)} weights"
+        self.check_bytes(n, f"the layer ({what}, minibatches of "
+                         f"{self.ctx.minibatch if self.ctx else DEFAULT_MINIBATCH})")
 
     def verify_float_range(self, v, param_name, _min, _max):
         """Ports: alexnet-2012/layer.py:232-233 verify_float_range"""
@@ -544,7 +662,10 @@ def _img_pixels(parser: LayerWithInputParser, channels: int) -> tuple[int, int]:
     if channels < 1:
         parser.fail("channels", f"must be greater than or equal to 1, got {channels}")
     pixels = parser.dic["numInputs"][0] // channels
-    return pixels, int(math.sqrt(pixels))
+    if pixels < 1:  # Port-only: the original divided by zero in verify_img_size
+        parser.fail("channels", f"has {parser.dic['numInputs'][0]}-dimensional input, fewer values than"
+                                f" its {channels} channels")
+    return pixels, math.isqrt(pixels)
 
 
 class NailbedLayerParser(LayerWithInputParser):
@@ -552,6 +673,7 @@ class NailbedLayerParser(LayerWithInputParser):
     ``imgSize``, ``outputsX`` = ⌈img/stride⌉, ``start`` = (img − stride·(outputsX − 1))/2.
 
     Ports: alexnet-2012/layer.py:404-431 NailbedLayerParser
+    DIVERGES: ``stride`` 1 is refused here; the original parsed it and the kernel asserted at run time.
     """
 
     def __init__(self):
@@ -563,7 +685,7 @@ class NailbedLayerParser(LayerWithInputParser):
         dic["channels"] = mcp.safe_get_int(name, "channels")
         dic["stride"] = mcp.safe_get_int(name, "stride")
         self.verify_num_range(dic["channels"], "channels", 1, None)
-        self.verify_num_range(dic["stride"], "stride", 1, None)
+        self.verify_num_range(dic["stride"], "stride", 2, None)  # the kernel asserts stride > 1
         dic["imgPixels"], dic["imgSize"] = _img_pixels(self, dic["channels"])
         dic["outputsX"] = (dic["imgSize"] + dic["stride"] - 1) // dic["stride"]
         dic["start"] = (dic["imgSize"] - dic["stride"] * (dic["outputsX"] - 1)) // 2
@@ -790,7 +912,9 @@ def detach_neuron_layers(layers: dict, ctx: _Context):
     """
     for name, l in list(layers.items()):
         if l["type"] != "neuron" and l.get("neuron"):
-            NeuronLayerParser().detach_neuron_layer(name, layers, ctx)
+            parser = NeuronLayerParser()
+            parser.detach_neuron_layer(name, layers, ctx)
+            parser.check_memory()
 
 
 class EltwiseSumLayerParser(LayerWithInputParser):
@@ -832,6 +956,7 @@ class HiddenSexLayerParser(LayerWithInputParser):
     """``hs`` (dropout, "hidden sex"). Keys: ``keep`` (def file); ``enable`` (params file, bool).
 
     Ports: alexnet-2012/layer.py:689-709 HiddenSexLayerParser
+    DIVERGES: ``keep`` must be a probability (0-1); the original took any float.
     """
 
     def __init__(self):
@@ -847,6 +972,7 @@ class HiddenSexLayerParser(LayerWithInputParser):
         dic["usesInputs"] = dic["usesActs"] = dic["forceOwnActs"] = False
         dic["outputs"] = dic["numInputs"][0]
         dic["keep"] = mcp.safe_get_float(name, "keep")
+        self.verify_float_range(dic["keep"], "keep", 0, 1)
         self.log(f"Initialized hidden sex layer '{name}' on GPU {dic['gpu']}, producing {dic['outputs']} outputs")
         return dic
 
@@ -899,6 +1025,10 @@ class WeightLayerParser(LayerWithInputParser):
         dic["wballNormed"] = [wball * nw for wball, nw in zip(dic["wball"], dic["weightsPerFilter"])]
         dic["schedW"] = self.parse_params(mcp, [parse_schedule], "schedW", "default", "learning rate schedule")
         dic["schedB"] = self.parse_params(mcp, [parse_schedule], "schedB", "default", "learning rate schedule")
+        for key in ("schedW", "schedB"):
+            for param, v in dic[key]["params"].items():
+                if isinstance(v, float) and not math.isfinite(v):
+                    self.fail(key, f"schedule parameter {param} must be a finite float, got {v}")
         dic["gradConsumer"] = dic["epsB"] > 0 or any(w > 0 for w in dic["epsW"])
 
     def call_init_func(self, param_name, shapes, input_idx=-1):
@@ -962,6 +1092,7 @@ class WeightLayerParser(LayerWithInputParser):
         dic = self.dic
         if not self.ctx.init_weights:
             return
+        self.check_memory()
         dic["weights"], dic["weightsInc"] = [], []
         if dic["initWFunc"]:
             for i in range(len(dic["inputs"])):
@@ -1140,6 +1271,8 @@ class LocalLayerParser(WeightLayerParser):
         """Ports: alexnet-2012/layer.py:948-972 gen_rand_conns"""
         dic = self.dic
         over_sample = groups * filter_channels // channels
+        self.check_bytes(40 * over_sample * channels, f"the random connectivity of input {input_idx}"
+                         f" ({over_sample}x{channels} channel indices)", always=True)
         conns = [int(x) for _ in range(over_sample) for x in self.ctx.rng.permutation(channels)]
         if dic["initCFunc"]:
             if not self.ctx.init_weights:
@@ -1195,13 +1328,16 @@ class LocalLayerParser(WeightLayerParser):
         self.verify_num_range(dic["channels"], "channels", 1, None)
         self.verify_num_range(dic["groups"], "groups", 1, None)
         self.verify_num_range(dic["filters"], "filters", 1, None)
+        for i, (st, fs) in enumerate(zip(dic["stride"], dic["filterSize"])):
+            if st > fs:  # Port-only: filter_acts.cu asserts moduleStride <= filterSize
+                self.fail("stride", f"must not exceed filterSize ({fs}) (input {i}), got {st}")
 
         dic["imgPixels"] = [ni // c for ni, c in zip(dic["numInputs"], dic["channels"])]
-        dic["imgSize"] = [int(math.sqrt(p)) for p in dic["imgPixels"]]
+        dic["imgSize"] = [math.isqrt(p) for p in dic["imgPixels"]]
         self.verify_num_range(dic["imgSize"], "imgSize", 1, None)
         dic["filters"] = [f * g for f, g in zip(dic["filters"], dic["groups"])]
         dic["filterPixels"] = [fs ** 2 for fs in dic["filterSize"]]
-        dic["modulesX"] = [1 + int(math.ceil((2 * p + img - fs) / float(s)))
+        dic["modulesX"] = [1 + -(-(2 * p + img - fs) // s)  # 1 + ceil(...), exact for any int
                            for p, img, fs, s in zip(dic["padding"], dic["imgSize"], dic["filterSize"], dic["stride"])]
         dic["filterChannels"] = [c // g for c, g in zip(dic["channels"], dic["groups"])]
         if max(dic["randSparse"]):
@@ -1269,6 +1405,7 @@ class ConvLayerParser(LocalLayerParser):
         dic = super().parse(name, mcp, prev_layers, ctx)
         dic["partialSum"] = mcp.safe_get_int(name, "partialSum")
         dic["sharedBiases"] = mcp.safe_get_bool(name, "sharedBiases", default=True)
+        self.verify_num_range(dic["partialSum"], "partialSum", 0, None)  # Port-only: the kernel needs it
         if dic["partialSum"] != 0 and dic["modules"] % dic["partialSum"] != 0:
             self.fail("partialSum", f"convolutional layer produces {dic['modulesX']}x{dic['modulesX']}="
                       f"{dic['modules']} outputs per filter, but given partialSum parameter"
@@ -1391,8 +1528,11 @@ class PoolLayerParser(LayerWithInputParser):
             self.verify_divisible(dic["channels"], 16, "channels")
         self.verify_str_in(dic["pool"], "pool", ["max", "maxabs", "avg", "rand"])
         self.verify_img_size()
+        # DIVERGES: a window must start inside the image, or overlap it by one pixel from the left
+        # (the original took any start and, past the image, built a layer of negative size).
+        self.verify_num_range(dic["start"], "start", 1 - dic["sizeX"], dic["imgSize"] - 1)
         if dic["outputsX"] <= 0:
-            dic["outputsX"] = int(math.ceil((dic["imgSize"] - dic["start"] - dic["sizeX"]) / float(dic["stride"]))) + 1
+            dic["outputsX"] = -(-(dic["imgSize"] - dic["start"] - dic["sizeX"]) // dic["stride"]) + 1
         dic["outputs"] = dic["outputsX"] ** 2 * dic["channels"]
         self.log(f"Initialized {dic['pool']}-pooling layer '{name}' on GPU {dic['gpu']}, producing "
                  f"{dic['outputsX']}x{dic['outputsX']} {dic['channels']}-channel output")
@@ -1440,6 +1580,13 @@ class NormLayerParser(LayerWithInputParser):
             self.verify_num_range(dic["size"], "size", 1, dic["imgSize"])
         if self.norm_type != self.CROSSMAP_RESPONSE_NORM and dic["channels"] > 3 and dic["channels"] % 4 != 0:
             self.fail("channels", "number of channels must be smaller than 4 or divisible by 4")
+        if self.norm_type != self.CROSSMAP_RESPONSE_NORM:  # Port-only: what conv_util.cu asserts
+            if dic["channels"] > 8 and dic["channels"] % 16 != 0:
+                self.fail("channels", f"number of channels must be at most 8 or divisible by 16 (the"
+                                      f" normalization kernel's rule), got {dic['channels']}")
+            if LayerWithInputParser.grad_consumers_below(dic) and dic["channels"] % 16 != 0:
+                self.fail("channels", f"number of channels must be divisible by 16 above layers with"
+                                      f" parameters (the gradient kernel's rule), got {dic['channels']}")
         self.verify_img_size()
         dic["outputs"] = dic["imgPixels"] * dic["channels"]
         self.log(f"Initialized {self.norm_type}-normalization layer '{name}' on GPU {dic['gpu']}, producing "
@@ -1614,6 +1761,9 @@ class TICACostParser(CostParser):
         dic["sizeX"] = mcp.safe_get_int(name, "sizeX")
         dic["imgPixels"], dic["imgSize"] = _img_pixels(self, dic["channels"])
         self.verify_img_size()
+        if dic["channels"] <= 8 or dic["channels"] % 16 != 0:  # Port-only: the kernel's asserts
+            self.fail("channels", f"must be a multiple of 16 (the TICA kernel's rule), got {dic['channels']}")
+        self.verify_num_range(dic["sizeX"], "sizeX", 1, 5)
         self.log(f"Initialized TICA cost '{name}' on GPU {dic['gpu']}")
         return dic
 
@@ -1673,7 +1823,9 @@ def _parse_def(mcp: MyConfigParser, ctx: _Context) -> dict:
         if ltype not in LAYER_PARSERS:
             raise ConfigError(mcp.path, name, "type", f"unknown layer type '{ltype}'; expected one of "
                               + ", ".join(sorted(LAYER_PARSERS)))
-        layers[name] = LAYER_PARSERS[ltype]().parse(name, mcp, layers, ctx)
+        parser = LAYER_PARSERS[ltype]()
+        layers[name] = parser.parse(name, mcp, layers, ctx)
+        parser.check_memory()
     detach_neuron_layers(layers, ctx)
     for l in layers.values():
         LAYER_PARSERS[l["type"]]().init(l, ctx).optimize(layers)
@@ -1780,7 +1932,9 @@ def _make_context(def_path: Path, options: Mapping | None, init_weights: bool) -
                     data_dims=_data_dims_function(o["data_dims"]) if o.get("data_dims") is not None else None,
                     num_classes=o.get("num_classes"), tree=o.get("tree"), root_label=o.get("root_label"),
                     conserve_mem=bool(o.get("conserve_mem", False)), rng=rng, init_weights=init_weights,
-                    log=o.get("log") or (lambda line: None))
+                    log=o.get("log") or (lambda line: None),
+                    minibatch=int(o.get("minibatch_size") or DEFAULT_MINIBATCH),
+                    memory_limit=o.get("memory_limit"))
 
 
 _PARAMS_KEYS = {"quantF", "quantB", "epsW", "epsB", "momW", "momB", "superEps", "superMom", "wc",
@@ -1958,6 +2112,7 @@ def parse_layers(layer_def, layer_params=None, options: Mapping | None = None,
         if ctx.data_dims is None:
             ctx.data_dims = _guess_data_dims(mcp, ctx).get
         layers = _parse_def(mcp, ctx)
+        _warn_unknown_keys(mcp)
     if layer_params is not None:
         pcp = MyConfigParser(Path(layer_params), "layer parameter file")
         _warn_ignored_keys(pcp)
@@ -1966,6 +2121,7 @@ def parse_layers(layer_def, layer_params=None, options: Mapping | None = None,
                 raise ConfigError(pcp.path, name, None, f"layer of type '{l['type']}' requires extra"
                                   " parameters, but none given in this file")
             LAYER_PARSERS[l["type"]]().init(l, ctx).add_params(pcp)
+        _warn_unknown_keys(pcp, ignore={"sched"})
     for l in layers.values():
         l["conserveMem"] = ctx.conserve_mem
     _apply_model_options(layers, options, ctx.log)
@@ -1976,6 +2132,27 @@ def _data_dims_from_saved(layers: dict) -> Callable[[int], int | None]:
     """The data sizes a saved net was built with (for re-reading its def file on resume)."""
     dims = {l["dataIdx"]: l["outputs"] for l in layers.values() if l.get("type") == "data"}
     return dims.get
+
+
+def _warn_unknown_keys(mcp: MyConfigParser, ignore: set[str] = frozenset()):
+    """Warn once per key that no parser read, naming the closest key the section's layer reads.
+
+    DIVERGES: the original ignores unknown keys silently (``neuronx=relu`` drops the ReLU,
+    ``paddingx=2`` gives padding 0); the port still ignores them, but says so.
+    """
+    every_read = {k: v for keys in mcp.read_keys.values() for k, v in keys.items()}
+    for section in mcp.sections():
+        read = mcp.read_keys.get(section)
+        if read is None:
+            continue  # a params section that names no layer (the original ignores it too)
+        for key in mcp.cp[section]:
+            if key in read or key in ignore or key in mcp.cp.defaults():
+                continue
+            close = (difflib.get_close_matches(key, list(read), n=1, cutoff=0.6)
+                     or difflib.get_close_matches(key, list(every_read), n=1, cutoff=0.6))
+            hint = f" (did you mean '{read.get(close[0]) or every_read[close[0]]}'?)" if close else ""
+            warnings.warn(UnknownKeyWarning(f"{mcp.path}: [{section}] {key}: unknown key, ignored{hint}"),
+                          stacklevel=3)
 
 
 def _warn_ignored_keys(pcp: MyConfigParser):

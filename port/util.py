@@ -210,3 +210,85 @@ def alphanum_key(s: str) -> list:
     Ports: cuda-convnet-r561/util.py:91-92 alphanum_key
     """
     return [int(c) if c.isdigit() else c for c in re.split("([0-9]+)", s)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile input: what a path is, how much memory is left
+
+def not_a_file(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be read as a regular file ("does not exist", "is a directory", "is a
+    FIFO", "is a device"...), or None when it is one. Nothing is opened (a FIFO would block)."""
+    import stat  # noqa: PLC0415
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return f"is {what}, not a regular file"
+    return "is not a regular file"
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _address_space_left() -> int | None:
+    """RLIMIT_AS less the address space in use, when a limit is set."""
+    import resource  # noqa: PLC0415
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    used = 0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    used = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return max(0, soft - used)
+
+
+def _cgroup_left() -> int | None:
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        current = int(Path("/sys/fs/cgroup/memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else max(0, int(limit) - current)
+
+
+def memory_ceiling() -> int:
+    """The bytes this process may still allocate: the least of the memory available
+    (``/proc/meminfo`` MemAvailable, else ``sysconf``), the address-space limit left (RLIMIT_AS)
+    and the cgroup's limit left. Inputs whose sizes would need more are refused before anything
+    is allocated (cfg files, checkpoints, archives)."""
+    known = [v for v in (_meminfo_available(), _address_space_left(), _cgroup_left()) if v is not None]
+    return min(known) if known else 1 << 62
+
+
+def format_bytes(n: int) -> str:
+    """``123456789`` → ``'123456789 bytes (118 MiB)'``."""
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n} bytes ({n / size:.{1 if n < 1000 * size else 0}f} {unit})"
+    return f"{n} bytes"

@@ -1,6 +1,7 @@
 """port.layer: the cfg parser on synthetic def/params files written into tmp_path, and on the release."""
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -898,3 +899,132 @@ initCFunc=conns.good
     with pytest.raises(ConfigError) as e:
         parse(tmp_path, edit(text, "sparse", "groups=4", "groups=1"), params=None)
     check_error(e.value, tmp_path / "layers.cfg", "sparse", "groups", "greater than 1 when using random sparse")
+
+
+# --- hostile input: sizes, numbers, kernel rules, unknown keys, odd files -----------------------
+
+HOSTILE_DEF = [
+    ("conv1", "filters=16", "filters=99999999999", "filters", r"C int range -2147483648\.\.2147483647"),
+    ("conv1", "partialSum=4", "partialSum=-1", "partialSum", "greater than or equal to 0, got -1"),
+    ("conv1", "stride=1", "stride=6", "stride", r"must not exceed filterSize \(5\)"),
+    ("pool1", "start=0", "start=100000000", "start", r"range -2-31, got 100000000"),
+    ("conv1", "initW=0.01", "initW=nan", "initW", "finite float, got 'nan'"),
+    ("conv1", "neuron=relu", "neuron=brelu[" + "9" * 400 + "]", "neuron", "unable to parse neuron type"),
+    ("fc10", "initW=0.01", "initW=0.01\ninitB=-inf", "initB", "finite float, got '-inf'"),
+]
+
+
+@pytest.mark.parametrize("section, old, new, key, pattern", HOSTILE_DEF,
+                         ids=[f"{c[0]}-{c[3]}-{i}" for i, c in enumerate(HOSTILE_DEF)])
+def test_hostile_def_values(tmp_path, section, old, new, key, pattern):
+    with pytest.raises(ConfigError) as e:
+        parse(tmp_path, edit(BASE, section, old, new), params=None)
+    check_error(e.value, tmp_path / "layers.cfg", section, key, pattern)
+
+
+@pytest.mark.parametrize("section, old, new, key", [
+    ("conv1", "filters=16", "filters=100000000", "filters"),
+    ("conv1", "padding=2", "padding=100000000", "padding"),
+    ("pool1", "outputsX=0", "outputsX=100000000", "outputsX"),
+    ("fc10", "outputs=10", "outputs=2000000000", "outputs"),
+])
+def test_sizes_are_bounded_by_the_memory_left(tmp_path, section, old, new, key):
+    """The issue's cases: a MemoryError traceback after trying to allocate tens of GiB. Now one
+    line naming layer, key and bytes, before anything is allocated (the real ceiling of this
+    machine, whatever it is, is far below what these need)."""
+    text = edit(BASE, section, old, new)
+    if section == "fc10":  # the cost checks the class count first; 2e9 classes is the point here
+        text = text.replace("[probs]", "[fc2]\ntype=fc\noutputs=10\ninputs=fc10\ninitW=0.01\n\n[probs]")
+        text = text.replace("inputs=fc10\n\n[logprob]", "inputs=fc2\n\n[logprob]")
+    with pytest.raises(ConfigError) as e:
+        parse(tmp_path, text, params=None)
+    check_error(e.value, tmp_path / "layers.cfg", section, key, r"would need \d+ bytes \(.*\).*, more than the \d+ bytes")
+
+
+def test_memory_limit_counts_the_whole_net(tmp_path):
+    """Each layer fits, the net does not: the layer that crosses the limit is named."""
+    L = parse(tmp_path, params=None)
+    per_layer = {n: 2 * 4 * l["outputs"] * 128 for n, l in L.items()}
+    limit = per_layer["data"] + per_layer["labels"] + per_layer["conv1"] // 2
+    with pytest.raises(ConfigError) as e:
+        parse(tmp_path, params=None, options={"memory_limit": limit})
+    assert e.value.section == "conv1" and "on top of the" in str(e.value), str(e.value)
+    parse(tmp_path, params=None, options={"memory_limit": limit}, init_weights=False)  # nothing allocated
+    with pytest.raises(ConfigError) as e:
+        parse(tmp_path, params=None, options={"memory_limit": limit, "minibatch_size": 1024})
+    assert e.value.section == "data"
+
+
+def test_kernel_rules_are_checked_at_parse(tmp_path):
+    path = tmp_path / "layers.cfg"
+    cases = [
+        # the issue's ZeroDivisionError: fewer input values than channels
+        (BASE + "\n[n]\ntype=cmrnorm\ninputs=fc10\nchannels=16\nsize=2\n", "n", "channels",
+         "10-dimensional input, fewer values than its 16 channels"),
+        (BASE + "\n[nb]\ntype=nailbed\ninputs=pool1\nchannels=16\nstride=1\n", "nb", "stride",
+         "greater than or equal to 2, got 1"),
+        (BASE + "\n[r]\ntype=rnorm\ninputs=data\nchannels=12\nsize=3\n", "r", "channels",
+         "at most 8 or divisible by 16 \\(the normalization kernel's rule\\), got 12"),
+        (BASE + "\n[f]\ntype=fc\ninputs=pool1\noutputs=2048\ninitW=0.01\n[r]\ntype=rnorm\ninputs=f\n"
+         "channels=8\nsize=3\n", "r", "channels", "divisible by 16 above layers with parameters"),
+        (BASE + "\n[h]\ntype=hs\ninputs=fc10\nkeep=1.5\n", "h", "keep", "range 0.000-1.000"),
+        (BASE + "\n[t]\ntype=cost.tica\ninputs=pool1\nchannels=16\nsizeX=9\n", "t", "sizeX", "range 1-5"),
+    ]
+    for text, section, key, pattern in cases:
+        with pytest.raises(ConfigError) as e:
+            parse(tmp_path, text, params=None)
+        check_error(e.value, path, section, key, pattern)
+    text = BASE.replace("[fc10]", "[r]\ntype=rnorm\ninputs=pool1\nchannels=16\nsize=3\n\n[fc10]")
+    parse(tmp_path, text.replace("inputs=pool1\ninitW=0.01", "inputs=r\ninitW=0.01"), params=None)  # legal
+
+
+HOSTILE_PARAMS = [
+    ("conv1", "wc=0.004", "wc=nan", "wc", "finite float, got 'nan'"),
+    ("conv1", "epsW=0.001", "epsW=inf", "epsW", "finite float, got 'inf'"),
+    ("conv1", "momW=0.9", "momW=1e999", "momW", "finite float, got '1e999'"),
+    ("conv1", "epsB=0.002", "epsB=NaN", "epsB", "finite float"),
+    ("conv1", "wc=0.004", "wc=0.004\nschedW=exp[tgtFactor=nan,noiseStdev=0]", "schedW",
+     "schedule parameter tgtFactor must be a finite float"),
+    ("logprob", "coeff=1", "coeff=inf", "coeff", "finite float"),
+]
+
+
+@pytest.mark.parametrize("section, old, new, key, pattern", HOSTILE_PARAMS,
+                         ids=[f"{c[0]}-{c[3]}-{i}" for i, c in enumerate(HOSTILE_PARAMS)])
+def test_hostile_params_values(tmp_path, section, old, new, key, pattern):
+    with pytest.raises(ConfigError) as e:
+        parse(tmp_path, params=edit(PARAMS, section, old, new), init_weights=False)
+    check_error(e.value, tmp_path / "params.cfg", section, key, pattern)
+
+
+def test_unknown_keys_warn_with_the_closest_known_key(tmp_path):
+    from port.layer import UnknownKeyWarning
+
+    text = edit(edit(BASE, "conv1", "neuron=relu", "neuronx=relu"), "conv1", "padding=2", "paddingx=2")
+    with pytest.warns(UnknownKeyWarning) as rec:
+        L = parse(tmp_path, text, params=edit(PARAMS, "fc10", "wc=0.01", "wc=0.01\nmomentum=0.9\nepsBB=1"))
+    msgs = sorted(str(w.message) for w in rec)
+    assert any("[conv1] neuronx: unknown key, ignored (did you mean 'neuron'?)" in m for m in msgs), msgs
+    assert any("[conv1] paddingx: unknown key, ignored (did you mean 'padding'?)" in m for m in msgs), msgs
+    assert any("params.cfg: [fc10] epsbb: unknown key, ignored (did you mean 'epsB'?)" in m for m in msgs), msgs
+    assert any(m.endswith("params.cfg: [fc10] momentum: unknown key, ignored") for m in msgs), msgs
+    assert L["conv1"]["neuron"] == "" and L["conv1"]["padding"] == [0]  # still ignored, as the original
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownKeyWarning)
+        parse(tmp_path)  # the small net has none
+
+
+def test_a_cfg_that_is_not_a_regular_file_is_named_as_such(tmp_path):
+    fifo = tmp_path / "fifo.cfg"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.cfg"
+    with open(big, "wb") as f:
+        f.truncate(17 << 20)  # sparse: 17 MiB of nothing
+    for path, pattern in ((Path("/dev/zero"), "is a character device, not a regular file"),
+                          (fifo, r"is a FIFO \(named pipe\), not a regular file"),
+                          (tmp_path, "is a directory, not a regular file"),
+                          (tmp_path / "nope.cfg", "does not exist"),
+                          (big, r"is 17825792 bytes \(17.0 MiB\); a cfg file is text of at most")):
+        with pytest.raises(ConfigError) as e:
+            parse_layers(path, None, OPTS)
+        check_error(e.value, path, None, None, "layer definition file " + pattern)
