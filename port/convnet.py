@@ -27,6 +27,7 @@ import numpy as np
 
 from port import backend, checkpoint
 from port.errors import UserError, main_guard
+from port.util import not_a_file
 from port.gpumodel import CostIsNaN, IGPUModel, ModelStateException, aggregate_costs
 from port.options import (BooleanOptionParser, FloatOptionParser, IntegerOptionParser, ListOptionParser,
                           OptionsParser, StringOptionParser)
@@ -117,7 +118,7 @@ class ConvNet(IGPUModel):
     def layer_options(self) -> dict:
         """What ``port.layer.parse_layers`` needs from the driver and the data provider."""
         dp = self.train_data_provider
-        opts = {"conserve_mem": bool(self.conserve_mem),
+        opts = {"conserve_mem": bool(self.conserve_mem), "minibatch_size": self.minibatch_size,
                 "conv_to_local": [n for n in (self.op.get_value("conv_to_local") or []) if n],
                 "unshare_weights": [n for n in (self.op.get_value("unshare_weights") or []) if n],
                 "rng": np.random.default_rng([self.seed, 0]),
@@ -146,8 +147,9 @@ class ConvNet(IGPUModel):
 
         ms = self.model_state
         for path, what in ((self.layer_def, "layer definition"), (self.layer_params, "layer parameter")):
-            if not os.path.isfile(path):
-                raise UserError(f"{path}: {what} file does not exist")
+            why = not_a_file(path)
+            if why is not None:
+                raise UserError(f"{path}: {what} file {why}")
         opts = self.layer_options()
         if self.load_file:
             ms["layers"] = lay.parse_layers(self.layer_def, self.layer_params, opts, layers=ms["layers"])
@@ -400,6 +402,28 @@ def _help_epilog() -> str:
             "options given with -f override the saved ones. --max-filesize=0 keeps only the newest checkpoint.")
 
 
+def _check_save_path(path) -> None:
+    """``--save-path`` must be a directory we can write into, or one we can create.
+
+    DIVERGES: the original took an empty --save-path as the current directory and found an
+    unusable one only when the first checkpoint was due, after the first --test-freq batches.
+    """
+    if path is None:
+        return  # excused (-f): the checkpoint's own directory is used
+    if not str(path).strip():
+        raise UserError("option --save-path is empty: give the directory the checkpoints go into")
+    p = os.path.abspath(path)
+    while not os.path.exists(p):
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    if not os.path.isdir(p):
+        raise UserError(f"option --save-path={path}: {p} is not a directory")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise UserError(f"option --save-path={path}: {p} is not writable")
+
+
 def _validate(op: OptionsParser) -> None:
     """Value checks the original left to crashes further down."""
     for name, low in (("minibatch_size", 1), ("testing_freq", 1), ("num_epochs", 1), ("wupdate_freq", 1)):
@@ -413,6 +437,8 @@ def _validate(op: OptionsParser) -> None:
     for o in op.options.values():
         if o.default is None and o.value is None and o.name not in excused:
             raise UserError(f"option {o.prefixed_letter} ({o.desc}) is neither given nor in the checkpoint")
+    if not op.get_value("check_grads") and not op.get_value("load_file"):
+        _check_save_path(op.get_value("save_path"))  # on resume the checkpoint's own folder is used
     if op.get_value("backend") not in backend.CHOICES:
         raise UserError(f"option --backend={op.get_value('backend')}: must be one of {', '.join(backend.CHOICES)}")
 

@@ -116,21 +116,29 @@ class RangeOptionParser(OptionParser):
     """``a-b`` (inclusive) or ``a``, as a list of ints.
 
     DIVERGES: an empty range (``5-3``) is refused here; the original accepted it and then failed
-    with an IndexError in the data provider.
+    with an IndexError in the data provider. So is a range of more than :attr:`MAX_LENGTH`
+    batches (``1-1000000000`` built a list until MemoryError) or a negative batch number; the
+    length is checked before any list is built.
     Ports: cuda-convnet-r561/options.py:328-348 RangeOptionParser
     """
     TYPE_STR, TYPE = "int[-int]", list
+    MAX_LENGTH = 100_000  # ten times the batches of ImageNet at 128 images a batch
 
     @staticmethod
     def parse(value):
-        m = re.match(r"^(\d+)-(\d+)$", str(value))
+        m = re.match(r"^\s*(\d+)\s*-\s*(\d+)\s*$", str(value))
         try:
-            r = list(range(int(m.group(1)), int(m.group(2)) + 1)) if m else [int(value)]
+            a, b = (int(m.group(1)), int(m.group(2))) if m else (int(value), int(value))
         except (TypeError, ValueError):
             raise OptionException("argument is neither an integer nor a range a-b") from None
-        if not r:
+        if a < 0:
+            raise OptionException(f"batch numbers are >= 0, got {a}")
+        if b < a:
             raise OptionException(f"range {value} is empty (a-b needs a <= b)")
-        return r
+        if b - a + 1 > RangeOptionParser.MAX_LENGTH:
+            raise OptionException(f"range {value} holds {b - a + 1} batches; at most "
+                                  f"{RangeOptionParser.MAX_LENGTH} are allowed")
+        return list(range(a, b + 1))
 
     @staticmethod
     def to_string(value):

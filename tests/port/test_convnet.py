@@ -416,3 +416,40 @@ def test_check_grads_on_the_released_gradient_check_net(alexnet_2012):
                  f"--layer-def={ex / 'layers.gc.cfg'}", f"--layer-params={ex / 'layer-params.gc.cfg'}"])
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     assert r.stdout.count("(PASS)") == 20 and "ALL 20 TESTS PASSED" in r.stdout
+
+
+def _one_line(capsys, rc, *needles):
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, (rc, err)
+    for n in needles:
+        assert n in err, (n, err)
+    return err
+
+
+def test_unusable_save_path_is_refused_before_training(tiny, tmp_path, capsys):
+    from port import convnet
+
+    data, save, layer_def, params = tiny
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    _one_line(capsys, convnet.main(train_args(data, "", layer_def, params)), "--save-path is empty")
+    _one_line(capsys, convnet.main(train_args(data, "  ", layer_def, params)), "--save-path is empty")
+    _one_line(capsys, convnet.main(train_args(data, afile / "sub", layer_def, params)),
+              f"{afile} is not a directory")
+    if os.geteuid() != 0:  # root writes anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        _one_line(capsys, convnet.main(train_args(data, ro / "s", layer_def, params)), "is not writable")
+
+
+def test_a_cfg_that_is_a_device_fifo_or_directory_is_named(tiny, tmp_path, capsys):
+    from port import convnet
+
+    data, save, layer_def, params = tiny
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for bad, what in (("/dev/zero", "is a character device"), (fifo, "is a FIFO"), (tmp_path, "is a directory")):
+        _one_line(capsys, convnet.main(train_args(data, save, bad, params)), f"{bad}: layer definition file {what}")
+        _one_line(capsys, convnet.main(train_args(data, save, layer_def, bad)), f"{bad}: layer parameter file {what}")
+    _one_line(capsys, convnet.main(train_args(data, save, layer_def, params, **{"train-range": "1-1000000000"})),
+              "--train-range", "at most 100000")

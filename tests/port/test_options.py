@@ -46,6 +46,9 @@ def test_gpu_default_is_an_expression_of_num_gpus():
     ("--test-only=2", "not a boolean"),
     ("--train-range=5-3", "empty"),
     ("--train-range=a-b", "neither an integer nor a range"),
+    ("--train-range=1-1000000000", "holds 1000000000 batches; at most 100000 are allowed"),
+    ("--test-range=0-" + "9" * 40, "holds 1" + "0" * 40 + " batches"),
+    ("--train-range=-3", "batch numbers are >= 0, got -3"),
     ("--color-noise=x", "not a float"),
     ("--nonsense=1", "not recognized"),
 ])
@@ -54,6 +57,21 @@ def test_bad_values_are_one_line_errors(arg, msg):
     with pytest.raises(OptionException, match=msg) as e:
         _parse(argv)
     assert "\n" not in str(e.value)
+
+
+def test_a_huge_range_is_refused_before_any_list_is_built():
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(OptionException, match="at most 100000"):
+            RangeOptionParser.parse("1-" + "9" * 18)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
+    assert RangeOptionParser.parse(" 2 - 4 ") == [2, 3, 4]
+    assert len(RangeOptionParser.parse("1-100000")) == 100000
 
 
 def test_missing_option_names_it():
