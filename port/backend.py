@@ -1,46 +1,116 @@
 """The one place that chooses the array module: NumPy (CPU) or CuPy (NVIDIA GPU).
 
 The choice is made once per process, from ``--backend`` (``port.convnet``) or the environment
-variable ``ALEXNET_BACKEND`` (``auto`` | ``numpy`` | ``cupy``; default ``auto``). ``auto`` picks
-CuPy only when it imports *and* a CUDA device answers, so the package imports and runs without
-CuPy and without a GPU. Array functions elsewhere take their module from their inputs
-(``xp = get_array_module(x)``) and only allocate through ``xp()``.
+variable ``ALEXNET_BACKEND`` (``auto`` | ``numpy`` | ``cupy``; default ``auto``; an ``auto``
+given on the command line defers to the variable when it is set). ``auto`` picks CuPy only when
+the probe passes: CuPy imports, a CUDA device answers, a small float32 matmul (cuBLAS) gives the
+right answer and the device synchronises. Otherwise it picks NumPy, and :func:`why_not_cupy` says
+why in one line (not installed / CUDA library missing / no device, naming the exception). So the
+package imports and runs without CuPy and without a GPU.
+
+For tests only, ``ALEXNET_BACKEND=strict`` (or ``set_backend("strict")``) picks
+:mod:`port.strict`, NumPy behind CuPy's rules (no implicit host arrays, no NumPy/device mixing,
+CuPy's namespace only, host synchronisations counted per call site).
+
+Array functions elsewhere take their module from their inputs (``xp = get_array_module(x)``)
+and only allocate through ``xp()``.
 """
 from __future__ import annotations
 
+import functools
 import os
+import sys
 from types import ModuleType
+from typing import NamedTuple
 
 import numpy
 
 ENV_VAR = "ALEXNET_BACKEND"
-CHOICES = ("auto", "numpy", "cupy")
+CHOICES = ("auto", "numpy", "cupy")       # what a user may ask for (--backend)
+STRICT = "strict"                         # the CI stand-in for CuPy (tests only)
 
 _xp: ModuleType | None = None
+_fell_back = ""            # why `auto` chose NumPy ('' when it was not asked to choose)
 
 
 class BackendError(RuntimeError):
     """The requested backend cannot be used here (message says why)."""
 
 
-def _cupy_if_usable() -> ModuleType | None:
+class Probe(NamedTuple):
+    cupy: ModuleType | None
+    reason: str            # why CuPy is not used, or what it runs on
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:300]}" if text else type(e).__name__
+
+
+def _is_library_error(e: BaseException) -> bool:
+    text = str(e).lower()
+    return isinstance(e, (ImportError, OSError)) or ".so" in text or "dll" in text or "library" in text
+
+
+@functools.cache
+def probe() -> Probe:
+    """Can CuPy be used here? Import it, count devices, run a 4×4 float32 matmul and synchronise.
+
+    Probed once per process; the reason is one line naming the exception."""
     try:
         import cupy  # noqa: PLC0415 (optional dependency)
-    except Exception:  # ImportError, or a CUDA library that fails to load
-        return None
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] == "cupy":
+            return Probe(None, f"CuPy is not installed ({_one_line(e)}; pip install '.[cuda13]' or '.[cuda12]')")
+        return Probe(None, f"CuPy does not import, a module it needs is missing ({_one_line(e)})")
+    except Exception as e:  # noqa: BLE001 (a CUDA library that fails to load at import)
+        return Probe(None, f"CuPy does not import, CUDA library missing or broken ({_one_line(e)})")
+    version = getattr(cupy, "__version__", "?")
     try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return None
-        cupy.zeros(1).sum()  # a device that answers
-    except Exception:
-        return None
-    return cupy
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # noqa: BLE001
+        what = "CUDA library missing" if _is_library_error(e) else "no CUDA device answers"
+        return Probe(None, f"CuPy {version} imports, but {what} ({_one_line(e)})")
+    if count < 1:
+        return Probe(None, f"CuPy {version} imports, but no CUDA device answers (0 devices)")
+    host = numpy.arange(16, dtype=numpy.float32).reshape(4, 4)
+    try:
+        a = cupy.asarray(host)
+        got = (a @ a.T).get()            # cuBLAS sgemm, then a copy back
+        cupy.cuda.Device().synchronize()
+        name = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"]
+    except Exception as e:  # noqa: BLE001
+        what = "CUDA library missing" if _is_library_error(e) else "the device fails a matmul"
+        return Probe(None, f"CuPy {version} sees {count} device(s), but {what} ({_one_line(e)})")
+    if not numpy.array_equal(got, host @ host.T):
+        return Probe(None, f"CuPy {version}: a 4×4 matmul on the device gave a wrong answer")
+    name = name.decode() if isinstance(name, bytes) else str(name)
+    return Probe(cupy, f"CuPy {version} on {name}")
+
+
+def _cupy_if_usable() -> ModuleType | None:
+    return probe().cupy
+
+
+def why_not_cupy() -> str:
+    """One line: why CuPy is not used here ('' when it can be)."""
+    p = probe()
+    return "" if p.cupy is not None else p.reason
 
 
 def set_backend(name: str | None = None) -> ModuleType:
     """Choose the array module once: ``name`` or ``$ALEXNET_BACKEND`` or ``auto``."""
-    global _xp
-    name = (name or os.environ.get(ENV_VAR) or "auto").lower()
+    global _xp, _fell_back
+    _fell_back = ""
+    env = (os.environ.get(ENV_VAR) or "").lower()
+    name = (name or env or "auto").lower()
+    if name == "auto" and env:
+        name = env
+    if name == STRICT:
+        from port import strict  # noqa: PLC0415 (tests only)
+
+        _xp = strict
+        return _xp
     if name not in CHOICES:
         raise BackendError(f"backend {name!r} is not one of {', '.join(CHOICES)}")
     if name == "numpy":
@@ -48,10 +118,15 @@ def set_backend(name: str | None = None) -> ModuleType:
     else:
         cupy = _cupy_if_usable()
         if cupy is None and name == "cupy":
-            raise BackendError("backend 'cupy' asked for, but CuPy is not installed or no CUDA "
-                               "device answers (install the cuda12/cuda13 extra, or use --backend=numpy)")
+            raise BackendError(f"backend 'cupy' asked for, but {why_not_cupy()}; use --backend=numpy")
         _xp = cupy or numpy
+        _fell_back = why_not_cupy() if cupy is None else ""
     return _xp
+
+
+def auto_fell_back() -> str:
+    """Why ``auto`` chose NumPy in the last :func:`set_backend` ('' if it chose CuPy or was not used)."""
+    return _fell_back
 
 
 def xp() -> ModuleType:
@@ -60,22 +135,34 @@ def xp() -> ModuleType:
 
 
 def name() -> str:
-    return xp().__name__
+    """``numpy``, ``cupy`` or ``strict``."""
+    return STRICT if xp().__name__ == "port.strict" else xp().__name__
+
+
+def _device_module(a) -> ModuleType | None:
+    mod = type(a).__module__
+    if mod.startswith("cupy"):
+        import cupy  # noqa: PLC0415
+
+        return cupy
+    if mod == "port.strict":
+        return sys.modules["port.strict"]
+    return None
 
 
 def get_array_module(*arrays) -> ModuleType:
-    """``numpy`` or ``cupy``, from the arrays given (the CuPy idiom, without importing CuPy)."""
+    """``numpy``, or the device module of the first device array given (the CuPy idiom,
+    without importing CuPy)."""
     for a in arrays:
-        if type(a).__module__.startswith("cupy"):
-            import cupy  # noqa: PLC0415
-
-            return cupy
+        m = _device_module(a)
+        if m is not None:
+            return m
     return numpy
 
 
 def to_host(a):
-    """A NumPy array holding ``a`` (copies from the GPU when ``a`` is a CuPy array)."""
-    if type(a).__module__.startswith("cupy"):
+    """A NumPy array holding ``a`` (copies from the device when ``a`` is a device array)."""
+    if _device_module(a) is not None:
         return a.get()
     return numpy.asarray(a)
 
@@ -83,3 +170,56 @@ def to_host(a):
 def to_device(a):
     """``a`` as an array of the chosen module."""
     return xp().asarray(a)
+
+
+# ---- random numbers drawn on the device ------------------------------------------------------------
+# Dropout masks and nrelu noise are drawn where the activations live,
+# as the original drew them with cuRAND on the GPU, but by a counter-based hash keyed by one
+# 64-bit draw from the model's NumPy Generator. So a mask costs no host array and no upload, the
+# Generator's state alone (saved in checkpoints) makes a run repeatable, and NumPy, CuPy and the
+# strict stand-in draw bit-identical numbers for the same key.
+
+_GOLDEN, _M1, _M2 = 0x9E3779B9, 0x7FEB352D, 0x846CA68B
+
+
+def _mix32(xp, x):
+    """lowbias32 (C. Wellons' integer hash): a bijective avalanche of a uint32 array, in place."""
+    x ^= x >> xp.uint32(16)
+    x *= xp.uint32(_M1)
+    x ^= x >> xp.uint32(15)
+    x *= xp.uint32(_M2)
+    x ^= x >> xp.uint32(16)
+    return x
+
+
+def random_bits(rng: numpy.random.Generator, n: int, module: ModuleType | None = None):
+    """``n`` pseudo-random uint32 on the device of ``module`` (default the chosen backend),
+    keyed by one draw from ``rng``."""
+    m = module or xp()
+    key = int(rng.integers(0, 2 ** 64, dtype=numpy.uint64))
+    x = m.arange(n, dtype=m.uint32)
+    x *= m.uint32(_GOLDEN)
+    x += m.uint32(key & 0xFFFFFFFF)
+    x = _mix32(m, x)
+    x ^= m.uint32(key >> 32)
+    return _mix32(m, x)
+
+
+def uniform(rng: numpy.random.Generator, shape, dtype=numpy.float32, module: ModuleType | None = None):
+    """U[0, 1) samples of ``shape`` in ``dtype`` (24 random bits each), on the device."""
+    m = module or xp()
+    shape = tuple(int(s) for s in (shape if isinstance(shape, tuple) else (shape,)))
+    bits = random_bits(rng, int(numpy.prod(shape)), m) >> m.uint32(8)
+    return (bits.astype(dtype) * numpy.dtype(dtype).type(2.0 ** -24)).reshape(shape)
+
+
+def standard_normal(rng: numpy.random.Generator, shape, dtype=numpy.float32, module: ModuleType | None = None):
+    """N(0, 1) samples of ``shape`` in ``dtype`` on the device (Box–Muller on 2·size uniforms)."""
+    m = module or xp()
+    shape = tuple(int(s) for s in (shape if isinstance(shape, tuple) else (shape,)))
+    n = int(numpy.prod(shape))
+    t = numpy.dtype(dtype).type
+    bits = random_bits(rng, 2 * n, m) >> m.uint32(8)
+    u1 = (bits[:n].astype(dtype) + t(1)) * t(2.0 ** -24)        # (0, 1]: log is finite
+    u2 = bits[n:].astype(dtype) * t(2.0 ** -24)
+    return (m.sqrt(t(-2) * m.log(u1)) * m.cos(t(2 * numpy.pi) * u2)).reshape(shape)

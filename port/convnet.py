@@ -81,7 +81,10 @@ class ConvNet(IGPUModel):
     def device_description(self) -> str:
         if backend.name() == "cupy":
             return "CUDA device %d (CuPy)" % backend.xp().cuda.Device().id
-        return "the host CPU (NumPy)"
+        if backend.name() == backend.STRICT:
+            return "the host CPU (the strict CuPy stand-in, for tests)"
+        why = backend.auto_fell_back()
+        return "the host CPU (NumPy" + (f"; CuPy not used: {why})" if why else ")")
 
     def fill_excused_options(self):
         """Ports: alexnet-2012/convnet.py:77-82 ConvNet.fill_excused_options"""

@@ -11,8 +11,9 @@ DIVERGES: one device, one thread. The original ran each GPU's layers in a thread
 
 Layout: data matrices and activations are (D, N), cases last. Sign: back-propagated matrices and
 weight gradients are the descent direction −∂L/∂· (port/gradients.py). Randomness (dropout
-masks) comes from the model's NumPy Generator, whose state :meth:`ConvNet.get_rng_state`
-returns for checkpoints.
+masks, nrelu noise) is drawn on the device, keyed by the model's NumPy Generator, whose state
+:meth:`ConvNet.get_rng_state` returns for checkpoints. Costs stay on the device while a batch
+runs and are read back once, in :meth:`ConvNet.finish_batch` (one host synchronisation per batch).
 """
 from __future__ import annotations
 
@@ -35,12 +36,15 @@ GC_SUPPRESS_PASSES = False   # util.cuh
 class Cost:
     """Cost values per cost layer (sums over cases) and the number of cases they cover.
 
+    The values are the cost layers' 0-d device arrays, summed on the device; :meth:`host_map`
+    reads them all in one transfer.
+
     Ports: alexnet-2012/src/cost.cu:40-45 Cost::Cost
     """
 
     def __init__(self, num_cases: int = 0, costs: list[CostLayer] | None = None):
         self.num_cases = num_cases
-        self.cost_map: dict[str, list[float]] = {}
+        self.cost_map: dict[str, list] = {}
         self.coeff_map: dict[str, float] = {}
         for c in costs or []:
             self.cost_map[c.name] = c.get_cost()
@@ -52,6 +56,19 @@ class Cost:
         Ports: alexnet-2012/src/cost.cu:64-70 Cost::getValue
         """
         return float(sum(self.coeff_map[k] * v[0] for k, v in self.cost_map.items()))
+
+    def host_map(self) -> dict[str, list[float]]:
+        """cost name → values as Python floats, copied from the device at once (one synchronisation)."""
+        flat = [v for vals in self.cost_map.values() for v in vals]
+        xp = backend.get_array_module(*flat)
+        if xp is np:
+            host = [float(v) for v in flat]
+        else:
+            host = backend.to_host(xp.stack([xp.asarray(v, dtype=xp.float64) for v in flat])).tolist()
+        out, i = {}, 0
+        for k, vals in self.cost_map.items():
+            out[k], i = host[i:i + len(vals)], i + len(vals)
+        return out
 
     def __iadd__(self, other: "Cost") -> "Cost":
         """Ports: alexnet-2012/src/cost.cu:72-93 Cost::operator"""
@@ -118,7 +135,7 @@ class ConvNet:
         self.order = _topological_order(self.layers)
         self.data_layers = [l for l in self.order if isinstance(l, DataLayer)]
         self.cost_layers = [l for l in self.order if isinstance(l, CostLayer)]
-        self._result: tuple[dict, int] | None = None
+        self._result: tuple[Cost, int] | None = None
         self._data: list | None = None
         self._num_tests = self._num_failures = 0
         self._base_err = 0.0
@@ -126,8 +143,9 @@ class ConvNet:
 
     # ---- randomness
     def random_uniform(self, shape):
-        """U[0, 1) samples of ``shape`` on the backend, from the model's Generator."""
-        return backend.to_device(self.rng.random(shape, dtype=np.float64).astype(self.dtype))
+        """U[0, 1) samples of ``shape`` in the net's dtype, drawn on the device, keyed by the
+        model's Generator (port.backend.uniform: no host array, no upload)."""
+        return backend.uniform(self.rng, shape, self.dtype)
 
     def get_rng_state(self) -> dict:
         """The Generator's state as JSON-able data (for checkpoints)."""
@@ -234,17 +252,20 @@ class ConvNet:
             if not test:
                 self.bprop(PASS_TRAIN)
                 self.update_weights()
-        self._result = (batch_cost.cost_map, batch_cost.num_cases)
+        self._result = (batch_cost, batch_cost.num_cases)
 
     def finish_batch(self) -> tuple[dict[str, list[float]], int]:
         """(cost name → values summed over the batch's cases, number of cases).
+
+        The costs are read from the device here, once per batch: the driver loads the next batch
+        between start_batch and finish_batch while the device still computes.
 
         Ports: alexnet-2012/src/pyconvnet.cu:187-208 finishBatch
         """
         if self._result is None:
             raise UserError("finish_batch called without a batch started")
-        result, self._result = self._result, None
-        return result
+        (cost, num_cases), self._result = self._result, None
+        return cost.host_map(), num_cases
 
     def start_multiview_test(self, data: list, num_views: int, probs: np.ndarray | None = None,
                              logreg_name: str | None = None) -> None:
@@ -277,7 +298,7 @@ class ConvNet:
                 acc = self.layers[logreg_name].probs_accum                     # (C, n_mini)
                 probs[i * mini:min(real, (i + 1) * mini)] = backend.to_host(acc).T
             batch_cost += self.get_cost()
-        self._result = (batch_cost.cost_map, batch_cost.num_cases)
+        self._result = (batch_cost, batch_cost.num_cases)
 
     def start_feature_writer(self, data: list, ftrs: np.ndarray, layer_name: str) -> None:
         """Forward the batch and write layer ``layer_name``'s outputs into ``ftrs`` (N, D).
@@ -299,7 +320,7 @@ class ConvNet:
             batch_cost += self.get_cost()
             lo = i * self.minibatch_size
             ftrs[lo:lo + mini[0].shape[1]] = backend.to_host(layer.acts).T
-        self._result = (batch_cost.cost_map, batch_cost.num_cases)
+        self._result = (batch_cost, batch_cost.num_cases)
 
     # ---- gradient check
     def check_gradients(self, data: list) -> bool:

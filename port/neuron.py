@@ -18,7 +18,9 @@ the GPU's in the last bits.
 """
 from __future__ import annotations
 
-from port.backend import get_array_module
+import numpy as np
+
+from port.backend import get_array_module, standard_normal
 
 
 class Neuron:
@@ -79,8 +81,9 @@ class NoisyReluNeuron(ReluNeuron):
 
     The noise's standard deviation is r (``addGaussianNoise(outputs, var=false)``, so
     r·r·ε would be the variance form), although the banner says variance; and it is added at
-    test time too: the neuron has no notion of pass type. ``rng`` is a NumPy or CuPy
-    ``Generator`` (anything with ``standard_normal(size, dtype=)``), default a fresh one.
+    test time too: the neuron has no notion of pass type. ε is drawn on the activations' device
+    (``port.backend.standard_normal``), keyed by one draw per call from ``rng``, a NumPy
+    ``Generator`` (the model's), default a fresh one.
 
     Ports: alexnet-2012/include/neuron.cuh:185-195 NoisyReluNeuron
     Ports: cuda-convnet-r561/include/nvmatrix/nvmatrix_kernels.cuh:631-637 AddGaussianBinaryRandomizer
@@ -91,11 +94,10 @@ class NoisyReluNeuron(ReluNeuron):
         self.rng = rng
 
     def activate(self, x):
-        xp = get_array_module(x)
         if self.rng is None:
-            self.rng = xp.random.default_rng()
+            self.rng = np.random.default_rng()
         r = super().activate(x)
-        noise = xp.asarray(self.rng.standard_normal(r.shape, dtype=r.dtype))  # host rng → device
+        noise = standard_normal(self.rng, r.shape, r.dtype, get_array_module(r))   # on r's device
         return super().activate(r + r * noise)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from archive import ORIGINAL, ROOT
+from port import backend
 
 SHARED = ROOT.parent / "shared"
 CIFAR_SUBSET = SHARED / "data" / "cifar-10-subset"
@@ -62,3 +63,50 @@ def cifar_subset() -> Path:
     if not (CIFAR_SUBSET / "data_batch_1").is_file():
         pytest.skip(f"the CIFAR-10 subset is not at {CIFAR_SUBSET}")
     return CIFAR_SUBSET
+
+
+# ---- the array backend ----------------------------------------------------------------------------
+# Every test runs on NumPy, whatever the machine has (on a GPU machine `auto` would pick CuPy, and
+# tests that compare with NumPy would then compare device arrays). The tests that can take a
+# backend ask for the `xp_backend` fixture and run once per name in $ALEXNET_TEST_BACKENDS
+# (default "numpy,strict": NumPy, and port.strict, the CuPy stand-in; benchmarks/gpu.sh sets
+# "cupy"). Tests marked `strict_heavy` (thousands of tiny operations, ~5x slower on the stand-in)
+# skip the strict run. Subprocesses inherit the test's backend through $ALEXNET_BACKEND.
+TEST_BACKENDS = [b for b in os.environ.get("ALEXNET_TEST_BACKENDS", "numpy,strict").split(",") if b]
+
+
+def pytest_configure(config):
+    os.environ[backend.ENV_VAR] = "numpy"
+    config.addinivalue_line("markers", "backend: takes the array backend (xp_backend), runs per $ALEXNET_TEST_BACKENDS")
+    config.addinivalue_line("markers", "strict_heavy: too many tiny operations for the strict stand-in; not run on it")
+
+
+def pytest_generate_tests(metafunc):
+    if "xp_backend" in metafunc.fixturenames:
+        metafunc.parametrize("xp_backend", TEST_BACKENDS, indirect=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "xp_backend" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.backend)
+
+
+@pytest.fixture(autouse=True)
+def _pinned_backend():
+    saved = backend._xp
+    backend.set_backend("numpy")
+    yield
+    backend._xp = saved
+
+
+@pytest.fixture
+def xp_backend(request, monkeypatch, _pinned_backend):
+    """The array module under test (numpy, port.strict or cupy); the port allocates through it."""
+    name = request.param
+    if name == "cupy" and backend.probe().cupy is None:
+        pytest.skip(f"backend cupy: {backend.why_not_cupy()}")
+    if name == backend.STRICT and request.node.get_closest_marker("strict_heavy"):
+        pytest.skip("too many tiny operations for the strict stand-in (runs on numpy here, on cupy in benchmarks/gpu.sh)")
+    monkeypatch.setenv(backend.ENV_VAR, name)
+    return backend.set_backend(name)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from port.backend import get_array_module
 
 # An im2col buffer above this many bytes is built one slice of images at a time.
@@ -138,14 +140,20 @@ def check_2d(func: str, name: str, a, rows: int | None = None, cols: int | None 
 
 
 def check_color_indices(func: str, color_indices, g: ConvGeometry, like):
-    """The randSparse connection table as an integer array (numGroups·fc,) on ``like``'s device."""
+    """The randSparse connection table as an integer array (numGroups·fc,) on ``like``'s device.
+
+    Its range is checked where it is on the host; a table already on the device (the layer's,
+    checked when uploaded) is not read back, as that would wait for the device at every call."""
     xp = get_array_module(like)
+    on_host = get_array_module(color_indices) is np
+    if on_host:
+        host = np.asarray(color_indices).reshape(-1)
+        require(bool((host >= 0).all()) and bool((host < g.num_img_colors).all()), func,
+                f"color_indices must lie in [0, {g.num_img_colors})")
     idx = xp.asarray(color_indices).reshape(-1).astype(xp.int64)
     require(idx.size == g.num_groups * g.num_filter_colors, func,
             f"color_indices must hold groups·filterColors = "
             f"{g.num_groups * g.num_filter_colors} entries, got {idx.size}")
-    require(bool((idx >= 0).all()) and bool((idx < g.num_img_colors).all()), func,
-            f"color_indices must lie in [0, {g.num_img_colors})")
     return idx
 
 

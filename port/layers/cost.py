@@ -7,7 +7,9 @@ The twins of CostLayer, LogregCostLayer and SumOfSquaresCostLayer in layer.cu. E
 cost.tica and cost.msm, which no released cfg file uses.
 
 Layout: (D, N), cases last; labels (1, N) class ids as floats. The gradients sent are the
-descent direction −∂L/∂· (port/gradients.py).
+descent direction −∂L/∂· (port/gradients.py). The cost values are 0-d float64 arrays on the
+activations' device (NumPy scalars on the host): reading them would wait for the device, so the
+model reads a whole batch's sums once (``port.model.ConvNet.finish_batch``).
 """
 from __future__ import annotations
 
@@ -15,6 +17,11 @@ from port import layer_kernels as lk
 from port.gradients import to_descent
 from port.layers.base import (PASS_MULTIVIEW_TEST, PASS_MULTIVIEW_TEST_END,
                               PASS_MULTIVIEW_TEST_START, Layer, has_flag)
+
+
+def _f64(total):
+    """A sum as float64 where it is (no host round trip; the sum itself stays in the inputs' dtype)."""
+    return total.astype("float64")
 
 
 class CostLayer(Layer):
@@ -26,13 +33,13 @@ class CostLayer(Layer):
     def __init__(self, dic: dict, net):
         super().__init__(dic, net)
         self.coeff = float(dic["coeff"])
-        self.costv: list[float] = []
+        self.costv: list = []                                    # 0-d float64 device arrays
 
     def is_grad_producer(self) -> bool:
         """Ports: alexnet-2012/src/layer.cu:1653-1655 CostLayer::isGradProducer"""
         return self.coeff != 0
 
-    def get_cost(self) -> list[float]:
+    def get_cost(self) -> list:
         """Ports: alexnet-2012/src/layer.cu:1657-1661 CostLayer::getCost"""
         return list(self.costv)
 
@@ -76,8 +83,8 @@ class LogregCostLayer(CostLayer):
             else:
                 log_probs, correct, topk = lk.compute_multi_softmax_cost(labels, probs, self.topk)
             self.acts = log_probs                                # (1, N)
-            top1 = float(correct.sum())
-            self.costv = [-float(log_probs.sum()), num_cases - top1, num_cases - float(topk.sum())]
+            self.costv = [-_f64(log_probs.sum()), num_cases - _f64(correct.sum()),
+                          num_cases - _f64(topk.sum())]
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """coeff·1[y]/p to the probabilities, unless the softmax below computes the fused form.
@@ -101,7 +108,7 @@ class SumOfSquaresCostLayer(CostLayer):
     def fprop_acts(self, inp_idx, scale_targets, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1945-1949 SumOfSquaresCostLayer::fpropActs"""
         self.acts = self.inputs[0] * self.inputs[0]
-        self.costv = [float(self.acts.sum())]
+        self.costv = [_f64(self.acts.sum())]
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1951-1953 SumOfSquaresCostLayer::bpropActs"""

@@ -13,9 +13,12 @@ conv biases are (filters, 1) (``sharedBiases``) or (filters·modules, 1), local 
 """
 from __future__ import annotations
 
+import numpy as np
+
 from port import backend
 from port import cudaconv2 as cc
 from port.backend import get_array_module
+from port.errors import UserError
 from port.layers.base import WeightLayer
 
 
@@ -103,7 +106,11 @@ class LocalLayer(WeightLayer):
         super().copy_to_gpu()
         for i, sparse in enumerate(self.rand_sparse):
             if sparse:
-                self.filter_conns[i] = backend.xp().asarray(self.filter_conns_host[i], dtype="int32")
+                conns = np.asarray(self.filter_conns_host[i], dtype=np.int64)   # checked here, on the host
+                if conns.size and not (conns.min() >= 0 and conns.max() < self.channels[i]):
+                    raise UserError(f"layer '{self.name}': filterConns of input {i} must lie in "
+                                    f"[0, {self.channels[i]})")
+                self.filter_conns[i] = backend.xp().asarray(conns, dtype="int32")
 
     def _sum_over_sample(self, grad, inp_idx):
         """Sum the ``overSample`` copies of a random-sparse input gradient (layer.cu:887-891)."""

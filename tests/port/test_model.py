@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from port.backend import to_host
 from port.errors import UserError
 from port.layers.norm import CrossMapResponseNormLayer
 from port.model import ConvNet
@@ -83,7 +84,7 @@ def _small_net(rng, keep=None):
                       nu.simple("probs", "softmax", ["fc2"], 5), nu.logreg("logreg", "labels", "probs"))
 
 
-def test_training_lowers_the_cost_and_test_batches_do_not_train():
+def test_training_lowers_the_cost_and_test_batches_do_not_train(xp_backend):
     rng = np.random.default_rng(1)
     layers = _small_net(rng, keep=0.8)
     net = ConvNet(layers, minibatch_size=16, rng=0)
@@ -91,10 +92,10 @@ def test_training_lowers_the_cost_and_test_batches_do_not_train():
     net.start_batch(batch, 0.0, test=True)
     before, n = net.finish_batch()
     assert n == 40 and len(before["logreg"]) == 3
-    w = np.array(net.layers["fc1"].weights[0].w)
+    w = to_host(net.layers["fc1"].weights[0].w)
     net.start_batch(batch, 0.0, test=True)
     net.finish_batch()
-    assert np.array_equal(w, net.layers["fc1"].weights[0].w)    # testing changed nothing
+    assert np.array_equal(w, to_host(net.layers["fc1"].weights[0].w))    # testing changed nothing
     for _ in range(50):
         net.start_batch(batch, 0.5, test=False)
         net.finish_batch()
@@ -104,7 +105,7 @@ def test_training_lowers_the_cost_and_test_batches_do_not_train():
     assert 0 <= after["logreg"][1] <= 40
 
 
-def test_sync_with_host_writes_into_the_dict_arrays_in_place():
+def test_sync_with_host_writes_into_the_dict_arrays_in_place(xp_backend):
     rng = np.random.default_rng(2)
     layers = _small_net(rng)
     arrays = [layers["fc1"]["weights"][0], layers["fc1"]["weightsInc"][0], layers["fc1"]["biases"]]
@@ -116,7 +117,7 @@ def test_sync_with_host_writes_into_the_dict_arrays_in_place():
     net.sync_with_host()
     assert layers["fc1"]["weights"][0] is arrays[0]
     assert all(not np.array_equal(a, b) for a, b in zip(arrays, before))
-    assert np.allclose(arrays[0], net.layers["fc1"].weights[0].w)
+    assert np.allclose(arrays[0], to_host(net.layers["fc1"].weights[0].w))
 
 
 def test_num_params():
@@ -125,7 +126,7 @@ def test_num_params():
     assert net.num_params() == 12 * 16 + 16 + 16 * 5 + 5
 
 
-def test_multiview_averages_probabilities_and_fills_probs():
+def test_multiview_averages_probabilities_and_fills_probs(xp_backend):
     rng = np.random.default_rng(4)
     layers = _small_net(rng)
     net = ConvNet(layers, minibatch_size=4, dtype=np.float64)
@@ -145,7 +146,7 @@ def test_multiview_averages_probabilities_and_fills_probs():
     assert np.isclose(costs["logreg"][0], nll)
 
 
-def test_feature_writer_matches_the_layer_output():
+def test_feature_writer_matches_the_layer_output(xp_backend):
     rng = np.random.default_rng(5)
     layers = _small_net(rng, keep=0.5)
     net = ConvNet(layers, minibatch_size=4, dtype=np.float64)
@@ -214,7 +215,7 @@ def test_layers_145_builds_and_steps(alexnet_2012):
 
 
 @pytest.mark.parametrize("name", ["80sec", "19pct", "conv-local-13pct"])
-def test_example_layers_build_and_step(alexnet_2012, name):
+def test_example_layers_build_and_step(alexnet_2012, name, xp_backend):
     layers = _parse(alexnet_2012, f"example-layers/layers-{name}.cfg",
                     f"example-layers/layer-params-{name}.cfg",
                     data_dims={0: 3 * 24 * 24, 1: 1}, num_classes=10)

@@ -1,4 +1,6 @@
-"""The same calls on NumPy and on CuPy give the same results (skipped where no CUDA device answers).
+"""The same calls on NumPy and on a device module give the same results: CuPy (skipped where no
+CUDA device answers) and port.strict, the CuPy stand-in (everywhere: it refuses host arrays,
+NumPy/device mixing and names CuPy lacks).
 
 Every cudaconv2 function and every neuron runs once on host arrays and once on device arrays;
 the device results, copied back, must match the host ones to float32 rounding.
@@ -8,12 +10,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from port import backend
+from port import backend, strict
 from port import cudaconv2 as cc
 from port import neuron as nr
 
-cupy = backend._cupy_if_usable()
-pytestmark = pytest.mark.skipif(cupy is None, reason="CuPy is not installed or no CUDA device answers")
+DEVICES = [pytest.param(strict, id="strict"),
+           pytest.param("cupy", id="cupy", marks=pytest.mark.backend)]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    if request.param != "cupy":
+        return request.param
+    if backend.probe().cupy is None:
+        pytest.skip(f"backend cupy: {backend.why_not_cupy()}")
+    return backend.probe().cupy
 
 
 def _calls(rng):
@@ -72,9 +83,9 @@ CALLS = _calls(np.random.default_rng(50))  # small host inputs, made once
 
 
 @pytest.mark.parametrize("name,fn,args", CALLS, ids=[c[0] for c in CALLS])
-def test_cupy_matches_numpy(name, fn, args):
+def test_device_matches_numpy(device, name, fn, args):
     on_host = _host(fn(*args))
-    on_device = _host(fn(*(cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in args)))
+    on_device = _host(fn(*(device.asarray(a) if isinstance(a, np.ndarray) else a for a in args)))
     for h, d in zip(on_host if isinstance(on_host, tuple) else (on_host,),
                     on_device if isinstance(on_device, tuple) else (on_device,)):
         np.testing.assert_allclose(d, h, rtol=2e-5, atol=2e-5 * float(np.abs(h).max()), err_msg=name)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from port.backend import to_host
 from port.gradients import from_descent
 from port.layers.base import PASS_GC
 from port.layers import WeightLayer
@@ -97,7 +98,7 @@ def central_difference_check(net, data, h=1e-5):
         for w in [*layer.weights, layer.biases]:
             if not w.is_owner() or w.base_rate <= 0:
                 continue
-            analytic = from_descent(np.array(w.grad, dtype=np.float64))
+            analytic = from_descent(to_host(w.grad).astype(np.float64))
             numeric = np.zeros_like(analytic)
             arr = w.w
             for idx in np.ndindex(*arr.shape):

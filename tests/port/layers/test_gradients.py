@@ -13,6 +13,7 @@ from tests.port.layers import netutil as nu
 
 TOL = 1e-6
 N = 4
+pytestmark = pytest.mark.usefixtures("xp_backend")     # each test runs per $ALEXNET_TEST_BACKENDS
 
 
 def _check(layers, dims, num_classes=None, seed=0):
@@ -93,6 +94,7 @@ def test_eltsum_eltmax_concat_hs():
     _check(layers, [6, None], 3)
 
 
+@pytest.mark.strict_heavy
 @pytest.mark.parametrize("kw", [
     dict(padding=1, stride=1, groups=1),
     dict(padding=0, stride=2, groups=2),
@@ -110,6 +112,7 @@ def test_conv(kw):
     _check(layers, [ch * size * size, ch * size * size, None], 3)
 
 
+@pytest.mark.strict_heavy
 def test_local_unshared():
     rng = np.random.default_rng(7)
     size = 5
@@ -120,6 +123,7 @@ def test_local_unshared():
     _check(layers, [3 * size * size, None], 3)
 
 
+@pytest.mark.strict_heavy
 def test_conv_rand_sparse():
     """randSparse: each of 2 groups reads 4 of the 4 channels in its own order (overSample 2)."""
     rng = np.random.default_rng(8)
@@ -136,6 +140,7 @@ def test_conv_rand_sparse():
     _check(layers, [4 * size * size])
 
 
+@pytest.mark.strict_heavy
 @pytest.mark.parametrize("pool,size_x,start,stride", [
     ("max", 3, 0, 2), ("avg", 3, 0, 2), ("maxabs", 2, 0, 2), ("avg", 3, -1, 1)])
 def test_pool(pool, size_x, start, stride):
@@ -148,6 +153,7 @@ def test_pool(pool, size_x, start, stride):
     _check(_img_net(rng, [tested], ch * ox * ox), [3 * 36, None], 3)
 
 
+@pytest.mark.strict_heavy
 @pytest.mark.parametrize("kind,extra", [
     ("rnorm", {}),
     ("cmrnorm", {"minDiv": 2.0, "blocked": False}), ("cmrnorm", {"minDiv": 0.5, "blocked": True}),
@@ -161,6 +167,7 @@ def test_norm(kind, extra):
     _check(_img_net(rng, [tested], 16 * 36), [3 * 36, None], 3)
 
 
+@pytest.mark.strict_heavy
 def test_image_layers():
     """href, blur and nailbed in a chain (all have a backward pass), on 3-channel 6×6 images."""
     rng = np.random.default_rng(11)
