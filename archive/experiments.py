@@ -391,6 +391,7 @@ def diff_files(a: Path, b: Path, a_name: str, b_name: str, settings_only: bool =
 def parse_def(def_path: Path) -> tuple[dict | None, str | None]:
     """The port's parse of a def file without weights: (layers, None), or (None, one-line error)."""
     try:
+        from port.convnet import guess_data_dims
         from port.layer import parse_layers
     except Exception as e:  # the port's parser is not importable: say so on the page
         return None, f"the port's cfg parser is unavailable ({type(e).__name__}: {e})"
@@ -399,7 +400,7 @@ def parse_def(def_path: Path) -> tuple[dict | None, str | None]:
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            layers = parse_layers(str(def_path), None, init_weights=False)
+            layers = parse_layers(def_path, None, {"data_dims": guess_data_dims(def_path)}, init_weights=False)
     except Exception as e:
         msg = " ".join(str(e).split()) or type(e).__name__
         return None, msg.replace(str(def_path), Path(def_path).name)

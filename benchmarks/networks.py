@@ -94,12 +94,13 @@ class _Worker:
 
     def __init__(self, a):
         from benchmarks import nets  # noqa: PLC0415
+        from port.convnet import guess_data_dims  # noqa: PLC0415
         from port.layer import parse_layers  # noqa: PLC0415
 
         self.a = a
         self.rss_after_imports_kib = _proc_status_kib("VmRSS")
         d, p, nc = nets.release_files(a.net)
-        self.layers = parse_layers(d, p, {"num_gpus": 2, "seed": 0})
+        self.layers = parse_layers(d, p, {"num_gpus": 2, "seed": 0, "data_dims": guess_data_dims(d)})
         dims = {l["dataIdx"]: l["outputs"] for l in self.layers.values() if l["type"] == "data"}
         self.data = nets.random_batch(dims, nc, a.minibatch, seed=0)
 

@@ -81,7 +81,7 @@ class IGPUModel:
         self.init_model_state()
         for var, val in self.model_state.items():
             setattr(self, var, val)
-        self.import_model()
+        # DIVERGES: no import_model(); there is no C++ module to import (port.model is the network).
         self.init_model_lib()
         self.last_saved = None
         self.batches_this_run = 0
@@ -92,9 +92,6 @@ class IGPUModel:
         self.device_ids = list(self.op.get_value("gpu") or [])
 
     def fill_excused_options(self):
-        pass
-
-    def import_model(self):
         pass
 
     def init_model_state(self):

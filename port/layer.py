@@ -1,4 +1,5 @@
-"""The layer-definition / layer-params parser: the twin of the released ``layer.py``.
+"""The layer-definition / layer-params parser: the twin of the released ``layer.py`` (the layer
+classes that run are ``port/layers/``, layer.cu's twins; their kernels ``port/layer_kernels.py``).
 
 ``parse_layers(layer_def, layer_params, options)`` reads the two INI files of a net the way the
 2012 parser reads them and returns the layer dicts the compute layers are built from: a dict
@@ -28,8 +29,9 @@ Options (a mapping; every key optional):
 ``num_gpus``
     the model's ``--num-gpus``: a layer's ``gpu`` must be < it. Default None: no upper bound.
 ``data_dims``
-    a data layer's size per ``dataIdx``: a mapping ``{idx: dims}``, a sequence, or a callable.
-    Default: guessed from the cfg (:func:`guess_data_dims`).
+    a data layer's size per ``dataIdx``: a mapping ``{idx: dims}``, a sequence, or a callable
+    (the provider's ``get_data_dims``). Needed by every data layer of a new net; a def file read
+    alone can take :func:`port.convnet.guess_data_dims`.
 ``num_classes``
     the provider's number of classes (cost checks, treefc). Default: the first cost that
     needs it adopts the size of its input.
@@ -37,8 +39,6 @@ Options (a mapping; every key optional):
     the provider's ``batch_meta['tree']`` / ``['all_wnids']['gproot']`` for treefc.
 ``conserve_mem``
     copied into every layer as ``conserveMem`` (default False).
-``conv_to_local``, ``unshare_weights``
-    lists of layer names (``name`` or ``name[idx]``) converted after parsing, as the driver does.
 ``rng`` / ``seed``
     a numpy Generator (or its seed) for the initial weights and random connectivity.
 ``log``
@@ -72,7 +72,7 @@ from port.errors import ConfigError
 from port.lr import ParamParser, parse_first, parse_schedule
 from port.util import format_bytes, memory_ceiling, not_a_file
 
-__all__ = ["parse_layers", "guess_data_dims", "conv_to_local", "unshare_weights",
+__all__ = ["parse_layers", "conv_to_local", "unshare_weights",
            "LAYER_PARSERS", "NEURON_PARSERS", "parse_neuron", "IgnoredKeyWarning",
            "UnknownKeyWarning", "get_layer_name"]
 
@@ -113,9 +113,7 @@ def _cfg_float(v: str) -> float:
     return f
 
 
-# ---------------------------------------------------------------------------------------------
-# Neurons
-# ---------------------------------------------------------------------------------------------
+# ---- Neurons --------------------------------------------------------------------------------
 
 class NeuronParser:
     """A neuron without parameters, e.g. ``relu``: ``{'type', 'params': {}, 'usesActs', 'usesInputs'}``.
@@ -193,9 +191,7 @@ def parse_neuron(value: str) -> dict | None:
 QUANT_PARSERS = [ParamParser("default"), ParamParser("half")]
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading the INI files
-# ---------------------------------------------------------------------------------------------
+# ---- Reading the INI files ------------------------------------------------------------------
 
 class MyConfigParser:
     """One cfg file read as Python 2's ``SafeConfigParser`` reads it, with the original's getters.
@@ -333,9 +329,7 @@ class FakeConfigParser:
         return int(self.safe_get(section, option, default))
 
 
-# ---------------------------------------------------------------------------------------------
-# What the model would supply: sizes from the data provider, GPU count, random numbers
-# ---------------------------------------------------------------------------------------------
+# ---- What the model would supply: sizes from the data provider, GPU count, random numbers ----
 
 @dataclass
 class _Context:
@@ -375,9 +369,7 @@ def _data_dims_function(dd) -> Callable[[int], int | None]:
     return lambda idx: seq[idx] if 0 <= idx < len(seq) else None
 
 
-# ---------------------------------------------------------------------------------------------
-# Layer parsers
-# ---------------------------------------------------------------------------------------------
+# ---- Layer parsers --------------------------------------------------------------------------
 
 class LayerParser:
     """The base of every parser: defaults, the checks' error messages, the quantizer keys.
@@ -1803,9 +1795,7 @@ LAYER_PARSERS: dict[str, Callable[[], LayerParser]] = {
 }
 
 
-# ---------------------------------------------------------------------------------------------
-# The whole net
-# ---------------------------------------------------------------------------------------------
+# ---- The whole net --------------------------------------------------------------------------
 
 def _parse_def(mcp: MyConfigParser, ctx: _Context) -> dict:
     """Parse every section of a def file, spawn neuron layers, check that every layer is used.
@@ -1838,154 +1828,17 @@ def _parse_def(mcp: MyConfigParser, ctx: _Context) -> dict:
     return layers
 
 
-_LABEL_COSTS = {"cost.logreg": 1, "cost.msm": 1, "cost.gsum2": 1}
-_CLASS_COSTS = {"cost.crossent", "cost.crossent2", "cost.rflickr"}
-_GUESS_IMAGE_SIZES = (224, 24, 32)         # ImageNet crops first
-_GUESS_SMALL_IMAGE_SIZES = (24, 32, 224)   # CIFAR crops first, for nets of <= 100 classes
-
-
-def _declared_outputs(mcp: MyConfigParser, name: str, depth: int = 0) -> int | None:
-    """The ``outputs=`` a chain of size-preserving layers ends in (for guessing label sizes)."""
-    if depth > 50 or not mcp.has_section(name):
-        return None
-    if mcp.has_option(name, "outputs"):
-        try:
-            return int(mcp.safe_get(name, "outputs"))
-        except ValueError:
-            return None
-    if mcp.safe_get(name, "type", default="") in ("softmax", "neuron", "hs", "eltsum", "eltmax"):
-        first = mcp.safe_get(name, "inputs", default="").split(",")[0].strip()
-        return _declared_outputs(mcp, first, depth + 1)
-    return None
-
-
-def _guess_data_dims(mcp: MyConfigParser, ctx: _Context) -> dict[int, int]:
-    """Data sizes for a def file parsed without a data provider.
-
-    A data layer that is the first input of logreg/msm/gsum2 holds labels (size 1); one that is
-    the first input of crossent/crossent2/rflickr, or an input of an eltsum, holds one value per
-    class (``num_classes``, else the ``outputs=`` of the other input). Every other data layer
-    holds 3-channel square images of the first size at which the def parses, trying the
-    ImageNet crop (224) first, or the CIFAR crop (24) first when the logreg sees <= 100 classes.
-
-    DIVERGES: the original asks the data provider (``get_data_dims``); this guess lets the site
-    read a def file alone.
-    """
-    kinds: dict[int, object] = {}
-    data = {s: mcp.safe_get_int(s, "dataIdx", default=0) for s in mcp.sections()
-            if mcp.safe_get(s, "type", default="") == "data"}
-    for s in mcp.sections():
-        t = mcp.safe_get(s, "type", default="")
-        inputs = [i.strip() for i in mcp.safe_get(s, "inputs", default="").split(",") if i.strip()]
-        if not inputs:
-            continue
-        if t in _LABEL_COSTS and inputs[0] in data:
-            kinds[data[inputs[0]]] = _LABEL_COSTS[t]
-        elif (t in _CLASS_COSTS or t == "eltsum") and any(i in data for i in inputs):
-            others = [i for i in inputs if i not in data]
-            n = ctx.num_classes if ctx.num_classes is not None else \
-                next((d for d in (_declared_outputs(mcp, o) for o in others) if d), None)
-            for i in inputs:
-                if i in data and n is not None:
-                    kinds.setdefault(data[i], n)
-    classes = ctx.num_classes
-    for s in mcp.sections():
-        inputs = [i.strip() for i in mcp.safe_get(s, "inputs", default="").split(",")]
-        if classes is None and mcp.safe_get(s, "type", default="") == "cost.logreg" and len(inputs) == 2:
-            classes = _declared_outputs(mcp, inputs[1])
-    sizes = _GUESS_IMAGE_SIZES if classes is None or classes > 100 else _GUESS_SMALL_IMAGE_SIZES
-    best: ConfigError | None = None
-    best_at = -1
-    for size in sizes:
-        dims = {idx: kinds.get(idx, 3 * size * size) for idx in data.values()}
-        trial = _Context(def_path=ctx.def_path, num_gpus=ctx.num_gpus, data_dims=dims.get,
-                         num_classes=ctx.num_classes, tree=ctx.tree, root_label=ctx.root_label,
-                         rng=np.random.default_rng(0), init_weights=False)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                _parse_def(mcp, trial)
-            return dims
-        except ConfigError as e:
-            at = mcp.sections().index(e.section) if e.section in mcp.sections() else -1
-            if at > best_at:
-                best, best_at = e, at
-    raise best
-
-
-def guess_data_dims(layer_def, options: Mapping | None = None) -> dict[int, int]:
-    """``{dataIdx: size}`` as parse_layers guesses them when ``options`` has no ``data_dims``."""
-    ctx = _make_context(Path(layer_def), options, init_weights=False)
-    return _guess_data_dims(MyConfigParser(Path(layer_def), "layer definition file"), ctx)
-
-
 def _make_context(def_path: Path, options: Mapping | None, init_weights: bool) -> _Context:
     """Resolve ``options`` (see the module docstring) once."""
     o = dict(options or {})
-    rng = o.get("rng")
-    if rng is None:
-        rng = np.random.default_rng(o.get("seed"))
-    num_gpus = o.get("num_gpus")
-    if num_gpus is None and o.get("device_ids"):
-        num_gpus = len(o["device_ids"])
-    return _Context(def_path=def_path, num_gpus=num_gpus,
+    rng = o["rng"] if o.get("rng") is not None else np.random.default_rng(o.get("seed"))
+    return _Context(def_path=def_path, num_gpus=o.get("num_gpus"),
                     data_dims=_data_dims_function(o["data_dims"]) if o.get("data_dims") is not None else None,
                     num_classes=o.get("num_classes"), tree=o.get("tree"), root_label=o.get("root_label"),
                     conserve_mem=bool(o.get("conserve_mem", False)), rng=rng, init_weights=init_weights,
                     log=o.get("log") or (lambda line: None),
                     minibatch=int(o.get("minibatch_size") or DEFAULT_MINIBATCH),
                     memory_limit=o.get("memory_limit"))
-
-
-_PARAMS_KEYS = {"quantF", "quantB", "epsW", "epsB", "momW", "momB", "superEps", "superMom", "wc",
-                "wball", "wballNormed", "schedW", "schedB", "gradConsumer", "wcNormMax", "wcNormMin",
-                "doMax", "scale", "pow", "minDiv", "coeff", "topk", "setSize", "threads", "enable",
-                "conserveMem"}
-_NOT_COMPARED = _PARAMS_KEYS | {"weights", "weightsInc", "biases", "biasesInc", "filterConns",
-                                "inputLayers", "initW", "initB", "initWFunc", "initBFunc",
-                                "initCFunc", "tree", "rootLabel"}
-
-
-def _same(a, b) -> bool:
-    """Equality of cfg values that may hold arrays, lists and dicts."""
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.array_equal(np.asarray(a), np.asarray(b))
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    return a == b
-
-
-def _check_same_architecture(saved: dict, fresh: dict, def_path: Path):
-    """On resume the def file may not change anything but initialization keys.
-
-    DIVERGES: the original ignores a new def file on resume (``--layer-def`` is set once);
-    the port re-reads it and refuses any change, so a changed architecture is never silent.
-    """
-    if list(saved) != list(fresh):
-        added = [n for n in fresh if n not in saved]
-        gone = [n for n in saved if n not in fresh]
-        section = (added or gone or [None])[0]
-        raise ConfigError(def_path, section, None, "the architecture cannot change on resume: layers "
-                          f"added {added}, removed {gone} (or reordered) relative to the saved net")
-    for name, f in fresh.items():
-        s = saved[name]
-        for key, v in f.items():
-            if key in _NOT_COMPARED or key not in s:
-                continue
-            if key == "type" and v == "conv" and s[key] == "local" and "partialSum" in s:
-                continue  # converted by --conv-to-local
-            if key in ("weightSourceLayers", "weightSourceMatrixIndices", "weightSource"):
-                continue  # compared below, allowing --unshare-weights
-            if not _same(s[key], v):
-                raise ConfigError(def_path, f.get("src_layer", name), key,
-                                  f"the architecture cannot change on resume: saved {s[key]!r}, file says {v!r}")
-        if "weightSourceLayers" in f and "weightSourceLayers" in s:
-            for i, (a, b) in enumerate(zip(s["weightSourceLayers"], f["weightSourceLayers"])):
-                if a != b and a != "":
-                    raise ConfigError(def_path, name, "weightSource", "the architecture cannot change on"
-                                      f" resume: input {i} shares '{a}' in the saved net, '{b}' in the file")
 
 
 def conv_to_local(layers: dict, name: str) -> dict:
@@ -1996,7 +1849,7 @@ def conv_to_local(layers: dict, name: str) -> dict:
 
     Ports: alexnet-2012/layer.py:914-944 conv_to_local
     DIVERGES: works on the layers dict by name; the 2012 code still indexes a list, and its
-    caller (convnet.py:45-48) enumerates the dict, so ``--conv-to-local`` could not run there.
+    caller (alexnet-2012/convnet.py:45-48) enumerates the dict, so ``--conv-to-local`` could not run there.
     """
     layer = layers[name]
     if layer["type"] != "conv":
@@ -2059,58 +1912,24 @@ def unshare_weights(layer: dict, layers: dict, matrix_idx: int | None = None) ->
     return msgs
 
 
-def _apply_model_options(layers: dict, o: Mapping, log: Callable[[str], None]):
-    """``--conv-to-local`` and ``--unshare-weights``, as the driver applies them after parsing.
-
-    Ports: alexnet-2012/convnet.py:37-63 init_model_state
-    """
-    for name in o.get("conv_to_local") or []:
-        if name not in layers:
-            raise ConfigError("--conv-to-local", name, None, "no such layer")
-        if layers[name]["type"] == "conv":
-            conv_to_local(layers, name)
-            log(f"Converted layer '{name}' from convolutional to unshared, locally-connected")
-    for name_str in o.get("unshare_weights") or []:
-        if not name_str:
-            continue
-        parsed = get_layer_name(name_str)
-        if parsed is None:
-            raise ConfigError("--unshare-weights", name_str, None, "invalid layer name; unable to unshare")
-        name, idx = parsed
-        if name not in layers:
-            raise ConfigError("--unshare-weights", name, None, "layer does not exist; unable to unshare")
-        for msg in unshare_weights(layers[name], layers, matrix_idx=idx):
-            log(msg)
-
-
 def parse_layers(layer_def, layer_params=None, options: Mapping | None = None,
                  layers: dict | None = None, *, init_weights: bool = True) -> dict[str, dict]:
     """Read a net: the layer dicts of ``layer_def`` with the hyper-parameters of ``layer_params``.
 
     ``layers`` given (a resumed net): the saved dicts keep their architecture and weights and
-    only take the params file's hyper-parameters; ``layer_def``, when not None, must describe
-    the same architecture. ``layer_params=None`` parses the def file only (no eps, schedules,
-    quantizers...). ``init_weights=False`` draws no weights (sizes are all computed).
+    only take the params file's hyper-parameters (the def file is not read, as in the original).
+    ``layer_params=None`` parses the def file only (no eps, schedules, quantizers...).
+    ``init_weights=False`` draws no weights (sizes are all computed).
     Every mistake is a :class:`port.errors.ConfigError` naming file, section and key.
 
     Ports: alexnet-2012/layer.py:277-319 parse_layers
     """
-    options = options or {}
     def_path = Path(layer_def) if layer_def is not None else None
     ctx = _make_context(def_path or Path("<saved layers>"), options, init_weights)
-    if layers:
-        if def_path is not None:
-            mcp = MyConfigParser(def_path, "layer definition file")
-            check = _make_context(def_path, options, init_weights=False)
-            if check.data_dims is None:
-                check.data_dims = _data_dims_from_saved(layers)
-            _check_same_architecture(layers, _parse_def(mcp, check), def_path)
-    else:
+    if not layers:
         if def_path is None:
             raise ConfigError("<none>", None, None, "a layer definition file is needed for a new net")
         mcp = MyConfigParser(def_path, "layer definition file")
-        if ctx.data_dims is None:
-            ctx.data_dims = _guess_data_dims(mcp, ctx).get
         layers = _parse_def(mcp, ctx)
         _warn_unknown_keys(mcp)
     if layer_params is not None:
@@ -2124,14 +1943,7 @@ def parse_layers(layer_def, layer_params=None, options: Mapping | None = None,
         _warn_unknown_keys(pcp, ignore={"sched"})
     for l in layers.values():
         l["conserveMem"] = ctx.conserve_mem
-    _apply_model_options(layers, options, ctx.log)
     return layers
-
-
-def _data_dims_from_saved(layers: dict) -> Callable[[int], int | None]:
-    """The data sizes a saved net was built with (for re-reading its def file on resume)."""
-    dims = {l["dataIdx"]: l["outputs"] for l in layers.values() if l.get("type") == "data"}
-    return dims.get
 
 
 def _warn_unknown_keys(mcp: MyConfigParser, ignore: set[str] = frozenset()):

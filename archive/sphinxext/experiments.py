@@ -387,11 +387,11 @@ def _pages(app, t: ex.Timeline, base: Path) -> list[tuple[str, dict[str, str]]]:
 
 
 def _parser_sources() -> list[Path]:
-    """The files of the port's cfg parser: every ``port`` module loaded once ``port.layer`` is
-    imported (the whole package if it cannot be)."""
+    """The files of the port's cfg parser: every ``port`` module loaded once ``port.convnet`` (its
+    data-size guess and ``port.layer``) is imported (the whole package if it cannot be)."""
     port_dir = ROOT / "port"
     try:
-        import port.layer  # noqa: F401
+        import port.convnet  # noqa: F401
     except Exception:  # parse_def says so on the pages; any port file may be the cause
         return sorted(port_dir.rglob("*.py"))
     files = {Path(m.__file__) for m in list(sys.modules.values())

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from port.errors import ConfigError, main_guard
+from port.convnet import apply_model_options, check_same_architecture, guess_data_dims
 from port.layer import (IgnoredKeyWarning, LAYER_PARSERS, NEURON_PARSERS, conv_to_local,
-                        guess_data_dims, parse_layers, parse_neuron, unshare_weights)
+                        parse_layers, parse_neuron, unshare_weights)
 
 # A small CIFAR-like net: 3×32×32 images, 10 classes.
 BASE = """
@@ -561,10 +562,10 @@ initW=0.01
     assert L["fc10"]["weightSourceLayers"] == [""] and L["fc10"]["weightSourceMatrixIndices"] == [-1]
     assert unshare_weights(L["fc10"], L, 0) == ["Weight matrix fc10[0] already unshared."]
     # through the options, as the driver's --unshare-weights
-    L = parse(tmp_path, text, params=None, options={"unshare_weights": ["fc10[0]"]})
+    L = apply_model_options(parse(tmp_path, text, params=None), unshare_weights=["fc10[0]"])
     assert L["fc10"]["weights"][0] is not L["fcA"]["weights"][0]
     with pytest.raises(ConfigError, match="does not exist"):
-        parse(tmp_path, text, params=None, options={"unshare_weights": ["nosuch"]})
+        apply_model_options(parse(tmp_path, text, params=None), unshare_weights=["nosuch"])
 
 
 def test_conv_to_local(tmp_path):
@@ -597,7 +598,7 @@ inputs=conv1,conv1b
         assert L[name]["biases"].shape == (16 * 1024, 1)
     assert L["conv1b"]["weights"][0] is L["conv1"]["weights"][0]
     assert np.array_equal(L["conv1"]["biases"][1024 * 3:1024 * 4], np.full((1024, 1), b0[3, 0]))
-    L = parse(tmp_path, text, params=None, options={"conv_to_local": ["conv1"]})
+    L = apply_model_options(parse(tmp_path, text, params=None), conv_to_local=["conv1"])
     assert L["conv1"]["type"] == L["conv1b"]["type"] == "local"  # sharers follow
 
 
@@ -657,28 +658,28 @@ def test_resume_changes_hyper_parameters_only(tmp_path):
     L = parse_layers(tmp_path / "layers.cfg", p2, OPTS, saved)
     assert L is saved and L["fc10"]["weights"][0] is w and L["fc10"]["epsW"] == [0.0001]
     assert L["fc10"]["schedW"]["type"] == "linear"
-    # initialization keys may change, as they only act on a new net
+    # initialization keys may change, as they only act on a new net (the driver's check on resume)
     write(tmp_path, "layers.cfg", edit(BASE, "fc10", "initW=0.01", "initW=0.5"))
-    parse_layers(tmp_path / "layers.cfg", p2, OPTS, saved)
+    check_same_architecture(saved, tmp_path / "layers.cfg", OPTS)
     # the architecture may not
     for section, old, new, key in [("conv1", "padding=2\nstride=1\nfilterSize=5", "padding=1\nstride=1\nfilterSize=3", "padding"),
                                    ("fc10", "outputs=10", "outputs=10\ngpu=1", "gpu"),
                                    ("conv1", "neuron=relu", "neuron=abs", "neuron")]:
         write(tmp_path, "layers.cfg", edit(BASE, section, old, new))
         with pytest.raises(ConfigError) as e:
-            parse_layers(tmp_path / "layers.cfg", p2, OPTS, saved)
+            check_same_architecture(saved, tmp_path / "layers.cfg", OPTS)
         check_error(e.value, tmp_path / "layers.cfg", section, key, "cannot change on resume")
     write(tmp_path, "layers.cfg", BASE + "\n[extra]\ntype=cost.sum2\ninputs=fc10\n")
     with pytest.raises(ConfigError, match="added.*extra"):
-        parse_layers(tmp_path / "layers.cfg", p2, OPTS, saved)
-    # no def file on resume: no check, only the params
+        check_same_architecture(saved, tmp_path / "layers.cfg", OPTS)
+    # the parser itself, on resume, takes only the params
     assert parse_layers(None, p2, OPTS, saved) is saved
 
 
 def test_def_only_guesses_data_sizes(tmp_path):
     d = write(tmp_path, "layers.cfg", BASE)
     assert guess_data_dims(d) == {0: 3 * 24 * 24, 1: 1}  # a 10-class net: CIFAR crops first
-    L = parse_layers(d, None, None, init_weights=False)
+    L = parse_layers(d, None, {"data_dims": guess_data_dims(d)}, init_weights=False)
     assert L["conv1"]["imgSize"] == [24] and L["pool1"]["outputsX"] == 12
 
 
@@ -840,7 +841,7 @@ def test_every_released_def_file_parses(alexnet_2012):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                L = parse_layers(f, None, None, init_weights=False)
+                L = parse_layers(f, None, {"data_dims": guess_data_dims(f)}, init_weights=False)
             assert all(l["outputs"] > 0 for l in L.values() if not l["type"].startswith("cost."))
         except ConfigError as e:
             failed[rel] = e
@@ -848,7 +849,9 @@ def test_every_released_def_file_parses(alexnet_2012):
     for rel, (section, pattern) in KNOWN_DEF_FAILURES.items():
         assert failed[rel].section == section and re.search(pattern, str(failed[rel])), str(failed[rel])
     for rel in ("layers/layers-137-tree.cfg", "layers/layers-146-2009-tree.cfg"):
-        L = parse_layers(alexnet_2012 / rel, None, {"num_classes": 10184}, init_weights=False)
+        f = alexnet_2012 / rel
+        L = parse_layers(f, None, {"num_classes": 10184, "data_dims": guess_data_dims(f, {"num_classes": 10184})},
+                         init_weights=False)
         assert L["fc1000"]["outputs"] == 10184
 
 
