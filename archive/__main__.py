@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from archive import fetch as fetching
+from archive.manifest import PINS, pinned_from_git, write as write_manifest
 from archive.verify import check_tree, is_installed, summarize
 from port.errors import UserError, main_guard
 
@@ -89,7 +90,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from archive.manifest import PINS, pinned_from_git, write
     if args.release not in PINS:
         raise UserError(f"unknown release {args.release!r}: pinned releases are "
                         f"{', '.join(PINS)} (archive/manifest.py PINS)")
@@ -103,7 +103,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     out = Path(args.out) if args.out else fetching.releases_dir()
     out.mkdir(parents=True, exist_ok=True)
-    path = write(manifest, out)
+    path = write_manifest(manifest, out)
     print(f"{args.release}: wrote {path} ({len(manifest.files)} files, "
           f"commit {commit[:12]} of {manifest.commit_date})")
     return 0

@@ -32,7 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from port import checkpoint
+from port.data import get_instance
 from port.errors import ArgumentParser, UserError, main_guard
+from port.model import ConvNet
+from port.options import OptionException, OptionParser, RangeOptionParser
 from port.util import atomic_write_bytes, pickle
 
 FILTERS_PER_ROW = 16
@@ -306,8 +310,6 @@ class ShowConvNet:
 
     def _test_provider(self):
         if self._dp is None:
-            from port.data import get_instance  # noqa: PLC0415
-
             data_path = self.data_path or _op_value(self.op, "data_path")
             test_range = self.test_batch_range or _op_value(self.op, "test_batch_range")
             if not data_path or not test_range:
@@ -435,10 +437,6 @@ class ModelForward:
         self.net = None
 
     def __call__(self, load_dic: dict, data: list, names: Sequence[str]) -> list:
-        try:
-            from port.model import ConvNet  # noqa: PLC0415
-        except ImportError as e:
-            raise ShowNetError(f"--show-preds/--write-features need the port's model ({e})") from None
         if self.net is None:
             mini = int(_op_value(load_dic.get("op", {}), "minibatch_size", 128))
             self.net = ConvNet(load_dic["model_state"]["layers"], minibatch_size=mini)
@@ -460,22 +458,24 @@ def _safe(name: str) -> str:
 
 # ---- command line -------------------------------------------------------------------------------
 
+def _value(parser: type[OptionParser]) -> Callable[[str], object]:
+    """One of ``port.options``' value parsers (the original's) as an argparse ``type``."""
+    def parse(s: str):
+        try:
+            return parser.parse(s)
+        except OptionException as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = parser.get_type_str()
+    return parse
+
+
 def _bool01(s: str) -> bool:
     if s not in ("0", "1"):
         raise argparse.ArgumentTypeError(f"expected 0 or 1, got {s!r}")
     return s == "1"
 
 
-def _range(s: str) -> list[int]:
-    """``a-b`` (inclusive) or ``a``; comma-separated parts allowed."""
-    out: list[int] = []
-    try:
-        for part in s.split(","):
-            a, _, b = part.partition("-")
-            out += list(range(int(a), int(b or a) + 1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a batch range like 3 or 1-5, got {s!r}") from None
-    return out
+_range = _value(RangeOptionParser)
 
 
 NOT_PORTED = {"show-data-grad": "needs the data gradient of the model",
@@ -485,26 +485,39 @@ NOT_PORTED = {"show-data-grad": "needs the data gradient of the model",
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Ports: alexnet-2012/shownet.py:536-562 ShowConvNet.get_options_parser"""
+    """The original's shownet flags, spellings and help, with its value syntax (``--opt=value``,
+    ``0``/``1`` booleans, ``a-b`` ranges read by ``port.options.RangeOptionParser``).
+
+    Ports: alexnet-2012/shownet.py:536-562 ShowConvNet.get_options_parser
+    DIVERGES: argparse, not ConvNet's options parser extended. The original's ShowConvNet was a
+    ConvNet (it rebuilt the C++ model and data providers from the checkpoint's options, so every
+    training option was accepted and excused); this shownet only reads a checkpoint, so it
+    takes only its own flags, and a mistake is one line (port.errors.ArgumentParser).
+    """
     p = ArgumentParser(prog="python -m port.shownet",
                 description="Plot costs, filters and predictions of a checkpoint into PNG files; "
                             "write features of a layer.")
     a = p.add_argument
     a("-f", dest="load_file", required=True, help="checkpoint file or save directory")
     a("--out", default=".", help="folder for the PNG files (default: .)")
-    a("--show-cost", default="", help="show the given objective function")
-    a("--cost-idx", type=int, default=0, help="cost function return value index for --show-cost")
-    a("--show-filters", default="", help="show learned filters in the given layer")
-    a("--norm-filters", type=_bool01, default=False, help="normalize each filter (0/1)")
-    a("--input-idx", type=int, default=0, help="input index for the layer given to --show-filters")
-    a("--no-rgb", type=_bool01, default=False, help="don't combine filter channels into RGB (0/1)")
-    a("--yuv-to-rgb", type=_bool01, default=False, help="convert YUV filters to RGB (0/1)")
-    a("--channels", type=int, default=0, help="channels of the fc layer given to --show-filters")
-    a("--local-plane", type=int, default=0, help="local plane to show (local layers)")
-    a("--show-preds", default="", help="show predictions made by the given softmax on the test set")
-    a("--only-errors", type=_bool01, default=False, help="show only mistaken predictions (0/1)")
-    a("--write-features", default="", help="write test data features from the given layer")
-    a("--feature-path", default="", help="write test data features to this folder")
+    a("--show-cost", default="", help="Show specified objective function")
+    a("--cost-idx", type=int, default=0, help="Cost function return value index for --show-cost")
+    a("--show-filters", default="", help="Show learned filters in specified layer")
+    a("--norm-filters", type=_bool01, default=False,
+      help="Individually normalize filters shown with --show-filters (0/1)")
+    a("--input-idx", type=int, default=0, help="Input index for layer given to --show-filters")
+    a("--no-rgb", type=_bool01, default=False,
+      help="Don't combine filter channels into RGB in layer given to --show-filters (0/1)")
+    a("--yuv-to-rgb", type=_bool01, default=False, help="Convert YUV filters to RGB in layer given to --show-filters (0/1)")
+    a("--channels", type=int, default=0,
+      help="Number of channels in layer given to --show-filters (fully-connected layers only)")
+    a("--local-plane", type=int, default=0, help="Local plane to show")
+    a("--show-preds", default="", help="Show predictions made by given softmax on test set")
+    a("--only-errors", type=_bool01, default=False,
+      help="Show only mistaken predictions (to be used with --show-preds) (0/1)")
+    a("--write-features", default="", help="Write test data features from given layer")
+    a("--feature-path", default="",
+      help="Write test data features to this path (to be used with --write-features)")
     a("--test-range", dest="test_batch_range", type=_range, default=None, help="test batch range")
     a("--data-path", default=None, help="data path (default: the checkpoint's)")
     a("--multiview-test", type=_bool01, default=False, help="multiview test batches (0/1)")
@@ -526,8 +539,6 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.show_cost or args.show_filters or args.show_preds or args.write_features):
         raise ShowNetError("nothing to do: give --show-cost, --show-filters, --show-preds or "
                            "--write-features")
-    from port import checkpoint  # noqa: PLC0415
-
     dic = checkpoint.load(args.load_file, trust_pickle=args.trust_pickle)
     options = {k: v for k, v in vars(args).items()
                if k not in {o.replace("-", "_") for o in NOT_PORTED} | {"trust_pickle"}}

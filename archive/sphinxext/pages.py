@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import weakref
 from collections.abc import Iterator
@@ -89,12 +88,11 @@ def _salt(app: Sphinx) -> str:
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (atomically, port.util's writer) unless it already holds it."""
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda f: f.write(data))
 
 
 def _all_pages(app: Sphinx, site: Site, cache: Cache) -> Iterator[tuple[str, str, str, str]]:

@@ -21,10 +21,11 @@ import math
 from port.backend import get_array_module
 
 POOLERS = ("max", "avg", "maxabs")
-MAX_POOL_BASE = -2e38  # MaxPooler::getBaseValue (conv_util.cuh:89-91)
+MAX_POOL_BASE = -2e38  # MaxPooler::getBaseValue (cuda-convnet-r561/include/cudaconv2/conv_util.cuh:89-91)
 
 
 def require(ok: bool, func: str, what: str) -> None:
+    """The original's asserts, as a ValueError naming the routine (every cudaconv2 module's)."""
     if not ok:
         raise ValueError(f"{func}: {what}")
 
@@ -88,8 +89,8 @@ def _window_extent(img_size, subs_x, start_x, stride_x, outputs_x, xp):
 
 def _infer_pool_img_size(func, rows, subs_x, start_x, stride_x, outputs_x) -> tuple[int, int]:
     """(numChannels, imgSize) when the caller did not say numChannels: the image sizes for which
-    the original's outputsX = ⌈(imgSize − start − sizeX)/stride⌉ + 1 (layer.py:1164) holds and
-    imgSize² divides the rows. Ambiguity is an error asking for num_filters."""
+    the original's outputsX = ⌈(imgSize − start − sizeX)/stride⌉ + 1
+    (alexnet-2012/layer.py:1164) holds and imgSize² divides the rows. Ambiguity is an error asking for num_filters."""
     fits = []
     for size in range(1, math.isqrt(rows) + 1):
         if rows % (size * size):
@@ -172,7 +173,8 @@ def _pool_geometry(func, grads, images_rows, subs_x, start_x, stride_x, outputs_
 
 def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, outputs_x):
     """Max-pooling backward: each output's gradient goes to every input of its window equal to
-    the output (ties all receive it; maxabs and rand pooling use this undo too, layer.cu:1333,1356).
+    the output (ties all receive it; maxabs and rand pooling use this undo too,
+    alexnet-2012/src/layer.cu:1333,1356).
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1869-1958 convLocalMaxUndo
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1496-1587 kLocalMaxUndo
@@ -260,7 +262,7 @@ def conv_contrast_norm(images, mean_diffs, num_filters, size_x, add_scale, pow_s
     """Within-map contrast normalization: d = 1 + α·Σ_{size_x² window} meanDiffs², y = x·d^(−β).
 
     The window of pixel p is [p − ⌊size/2⌋, p − ⌊size/2⌋ + size)² clipped to the image; k = 1 is
-    hard-wired; α is used as given (layer.py:1183 has already divided it by size²).
+    hard-wired; α is used as given (alexnet-2012/layer.py:1183 has already divided it by size²).
     Returns (target, denoms).
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2074-2212 convContrastNorm
@@ -288,7 +290,7 @@ def conv_response_norm_undo(out_grads, denoms, inputs, acts, num_filters, size_x
     """Backward of :func:`conv_response_norm` (and of contrast norm with inputs = meanDiffs).
 
     Unlike the original, ``acts`` is not overwritten (the original reuses it as scratch for
-    −2αβ·g·y/d, conv_util.cu:2250-2255).
+    −2αβ·g·y/d, cuda-convnet-r561/src/cudaconv2/conv_util.cu:2250-2255).
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2228-2408 convResponseNormUndo
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1592-1605 kRNormUndoPrelims
@@ -342,10 +344,10 @@ def conv_response_norm_cross_map(images, num_filters, size_f, add_scale, pow_sca
     """Cross-map response normalization: d_f = minDiv + α·Σ_{f' ∈ W(f)} x_f'², y = x·d^(−β).
 
     W(f) = [f − ⌊size/2⌋, f − ⌊size/2⌋ + size) ∩ [0, C), or the aligned block of ``size`` maps
-    containing f when ``blocked``. α is used as given (layer.py:1183 divides it by size).
+    containing f when ``blocked``. α is used as given (alexnet-2012/layer.py:1183 divides it by size).
     Returns (target, denoms).
 
-    DIVERGES: reconstructed minDiv: r561 hard-codes 1 (conv_util.cu:1084), the 2012 release passes minDiv (layer.cu:1589) to a kernel that is not public; cuda-convnet2 adds minDiv where r561 adds 1 (cudaconv3 conv_util.cu:1206).
+    DIVERGES: reconstructed minDiv: r561 hard-codes 1 (cuda-convnet-r561/src/cudaconv2/conv_util.cu:1084), the 2012 release passes minDiv (alexnet-2012/src/layer.cu:1589) to a kernel that is not public; cuda-convnet2 adds minDiv where r561 adds 1 (cuda-convnet2/cudaconv3/src/conv_util.cu:1206).
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2743-2790 convContrastNormCrossMap
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1038-1089 kFCNorm
@@ -362,12 +364,11 @@ def conv_response_norm_cross_map(images, num_filters, size_f, add_scale, pow_sca
 
 
 def conv_response_norm_cross_map_undo(out_grads, denoms, inputs, acts, num_filters, size_f,
-                                      add_scale, pow_scale, min_div, blocked):
+                                      add_scale, pow_scale, blocked):
     """Backward of :func:`conv_response_norm_cross_map`:
     g_f·d_f^(−β) + x_f·Σ_{f': f ∈ W(f')} (−2αβ)·g_f'·y_f'/d_f'.
 
-    ``min_div`` only enters through ``denoms`` (the 2012 call, layer.cu:1593, passes none); it
-    is accepted so the call mirrors the forward one.
+    No ``min_div``, as the original's undo: it enters only through ``denoms``.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2801-2890 convResponseNormCrossMapUndo
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1112-1179 kFRNormUndo
@@ -388,7 +389,7 @@ def conv_gaussian_blur(images, filter, horiz, num_channels):
     """One pass of a separable blur: out[.., i] = Σ_k filter[k]·x[.., i + k − r] along x
     (``horiz``) or y, zeros outside. ``filter`` is (1, 2r+1) with r in 1..4.
 
-    DIVERGES: for an asymmetric filter the kernel mixes mirrored and unmirrored taps (it reads filter[r + col − o] for the first r pixels, filter[k] after, conv_util.cu:393-412); the port always correlates, which is the same for the symmetric filters layer.py:454-456 builds.
+    DIVERGES: for an asymmetric filter the kernel mixes mirrored and unmirrored taps (it reads filter[r + col − o] for the first r pixels, filter[k] after, cuda-convnet-r561/src/cudaconv2/conv_util.cu:393-412); the port always correlates, which is the same for the symmetric filters alexnet-2012/layer.py:454-456 builds.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:682-726 convGaussianBlur
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:355-441 kGaussianBlur
@@ -440,7 +441,7 @@ def conv_bed_of_nails(images, num_channels, img_size, start_x, stride_x):
 def conv_bed_of_nails_undo(acts_grad, num_channels, img_size, start_x, stride_x):
     """Backward of :func:`conv_bed_of_nails`: the gradients at the nails, zeros elsewhere.
 
-    DIVERGES: the original's accumulating path (scaleTargets ≠ 0) asserts that the image-sized target has numChannels·outputs rows (conv_util.cu:569), so it fails whenever the nailbed's input has a second consumer; the port returns the gradient and the caller adds.
+    DIVERGES: the original's accumulating path (scaleTargets ≠ 0) asserts that the image-sized target has numChannels·outputs rows (cuda-convnet-r561/src/cudaconv2/conv_util.cu:569), so it fails whenever the nailbed's input has a second consumer; the port returns the gradient and the caller adds.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:670-674 convBedOfNailsUndo
     """
@@ -525,7 +526,8 @@ def conv_rgb_to_lab(images, center):
 
 def conv_reflect_horizontal(images, num_channels, img_size):
     """Mirror every image left–right: y[c, r, S−1−x] = x[c, r, x]; its own backward.
-    ``num_channels`` must be 1..3 (the kernel's template range; layer.cu:1488 asserts it too).
+    ``num_channels`` must be 1..3 (the kernel's template range;
+    alexnet-2012/src/layer.cu:1488 asserts it too).
 
     Ports: cuda-convnet2/cudaconv3/src/conv_util.cu:74-159 convReflectHorizontal
     Ports: cuda-convnet2/cudaconv3/src/conv_util.cu:41-68 kReflectH
@@ -559,7 +561,7 @@ def conv_crop(images, img_size, tgt_size, start_y, start_x):
 
 
 # ---------------------------------------------------------------------------------------------
-# TICA (cost.tica, layer.cu:1995-2001; no released cfg uses it)
+# TICA (cost.tica, alexnet-2012/src/layer.cu:1995-2001; no released cfg uses it)
 
 def _check_tica(func: str, images, num_filters: int, size_x: int) -> int:
     size = _square_images(func, images, num_filters)
@@ -586,7 +588,7 @@ def conv_tica(images, num_filters, size_x):
 def conv_tica_grad(images, ticas, num_filters, size_x):
     """−x_p · Σ_{q in the size_x² window around p} ticas_q (the caller scales by coeff).
 
-    DIVERGES: the kernel's accumulating branch (scaleTarget ≠ 0) multiplies by √Σ instead of Σ (conv_util.cu:1366); the port always computes the overwriting branch, and the caller adds.
+    DIVERGES: the kernel's accumulating branch (scaleTarget ≠ 0) multiplies by √Σ instead of Σ (cuda-convnet-r561/src/cudaconv2/conv_util.cu:1366); the port always computes the overwriting branch, and the caller adds.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2643-2682 convTICAGrad
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1296-1371 kTICAGrad_manyfilter

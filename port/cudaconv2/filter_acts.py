@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from port.backend import get_array_module
+from port.cudaconv2.conv_util import require
 
 # An im2col buffer above this many bytes is built one slice of images at a time.
 COLS_BUDGET_BYTES = 512 * 2**20
@@ -75,11 +76,6 @@ class ConvGeometry:
     @property
     def padded_x(self) -> int:
         return (self.num_modules_x - 1) * self.module_stride + self.filter_size
-
-
-def require(ok: bool, func: str, what: str) -> None:
-    if not ok:
-        raise ValueError(f"{func}: {what}")
 
 
 def check_common(func: str, g: ConvGeometry) -> None:
@@ -253,7 +249,8 @@ def make_geometry(func: str, images, filters, img_size_y, num_modules_y, num_mod
 
 
 def check_dense_colors(func: str, g: ConvGeometry, colors_multiple: int, fc_multiple: int) -> None:
-    """The dense routines' colour asserts, e.g. filter_acts.cu:577-578: without groups ≤ 3
+    """The dense routines' colour asserts, e.g. cuda-convnet-r561/src/cudaconv2/filter_acts.cu:577-578:
+    without groups ≤ 3
     colours or a multiple of ``colors_multiple``; with groups fc a multiple of ``fc_multiple``."""
     def multiple(k: int) -> str:
         return "even" if k == 2 else f"a multiple of {k}"
@@ -266,7 +263,8 @@ def check_dense_colors(func: str, g: ConvGeometry, colors_multiple: int, fc_mult
 
 
 def check_sparse_colors(func: str, g: ConvGeometry, fc_multiple: int) -> None:
-    """The randSparse asserts (filter_acts.cu:1232-1236, img_acts.cu:1944-1948, weight_acts.cu:1002-1006)."""
+    """The randSparse asserts (cuda-convnet-r561/src/cudaconv2/: filter_acts.cu:1232-1236,
+    img_acts.cu:1944-1948, weight_acts.cu:1002-1006)."""
     C, fc, G = g.num_img_colors, g.num_filter_colors, g.num_groups
     require(G > 1, func, "the sparse (randSparse) routines need more than one group")
     require(fc > 0 and C % fc == 0, func,
@@ -314,7 +312,7 @@ def conv_filter_acts(images, filters, img_size_y, num_modules_y, num_modules_x, 
     func = "conv_filter_acts"
     g = make_geometry(func, images, filters, img_size_y, num_modules_y, num_modules_x,
                       padding_start, module_stride, num_img_colors, num_groups, conv=True)
-    check_dense_colors(func, g, 2, 2)  # filter_acts.cu:577-578
+    check_dense_colors(func, g, 2, 2)  # cuda-convnet-r561/src/cudaconv2/filter_acts.cu:577-578
     return _filter_acts(images_4d(images, num_img_colors, g), filters, g)
 
 
@@ -327,7 +325,7 @@ def local_filter_acts(images, filters, img_size_y, num_modules_y, num_modules_x,
     func = "local_filter_acts"
     g = make_geometry(func, images, filters, img_size_y, num_modules_y, num_modules_x,
                       padding_start, module_stride, num_img_colors, num_groups, conv=False)
-    check_dense_colors(func, g, 2, 2)  # filter_acts.cu:577-578
+    check_dense_colors(func, g, 2, 2)  # cuda-convnet-r561/src/cudaconv2/filter_acts.cu:577-578
     return _filter_acts(images_4d(images, num_img_colors, g), filters, g)
 
 
