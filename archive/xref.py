@@ -37,7 +37,7 @@ class Owner:
 
 @dataclass(frozen=True)
 class PortsRef:
-    port_file: str  # repository-relative path, e.g. "port/layers/conv.py"
+    port_file: str  # repository-relative path, e.g. "port/layers/weight.py"
     line: int       # the line of the ``Ports:`` text in port_file
     owner: Owner
     release: str

@@ -93,7 +93,7 @@ def cmrnorm_case(name, C, S, size, N, repeats):
            "port_fwd_s": best_of(lambda: cc.conv_response_norm_cross_map(x, C, size, scale / size, beta,
                                                                          min_div, False), repeats, xp),
            "port_bwd_s": best_of(lambda: cc.conv_response_norm_cross_map_undo(
-               g, d, x, y, C, size, scale / size, beta, min_div, False), repeats, xp)}
+               g, d, x, y, C, size, scale / size, beta, False), repeats, xp)}
     torch = _torch()
     if torch is not None:
         F_ = torch.nn.functional

@@ -104,6 +104,9 @@ def _topological_order(layers: dict[str, Layer]) -> list[Layer]:
 class ConvNet:
     """The net built from ``layers`` (name → layer dict, as port.layer.parse_layers returns).
 
+    This is the C++ ``ConvNet`` (convnet.cu); the Python driver of the same name is
+    :class:`port.convnet.ConvNet`, which holds this one as ``libmodel``.
+
     The weights are copied to the chosen backend (copyToGPU) in ``dtype`` (float32 as the
     original; float64 for exact gradient tests); :meth:`sync_with_host` writes them back into
     the dicts' NumPy arrays.

@@ -10,7 +10,8 @@ the original's back-propagated quantity (−∂L/∂y); the formulas are linear 
 convention passes through unchanged.
 
 ``NEURONS`` maps the cfg type string ('relu', 'tanh', ...) to the class, and
-:func:`make_neuron` builds one from the parser's ``{'type', 'params'}`` dict (neuron.cu:32-85).
+:func:`make_neuron` builds one from the parser's ``{'type', 'params'}`` dict
+(alexnet-2012/src/neuron.cu:32-85).
 
 Not here: the in-place ``add`` variants (callers accumulate), the fast-math intrinsics
 (``__expf``, ``__fdividef``): the port uses exact exp/division, so float32 results differ from
@@ -181,7 +182,7 @@ class DoubleReluNeuron(Neuron):
 class SoftReluNeuron(Neuron):
     """f(x) = x if x > 4 else log(1 + e^x); gradient g if x > 4 else g·e^x/(1 + e^x).
 
-    The gradient reads the inputs (neuron.cuh:396), although layer.py's parser declares
+    The gradient reads the inputs (alexnet-2012/include/neuron.cuh:396), although layer.py's parser declares
     softrelu ``uses_acts=True, uses_inputs=False``; ``uses_inputs`` here follows the kernel.
 
     Ports: alexnet-2012/include/neuron.cuh:388-425 SoftReluNeuron

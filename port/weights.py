@@ -50,7 +50,7 @@ class Weights:
             self._w = self._inc = self._grad = None
             self._grad_avg = self._grad2_avg = None
         else:
-            # A shared matrix: no decay, no ball of its own (weights.cu:37-39).
+            # A shared matrix: no decay, no ball of its own (alexnet-2012/src/weights.cu:37-39).
             self.host_w, self.host_inc = src.host_w, src.host_inc
             self.wc, self.wball, self.mom = 0.0, 0.0, src.mom
             self.super_eps, self.use_grad = src.super_eps, src.use_grad

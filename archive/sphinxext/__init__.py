@@ -15,8 +15,8 @@ fetched trees under ``original/<release>/`` and the port's ``Ports:``/``DIVERGES
 ``versions/<path>.html``, ``versions/index.html`` side-by-side diffs of a file across releases
                                                  (``<path>`` = its path in its oldest release);
                                                  line anchors ``s<k>-a<n>`` / ``s<k>-b<n>``
-``port/<module>.html``, ``port/index.html``      port modules (``port/layers/conv.py`` →
-                                                 ``port/layers/conv.html``), ``#L<n>`` anchors
+``port/<module>.html``, ``port/index.html``      port modules (``port/layers/weight.py`` →
+                                                 ``port/layers/weight.html``), ``#L<n>`` anchors
 ``coverage.html``                                share of each file cited by the port, annotated
 ``divergences.html``                             every ``DIVERGES:`` line of the port
 ``identifiers.html`` (+ ``identifiers.js``)      identifier search over the code, ``?q=name``

@@ -10,7 +10,7 @@ URL scheme (page names; Sphinx adds ``.html``):
 * ``releases/<release>/<path>``  one source page per release file, lines ``#L<n>``;
 * ``releases/<release>/index``   the file tree of a release; ``releases/index`` all releases;
 * ``versions/<path>``            diffs of one file across releases; ``versions/index``;
-* ``port/<module path>``         a port module (``port/layers/conv.py`` → ``port/layers/conv``);
+* ``port/<module path>``         a port module (``port/layers/weight.py`` → ``port/layers/weight``);
 * ``coverage``, ``divergences``, ``identifiers`` (search), ``port/index``.
 """
 from __future__ import annotations

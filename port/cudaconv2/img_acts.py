@@ -79,7 +79,7 @@ def conv_img_acts(hid_acts, filters, img_size_y, img_size_x, num_modules_y, padd
     func = "conv_img_acts"
     g = make_geometry(func, hid_acts, filters, img_size_y, img_size_x, num_modules_y,
                       padding_start, module_stride, num_img_colors, num_groups, conv=True)
-    check_dense_colors(func, g, 2, 4)  # img_acts.cu:915-916
+    check_dense_colors(func, g, 2, 4)  # cuda-convnet-r561/src/cudaconv2/img_acts.cu:915-916
     return _img_acts(hid_acts, filters, g).reshape(num_img_colors * g.img_pixels, -1)
 
 
@@ -92,7 +92,7 @@ def local_img_acts(hid_acts, filters, img_size_y, img_size_x, num_modules_y, pad
     func = "local_img_acts"
     g = make_geometry(func, hid_acts, filters, img_size_y, img_size_x, num_modules_y,
                       padding_start, module_stride, num_img_colors, num_groups, conv=False)
-    check_dense_colors(func, g, 2, 4)  # img_acts.cu:915-916
+    check_dense_colors(func, g, 2, 4)  # cuda-convnet-r561/src/cudaconv2/img_acts.cu:915-916
     return _img_acts(hid_acts, filters, g).reshape(num_img_colors * g.img_pixels, -1)
 
 
@@ -119,7 +119,7 @@ def conv_img_acts_sparse(hid_acts, filters, color_indices, img_size_y, img_size_
 
     overSample = groups·filterColors / C is the number of groups that read each colour; like the
     original, the result holds one image gradient per oversampling block, and the caller sums
-    the blocks (layer.cu:887-891 does ``reshape(overSample, -1).sum(0)``).
+    the blocks (alexnet-2012/src/layer.cu:887-891 does ``reshape(overSample, -1).sum(0)``).
 
     Ports: cuda-convnet-r561/src/cudaconv2/img_acts.cu:1929-1993 _imgActsSparse
     Ports: cuda-convnet-r561/src/cudaconv2/img_acts.cu:2559-2570 convImgActsSparse

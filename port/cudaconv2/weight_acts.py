@@ -6,7 +6,7 @@ Ported from ``cuda-convnet-r561/src/cudaconv2/weight_acts.cu``; layout and geome
 conv the sum runs over all modules, for local each module keeps its own.
 
 partialSum: the original writes (modules/partialSum, fc·fs², F) partial sums over runs of
-partialSum consecutive modules, and the layer adds them up afterwards (layer.cu:872-878).
+partialSum consecutive modules, and the layer adds them up afterwards (alexnet-2012/src/layer.cu:872-878).
 ``conv_weight_acts`` returns that sum directly, (fc·fs², F); partial_sum is checked as the
 original checks it (0 means all modules; otherwise it must divide the module count) and is
 otherwise a no-op for the math (only the order of the float additions differs).
@@ -44,7 +44,8 @@ def make_geometry(func: str, images, hid_acts, img_size_y, num_modules_y, num_mo
 
 
 def check_partial_sum(func: str, partial_sum: int, g: ConvGeometry) -> None:
-    """weight_acts.cu:599-601: partialSum 0 means all modules; otherwise it divides them."""
+    """partialSum 0 means all modules; otherwise it divides them
+    (cuda-convnet-r561/src/cudaconv2/weight_acts.cu:599-601)."""
     ps = g.num_modules if partial_sum == 0 else partial_sum
     require(ps > 0 and g.num_modules % ps == 0, func,
             f"partial_sum ({partial_sum}) must divide the number of modules ({g.num_modules}); "
@@ -89,7 +90,7 @@ def conv_weight_acts(images, hid_acts, img_size_y, num_modules_y, num_modules_x,
     g = make_geometry(func, images, hid_acts, img_size_y, num_modules_y, num_modules_x,
                       filter_size, padding_start, module_stride, num_img_colors, num_groups,
                       conv=True)
-    check_dense_colors(func, g, 4, 4)  # weight_acts.cu:593-594
+    check_dense_colors(func, g, 4, 4)  # cuda-convnet-r561/src/cudaconv2/weight_acts.cu:593-594
     check_partial_sum(func, partial_sum, g)
     return _weight_acts(images_4d(images, num_img_colors, g), hid_acts, g)
 
@@ -104,7 +105,7 @@ def local_weight_acts(images, hid_acts, img_size_y, num_modules_y, num_modules_x
     g = make_geometry(func, images, hid_acts, img_size_y, num_modules_y, num_modules_x,
                       filter_size, padding_start, module_stride, num_img_colors, num_groups,
                       conv=False)
-    check_dense_colors(func, g, 4, 4)  # weight_acts.cu:593-594
+    check_dense_colors(func, g, 4, 4)  # cuda-convnet-r561/src/cudaconv2/weight_acts.cu:593-594
     return _weight_acts(images_4d(images, num_img_colors, g), hid_acts, g)
 
 

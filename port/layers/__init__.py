@@ -1,5 +1,6 @@
 """The layer classes of the port, one module per family, and the registry that maps a cfg
 ``type=`` string to its class (the twin of ConvNetGPU::initLayer and CostLayer::makeCostLayer).
+The classes are layer.cu's; the cfg parser is ``port/layer.py`` (layer.py's twin).
 
 - base.py: Layer, WeightLayer (gradient gathering, update, gradient check)
 - weight.py: fc, conv, local       - pool.py: pool (max, maxabs, avg, rand with doMax)

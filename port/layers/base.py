@@ -49,8 +49,8 @@ class Layer:
         self.net = net                     # the ConvNet: progress, minibatch size, rng, dtype
         self.name: str = dic["name"]
         self.type: str = dic["type"]
-        self.num_outputs: int = int(dic.get("outputs", 0))
-        self._grad_consumer = bool(dic.get("gradConsumer", False))
+        self.num_outputs: int = int(dic["outputs"])
+        self._grad_consumer = bool(dic["gradConsumer"])
         self._found_grad_consumers = False
         self.prev: list[Layer] = []
         self.next: list[Layer] = []
@@ -188,15 +188,15 @@ class WeightLayer(Layer):
         n_in = len(dic["inputs"])
         eps_w = [float(e) for e in dic["epsW"]]
         mom_w = [float(m) for m in dic["momW"]]
-        wc = [float(w) for w in dic.get("wc", [0.0] * n_in)]
-        wball = [float(w) for w in dic.get("wballNormed", [0.0] * n_in)]
-        super_eps = float(dic.get("superEps", 0.0))
-        src_layers = dic.get("weightSourceLayers", [""] * n_in)
-        src_idx = dic.get("weightSourceMatrixIndices", [-1] * n_in)
+        wc = [float(w) for w in dic["wc"]]
+        wball = [float(w) for w in dic["wballNormed"]]
+        super_eps = float(dic["superEps"])
+        src_layers = dic["weightSourceLayers"]
+        src_idx = dic["weightSourceMatrixIndices"]
         dtype = net.dtype
         self.weights: list[Weights] = []
         for i in range(n_in):
-            sched = _make_schedule(dic.get("schedW"), eps_w[i], net.rng)
+            sched = _make_schedule(dic["schedW"], eps_w[i], net.rng)
             if src_layers[i] == self.name:
                 w = Weights.shared(self.weights[src_idx[i]], sched, eps_w[i])
             elif src_layers[i]:
@@ -206,7 +206,7 @@ class WeightLayer(Layer):
                             mom_w[i], super_eps, use_grad, dtype=dtype)
             self.weights.append(w)
         eps_b = float(dic["epsB"])
-        self.biases = Weights(dic["biases"], dic["biasesInc"], _make_schedule(dic.get("schedB"), eps_b, net.rng),
+        self.biases = Weights(dic["biases"], dic["biasesInc"], _make_schedule(dic["schedB"], eps_b, net.rng),
                               eps_b, 0.0, 0.0, float(dic["momB"]), super_eps, True, dtype=dtype)
         self.w_step = 0.02
         self.b_step = 0.05

@@ -18,7 +18,7 @@ from port.neuron import make_neuron
 class NeuronLayer(Layer):
     """y = f(x) for one of the neurons of neuron.cuh.
 
-    DIVERGES: the fused logistic + cost.crossent2 gradient (layer.cu:490-502) is absent because cost.crossent2 is not ported.
+    DIVERGES: the fused logistic + cost.crossent2 gradient (alexnet-2012/src/layer.cu:490-502) is absent because cost.crossent2 is not ported.
 
     Ports: alexnet-2012/src/layer.cu:483-488 NeuronLayer::NeuronLayer
     """
@@ -92,7 +92,7 @@ class EltwiseSumLayer(Layer):
 
     def __init__(self, dic: dict, net):
         super().__init__(dic, net)
-        self.coeffs = [float(c) for c in dic.get("coeffs", [1.0] * len(dic["inputs"]))]
+        self.coeffs = [float(c) for c in dic["coeffs"]]
 
     def fprop_acts(self, inp_idx, scale_targets, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1079-1085 EltwiseSumLayer::fpropActs"""
@@ -133,7 +133,7 @@ class HiddenSexLayer(Layer):
 
     def __init__(self, dic: dict, net):
         super().__init__(dic, net)
-        self.enable = bool(dic.get("enable", True))
+        self.enable = bool(dic["enable"])
         self.keep = float(dic["keep"])
         self.sex_mask = None                                   # (D, N), 0/1
 

@@ -54,7 +54,7 @@ class LogregCostLayer(CostLayer):
 
     def __init__(self, dic: dict, net):
         super().__init__(dic, net)
-        self.topk = int(dic.get("topk", 1))
+        self.topk = int(dic["topk"])
         self.probs_accum = None                                  # (C, N)
         self.num_accumed = 0
 

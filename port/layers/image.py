@@ -119,7 +119,7 @@ class RGBToLABLayer(Layer):
 
     def __init__(self, dic: dict, net):
         super().__init__(dic, net)
-        self.center = bool(dic.get("center", False))
+        self.center = bool(dic["center"])
 
     def fprop_acts(self, inp_idx, scale_targets, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1546-1548 RGBToLABLayer::fpropActs"""

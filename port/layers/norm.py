@@ -47,8 +47,8 @@ class CrossMapResponseNormLayer(ResponseNormLayer):
 
     def __init__(self, dic: dict, net):
         super().__init__(dic, net)
-        self.blocked = bool(dic.get("blocked", False))
-        self.min_div = float(dic.get("minDiv", 1.0))
+        self.blocked = bool(dic["blocked"])
+        self.min_div = float(dic["minDiv"])
 
     def fprop_acts(self, inp_idx, scale_targets, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1588-1590 CrossMapResponseNormLayer::fpropActs"""
@@ -59,7 +59,7 @@ class CrossMapResponseNormLayer(ResponseNormLayer):
         """Ports: alexnet-2012/src/layer.cu:1592-1594 CrossMapResponseNormLayer::bpropActs"""
         return cc.conv_response_norm_cross_map_undo(v, self.denoms, self.inputs[0], self.acts,
                                                     self.channels, self.size, self.scale, self.pow,
-                                                    self.min_div, self.blocked)
+                                                    self.blocked)
 
 
 class ContrastNormLayer(ResponseNormLayer):

@@ -95,7 +95,7 @@ class LocalLayer(WeightLayer):
         self.filter_pixels = [int(p) for p in dic["filterPixels"]]
         self.modules_x = int(dic["modulesX"])
         self.modules = int(dic["modules"])
-        self.filter_conns_host = list(dic.get("filterConns", [[]] * len(self.padding)))
+        self.filter_conns_host = list(dic["filterConns"])
         self.filter_conns: list = [None] * len(self.padding)
 
     def copy_to_gpu(self) -> None:
@@ -113,7 +113,7 @@ class LocalLayer(WeightLayer):
                 self.filter_conns[i] = backend.xp().asarray(conns, dtype="int32")
 
     def _sum_over_sample(self, grad, inp_idx):
-        """Sum the ``overSample`` copies of a random-sparse input gradient (layer.cu:887-891)."""
+        """Sum the ``overSample`` copies of a random-sparse input gradient (alexnet-2012/src/layer.cu:887-891)."""
         rows = self.prev[inp_idx].num_outputs
         if self.over_sample[inp_idx] > 1 and grad.shape[0] == self.over_sample[inp_idx] * rows:
             grad = grad.reshape(self.over_sample[inp_idx], -1).sum(axis=0).reshape(rows, -1)
@@ -128,11 +128,10 @@ class ConvLayer(LocalLayer):
 
     def __init__(self, dic: dict, net):
         super().__init__(dic, net, True)
-        self.partial_sum = int(dic.get("partialSum", 0))
-        self.shared_biases = bool(dic.get("sharedBiases", True))
-        n_in = len(self.padding)
-        self.wc_norm_min = [float(v) for v in dic.get("wcNormMin", [0.0] * n_in)]
-        self.wc_norm_max = [float(v) for v in dic.get("wcNormMax", [0.0] * n_in)]
+        self.partial_sum = int(dic["partialSum"])
+        self.shared_biases = bool(dic["sharedBiases"])
+        self.wc_norm_min = [float(v) for v in dic["wcNormMin"]]
+        self.wc_norm_max = [float(v) for v in dic["wcNormMax"]]
 
     def fprop_acts(self, inp_idx, scale_targets, pass_type):
         """Ports: alexnet-2012/src/layer.cu:823-842 ConvLayer::fpropActs"""

@@ -58,7 +58,7 @@ def _calls(rng):
         ("rnorm", cc.conv_response_norm, (x, C, 3, 0.1, 0.75)),
         ("rnorm undo", cc.conv_response_norm_undo, (x, dr, x, yr, C, 3, 0.1, 0.75)),
         ("cmrnorm", cc.conv_response_norm_cross_map, (x, C, 5, 0.1, 0.75, 2.0, True)),
-        ("cmrnorm undo", cc.conv_response_norm_cross_map_undo, (x, d, x, y, C, 5, 0.1, 0.75, 2.0, False)),
+        ("cmrnorm undo", cc.conv_response_norm_cross_map_undo, (x, d, x, y, C, 5, 0.1, 0.75, False)),
         ("blur", cc.conv_gaussian_blur, (x, blur, False, C)),
         ("nailbed", cc.conv_bed_of_nails, (x, C, S, 0, 2)),
         ("nailbed undo", cc.conv_bed_of_nails_undo, (f32(C * 25, N), C, S, 0, 2)),

@@ -139,7 +139,7 @@ def test_crossmap_norm_and_undo_are_adjoint(size, blocked, min_div):
     alpha, beta = 0.5 / size, 0.75
     y, d = cc.conv_response_norm_cross_map(x, C, size, alpha, beta, min_div, blocked)
     g = rng.standard_normal(y.shape)
-    gi = cc.conv_response_norm_cross_map_undo(g, d, x, y, C, size, alpha, beta, min_div, blocked)
+    gi = cc.conv_response_norm_cross_map_undo(g, d, x, y, C, size, alpha, beta, blocked)
     check_adjoint(lambda v: cc.conv_response_norm_cross_map(v, C, size, alpha, beta, min_div,
                                                             blocked)[0], gi, x, g, rng)
 

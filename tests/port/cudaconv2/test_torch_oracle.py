@@ -104,5 +104,5 @@ def test_crossmap_norm_matches_torch_local_response_norm(C, S, size, min_div):
     assert_close(y, from_torch(yt), "cmrnorm forward")
     g = rng.standard_normal(y.shape, dtype=np.float32)
     yt.backward(to_torch(g, C, S).detach())
-    gi = cc.conv_response_norm_cross_map_undo(g, d, x, y, C, size, scale / size, beta, min_div, False)
+    gi = cc.conv_response_norm_cross_map_undo(g, d, x, y, C, size, scale / size, beta, False)
     assert_close(gi, from_torch(xt.grad), "cmrnorm backward")

@@ -20,7 +20,8 @@ def data(name, outputs, idx):
 
 
 def simple(name, type_, inputs, outputs, **extra):
-    return {"name": name, "type": type_, "inputs": list(inputs), "outputs": outputs, **extra}
+    return {"name": name, "type": type_, "inputs": list(inputs), "outputs": outputs,
+            "gradConsumer": False, **extra}
 
 
 def _weight_params(d, n_in, eps_w=0.01, eps_b=0.02, mom=0.9, wc=0.0, wball=0.0):
