@@ -20,6 +20,8 @@ fetched trees under ``original/<release>/`` and the port's ``Ports:``/``DIVERGES
 ``coverage.html``                                share of each file cited by the port, annotated
 ``divergences.html``                             every ``DIVERGES:`` line of the port
 ``identifiers.html`` (+ ``identifiers.js``)      identifier search over the code, ``?q=name``
+``experiments/index.html``, ``experiments/<n>``  the experiment history of the 2012 ``layers/``
+                                                 folder, a page per experiment (:mod:`experiment_pages`)
 ==============================================  ==============================================
 
 For MyST content:
@@ -27,14 +29,18 @@ For MyST content:
 * ``{src}`alexnet-2012/src/layer.cu:823-842``` or ``{src}`text <alexnet-2012/src/layer.cu:823>```
   links to source lines (``{src}`release/path``` to the page);
 * ```` ```{annotation} alexnet-2012/src/layer.cu:823-842 ConvLayer::fpropActs ```` in documents
-  under ``docs/annotations/`` puts its MyST body in the margin beside those lines.
+  under ``docs/annotations/`` puts its MyST body in the margin beside those lines;
+* ``{site}`text <coverage.html>``` links to a generated page (path from the site root);
+* ```` ```{release-table} ```` and ```` ```{experiment-results} 145 147 ```` tabulate the pinned
+  releases and experiments' diary results (:mod:`tables`).
 
 The build fails (exit status 2, each problem as ``file:line: message``) if a ``Ports:`` line, an
 annotation or a ``{src}`` link points outside a file or away from the symbol it names, or if a
 fetched original differs from its manifest. Configuration (paths relative to the conf dir):
 ``archive_manifests_dir``, ``archive_original_dir``, ``archive_root`` (the repository, for port
 paths), ``archive_port_paths`` (default ``[<root>/port]``), ``archive_release_order`` (lineage,
-oldest first), ``archive_fail_on_integrity`` (default True; False only warns, for drafting).
+oldest first), ``archive_fail_on_integrity`` (default True; False only warns, for drafting),
+``archive_experiments_dir`` (default ``<archive_original_dir>/alexnet-2012/layers``).
 The theme ``archive`` (offline, light/dark, phone, print) ships with it.
 """
 from __future__ import annotations
@@ -43,8 +49,9 @@ from typing import Any
 
 from sphinx.application import Sphinx
 
-from archive.sphinxext import pages
+from archive.sphinxext import experiment_pages, pages
 from archive.sphinxext.annotations import setup_annotations
+from archive.sphinxext.tables import setup_tables
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
@@ -54,12 +61,15 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("archive_port_paths", [], "env", types=[list])
     app.add_config_value("archive_release_order", [], "env", types=[list])
     app.add_config_value("archive_fail_on_integrity", True, "", types=[bool])
+    app.add_config_value("archive_experiments_dir", "", "env", types=[str])
     app.add_html_theme("archive", str(pages.THEME))
     app.add_css_file("archive.css")
     app.add_js_file("archive.js", loading_method="defer")
     setup_annotations(app)
+    setup_tables(app)
+    app.connect("config-inited", experiment_pages.resolve_layers_dir)
     app.connect("builder-inited", pages.copy_static)
     app.connect("env-updated", pages.check_integrity)
     app.connect("html-collect-pages", pages.collect_pages)
-    app.setup_extension("archive.sphinxext.experiments")
+    app.connect("build-finished", pages.check_site_links)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}

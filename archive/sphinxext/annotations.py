@@ -13,7 +13,10 @@ shown in the margin of the source page, beside its lines; the original file is n
 
 The ``{src}`` role links prose to release lines: ``{src}`alexnet-2012/src/layer.cu:823-842```
 or ``{src}`text <alexnet-2012/src/layer.cu:823-842>```; ``{src}`alexnet-2012/src/layer.cu```
-links to the page. Where the lines point is checked by :mod:`integrity`, not here.
+links to the page. Where the lines point is checked by :mod:`integrity`, not here. The
+``{site}`` role, ``{site}`text <experiments/index.html>``` or ``{site}`coverage.html```, links to a
+generated page outside the toctree, the path given from the site root; a target the build did
+not write is reported when the build ends (:func:`pages.check_site_links`).
 
 This module stores what it reads in the ``archive`` domain (so parallel reads merge and
 changed documents purge cleanly); it does not draw source pages.
@@ -43,18 +46,20 @@ class ArchiveDomain(Domain):
     """Holds, per document, the annotations and ``{src}`` links it contains.
 
     ``annotations``: docname → list of :class:`Annotation`; ``links``: docname → list of
-    ``(source, line, target text, parsed target or None)``.
+    ``(source, line, target text, parsed target or None)``; ``site_links``: docname → list of
+    ``(line, target)`` of its ``{site}`` links.
     """
     name = "archive"
     label = "AlexNet archive"
-    initial_data: dict[str, Any] = {"annotations": {}, "links": {}}
+    initial_data: dict[str, Any] = {"annotations": {}, "links": {}, "site_links": {}}
+    KEYS = ("annotations", "links", "site_links")
 
     def clear_doc(self, docname: str) -> None:
-        for key in ("annotations", "links"):
+        for key in self.KEYS:
             self.data[key].pop(docname, None)
 
     def merge_domaindata(self, docnames: set[str], otherdata: dict[str, Any]) -> None:
-        for key in ("annotations", "links"):
+        for key in self.KEYS:
             for docname, items in otherdata[key].items():
                 if docname in docnames:
                     self.data[key][docname] = items
@@ -67,6 +72,10 @@ class ArchiveDomain(Domain):
 
     def all_links(self) -> list[tuple[str, int, str, tuple | None]]:
         return [x for doc in sorted(self.data["links"]) for x in self.data["links"][doc]]
+
+    def all_site_links(self) -> list[tuple[str, int, str]]:
+        """(docname, line, target) of every ``{site}`` link."""
+        return [(doc, *x) for doc in sorted(self.data["site_links"]) for x in self.data["site_links"][doc]]
 
 
 class AnnotationDirective(SphinxDirective):
@@ -132,6 +141,19 @@ def src_role(name: str, rawtext: str, text: str, lineno: int, inliner: Any,
     return [nodes.reference(rawtext, title or target, refuri=uri, classes=["archive-src"])], []
 
 
+def site_role(name: str, rawtext: str, text: str, lineno: int, inliner: Any,
+              options: dict | None = None, content: list | None = None):
+    """``{site}`text <path.html#frag>``` or ``{site}`path.html```: a link to a generated page,
+    the path given from the site root, made relative to the current page."""
+    env = inliner.document.settings.env
+    m = _ROLE_TEXT.match(text)
+    label, target = (m["title"].strip(), m["target"].strip()) if m else (text.strip(), text.strip())
+    env.get_domain("archive").data["site_links"].setdefault(env.docname, []).append((lineno, target))
+    path, _, frag = target.partition("#")
+    url = posixpath.relpath(path, posixpath.dirname(env.docname) or ".") + (f"#{frag}" if frag else "")
+    return [nodes.reference(rawtext, label or target, refuri=url, internal=True)], []
+
+
 _URL_ATTR = re.compile(r'(?P<attr>\b(?:href|src))="(?P<url>[^"]*)"')
 
 
@@ -184,4 +206,5 @@ def setup_annotations(app: Sphinx) -> None:
     app.add_domain(ArchiveDomain)
     app.add_directive("annotation", AnnotationDirective)
     app.add_role("src", src_role)
+    app.add_role("site", site_role)
     app.connect("env-updated", mark_orphans)

@@ -8,7 +8,9 @@ identifier search (:mod:`search`) indexes. It is not a Sphinx writer: the pages 
 lines into their own markup.
 
 Highlighting the three releases takes most of a full build, so results are cached on disk,
-keyed by the text's SHA-256, the lexer and :data:`VERSION`.
+keyed by the text's SHA-256, the lexer and :data:`VERSION`. The same :class:`Cache` is the build's
+only cache: it also keeps derived values (diffs, the experiments pages: :meth:`Cache.memo`) and
+what the previous build wrote (:meth:`Cache.recorded`, :meth:`Cache.record`).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from pygments.token import STANDARD_TYPES, Name, Text, Token, _TokenType
 
 from port.util import atomic_write_bytes
 
-VERSION = 5  # bump when the produced HTML changes
+VERSION = 6  # bump when any cached or generated HTML changes in a way its inputs would not show
 _OPTIONS = dict(stripnl=False, stripall=False, ensurenl=False, tabsize=0)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DEFINING = (Name.Function, Name.Class)
@@ -124,7 +126,9 @@ def highlight(text: str, path: str, port: bool = False) -> Highlighted:
 
 
 class Cache:
-    """Highlighted files on disk, keyed by content hash; one pickle for the whole site."""
+    """The build cache on disk, one pickle for the whole site: highlighted files keyed by content
+    hash, memoized values keyed by their inputs, and records of the previous build; every key
+    carries :data:`VERSION`, and an entry this build does not use is dropped when it is saved."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -155,6 +159,18 @@ class Cache:
             self.entries[key] = compute()
             self.dirty = True
         return self.entries[key]
+
+    def recorded(self, name: str, default=None):  # noqa: ANN001, ANN201
+        """What the previous build :meth:`record` ed under ``name`` (``default`` if nothing)."""
+        return self.entries.get(f"{VERSION}:record:{name}", default)
+
+    def record(self, name: str, value) -> None:  # noqa: ANN001
+        """Keep ``value`` for the next build's :meth:`recorded`."""
+        key = f"{VERSION}:record:{name}"
+        self.used.add(key)
+        if self.entries.get(key) != value:
+            self.entries[key] = value
+            self.dirty = True
 
     def save(self) -> None:
         """Write the cache atomically, keeping only the entries used by this build."""

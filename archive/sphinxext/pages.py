@@ -3,14 +3,13 @@ Sphinx every generated page (``html-collect-pages``).
 
 Pages whose HTML did not change since the last build are not handed over again (Sphinx would
 re-render and rewrite all of them): each page's body is hashed together with everything else
-that shapes the page (theme, static files, project title) and compared with the hash recorded
-in ``<doctreedir>/archive-pages.json``. Highlighting is cached by :mod:`highlight`. This module
-draws nothing itself.
+that shapes the page (theme, static files, project title) and compared with the hash the
+previous build recorded in the build cache (:class:`highlight.Cache`, which also holds the
+highlighting and the experiments pages). This module draws nothing itself.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import weakref
 from collections.abc import Iterator
@@ -24,9 +23,8 @@ from sphinx.util import logging
 
 from archive import ORIGINAL, RELEASES_DIR, ROOT, xref
 from archive.manifest import load_all
-from archive.sphinxext import coverage, integrity, search, sidebyside, sources, versions
+from archive.sphinxext import coverage, experiment_pages, integrity, search, sidebyside, sources, versions
 from archive.sphinxext.annotations import ArchiveDomain, rendered_bodies
-from archive.sphinxext.highlight import VERSION as HL_VERSION
 from archive.sphinxext.highlight import Cache
 from archive.sphinxext.model import Site, page_of_port, page_of_source, page_of_versions
 from port.util import atomic_write_bytes
@@ -35,7 +33,6 @@ logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 THEME = HERE / "theme"
-PAGES_VERSION = 4  # bump when the page HTML changes in a way the body hash would not show
 _SITES: "weakref.WeakKeyDictionary[Sphinx, Site]" = weakref.WeakKeyDictionary()
 
 
@@ -78,7 +75,7 @@ def copy_static(app: Sphinx) -> None:
 
 
 def _salt(app: Sphinx) -> str:
-    h = hashlib.sha256(f"{PAGES_VERSION}:{HL_VERSION}:{sphinx.__version__}:{app.config.project}:"
+    h = hashlib.sha256(f"{sphinx.__version__}:{app.config.project}:"
                        f"{app.config.html_title}:{app.config.html_theme}:{app.config.html_theme_options}".encode())
     for d in (STATIC, THEME):
         for f in sorted(d.iterdir()):
@@ -120,6 +117,8 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache) -> Iterator[tuple[str, str
             yield page_of_port(pf), "port", *got
     yield "port/index", "table", *sidebyside.port_index(site)
     yield "identifiers", "search", *search.search_page()
+    for pagename, title, body in experiment_pages.experiment_pages(app, cache):
+        yield pagename, "experiments", title, body
 
 
 def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
@@ -127,11 +126,7 @@ def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
     site = _SITES.get(app) or load_site(app)
     cache = Cache(Path(app.doctreedir) / "archive-highlight.pickle")
     outdir = Path(app.outdir)
-    record_path = Path(app.doctreedir) / "archive-pages.json"
-    try:
-        old = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        old = {}
+    old = cache.recorded("pages", {})
     salt = _salt(app)
     new: dict[str, str] = {}
     written = skipped = 0
@@ -153,6 +148,17 @@ def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
     new["identifiers.js"] = ids_key
     if old.get("identifiers.js") != ids_key or not (outdir / "identifiers.js").is_file():
         _write_if_changed(outdir / "identifiers.js", search.index_script(search.build_index(site, cache)).encode())
+    cache.record("pages", new)
     cache.save()
-    atomic_write_bytes(record_path, lambda f: f.write(json.dumps(new, sort_keys=True).encode()))
     logger.info("archive: %d generated pages written, %d unchanged", written, skipped)
+
+
+def check_site_links(app: Sphinx, exception: BaseException | None) -> None:
+    """``build-finished``: warn for each ``{site}`` link whose target this build did not write."""
+    if exception is not None or app.builder.format != "html":
+        return
+    domain: ArchiveDomain = app.env.get_domain("archive")  # type: ignore[assignment]
+    for docname, lineno, target in domain.all_site_links():
+        if not (Path(app.outdir) / target.partition("#")[0]).is_file():
+            logger.warning(f"{{site}} link to {target!r}: no such page in the built site",
+                           location=(app.env.doc2path(docname), lineno))

@@ -71,8 +71,6 @@ archive_original_dir = "original"
 archive_root = "."
 archive_port_paths = ["port"]
 archive_release_order = ["rel-a", "rel-b"]
-# the experiments pages (another module) read the real release unless pointed elsewhere
-experiments_layers_dir = __file__.rsplit("/", 1)[0] + "/no-experiments"
 """
 
 

@@ -1,28 +1,22 @@
-"""Sphinx module: the experiment history pages, the releases table and site-relative links.
+"""The experiment history pages.
 
-It adds to the HTML build:
+They are generated with the other pages (:mod:`pages` hands them to Sphinx, cached in the one
+build cache, :class:`highlight.Cache`):
 
 - ``experiments/index.html``: the timeline of the release's ``layers/`` experiments (number,
   dates, def file, what the diary says it is, the results it records), and
   ``experiments/<stem>.html`` for each: the diary, the network diagram drawn from the def file
-  by the port's cfg parser, the diff to the previous experiment (and to the one it says it is
-  "like"), links to the source pages. All data comes from :mod:`archive.experiments`.
-- the directive ``{release-table}``: the pinned releases (upstream, commit, date, license,
-  file count, provenance) from ``archive/releases/*.toml``;
-- the directive ``{experiment-results} 145 147 148``: a table of those experiments' diary results;
-- the role ``{site}`text <experiments/index.html>``` : a link to a page generated outside the
-  toctree (source pages, experiments, coverage), written relative to the site root and made
-  relative to the current page.
+  by the port's cfg parser (:mod:`diagrams`), the diff to the previous experiment (and to the one
+  it says it is "like"), links to the source pages. All data comes from
+  :mod:`archive.experiment_history`. (The ``{experiment-results}`` directive, :mod:`tables`,
+  tabulates the same diaries in MyST pages.)
 
-It reads ``original/alexnet-2012`` at build time and writes no file into the source tree; the
-generated pages are cached in the doctree folder, keyed by a hash of everything they are
-computed from.
+The experiments are read from ``archive_experiments_dir`` (default: ``layers/`` of the
+``alexnet-2012`` release under ``archive_original_dir``); the CSS is ``static/archive.css``.
 """
 from __future__ import annotations
 
 import hashlib
-import pickle
-import posixpath
 import sys
 from functools import lru_cache
 from html import escape
@@ -30,41 +24,33 @@ from pathlib import Path
 
 import pygments
 import sphinx
-from docutils import nodes
-from docutils.parsers.rst import directives
-from sphinx.util import logging
-from sphinx.util.docutils import SphinxDirective, SphinxRole
+from sphinx.application import Sphinx
 
 from archive import ORIGINAL, ROOT
-from archive import experiments as ex
-from archive import manifest
+from archive import experiment_history as ex
+from archive.sphinxext import diagrams
+from archive.sphinxext.highlight import Cache
 from archive.sphinxext.model import line_fragment, page_of_source, relative
-from port.util import atomic_write_bytes
 
-logger = logging.getLogger(__name__)
 RELEASE = "alexnet-2012"
-PAGES_VERSION = 1  # bump when the pages change in a way the inputs' hash would not show
-
-STYLE = """<style>
-.exp-table { border-collapse: collapse; font-size: 0.85em; width: 100%; }
-.exp-table-wrap { overflow-x: auto; max-width: 100%; }
-.exp-table th, .exp-table td { border-bottom: 1px solid color-mix(in srgb, currentColor 20%, transparent);
-  padding: 0.2em 0.45em; text-align: left; vertical-align: top; }
-.exp-table td.stem { white-space: nowrap; }
-.exp-table td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.exp-marked { background: color-mix(in srgb, currentColor 8%, transparent); }
-.exp-badge { font-size: 0.8em; border: 1px solid currentColor; border-radius: 3px; padding: 0 0.3em; }
-.exp-diary { font-size: 0.85em; white-space: pre-wrap; }
-.exp-diary .ln { opacity: 0.55; user-select: none; }
-.exp-diagram-wrap { overflow-x: auto; max-width: 100%; }
-.exp-error { border-left: 3px solid currentColor; padding-left: 0.6em; }
-</style>"""
 
 
 # ---- data, once per build ------------------------------------------------------------------
 
+def resolve_layers_dir(app: Sphinx, config) -> None:
+    """``config-inited``: ``archive_experiments_dir`` made absolute (from the conf dir); empty,
+    it is ``<archive_original_dir>/alexnet-2012/layers``."""
+    if config.archive_experiments_dir:
+        path = (Path(app.confdir) / config.archive_experiments_dir).resolve()
+    else:
+        original = (Path(app.confdir) / config.archive_original_dir).resolve() \
+            if config.archive_original_dir else ORIGINAL
+        path = original / RELEASE / "layers"
+    config.archive_experiments_dir = str(path)
+
+
 def layers_dir(config) -> Path:
-    return Path(config.experiments_layers_dir or ORIGINAL / RELEASE / "layers")
+    return Path(config.archive_experiments_dir)
 
 
 @lru_cache(maxsize=4)
@@ -75,13 +61,6 @@ def _timeline(path: str) -> ex.Timeline | None:
 
 def timeline(config) -> ex.Timeline | None:
     return _timeline(str(layers_dir(config)))
-
-
-def rel_url(docname: str, target: str) -> str:
-    """``target`` (a path from the site root) relative to the HTML page of ``docname``."""
-    path, _, frag = target.partition("#")
-    url = posixpath.relpath(path, posixpath.dirname(docname) or ".")
-    return url + (f"#{frag}" if frag else "")
 
 
 @lru_cache(maxsize=128)
@@ -101,112 +80,6 @@ def pct(x: float) -> str:
 
 def result_text(r: ex.Result | None) -> str:
     return f"{pct(r.top1)} / {pct(r.top5)}" if r else ""
-
-
-# ---- the directives and the role -----------------------------------------------------------
-
-class SiteRole(SphinxRole):
-    """``{site}`text <path.html#frag>``` or ``{site}`path.html```: a link to a generated page,
-    the path given from the site root."""
-
-    def run(self):
-        text = self.text
-        if text.endswith(">") and "<" in text:
-            label, target = text[:-1].rsplit("<", 1)
-            label, target = label.strip(), target.strip()
-        else:
-            label = target = text.strip()
-        links = getattr(self.env, "experiments_site_links", None)
-        if links is None:
-            links = self.env.experiments_site_links = []
-        links.append((self.env.docname, self.lineno, target))
-        return [nodes.reference(text, label, refuri=rel_url(self.env.docname, target), internal=True)], []
-
-
-class ReleaseTable(SphinxDirective):
-    """The pinned releases, from their manifests; with ``:provenance:``, each manifest's
-    provenance text as a column."""
-    option_spec = {"provenance": directives.flag}
-
-    def run(self):
-        with_prov = "provenance" in self.options
-        heads = ["release", "upstream @ commit", "commit date", "license", "files"]
-        widths = [16, 30, 14, 30, 8]
-        if with_prov:
-            heads.append("what it is")
-            widths.append(40)
-        table = nodes.table(classes=["release-table"])
-        tgroup = nodes.tgroup(cols=len(heads))
-        table += tgroup
-        for w in widths:
-            tgroup += nodes.colspec(colwidth=w)
-        head = nodes.thead()
-        tgroup += head
-        head += _row(heads)
-        body = nodes.tbody()
-        tgroup += body
-        for rid, m in manifest.load_all().items():
-            up = nodes.paragraph()
-            up += nodes.reference("", m.upstream.removeprefix("https://github.com/"),
-                                  refuri=f"{m.upstream}/tree/{m.commit}")
-            up += nodes.Text(f" @ {m.commit[:8]}")
-            cells = [nodes.literal(rid, rid), up, m.commit_date[:10], m.license, str(len(m.files))]
-            body += _row(cells + ([m.provenance] if with_prov else []))
-        return [table]
-
-
-def _row(cells) -> nodes.row:
-    row = nodes.row()
-    for c in cells:
-        entry = nodes.entry()
-        if isinstance(c, nodes.paragraph):
-            entry += c
-        elif isinstance(c, nodes.Node):
-            p = nodes.paragraph()
-            p += c
-            entry += p
-        else:
-            entry += nodes.paragraph(text=str(c))
-        row += entry
-    return row
-
-
-class ExperimentResults(SphinxDirective):
-    """A table of the diary results of the experiments named as arguments."""
-    required_arguments = 1
-    final_argument_whitespace = True
-    option_spec = {"all-results": directives.flag}
-
-    def run(self):
-        t = timeline(self.config)
-        if t is None:
-            return [nodes.paragraph(text="(the release is not fetched: run `make original`)")]
-        table = nodes.table(classes=["experiment-results"])
-        tgroup = nodes.tgroup(cols=5)
-        table += tgroup
-        for w in (10, 12, 40, 22, 16):
-            tgroup += nodes.colspec(colwidth=w)
-        head = nodes.thead()
-        tgroup += head
-        head += _row(["run", "started", "the diary says", "result (label)", "top-1 / top-5 %"])
-        body = nodes.tbody()
-        tgroup += body
-        for stem in self.arguments[0].split():
-            e = t.get(stem)
-            if e is None:
-                logger.warning(f"experiment-results: no experiment {stem!r} in {layers_dir(self.config)}",
-                               location=self.get_location())
-                continue
-            results = e.diary.results if "all-results" in self.options else e.diary.results[:1]
-            link = nodes.paragraph()
-            link += nodes.reference("", f"#{stem}", refuri=rel_url(self.env.docname, f"experiments/{stem}.html"),
-                                    internal=True)
-            title = e.diary.title[1] if e.diary.title else ""
-            for i, r in enumerate(results or [None]):
-                body += _row([link.deepcopy() if i == 0 else "", e.diary.start_date or "" if i == 0 else "",
-                              title if i == 0 else "", (r.label or "—") if r else "no result recorded",
-                              result_text(r)])
-        return [table]
 
 
 # ---- the generated pages -------------------------------------------------------------------
@@ -245,7 +118,7 @@ def _diagram_html(e: ex.Experiment, base: Path) -> str:
         return (f'<p class="exp-error">The port\'s cfg parser rejects '
                 f'<code>{escape(e.def_path)}</code>: {escape(err)}</p>')
     try:
-        svg = ex.diagram_svg(layers, title=f"layers-{e.def_stem}")
+        svg = diagrams.diagram_svg(layers, title=f"layers-{e.def_stem}")
     except ValueError as err:
         return f'<p class="exp-error">No diagram for <code>{escape(e.def_path)}</code>: {escape(str(err))}</p>'
     return f'<div class="exp-diagram-wrap">{svg}</div>'
@@ -259,7 +132,7 @@ def _diff_html(app, a: Path, b: Path, a_name: str, b_name: str, settings_only: b
 
 
 def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path) -> str:
-    parts = [STYLE, f"<h1>Experiment #{escape(e.stem)}</h1>"]
+    parts = [f"<h1>Experiment #{escape(e.stem)}</h1>"]
     if e.stem in ex.MARKED:
         parts.append(f'<p><span class="exp-badge">{escape(ex.MARKED[e.stem])}</span></p>')
     title = e.diary.title
@@ -335,7 +208,7 @@ def _index_body(t: ex.Timeline, base: Path) -> str:
     n_ok = sum(1 for v in parsed.values() if v[1] is None)
     paired = sum(1 for e in t.experiments if e.def_path)
     with_results = sum(1 for e in t.experiments if e.diary.results)
-    parts = [STYLE, "<h1>The experiments, 2012-06 to 2013-03</h1>",
+    parts = ["<h1>The experiments, 2012-06 to 2013-03</h1>",
              f"<p>The release's <code>layers/</code> folder holds {len(t.experiments)} params files "
              f"(<code>layer-params-*.cfg</code>) and {len(t.def_stems)} def files (<code>layers-*.cfg</code>). "
              f"Each params file ends with the author's diary in comments. {paired} params files are paired "
@@ -347,7 +220,7 @@ def _index_body(t: ex.Timeline, base: Path) -> str:
              "<p>Rates are top-1 / top-5 error in %, as the diary records them (the label says which "
              "set and whether multiview). Marked rows are the NIPS 2012 network and the runs that "
              "reproduce the paper's ablations.</p>"]
-    parts.append('<div class="exp-diagram-wrap">' + ex.timeline_svg(t.experiments, ex.MARKED) + "</div>")
+    parts.append('<div class="exp-diagram-wrap">' + diagrams.timeline_svg(t.experiments, ex.MARKED) + "</div>")
     if t.unused_defs:
         parts.append("<p>Def files that no params file pairs with or names: " + ", ".join(
             f'<a href="{src_url("layers/layers-" + s + ".cfg")}"><code>layers-{escape(s)}.cfg</code></a>'
@@ -377,11 +250,10 @@ def _index_body(t: ex.Timeline, base: Path) -> str:
     return "\n".join(parts)
 
 
-def _pages(app, t: ex.Timeline, base: Path) -> list[tuple[str, dict[str, str]]]:
-    """(pagename, context) of the index and of every experiment page."""
-    pages = [("experiments/index", {"title": "Experiments", "body": _index_body(t, base)})]
-    pages += [(f"experiments/{e.stem}",
-               {"title": f"Experiment #{e.stem}", "body": _experiment_body(app, t, e, base)})
+def _pages(app, t: ex.Timeline, base: Path) -> list[tuple[str, str, str]]:
+    """(pagename, title, body) of the index and of every experiment page."""
+    pages = [("experiments/index", "Experiments", _index_body(t, base))]
+    pages += [(f"experiments/{e.stem}", f"Experiment #{e.stem}", _experiment_body(app, t, e, base))
               for e in t.experiments]
     return pages
 
@@ -401,80 +273,28 @@ def _parser_sources() -> list[Path]:
 
 def _pages_key(app, layers: Path) -> str:
     """A hash of everything the pages are computed from: the layers folder's files, this module,
-    :mod:`archive.experiments`, the site's URL scheme (:mod:`model`), the port's cfg parser
-    (:func:`_parser_sources`) and the highlighter of the diffs."""
-    h = hashlib.sha256(f"{PAGES_VERSION}:{sphinx.__version__}:{pygments.__version__}:"
+    the drawings (:mod:`diagrams`), :mod:`archive.experiment_history`, the site's URL scheme
+    (:mod:`model`), the port's cfg parser (:func:`_parser_sources`) and the diffs' highlighter."""
+    h = hashlib.sha256(f"{sphinx.__version__}:{pygments.__version__}:"
                        f"{app.config.highlight_options!r}:{layers}".encode())
     here = Path(__file__)
-    sources = [here, here.with_name("model.py"), Path(ex.__file__), *_parser_sources()]
+    sources = [here, here.with_name("model.py"), Path(diagrams.__file__), Path(ex.__file__),
+               *_parser_sources()]
     for f in [*sorted(p for p in layers.iterdir() if p.is_file()), *sources]:
         h.update(f"{f}\0".encode() + hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()
 
 
-def _cached_pages(app, t: ex.Timeline, layers: Path) -> list[tuple[str, dict[str, str]]]:
-    """:func:`_pages`, computed once per change of its inputs (:func:`_pages_key`), kept in
-    ``<doctreedir>/archive-experiments.pickle``: parsing every def file and diffing every
-    experiment with its predecessor would otherwise take seconds on every build."""
-    path = Path(app.doctreedir) / "archive-experiments.pickle"
-    key = _pages_key(app, layers)
-    try:
-        with open(path, "rb") as f:
-            cached = pickle.load(f)
-        if cached["key"] == key:
-            return cached["pages"]
-    except (OSError, EOFError, KeyError, TypeError, pickle.UnpicklingError, AttributeError,
-            ImportError):
-        pass
-    pages = _pages(app, t, layers.parent)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, lambda f: pickle.dump({"key": key, "pages": pages}, f,
-                                                   pickle.HIGHEST_PROTOCOL))
-    return pages
-
-
-def collect_pages(app):
-    if app.builder.format != "html":
-        return
+def experiment_pages(app: Sphinx, cache: Cache) -> list[tuple[str, str, str]]:
+    """(pagename, title, body) of every experiments page, computed once per change of their
+    inputs (:func:`_pages_key`) and kept in the build cache: parsing every def file and diffing
+    every experiment with its predecessor would otherwise take seconds on every build."""
     t = timeline(app.config)
     if t is None:
-        body = (STYLE + "<h1>The experiments</h1><p>The 2012 release is not fetched "
+        body = ("<h1>The experiments</h1><p>The 2012 release is not fetched "
                 "(<code>original/alexnet-2012</code> is empty): run <code>make original</code>.</p>")
-        yield "experiments/index", {"title": "Experiments", "body": body}, "page.html"
-        return
-    for pagename, context in _cached_pages(app, t, layers_dir(app.config)):
-        yield pagename, dict(context), "page.html"
+        return [("experiments/index", "Experiments", body)]
+    layers = layers_dir(app.config)
+    return cache.memo(f"experiments:{_pages_key(app, layers)}", lambda: _pages(app, t, layers.parent))
 
 
-def purge_links(app, env, docname):
-    links = getattr(env, "experiments_site_links", [])
-    env.experiments_site_links = [x for x in links if x[0] != docname]
-
-
-def merge_links(app, env, docnames, other):
-    env.experiments_site_links = (getattr(env, "experiments_site_links", [])
-                                  + [x for x in getattr(other, "experiments_site_links", [])
-                                     if x[0] in docnames])
-
-
-def check_links(app, exception):
-    """Warn for each ``{site}`` link whose target page was not written by this build."""
-    if exception is not None or app.builder.format != "html":
-        return
-    for docname, lineno, target in getattr(app.env, "experiments_site_links", []):
-        path = target.partition("#")[0]
-        if not (Path(app.outdir) / path).is_file():
-            logger.warning(f"{{site}} link to {target!r}: no such page in the built site",
-                           location=(app.env.doc2path(docname), lineno))
-
-
-def setup(app):
-    app.add_config_value("experiments_layers_dir", None, "env", types=(str, type(None)))
-    app.add_role("site", SiteRole())
-    app.add_directive("release-table", ReleaseTable)
-    app.add_directive("experiment-results", ExperimentResults)
-    app.connect("html-collect-pages", collect_pages)
-    app.connect("env-purge-doc", purge_links)
-    app.connect("env-merge-info", merge_links)
-    app.connect("build-finished", check_links)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,13 +1,11 @@
-"""archive.experiments on synthetic layers/ folders, and (when fetched) on the 2012 release."""
+"""archive.experiment_history on synthetic layers/ folders, and (when fetched) on the 2012 release."""
 from __future__ import annotations
 
-import io
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from archive import experiments as ex
+from archive import experiment_history as ex
 
 PARAMS_A = """\
 [conv1]
@@ -143,27 +141,6 @@ def tiny_net():
     }
 
 
-def test_layout_depths_and_lanes():
-    pos, edges, lanes = ex.layout(tiny_net())
-    assert lanes == ["host", "GPU 0", "GPU 1"]
-    assert pos["data"] == (0, 0) and pos["conv1b"] == (1, 2) and pos["fc"] == (2, 1)
-    assert pos["cost"] == (4, 1)
-    assert ("data", "conv1b") in edges          # an input given as an index
-    assert len(edges) == 7
-
-
-def test_svg_is_wellformed_and_escaped():
-    svg = ex.diagram_svg(tiny_net(), title="net <x>")
-    root = ET.fromstring(svg)                    # raises on malformed XML
-    assert root.tag.endswith("svg")
-    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
-    assert "conv<1>&a" in texts                  # escaped in the source, intact once parsed
-    assert "conv<1>&a" not in svg and "conv&lt;1&gt;&amp;a" in svg
-    assert "conv 16 5×5/2" in texts and "conv 16 5×5 +relu" in texts
-    assert 'stroke="currentColor"' in svg and "#000" not in svg
-    assert len(list(root.iter("{http://www.w3.org/2000/svg}line"))) == 7
-
-
 def test_parse_def_reports_one_line(tmp_path):
     layers, err = ex.parse_def(tmp_path / "missing.cfg")
     assert layers is None and err and "\n" not in err
@@ -188,71 +165,6 @@ def test_release_timeline(alexnet_2012):
     assert set(ex.MARKED) <= set(by)
 
 
-def test_layout_folds_detached_neurons_and_ignores_dict_order():
-    """The port appends ``<name>_neuron`` layers after all others and rewires consumers to them."""
-    net = {
-        "data": {"type": "data", "gpu": -1},
-        "conv1": {"type": "conv", "inputs": ["data"], "filters": 8, "filterSize": [3], "stride": [1],
-                  "gpu": 0, "neuron": ""},
-        "fc": {"type": "fc", "inputs": ["conv1_neuron"], "outputs": 10, "gpu": 0},
-        "conv1_neuron": {"type": "neuron", "inputs": ["conv1"], "neuron": {"type": "relu"}, "gpu": 0},
-    }
-    pos, edges, lanes = ex.layout(net)
-    assert "conv1_neuron" not in pos
-    assert pos["fc"][0] == 2 and edges == [("data", "conv1"), ("conv1", "fc")]
-    svg = ex.diagram_svg(net)
-    assert "conv 8 3×3 +relu" in svg and ">conv1_neuron<" not in svg
-    cyclic = {"a": {"type": "fc", "inputs": ["b"]}, "b": {"type": "fc", "inputs": ["a"]}}
-    with pytest.raises(ValueError, match="cycle"):
-        ex.layout(cyclic)
-
-
-def test_sphinx_pages(tmp_path):
-    """The Sphinx module builds the index, one page per experiment, the tables and the {site} role."""
-    from sphinx.application import Sphinx
-
-    (tmp_path / "release").mkdir()
-    layers = write_folder(tmp_path / "release" / "layers")
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "conf.py").write_text(
-        "extensions = ['myst_parser', 'archive.sphinxext.experiments']\n"
-        f"experiments_layers_dir = {str(layers)!r}\n")
-    (src / "index.md").write_text(
-        "# Test\n\n{site}`the timeline <experiments/index.html>`\n\n"
-        "```{release-table}\n```\n\n```{experiment-results} 91 92\n:all-results:\n```\n\n"
-        "```{toctree}\nsub/page\n```\n")
-    (src / "sub").mkdir()
-    (src / "sub" / "page.md").write_text("# Sub\n\n{site}`coverage.html#x` {site}`r <releases/a/b.c.html#L3>`\n"
-                                         "{site}`experiments/92.html`\n")
-    out = tmp_path / "out"
-    warnings = io.StringIO()
-    app = Sphinx(src, src, out, tmp_path / "doctrees", "html",
-                 status=None, warning=warnings, freshenv=True)
-    app.build()
-    assert app.statuscode == 0
-    # the two links to pages this test build does not have are reported, the others are not
-    missing = [l for l in warnings.getvalue().splitlines() if "no such page" in l]
-    assert len(missing) == 2 and "coverage.html" in missing[0] + missing[1]
-    assert not any("experiments/" in l for l in missing)
-    index = (out / "index.html").read_text()
-    assert 'href="experiments/index.html"' in index
-    sub = (out / "sub" / "page.html").read_text()
-    assert 'href="../coverage.html#x"' in sub and 'href="../releases/a/b.c.html#L3"' in sub
-    assert "alexnet-2012" in index and "computerhistory/AlexNet-Source-Code" in index
-    assert 'href="experiments/91.html"' in index and "40.66 / 18.21" in index
-    assert "multiview" in index and "41.00 / 19.00" in index
-    timeline = (out / "experiments" / "index.html").read_text()
-    for stem in ("91", "91-half", "92", "93"):
-        assert f'href="{stem}.html"' in timeline
-        assert (out / "experiments" / f"{stem}.html").is_file()
-    page = (out / "experiments" / "92.html").read_text()
-    assert "Diff to #91-half" in page and "Diff to #91 " in page          # previous, and "like #91"
-    assert "../releases/alexnet-2012/layers/layer-params-92.cfg.html#L5" in page
-    assert "<svg" in page or 'class="exp-error"' in page                # a diagram, or the parser's error
-    assert "none in the release" in (out / "experiments" / "93.html").read_text()
-
-
 def test_structural_diff():
     a = tiny_net()
     b = {k: dict(v) for k, v in tiny_net().items()}
@@ -266,15 +178,3 @@ def test_structural_diff():
     assert "conv1b: stride [2] → [1]" in d
     assert "fc: inputs ['conv<1>&a', 'conv1b'] → ['conv<1>&a']" in d
     assert ex.structural_diff(a, tiny_net()) == []
-
-
-def test_timeline_svg(tmp_path):
-    t = ex.load_experiments(write_folder(tmp_path / "layers"))
-    svg = ex.timeline_svg(t.experiments, marked={"91": "the <net> & co"})
-    root = ET.fromstring(svg)
-    ns = "{http://www.w3.org/2000/svg}"
-    assert len(list(root.iter(f"{ns}circle"))) == 2          # 91 and 92 are dated; 91-half, 93 not
-    assert [a.get("href") for a in root.iter(f"{ns}a")] == ["91.html", "92.html"]
-    assert "the <net> & co" in "".join(x.text or "" for x in root.iter(f"{ns}title"))
-    assert "2012-09" in svg and "2012-10" in svg
-    assert ex.timeline_svg([]) == ""

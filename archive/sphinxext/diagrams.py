@@ -1,0 +1,162 @@
+"""The site's drawings of the experiment history: network diagrams and the timeline strip.
+
+:func:`diagram_svg` draws a parsed network (the port's layer dicts) as an inline SVG, one column
+per GPU and one row per depth (:func:`layout`); :func:`timeline_svg` draws the experiments' start
+dates as a strip. Both use ``currentColor`` only, so they follow the page's light or dark text,
+and escape every name. The data they draw comes from :mod:`archive.experiment_history`.
+"""
+from __future__ import annotations
+
+from datetime import date
+from html import escape
+
+from archive import experiment_history as eh
+
+
+def layout(layers: dict) -> tuple[dict[str, tuple[int, int]], list, list[str]]:
+    """Grid positions of a layer DAG: name → (depth, gpu lane), the edges and the lane keys.
+
+    Depth is the longest path from a layer without inputs; lanes are the layers' ``gpu`` values
+    (data layers and layers without a GPU go to a lane of their own, "host"). Neuron layers
+    spawned by ``neuron=`` keys are folded into their source layer."""
+    names = list(layers)
+    fold = eh.folded_neurons(layers)
+    nodes = [n for n in names if n not in fold]
+    ins_of = {n: sorted({fold.get(i, i) for i in eh.layer_inputs(layers[n], names)} - {n}, key=names.index)
+              for n in nodes}
+    depth: dict[str, int] = {}
+    for start in nodes:              # iterative longest-path depth (the dict need not be sorted)
+        stack = [start]
+        while stack:
+            n = stack[-1]
+            if n in depth:
+                stack.pop()
+                continue
+            todo = [i for i in ins_of[n] if i not in depth]
+            if todo:
+                if any(t in stack for t in todo):
+                    raise ValueError(f"layer {n!r}: its inputs form a cycle")
+                stack.extend(todo)
+                continue
+            depth[n] = 1 + max((depth[i] for i in ins_of[n]), default=-1)
+            stack.pop()
+    edges = [(i, n) for n in nodes for i in ins_of[n]]
+
+    def lane(name):
+        g = layers[name].get("gpu")
+        if isinstance(g, (list, tuple)):
+            g = g[0] if g else None
+        if layers[name].get("type") == "data" or g is None or (isinstance(g, int) and g < 0):
+            return "host"
+        return f"GPU {g}"
+
+    lanes = sorted({lane(n) for n in nodes}, key=lambda s: (s != "host", s))
+    return {n: (depth[n], lanes.index(lane(n))) for n in nodes}, edges, lanes
+
+
+def diagram_svg(layers: dict, title: str = "") -> str:
+    """An inline SVG of a parsed network: one column per GPU, one row per depth.
+
+    Colours are ``currentColor`` (with opacity for fills), so the drawing follows the page's
+    light or dark text colour. Names and labels are XML-escaped."""
+    pos, edges, lanes = layout(layers)
+    box_w, box_h, gap_x, gap_y, lane_pad, top = 150, 34, 12, 26, 12, 28
+    per_cell: dict[tuple[int, int], list[str]] = {}
+    for n, (d, l) in pos.items():
+        per_cell.setdefault((d, l), []).append(n)
+    widths = [max([len(v) for (d, l), v in per_cell.items() if l == li] or [1]) for li in range(len(lanes))]
+    lane_x = []
+    x = 0
+    for w in widths:
+        lane_x.append(x)
+        x += w * (box_w + gap_x) - gap_x + 2 * lane_pad + gap_x
+    total_w = max(x - gap_x, box_w)
+    n_rows = 1 + max((d for d, _ in pos.values()), default=0)
+    total_h = top + n_rows * (box_h + gap_y) + 4
+    xy: dict[str, tuple[float, float]] = {}
+    for (d, li), ns in per_cell.items():
+        for k, n in enumerate(ns):
+            xy[n] = (lane_x[li] + lane_pad + k * (box_w + gap_x), top + d * (box_h + gap_y))
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="experiment-diagram" role="img" '
+           f'viewBox="0 0 {total_w:.0f} {total_h:.0f}" width="{total_w:.0f}" height="{total_h:.0f}" '
+           f'font-family="sans-serif" font-size="11">']
+    out.append(f"<title>{escape(title or 'network diagram')}</title>")
+    out.append('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
+               'markerHeight="6" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
+               'fill="currentColor"/></marker></defs>')
+    for li, name in enumerate(lanes):
+        w = widths[li] * (box_w + gap_x) - gap_x + 2 * lane_pad
+        out.append(f'<rect x="{lane_x[li]}" y="2" width="{w}" height="{total_h - 4}" rx="6" '
+                   f'fill="currentColor" fill-opacity="{0.03 if li % 2 else 0.06}" stroke="none"/>')
+        out.append(f'<text x="{lane_x[li] + w / 2:.0f}" y="18" text-anchor="middle" '
+                   f'font-weight="bold" fill="currentColor">{escape(name)}</text>')
+    for a, b in edges:
+        (xa, ya), (xb, yb) = xy[a], xy[b]
+        out.append(f'<line x1="{xa + box_w / 2:.0f}" y1="{ya + box_h:.0f}" x2="{xb + box_w / 2:.0f}" '
+                   f'y2="{yb:.0f}" stroke="currentColor" stroke-opacity="0.55" '
+                   f'marker-end="url(#arrow)"/>')
+    folded = {src: layers[nl] for nl, src in eh.folded_neurons(layers).items()}
+    for n, (x0, y0) in xy.items():
+        layer = layers[n]
+        if n in folded and not layer.get("neuron"):
+            layer = {**layer, "neuron": folded[n].get("neuron")}
+        out.append(f'<g class="layer"><title>{escape(n)}: {escape(eh.layer_summary(layer))}</title>'
+                   f'<rect x="{x0:.0f}" y="{y0:.0f}" width="{box_w}" height="{box_h}" rx="4" '
+                   f'fill="currentColor" fill-opacity="0.08" stroke="currentColor"/>'
+                   f'<text x="{x0 + box_w / 2:.0f}" y="{y0 + 14:.0f}" text-anchor="middle" '
+                   f'font-weight="bold" fill="currentColor">{escape(n)}</text>'
+                   f'<text x="{x0 + box_w / 2:.0f}" y="{y0 + 28:.0f}" text-anchor="middle" '
+                   f'fill="currentColor">{escape(eh.layer_summary(layer))}</text></g>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def timeline_svg(experiments, marked: dict[str, str] | None = None, href: str = "{stem}.html",
+                 width: int = 900) -> str:
+    """A strip of the experiments' start dates: one dot per dated experiment, months on the axis,
+    marked experiments labelled; each dot links to ``href.format(stem=...)``. XML-escaped,
+    ``currentColor`` only."""
+    marked = marked or {}
+    dated = [(date.fromisoformat(e.diary.start_date), e) for e in experiments if e.diary.start_date]
+    if not dated:
+        return ""
+    first = min(d for d, _ in dated).replace(day=1)
+    last_day = max(d for d, _ in dated)
+    end = date(last_day.year + (last_day.month == 12), last_day.month % 12 + 1, 1)
+    span = max((end - first).days, 1)
+    left, right, axis_y, row_h = 10, 10, 30, 9
+    x_of = lambda d: left + (d - first).days / span * (width - left - right)
+    rows: dict[int, float] = {}
+    placed = []
+    for d, e in sorted(dated, key=lambda t: (t[0], t[1].stem)):
+        x = x_of(d)
+        row = 0
+        while rows.get(row, -1e9) > x - 7:
+            row += 1
+        rows[row] = x + (8 + 6 * len(e.stem) if e.stem in marked else 0)   # room for the label
+        placed.append((x, row, e))
+    height = axis_y + (max(rows) + 1) * row_h + 40
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="experiment-timeline" role="img" '
+           f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+           f'style="max-width: 100%; height: auto" font-family="sans-serif" font-size="10">',
+           "<title>experiments by start date</title>",
+           f'<line x1="{left}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}" stroke="currentColor"/>']
+    m = first
+    while m < end:
+        x = x_of(m)
+        out.append(f'<line x1="{x:.1f}" y1="{axis_y - 4}" x2="{x:.1f}" y2="{axis_y}" stroke="currentColor"/>'
+                   f'<text x="{x + 2:.1f}" y="{axis_y - 8}" fill="currentColor">{m:%Y-%m}</text>')
+        m = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
+    for x, row, e in placed:
+        y = axis_y + 8 + row * row_h
+        mark = e.stem in marked
+        tip = escape(f"#{e.stem} ({e.diary.start_date})" + (f": {marked[e.stem]}" if mark else ""))
+        out.append(f'<a href="{escape(href.format(stem=e.stem))}"><circle cx="{x:.1f}" cy="{y}" '
+                   f'r="{4 if mark else 3}" fill="currentColor" fill-opacity="{1 if mark else 0.45}">'
+                   f"<title>{tip}</title></circle></a>")
+        if mark:
+            out.append(f'<text x="{x + 6:.1f}" y="{y + 3}" fill="currentColor" font-weight="bold">'
+                       f"#{escape(e.stem)}</text>")
+    out.append("</svg>")
+    return "\n".join(out)

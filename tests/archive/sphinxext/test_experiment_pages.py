@@ -1,0 +1,45 @@
+"""archive.sphinxext.experiment_pages (and the tables and {site} role they are used with), built
+with the whole extension on the synthetic project and a synthetic ``layers/`` folder."""
+from __future__ import annotations
+
+from tests.archive.sphinxext import synthetic
+from tests.archive.test_experiment_history import write_folder
+
+
+def test_sphinx_pages(tmp_path):
+    """The extension builds the index, one page per experiment, the tables and the {site} role."""
+    root = synthetic.write_project(tmp_path)
+    write_folder(root / "layers")
+    with open(root / "conf.py", "a") as f:
+        f.write("archive_experiments_dir = 'layers'\n")
+    src = root / "docs"
+    (src / "index.md").write_text(
+        "# Test\n\n{site}`the timeline <experiments/index.html>`\n\n"
+        "```{release-table}\n```\n\n```{experiment-results} 91 92\n:all-results:\n```\n\n"
+        "```{toctree}\nsub/page\n```\n")
+    (src / "sub").mkdir()
+    (src / "sub" / "page.md").write_text("# Sub\n\n{site}`missing.html#x` {site}`r <releases/a/b.c.html#L3>`\n"
+                                         "{site}`experiments/92.html`\n")
+    app, _, warnings = synthetic.build(root)
+    out = root / "_build" / "html"
+    assert app.statuscode == 0
+    # the two links to pages this test build does not have are reported, the others are not
+    missing = [l for l in warnings.splitlines() if "no such page" in l]
+    assert len(missing) == 2 and "missing.html" in missing[0] + missing[1]
+    assert not any("experiments/" in l for l in missing)
+    index = (out / "index.html").read_text()
+    assert 'href="experiments/index.html"' in index
+    sub = (out / "sub" / "page.html").read_text()
+    assert 'href="../missing.html#x"' in sub and 'href="../releases/a/b.c.html#L3"' in sub
+    assert "alexnet-2012" in index and "computerhistory/AlexNet-Source-Code" in index
+    assert 'href="experiments/91.html"' in index and "40.66 / 18.21" in index
+    assert "multiview" in index and "41.00 / 19.00" in index
+    timeline = (out / "experiments" / "index.html").read_text()
+    for stem in ("91", "91-half", "92", "93"):
+        assert f'href="{stem}.html"' in timeline
+        assert (out / "experiments" / f"{stem}.html").is_file()
+    page = (out / "experiments" / "92.html").read_text()
+    assert "Diff to #91-half" in page and "Diff to #91 " in page          # previous, and "like #91"
+    assert "../releases/alexnet-2012/layers/layer-params-92.cfg.html#L5" in page
+    assert "<svg" in page or 'class="exp-error"' in page                # a diagram, or the parser's error
+    assert "none in the release" in (out / "experiments" / "93.html").read_text()
