@@ -72,6 +72,12 @@ class CIFARDataProvider(LabeledDataProvider):
         """[x − mean (3072, N), labels (1, N), one-hot (classes, N)], all float32.
 
         Ports: alexnet-2012/convdata_cifar.py:14-24 CIFARDataProvider.get_next_batch
+
+        DIVERGES: the one-hot matrix has one 1 per column. The original indexes it with the labels
+        (shape (N,)) and a column vector ``n.c_[0:N]`` (shape (N, 1)), which broadcast to N × N
+        pairs, so every column gets a 1 in every class present in the batch (all ones when all
+        ten classes occur). No released cfg has a data layer with ``dataIdx=2``, the one that would
+        read this matrix, so the fix changes no released run.
         """
         dic = self.get_batch(batchnum)
         data = self.check_data(batchnum, _field(self, batchnum, dic, "data"), self.data_dims[0])
