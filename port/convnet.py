@@ -280,6 +280,7 @@ class ConvNet(IGPUModel):
         """What ``port.layer.parse_layers`` needs from the driver and the data provider."""
         dp = self.train_data_provider
         opts = {"conserve_mem": bool(self.conserve_mem), "minibatch_size": self.minibatch_size,
+                "initw_source": self.op.get_value("initw_source") or None,
                 "rng": np.random.default_rng([self.seed, 0]),
                 "log": lambda line: self.write(line, "\n")}
         # DIVERGES: one device runs every layer, so a layer's gpu= is only checked against
@@ -490,9 +491,17 @@ class ConvNet(IGPUModel):
             try:
                 if isinstance(self.train_data_provider, CheckGradsData):
                     data = self.check_grads_data()
+                    try:
+                        self.start_batch((1, 0, data))
+                    except UserError as e:
+                        # the guessed sizes may not be the ones the net was meant for
+                        dims = "+".join(str(d.shape[0]) for d in data)
+                        raise UserError(f"{e} (no --data-provider: the data were guessed as {dims} "
+                                        "values per case; give the provider, e.g. "
+                                        "--data-provider=dummy-lr-27 for 3x3x3 images, as the "
+                                        "original's gradient check ran on one)") from None
                 else:
-                    data = self.get_next_batch()[2]
-                self.start_batch((1, 0, data))
+                    self.start_batch((1, 0, self.get_next_batch()[2]))
             finally:
                 self.close()
             return 0 if self.grads_ok else 1
@@ -541,6 +550,9 @@ class ConvNet(IGPUModel):
         op.add_option("trust-pickle", "trust_pickle", BooleanOptionParser,
                       "Load a legacy cuda-convnet pickle checkpoint with -f (unpickling can run code)",
                       default=0, save=False)
+        op.add_option("initw-source", "initw_source", StringOptionParser,
+                      "Saved net that initw.makew/makeb/makec copy from (default: the path initw.py names)",
+                      default="", save=False)
 
         op.prog = "python -m port.convnet"
         op.epilog = _help_epilog

@@ -39,6 +39,9 @@ Options (a mapping; every key optional):
     the provider's ``batch_meta['tree']`` / ``['all_wnids']['gproot']`` for treefc.
 ``conserve_mem``
     copied into every layer as ``conserveMem`` (default False).
+``initw_source``
+    the saved net that ``initw.makew``/``makeb``/``makec`` copy from (default: the path the
+    release's initw.py names; port/initw.py).
 ``rng`` / ``seed``
     a numpy Generator (or its seed) for the initial weights and random connectivity.
 ``log``
@@ -56,6 +59,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import contextlib
 import difflib
 import importlib
 import math
@@ -68,7 +72,7 @@ from pathlib import Path
 
 import numpy as np
 
-from port.errors import ConfigError
+from port.errors import ConfigError, UserError
 from port.lr import ParamParser, parse_first, parse_schedule
 from port.util import format_bytes, memory_ceiling, not_a_file
 
@@ -342,6 +346,7 @@ class _Context:
     tree: list | None = None
     root_label: object = None
     conserve_mem: bool = False
+    initw_source: str | None = None
     rng: np.random.Generator | None = None
     init_weights: bool = True
     log: Callable[[str], None] = lambda line: None
@@ -1030,7 +1035,8 @@ class WeightLayerParser(LayerWithInputParser):
 
         Ports: alexnet-2012/layer.py:763-775 call_init_func
         DIVERGES: any failure of the function (not only ImportError/AttributeError/TypeError) is a
-        one-line ConfigError, and the module is also looked up beside the def file.
+        one-line ConfigError, and the module is also looked up beside the def file. The module
+        ``initw`` is the port's twin (port/initw.py), reading the ``initw_source`` option.
         """
         dic = self.dic
         func_pat = re.compile(r"^([^\.]+)\.([^\(\)]+)\s*(?:\(([^,]+(?:,[^,]+)*)\))?$")
@@ -1045,10 +1051,18 @@ class WeightLayerParser(LayerWithInputParser):
         if added:
             sys.path.insert(0, cfg_dir)
         try:
-            fn = getattr(importlib.import_module(module), func)
-            if input_idx >= 0:
-                return fn(dic["name"], input_idx, shapes, params=params)
-            return fn(dic["name"], shapes, params=params)
+            if module == "initw":
+                from port import initw  # noqa: PLC0415
+                mod, ctxm = initw, initw.source(self.ctx.initw_source)
+            else:
+                mod, ctxm = importlib.import_module(module), contextlib.nullcontext()
+            fn = getattr(mod, func)
+            with ctxm:
+                if input_idx >= 0:
+                    return fn(dic["name"], input_idx, shapes, params=params)
+                return fn(dic["name"], shapes, params=params)
+        except UserError as e:
+            self.fail(param_name, f"{dic[param_name]}: {e}")
         except Exception as e:  # the user's code: report it on one line
             self.fail(param_name, f"{dic[param_name]} failed: {type(e).__name__}: {e}".splitlines()[0])
         finally:
@@ -1549,9 +1563,12 @@ class NormLayerParser(LayerWithInputParser):
     def add_params(self, mcp):
         super().add_params(mcp)
         dic, name = self.dic, self.dic["name"]
-        dic["scale"] = mcp.safe_get_float(name, "scale")
+        if "scale2011" in dic and not mcp.has_option(name, "scale"):
+            dic["scale"], dic["pow"] = dic["scale2011"], dic["pow2011"]   # see parse_2011
+        else:
+            dic["scale"] = mcp.safe_get_float(name, "scale")
+            dic["pow"] = mcp.safe_get_float(name, "pow")
         dic["scale"] /= dic["size"] if self.norm_type == self.CROSSMAP_RESPONSE_NORM else dic["size"] ** 2
-        dic["pow"] = mcp.safe_get_float(name, "pow")
         if self.norm_type == self.CROSSMAP_RESPONSE_NORM:
             dic["minDiv"] = mcp.safe_get_float(name, "minDiv", default=1.0)
 
@@ -1559,7 +1576,10 @@ class NormLayerParser(LayerWithInputParser):
         dic = super().parse(name, mcp, prev_layers, ctx)
         dic["requiresParams"] = True
         dic["channels"] = mcp.safe_get_int(name, "channels")
-        dic["size"] = mcp.safe_get_int(name, "size")
+        if not mcp.has_option(name, "size") and mcp.has_option(name, "sizeX"):
+            self.parse_2011(mcp)
+        else:
+            dic["size"] = mcp.safe_get_int(name, "size")
         dic["blocked"] = mcp.safe_get_bool(name, "blocked", default=False)
         dic["imgPixels"], dic["imgSize"] = _img_pixels(self, dic["channels"])
         dic["usesInputs"] = self.norm_type != self.CONTRAST_NORM
@@ -1584,6 +1604,26 @@ class NormLayerParser(LayerWithInputParser):
         self.log(f"Initialized {self.norm_type}-normalization layer '{name}' on GPU {dic['gpu']}, producing "
                  f"{dic['imgSize']}x{dic['imgSize']} {dic['channels']}-channel output")
         return dic
+
+
+    def parse_2011(self, mcp):
+        """The 2011 form of rnorm/cnorm: the window is ``sizeX`` and ``scale``/``pow`` are in the
+        def file (example-layers/layers-18pct.cfg and layers-example.cfg are svn copies of that
+        time). The svn parser read ``sizeX``, ``scale`` and ``pow`` from the def file until
+        2012-03-13 (dnouri/cuda-convnet 3878e8f renamed the key ``size``) and took ``scale``/``pow``
+        from the params file from 2012-06-08 on (35d0bc4); the 2012 parser refuses them.
+
+        DIVERGES: read here, as the 2011 parser read them: ``size`` = ``sizeX``, and ``scale``/``pow``
+        from the def file unless the params file gives them (the layer then needs no params
+        section); the scale is divided by size² in both forms.
+        """
+        dic, name = self.dic, self.dic["name"]
+        dic["size"] = mcp.safe_get_int(name, "sizeX")
+        if mcp.has_option(name, "scale") and mcp.has_option(name, "pow"):
+            dic["scale2011"] = mcp.safe_get_float(name, "scale")
+            dic["pow2011"] = mcp.safe_get_float(name, "pow")
+            dic["requiresParams"] = False
+        self.log(f"Layer '{name}': read the 2011 keys sizeX/scale/pow (DIVERGES from the 2012 parser)")
 
 
 class CostParser(LayerWithInputParser):
@@ -1835,8 +1875,8 @@ def _make_context(def_path: Path, options: Mapping | None, init_weights: bool) -
     return _Context(def_path=def_path, num_gpus=o.get("num_gpus"),
                     data_dims=_data_dims_function(o["data_dims"]) if o.get("data_dims") is not None else None,
                     num_classes=o.get("num_classes"), tree=o.get("tree"), root_label=o.get("root_label"),
-                    conserve_mem=bool(o.get("conserve_mem", False)), rng=rng, init_weights=init_weights,
-                    log=o.get("log") or (lambda line: None),
+                    conserve_mem=bool(o.get("conserve_mem", False)), initw_source=o.get("initw_source"),
+                    rng=rng, init_weights=init_weights, log=o.get("log") or (lambda line: None),
                     minibatch=int(o.get("minibatch_size") or DEFAULT_MINIBATCH),
                     memory_limit=o.get("memory_limit"))
 

@@ -7,7 +7,7 @@ GradCheckWorker, MultiviewTestWorker, FeatureWorker, SyncWorker), of ``Cost`` (c
 the Python-facing functions of pyconvnet.cu (startBatch/finishBatch, checkGradients,
 startMultiviewTest, startFeatureWriter, syncWithHost), in snake_case.
 
-DIVERGES: one device, one thread. The original ran each GPU's layers in a thread with message queues and ran the workers on a manager thread, so startBatch returned at once; here start_* does the work and finish_batch returns its result.
+DIVERGES: one thread. The original ran each GPU's layers in a thread with message queues and ran the workers on a manager thread, so startBatch returned at once; here start_* does the work and finish_batch returns its result, and each layer runs in turn on its device (port/devices.py).
 
 Layout: data matrices and activations are (D, N), cases last. Sign: back-propagated matrices and
 weight gradients are the descent direction −∂L/∂· (port/gradients.py). Randomness (dropout
@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 from port import backend
+from port.devices import Devices, backend_devices, place, quantize
 from port.errors import UserError
 from port.gradients import from_descent
 from port.layers import CostLayer, DataLayer, make_layer
@@ -109,14 +110,16 @@ class ConvNet:
 
     The weights are copied to the chosen backend (copyToGPU) in ``dtype`` (float32 as the
     original; float64 for exact gradient tests); :meth:`sync_with_host` writes them back into
-    the dicts' NumPy arrays.
+    the dicts' NumPy arrays. ``devices`` (default: every CUDA device, or the host) places each
+    layer on the device of its cfg column when there are enough of them (port/devices.py).
 
     Ports: alexnet-2012/src/convnet.cu:46-115 ConvNet::ConvNet
     Ports: alexnet-2012/src/pyconvnet.cu:70-100 initModel
     """
 
     def __init__(self, layers: dict, minibatch_size: int = 128, wupdate_freq: int = 1,
-                 rng: np.random.Generator | int | None = None, dtype=np.float32):
+                 rng: np.random.Generator | int | None = None, dtype=np.float32,
+                 devices: Devices | None = None):
         if wupdate_freq < 1:
             raise UserError(f"--wupdate-freq must be ≥ 1, got {wupdate_freq}")
         self.layer_dicts = layers
@@ -136,6 +139,10 @@ class ConvNet:
                 self.layers[name].add_prev(self.layers[inp])
                 self.layers[inp].add_next(self.layers[name])
         self.order = _topological_order(self.layers)
+        self.devices = devices if devices is not None else backend_devices()
+        for name, dev in place({n: l.column for n, l in self.layers.items()}, self.devices).items():
+            self.layers[name].device = dev
+        self._sent: dict = {}
         self.data_layers = [l for l in self.order if isinstance(l, DataLayer)]
         self.cost_layers = [l for l in self.order if isinstance(l, CostLayer)]
         self._result: tuple[Cost, int] | None = None
@@ -161,7 +168,8 @@ class ConvNet:
     def copy_to_gpu(self) -> None:
         """Ports: alexnet-2012/src/convnet.cu:192-194 ConvNet::copyToGPU"""
         for l in self.layers.values():
-            l.copy_to_gpu()
+            with self.devices.context(l.device):
+                l.copy_to_gpu()
 
     def sync_with_host(self) -> None:
         """Write weights, weightsInc, biases and biasesInc into the layer dicts' arrays in place.
@@ -198,6 +206,7 @@ class ConvNet:
         """
         self._data = data
         self.reset()
+        self._sent = {}
         for dl in self.data_layers:
             if dl.data_idx >= len(data):
                 raise UserError(f"layer '{dl.name}': dataIdx={dl.data_idx}, but the batch has "
@@ -205,7 +214,44 @@ class ConvNet:
             dl.start_fprop(data, pass_type)
         for l in self.order:
             if not isinstance(l, DataLayer):
-                l.fprop([p.acts for p in l.prev], pass_type)
+                inputs = [self.cross(p, l) for p in l.prev]
+                with self.devices.context(l.device):
+                    l.fprop(inputs, pass_type)
+
+    @staticmethod
+    def crosses(a: Layer, b: Layer) -> bool:
+        """Do ``a`` and ``b`` lie in different cfg columns (data layers lie in none)?"""
+        return a.column >= 0 and b.column >= 0 and a.column != b.column
+
+    def cross(self, producer: Layer, consumer: Layer):
+        """``producer``'s output as ``consumer`` sees it: float16-rounded across columns with
+        ``quantF=half``, copied once per device it is needed on.
+
+        Ports: alexnet-2012/src/layer.cu:78-109 Layer::fpropNext
+        """
+        acts = producer.acts
+        if acts is None or (not self.crosses(producer, consumer) and producer.device == consumer.device):
+            return acts
+        key = (producer.name, self.crosses(producer, consumer), consumer.device)
+        if key not in self._sent:
+            x = quantize(acts, producer.dic.get("quantF")) if key[1] else acts
+            if producer.device != consumer.device:
+                x = self.devices.copy(x, producer.device, consumer.device)
+            self._sent[key] = x
+        return self._sent[key]
+
+    def cross_back(self, producer: Layer, column: int, grad):
+        """The gradient summed in ``column`` as ``producer`` receives it: float16-rounded with
+        ``quantB=half`` when it crosses columns, copied to the producer's device.
+
+        Ports: alexnet-2012/src/layer.cu:170-270 Layer::bprop
+        """
+        if producer.column >= 0 and column >= 0 and column != producer.column:
+            grad = quantize(grad, producer.dic.get("quantB"))
+        src = next((l.device for l in producer.next if l.column == column), producer.device)
+        if src != producer.device:
+            grad = self.devices.copy(grad, src, producer.device)
+        return grad
 
     def bprop(self, pass_type: int) -> None:
         """Backward pass: costs first, then every layer once all its consumers have sent theirs.
@@ -215,17 +261,18 @@ class ConvNet:
         """
         self.num_bwd_mini_passes = (self.num_bwd_mini_passes + 1) % self.wupdate_freq
         for l in reversed(self.order):
-            if isinstance(l, CostLayer):
-                if l.coeff != 0:
+            if isinstance(l, CostLayer) and l.coeff == 0:
+                continue
+            if isinstance(l, CostLayer) or l.rcvd_b_inputs > 0:
+                with self.devices.context(l.device):
                     l.bprop(pass_type)
-            elif l.rcvd_b_inputs > 0:
-                l.bprop(pass_type)
         self.reset()
 
     def update_weights(self) -> None:
         """Ports: alexnet-2012/src/convnet.cu:196-198 ConvNet::updateWeights"""
         for l in self.layers.values():
-            l.update_weights()
+            with self.devices.context(l.device):
+                l.update_weights()
 
     def get_cost(self) -> Cost:
         """Ports: alexnet-2012/src/convnet.cu:271-279 ConvNet::getCost"""

@@ -5,11 +5,12 @@ The classes are layer.cu's; the cfg parser is ``port/layer.py`` (layer.py's twin
 - base.py: Layer, WeightLayer (gradient gathering, update, gradient check)
 - weight.py: fc, conv, local       - pool.py: pool (max, maxabs, avg, rand with doMax)
 - norm.py: rnorm, cmrnorm, cnorm   - combine.py: neuron, softmax, eltsum, eltmax, concat, hs
-- image.py: nailbed, blur, href, resize, rgb2yuv, rgb2lab
+- image.py: nailbed, blur, href, resize, rscale, rgb2yuv, rgb2lab
 - cost.py: cost.logreg, cost.sum2  - data.py: data
+- cost_ext.py: cost.crossent, cost.crossent2, cost.rflickr, cost.gsum2, cost.tica
+- multisoftmax.py: cost.msm        - treefc.py: treefc
 
-Not ported (no released cfg uses them, or their kernels are not public): treefc, rscale,
-cost.crossent, cost.crossent2, cost.rflickr, cost.gsum2, cost.tica, cost.msm.
+All 30 types of layer.py are here; pool=rand without doMax is refused (its kernel is not public).
 """
 from __future__ import annotations
 
@@ -18,11 +19,15 @@ from port.layers.base import Layer, WeightLayer
 from port.layers.combine import (ConcatenationLayer, EltwiseMaxLayer, EltwiseSumLayer,
                                  HiddenSexLayer, NeuronLayer, SoftmaxLayer)
 from port.layers.cost import CostLayer, LogregCostLayer, SumOfSquaresCostLayer, cost_classes
+from port.layers.cost_ext import (CrossEnt2CostLayer, CrossEntCostLayer, GatedSumOfSquaresCostLayer,
+                                  RobustFlickrCost, TICACostLayer)
 from port.layers.data import DataLayer
 from port.layers.image import (GaussianBlurLayer, HorizontalReflectionLayer, NailbedLayer,
-                               ResizeLayer, RGBToLABLayer, RGBToYUVLayer)
+                               RandomScaleLayer, ResizeLayer, RGBToLABLayer, RGBToYUVLayer)
+from port.layers.multisoftmax import MultiSoftmaxCostLayer
 from port.layers.norm import ContrastNormLayer, CrossMapResponseNormLayer, ResponseNormLayer
 from port.layers.pool import make_pool_layer
+from port.layers.treefc import TreeFCLayer
 from port.layers.weight import ConvLayer, FCLayer, LocalUnsharedLayer
 
 # cfg type string -> constructor(dic, net), in the order of ConvNetGPU::initLayer.
@@ -30,6 +35,7 @@ from port.layers.weight import ConvLayer, FCLayer, LocalUnsharedLayer
 layer_classes = {
     "data": DataLayer,
     "fc": FCLayer,
+    "treefc": TreeFCLayer,
     "conv": ConvLayer,
     "local": LocalUnsharedLayer,
     "pool": make_pool_layer,
@@ -46,9 +52,16 @@ layer_classes = {
     "resize": ResizeLayer,
     "rgb2yuv": RGBToYUVLayer,
     "rgb2lab": RGBToLABLayer,
+    "rscale": RandomScaleLayer,
     "concat": ConcatenationLayer,
     "hs": HiddenSexLayer,
     **cost_classes,
+    "cost.crossent": CrossEntCostLayer,
+    "cost.crossent2": CrossEnt2CostLayer,
+    "cost.rflickr": RobustFlickrCost,
+    "cost.gsum2": GatedSumOfSquaresCostLayer,
+    "cost.tica": TICACostLayer,
+    "cost.msm": MultiSoftmaxCostLayer,
 }
 
 
@@ -66,4 +79,6 @@ __all__ = ["layer_classes", "make_layer", "Layer", "WeightLayer", "CostLayer", "
            "EltwiseSumLayer", "EltwiseMaxLayer", "ConcatenationLayer", "HiddenSexLayer",
            "LogregCostLayer", "SumOfSquaresCostLayer", "ResponseNormLayer",
            "CrossMapResponseNormLayer", "ContrastNormLayer", "NailbedLayer", "GaussianBlurLayer",
-           "HorizontalReflectionLayer", "ResizeLayer", "RGBToYUVLayer", "RGBToLABLayer"]
+           "HorizontalReflectionLayer", "ResizeLayer", "RGBToYUVLayer", "RGBToLABLayer",
+           "RandomScaleLayer", "TreeFCLayer", "CrossEntCostLayer", "CrossEnt2CostLayer",
+           "RobustFlickrCost", "GatedSumOfSquaresCostLayer", "TICACostLayer", "MultiSoftmaxCostLayer"]

@@ -6,7 +6,7 @@ its output ``acts`` and the sum ``acts_grad`` of the gradients its consumers sen
 (port/model.py) calls :meth:`Layer.fprop` in topological order and :meth:`Layer.bprop` in
 reverse order, which replaces the original's per-GPU threads and messages.
 
-DIVERGES: single device. The original ran layers on several GPUs, copied activations and gradients between them (through host memory, optionally as fp16: quantF/quantB) and shared buffers between layers (actsTarget/actsGradTarget); here every transfer is the identity and every layer owns its arrays.
+DIVERGES: one thread. The original ran each GPU's layers in their own thread and shared buffers between layers (actsTarget/actsGradTarget); here the model runs every layer in turn, each on its device (``device``, from its cfg column ``column``: port/devices.py), and every layer owns its arrays.
 
 Layout: every activation is a (D, N) matrix, cases last; images are (C, H, W, N) flattened
 row-major as c·H·W + y·W + x. Sign: ``acts_grad`` and every weight ``grad`` hold the descent
@@ -58,6 +58,9 @@ class Layer:
         self.acts = None                   # (outputs, N)
         self.acts_grad = None              # (outputs, N), descent direction
         self.rcvd_b_inputs = 0
+        self.column: int = int(dic.get("gpu", -1))   # the cfg's gpu= (−1: data layers)
+        self.device: int = 0                         # where it runs (set by the model)
+        self._grads_in: dict = {}                    # column sent from → summed contributions
 
     # ---- graph
     def add_prev(self, layer: "Layer") -> None:
@@ -104,14 +107,31 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__}.fprop_acts")
 
     # ---- backward
-    def receive_grad(self, contribution) -> None:
-        """Sum one consumer's gradient into ``acts_grad`` (None: the consumer sent none).
+    def receive_grad(self, contribution, sender: "Layer | None" = None) -> None:
+        """Sum one consumer's gradient (None: it sent none) with the others of its column.
 
         Ports: alexnet-2012/src/layer.cu:285-296 Layer::bprop
         """
         if contribution is not None:
-            self.acts_grad = contribution if self.acts_grad is None else self.acts_grad + contribution
+            col = self.column if sender is None else sender.column
+            have = self._grads_in.get(col)
+            self._grads_in[col] = contribution if have is None else have + contribution
         self.rcvd_b_inputs += 1
+
+    def gather_grad(self):
+        """``acts_grad``: this column's sum, plus each other column's sum brought across
+        (``net.cross_back``: copied to this device, float16 with ``quantB=half``).
+
+        Ports: alexnet-2012/src/layer.cu:170-270 Layer::bprop
+        """
+        v = self._grads_in.pop(self.column, None)
+        for col, g in self._grads_in.items():
+            cross = getattr(self.net, "cross_back", None)
+            g = cross(self, col, g) if cross is not None else g
+            v = g if v is None else v + g
+        self._grads_in = {}
+        self.acts_grad = v
+        return v
 
     def bprop(self, pass_type: int) -> None:
         """Compute weight gradients, then send every gradient-consuming input its gradient.
@@ -122,12 +142,12 @@ class Layer:
         Ports: alexnet-2012/src/layer.cu:170-270 Layer::bprop
         Ports: alexnet-2012/src/layer.cu:272-297 Layer::bprop
         """
-        v = self.acts_grad
+        v = self.gather_grad()
         self.bprop_common(v, pass_type)
         if self.is_grad_producer():
             for i, p in enumerate(self.prev):
                 if p.is_grad_consumer():
-                    p.receive_grad(self.bprop_acts(v, i, pass_type))
+                    p.receive_grad(self.bprop_acts(v, i, pass_type), sender=self)
 
     def bprop_common(self, v, pass_type: int) -> None:
         """Ports: alexnet-2012/include/layer.cuh:113-115 bpropCommon"""
@@ -139,6 +159,7 @@ class Layer:
         """Ports: alexnet-2012/src/layer.cu:329-335 Layer::reset"""
         self.rcvd_b_inputs = 0
         self.acts_grad = None
+        self._grads_in = {}
 
     def get_num_cases(self, v) -> int:
         """The N that weight gradients are divided by: this minibatch's, or freq·mini.

@@ -18,8 +18,6 @@ from port.neuron import make_neuron
 class NeuronLayer(Layer):
     """y = f(x) for one of the neurons of neuron.cuh.
 
-    DIVERGES: the fused logistic + cost.crossent2 gradient (alexnet-2012/src/layer.cu:490-502) is absent because cost.crossent2 is not ported.
-
     Ports: alexnet-2012/src/layer.cu:483-488 NeuronLayer::NeuronLayer
     """
 
@@ -32,7 +30,16 @@ class NeuronLayer(Layer):
         self.acts = self.neuron.activate(self.inputs[0])
 
     def bprop_acts(self, v, inp_idx, pass_type):
-        """Ports: alexnet-2012/src/layer.cu:490-506 NeuronLayer::bpropActs"""
+        """f'(x)·g; a logistic layer whose one consumer is a same-device cost.crossent2 sends
+        the fused coeff·(t − y) instead (no division by y(1 − y)).
+
+        Ports: alexnet-2012/src/layer.cu:490-506 NeuronLayer::bpropActs
+        """
+        nxt = self.next[0] if len(self.next) == 1 else None
+        if (self.dic["neuron"]["type"] == "logistic" and nxt is not None
+                and nxt.type == "cost.crossent2" and nxt.device == self.device):
+            labels = nxt.inputs[0]
+            return nxt.coeff * labels - nxt.coeff * self.acts
         return self.neuron.compute_input_grad(v, self.inputs[0], self.acts)
 
 

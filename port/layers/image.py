@@ -1,11 +1,11 @@
 """The image-operation layers: bed of nails (``nailbed``), Gaussian blur (``blur``),
-horizontal reflection (``href``), bilinear resize (``resize``) and colour-space changes
-(``rgb2yuv``, ``rgb2lab``).
+horizontal reflection (``href``), bilinear resize (``resize``), random rescale and crop
+(``rscale``) and colour-space changes (``rgb2yuv``, ``rgb2lab``).
 
 The twins of NailbedLayer, GaussianBlurLayer, HorizontalReflectionLayer, ResizeLayer,
-RGBToYUVLayer and RGBToLABLayer in layer.cu; the array work is cudaconv2's (port/cudaconv2/).
-resize, rgb2yuv and rgb2lab have no backward pass in the original (it asserts false; the parser
-forbids weight layers below them), and none here. Not here: ``rscale`` (RandomScaleLayer).
+RandomScaleLayer, RGBToYUVLayer and RGBToLABLayer in layer.cu; the array work is cudaconv2's
+(port/cudaconv2/). resize, rscale, rgb2yuv and rgb2lab have no backward pass in the original (it
+asserts false; the parser forbids weight layers below them), and none here.
 
 Layout: images (C, H, W, N) flattened as c·H·W + y·W + x. Gradients are the descent
 direction −∂L/∂·.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from port import backend
 from port import cudaconv2 as cc
-from port.layers.base import Layer
+from port.layers.base import PASS_TRAIN, Layer
 
 
 class NailbedLayer(Layer):
@@ -106,6 +106,61 @@ class ResizeLayer(Layer):
         self.acts = cc.conv_resize_bilinear(self.inputs[0], self.img_size, self.tgt_size, self.scale)
 
 
+class RandomScaleLayer(Layer):
+    """``rscale``: training passes rescale by a random factor and take a random ``tgtSize`` crop;
+    other passes take the centre crop. Forward only (no cfg of the release uses it).
+
+    Scale s = tgtSize + k is drawn with P(k) ∝ (k + 1)², k < imgSize − ⌊imgSize/maxScale⌋ + 1
+    (the share of all crops that scale holds), its factor uniform in
+    [max(1, img/(s + 1)), img/s].
+
+    Ports: alexnet-2012/src/layer.cu:1364-1386 RandomScaleLayer::RandomScaleLayer
+    """
+
+    def __init__(self, dic: dict, net):
+        super().__init__(dic, net)
+        self.channels = int(dic["channels"])
+        self.max_scale = float(dic["maxScale"])
+        self.img_size = int(dic["imgSize"])
+        self.tgt_size = int(dic["tgtSize"])
+        min_scaled = int(self.img_size / self.max_scale)
+        num_scales = self.img_size - min_scaled + 1
+        num_crops = num_scales * (num_scales + 1) * (2 * num_scales + 1) // 6
+        probs = [1.0 / num_crops]
+        for s in range(1, num_scales):
+            probs.append(probs[-1] + (s + 1) * (s + 1) / num_crops)
+        self.scale_probs = probs
+
+    def fprop_acts(self, inp_idx, scale_targets, pass_type):
+        """DIVERGES: test passes take the centre crop. The original tests ``passType &
+        PASS_MULTIVIEW_TEST`` first, which plain test passes also match (they share bit 0x2), and
+        copies the uncropped input there, of the wrong size; gradient-check and feature passes
+        it leaves untouched.
+
+        Ports: alexnet-2012/src/layer.cu:1388-1428 RandomScaleLayer::fpropActs
+        """
+        x = self.inputs[0]
+        if pass_type == PASS_TRAIN:
+            rng = self.net.rng
+            r = rng.random()
+            rescaled, factor = self.tgt_size, self.max_scale
+            for s, p in enumerate(self.scale_probs):
+                if r <= p:
+                    rescaled += s
+                    end = self.img_size / rescaled
+                    start = max(1.0, self.img_size / (1.0 + rescaled))
+                    factor = start + rng.random() * (end - start)
+                    break
+            max_start = rescaled - self.tgt_size
+            start_y, start_x = (int(v) for v in rng.integers(0, max_start + 1, size=2))
+            if rescaled != self.img_size:
+                x = cc.conv_resize_bilinear(x, self.img_size, rescaled, factor)
+            self.acts = cc.conv_crop(x, rescaled, self.tgt_size, start_y, start_x)
+        else:
+            c = (self.img_size - self.tgt_size) // 2
+            self.acts = cc.conv_crop(x, self.img_size, self.tgt_size, c, c)
+
+
 class RGBToYUVLayer(Layer):
     """Ports: alexnet-2012/src/layer.cu:1525-1526 RGBToYUVLayer::RGBToYUVLayer"""
 
@@ -127,4 +182,4 @@ class RGBToLABLayer(Layer):
 
 
 __all__ = ["NailbedLayer", "GaussianBlurLayer", "HorizontalReflectionLayer", "ResizeLayer",
-           "RGBToYUVLayer", "RGBToLABLayer"]
+           "RandomScaleLayer", "RGBToYUVLayer", "RGBToLABLayer"]

@@ -826,9 +826,7 @@ def test_cifar_examples_parse(alexnet_2012, stem):
 KNOWN_DEF_FAILURES = {
     "layers/layers-137-tree.cfg": ("fc1000", "num_classes"),       # treefc needs the provider's classes
     "layers/layers-146-2009-tree.cfg": ("fc1000", "num_classes"),
-    "example-layers/layers-18pct.cfg": ("rnorm1", "'size'|size: required"),  # 2011 rnorm syntax (sizeX)
-    "example-layers/layers-example.cfg": ("rnorm1", "size: required"),
-}
+}  # the 2011 rnorm/cnorm keys (sizeX) of 18pct and example are read (NormLayerParser.parse_2011)
 
 
 def test_every_released_def_file_parses(alexnet_2012):

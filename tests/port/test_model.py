@@ -168,7 +168,7 @@ def test_errors_are_user_errors():
         net.start_multiview_test(_batch(rng, layers, 7, classes=5), 2)
     with pytest.raises(UserError, match="finish_batch"):
         net.finish_batch()
-    bad = dict(layers, weird=nu.simple("weird", "treefc", ["data"], 3))
+    bad = dict(layers, weird=nu.simple("weird", "nosuch", ["data"], 3))
     with pytest.raises(UserError, match="not ported"):
         ConvNet(bad)
 
@@ -222,15 +222,15 @@ def test_example_layers_build_and_step(alexnet_2012, name, xp_backend):
     _one_step_is_finite(layers)
 
 
-def test_example_layers_18pct_is_refused_for_its_svn_norm_key(alexnet_2012):
-    """18pct is a 2011 svn copy that spells the rnorm window ``sizeX=``; the 2012 parser (ours,
-    like the original's) requires ``size=`` and stops naming the section and key."""
-    name = "18pct"
-    from port.errors import ConfigError
-    with pytest.raises(ConfigError, match=r"\[rnorm1\] size"):
-        _parse(alexnet_2012, f"example-layers/layers-{name}.cfg",
-               f"example-layers/layer-params-{name}.cfg", data_dims={0: 3 * 24 * 24, 1: 1},
-               num_classes=10)
+def test_example_layers_18pct_reads_its_2011_norm_keys(alexnet_2012):
+    """18pct is a 2011 svn copy: its rnorm says ``sizeX=3`` and gives scale/pow in the def file,
+    which the 2012 parser refuses; the port reads them as the 2011 parser did (DIVERGES)."""
+    layers = _parse(alexnet_2012, "example-layers/layers-18pct.cfg",
+                    "example-layers/layer-params-18pct.cfg", data_dims={0: 3 * 24 * 24, 1: 1},
+                    num_classes=10)
+    assert layers["rnorm1"]["size"] == 3
+    assert layers["rnorm1"]["scale"] == pytest.approx(0.00005 / 9) and layers["rnorm1"]["pow"] == 0.75
+    _one_step_is_finite(layers)
 
 
 @pytest.mark.slow

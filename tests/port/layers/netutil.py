@@ -96,7 +96,8 @@ def central_difference_check(net, data, h=1e-5):
     for layer in net.layers.values():
         if not isinstance(layer, WeightLayer):
             continue
-        for w in [*layer.weights, layer.biases]:
+        mats = layer.gc_weights() if hasattr(layer, "gc_weights") else [*layer.weights, layer.biases]
+        for w in mats:
             if not w.is_owner() or w.base_rate <= 0:
                 continue
             analytic = from_descent(to_host(w.grad).astype(np.float64))

@@ -220,3 +220,79 @@ def test_cnorm_backward_treats_the_mean_as_constant():
         numeric[idx] = (objective(xp_) - objective(xm)) / (2 * h)
     err = np.linalg.norm(analytic - numeric) / np.linalg.norm(numeric)
     assert err < TOL, err
+
+
+# ---- the layers ported for issue 10: treefc and the costs beyond logreg/sum2
+
+def _targets(rng, c, n, binary=False):
+    t = rng.random((c, n))
+    return (t > 0.5).astype(np.float64) if binary else t / t.sum(axis=0, keepdims=True)
+
+
+def _check_data(layers, data, seed=0):
+    net = ConvNet(layers, minibatch_size=N, dtype=np.float64, rng=1)
+    err = nu.central_difference_check(net, net._to_device(data))
+    assert err < TOL, err
+    return net
+
+
+def test_treefc():
+    """A tree of our own: 5 classes (leaves 0-4), inner nodes 5 = {0, 1}, 6 = {2, 3, 5}, root 7 = {4, 6}."""
+    rng = np.random.default_rng(20)
+    tree = [[], [], [], [], [], [0, 1], [2, 3, 5], [4, 6]]
+    t = nu.fc("tree", ["fc1"], [6], 5, rng, init_w=0.3)
+    t.update(type="treefc", tree=tree, rootLabel=7)
+    t["weights"] = [np.asfortranarray((0.3 * rng.standard_normal((6, 8))).astype(np.float32))]
+    t["weightsInc"] = [np.zeros_like(t["weights"][0])]
+    layers = nu.as_dict(nu.data("a", 4, 0), nu.data("labels", 1, 1), nu.fc("fc1", ["a"], [4], 6, rng),
+                        t, nu.simple("probs", "softmax", ["tree"], 5), nu.logreg("logreg", "labels", "probs"))
+    net = _check(layers, [4, None], 5)
+    w = net.layers["tree"].tree_weights.all_w
+    eff = np.asarray(net.layers["tree"].weights[0].w)
+    np.testing.assert_allclose(eff[:, 0], w[:, 0] + w[:, 5] + w[:, 6] + w[:, 7])
+    np.testing.assert_allclose(eff[:, 4], w[:, 4] + w[:, 7])
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_crossent2_over_logistic(fused):
+    """flickr-102's cost: fused (the logistic layer sends coeff·(t − y)) and stand-alone."""
+    rng = np.random.default_rng(21)
+    logistic = {"type": "logistic", "params": {}}
+    extra = [] if fused else [nu.sum2("sq", "y", coeff=0.2)]
+    layers = nu.as_dict(nu.data("a", 5, 0), nu.data("t", 4, 1), nu.fc("fc1", ["a"], [5], 4, rng, init_w=0.5),
+                        nu.simple("y", "neuron", ["fc1"], 4, neuron=logistic),
+                        nu.simple("ce", "cost.crossent2", ["t", "y"], 0, coeff=0.7), *extra)
+    net = _check_data(layers, [rng.standard_normal((5, N)), _targets(rng, 4, N, binary=True)])
+    assert net.layers["ce"].fused_below() is fused
+
+
+def test_rflickr_gsum2_crossent():
+    rng = np.random.default_rng(22)
+    logistic = {"type": "logistic", "params": {}}
+    layers = nu.as_dict(
+        nu.data("a", 5, 0), nu.data("t", 4, 1), nu.data("gate", 1, 2), nu.data("p", 3, 3),
+        nu.fc("fc1", ["a"], [5], 4, rng, init_w=0.5), nu.simple("y", "neuron", ["fc1"], 4, neuron=logistic),
+        nu.simple("rf", "cost.rflickr", ["t", "y"], 0, coeff=0.9),
+        nu.fc("fc2", ["a"], [5], 6, rng), nu.simple("g2", "cost.gsum2", ["gate", "fc2"], 0, coeff=0.4),
+        nu.fc("fc3", ["a"], [5], 3, rng), nu.simple("probs", "softmax", ["fc3"], 3),
+        nu.simple("ce", "cost.crossent", ["p", "probs"], 0, coeff=1.3))
+    _check_data(layers, [rng.standard_normal((5, N)), _targets(rng, 4, N), rng.random((1, N)),
+                         _targets(rng, 3, N)])
+
+
+def test_tica():
+    rng = np.random.default_rng(23)
+    size = 6
+    layers = nu.as_dict(nu.data("data", 3 * size * size, 0),
+                        nu.conv("conv1", ["data"], 3, size, 16, 3, rng, padding=1),
+                        nu.simple("tica", "cost.tica", ["conv1"], 0, coeff=0.6, channels=16, sizeX=3))
+    _check_data(layers, [rng.standard_normal((3 * size * size, N))])
+
+
+@pytest.mark.parametrize("set_size", [1, 2, 4])
+def test_multisoftmax(set_size):
+    rng = np.random.default_rng(24)
+    layers = nu.as_dict(nu.data("a", 5, 0), nu.data("labels", 1, 1), nu.fc("fc1", ["a"], [5], 6, rng, init_w=0.5),
+                        nu.simple("msm", "cost.msm", ["labels", "fc1"], 0, coeff=0.8, setSize=set_size,
+                                  numOut=6, threads=2))
+    _check(layers, [5, None], 6)
