@@ -19,13 +19,12 @@ ran
 
 Each row has the seconds it took, the number of parameters and, when a stage failed, the one-line
 reason. ``RELEASE`` defaults to ``original/alexnet-2012``; ``--json`` writes the rows as JSON to
-stdout (for the site: docs/compat/alexnet-2012.json) instead of the table.
+stdout instead of the table, ``--out FILE`` to a file (the site's docs/compat/alexnet-2012.json).
 
 Not a port: the release has no such tool; this checks the port against the release's cfgs.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -37,7 +36,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from port.errors import UserError, main_guard
+from port.errors import ArgumentParser, UserError, main_guard
+from port.util import atomic_write_bytes
 
 PROG = "compat"
 DEF_DIRS = ("layers", "layers-cifar", "example-layers")
@@ -206,7 +206,7 @@ def check(release: Path, def_path: Path, batch: int = 8, seed: int = 0) -> Row:
     candidates = params_files(release, def_path)
     row.params = [str(p.relative_to(release)) for p, _ in candidates]
     t0 = time.perf_counter()
-    opts: dict = {"seed": seed}
+    opts: dict = {"seed": seed, "minibatch_size": batch}
     try:
         found = _treefc_classes(def_path)
     except Exception:  # noqa: BLE001 (the parse below reports it)
@@ -290,21 +290,27 @@ def format_table(rows: list[Row]) -> str:
 
 @main_guard(PROG)
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog=f"python -m port.{PROG}", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog=f"python -m port.{PROG}", description=__doc__.splitlines()[0])
     ap.add_argument("release", nargs="?", default=str(DEFAULT_RELEASE),
                     help="a release folder (default: %(default)s)")
     ap.add_argument("--json", action="store_true", help="write the rows as JSON to stdout")
+    ap.add_argument("--out", help="write the JSON to this file (atomically) instead of stdout")
     ap.add_argument("--batch", type=int, default=8, help="cases in the synthetic minibatch (default 8)")
     ap.add_argument("--only", action="append", help="only this def file (repeatable)")
     args = ap.parse_args(argv)
+    if args.batch < 1:
+        raise UserError(f"--batch must be at least 1, got {args.batch}")
     release = Path(args.release)
     if not release.is_dir():
         raise UserError(f"{release}: not a folder (fetch the release first: python -m archive fetch)")
     rows = run(release, args.batch, progress=sys.stderr.isatty(), only=args.only)
-    if args.json:
-        json.dump({"release": release.name, "batch": args.batch, "summary": summary(rows),
-                   "rows": [asdict(r) for r in rows]}, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+    if args.json or args.out:
+        text = json.dumps({"release": release.name, "batch": args.batch, "summary": summary(rows),
+                           "rows": [asdict(r) for r in rows]}, indent=1) + "\n"
+        if args.out:
+            atomic_write_bytes(Path(args.out), lambda f: f.write(text.encode()))
+        else:
+            sys.stdout.write(text)
     else:
         print(format_table(rows))
     return 0

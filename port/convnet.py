@@ -28,6 +28,7 @@ import numpy as np
 
 from port import backend, checkpoint, data, model
 from port import layer as lay
+from port.devices import Devices
 from port.errors import ConfigError, UserError, main_guard
 from port.gpumodel import CostIsNaN, IGPUModel, ModelStateException, aggregate_costs
 from port.options import (BooleanOptionParser, FloatOptionParser, IntegerOptionParser, ListOptionParser,
@@ -238,7 +239,8 @@ class ConvNet(IGPUModel):
     # ---- devices, data, layers, model ---------------------------------------------------------
 
     def get_gpus(self):
-        """DIVERGES: one device. ``--gpu=g`` (g ≥ 0) selects CUDA device g when the backend is CuPy."""
+        """``--gpu=g0,g1,...``: the CUDA devices of the cfg's columns (CuPy; port/devices.py), the
+        first made current. DIVERGES: fewer devices than columns run every column on the first."""
         self.device_ids = list(self.op.get_value("gpu") or [-1])
         if backend.name() == "cupy" and self.device_ids and self.device_ids[0] >= 0:
             backend.xp().cuda.Device(self.device_ids[0]).use()
@@ -271,8 +273,11 @@ class ConvNet(IGPUModel):
         """Ports: alexnet-2012/convnet.py:34-35 ConvNet.init_model_lib"""
         rng = np.random.default_rng([self.seed, 1])
         saved = self.model_state.get("model_rng")
+        # --gpu=0,1 lists the devices (one per cfg column); NumPy has one
+        ids = [d for d in self.device_ids if d >= 0] if backend.name() == "cupy" else []
         self.libmodel = model.ConvNet(self.model_state["layers"], minibatch_size=self.minibatch_size,
-                                      wupdate_freq=self.wupdate_freq, rng=rng)
+                                      wupdate_freq=self.wupdate_freq, rng=rng,
+                                      devices=Devices(ids or [0]))
         if saved is not None:
             self.libmodel.set_rng_state(saved)
 

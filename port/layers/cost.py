@@ -3,8 +3,7 @@
 
 The twins of CostLayer, LogregCostLayer and SumOfSquaresCostLayer in layer.cu. Each cost keeps
 ``costv``, its values summed over the minibatch's cases (the first is the objective, weighted by
-``coeff`` in the total). Not here: cost.crossent, cost.crossent2, cost.rflickr, cost.gsum2,
-cost.tica and cost.msm, which no released cfg file uses.
+``coeff`` in the total). The other costs are in port/layers/cost_ext.py and multisoftmax.py.
 
 Layout: (D, N), cases last; labels (1, N) class ids as floats. The gradients sent are the
 descent direction −∂L/∂· (port/gradients.py). The cost values are 0-d float64 arrays on the

@@ -2,8 +2,8 @@
 connected with unshared weights (``local``).
 
 The twins of FCLayer, LocalLayer, ConvLayer and LocalUnsharedLayer in layer.cu. The array work
-of conv/local is cudaconv2's (port/cudaconv2/); fc is a matrix product. Not here: the tree
-softmax layer ``treefc`` (not ported).
+of conv/local is cudaconv2's (port/cudaconv2/); fc is a matrix product. The tree softmax
+layer ``treefc`` is in port/layers/treefc.py.
 
 Layout: activations (D, N), cases last; images (C, H, W, N) flattened as c·H·W + y·W + x.
 fc weights Wᵢ are (Dᵢ, out) and y = Σ Wᵢᵀxᵢ + bᵀ with biases (1, out). conv weights are

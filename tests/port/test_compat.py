@@ -57,6 +57,9 @@ def test_command_line_json_and_table(release):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["summary"]["ran"] == 2 and len(out["rows"]) == 4
+    r = subprocess.run([sys.executable, "-m", "port.compat", str(release), f"--out={release / 'c.json'}",
+                        "--only=layers-1.cfg"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and json.loads((release / "c.json").read_text())["summary"]["ran"] == 1
     r = subprocess.run([sys.executable, "-m", "port.compat", str(release)], capture_output=True, text=True,
                        env=env, timeout=300)
     assert r.returncode == 0 and "4 def files: 2 parsed, 2 built, 2 ran a step" in r.stdout
@@ -87,9 +90,9 @@ def test_the_committed_table_lists_the_release_def_files():
     from archive import manifest
 
     table = json.loads((ROOT / "docs" / "compat" / "alexnet-2012.json").read_text())
-    want = sorted(f.path for f in manifest.load("alexnet-2012").files
-                  if Path(f.path).parent.as_posix() in compat.DEF_DIRS
-                  and Path(f.path).name.startswith("layers") and f.path.endswith(".cfg"))
+    want = sorted(p for p in manifest.load("alexnet-2012").files
+                  if Path(p).parent.as_posix() in compat.DEF_DIRS
+                  and Path(p).name.startswith("layers") and p.endswith(".cfg"))
     assert len(want) == 72
     assert sorted(r["cfg"] for r in table["rows"]) == want
     s = table["summary"]

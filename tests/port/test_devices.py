@@ -117,3 +117,31 @@ def test_the_paper_net_places_its_two_columns(alexnet_2012):
     dev = place(cols, SimulatedDevices(2))
     assert dev["conv1a"] == 0 and dev["conv1b"] == 1 and dev["fc1000"] == 0
     assert all(dev[n] == 1 for n in layers if n.endswith("b") and layers[n]["type"] == "conv")
+
+
+def test_the_gradient_check_net_on_three_simulated_devices(alexnet_2012):
+    """example-layers/layers.gc.cfg spreads over gpu=0,1,2: on three simulated devices every layer
+    runs on its column's device and a training step gives the one-device result exactly."""
+    import warnings
+
+    from port.layer import parse_layers
+    results = []
+    for devices in (SimulatedDevices(3), Devices([0])):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            layers = parse_layers(alexnet_2012 / "example-layers/layers.gc.cfg",
+                                  alexnet_2012 / "example-layers/layer-params.gc.cfg",
+                                  {"data_dims": {0: 27, 1: 1}, "num_classes": 10, "seed": 0})
+        net = ConvNet(layers, minibatch_size=N, dtype=np.float64, rng=1, devices=devices)
+        rng = np.random.default_rng(2)
+        net.start_batch([rng.random((27, N)), rng.integers(0, 10, size=(1, N)).astype(np.float64)], 0.0)
+        cost, _ = net.finish_batch()
+        net.sync_with_host()
+        results.append((net, cost, {n: l["weights"][0].copy() for n, l in layers.items() if "weights" in l}))
+    (net3, cost3, w3), (_, cost1, w1) = results
+    assert sorted({l.device for l in net3.layers.values()}) == [0, 1, 2]
+    assert all(l.device == max(l.column, 0) for l in net3.layers.values())
+    assert sum(e[0] == "copy" for e in net3.devices.log) > 0
+    assert cost3 == cost1
+    for n in w1:
+        np.testing.assert_array_equal(w3[n], w1[n])

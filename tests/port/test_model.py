@@ -8,6 +8,7 @@ import pytest
 
 from port.backend import to_host
 from port.errors import UserError
+from port.layers.base import PASS_TEST
 from port.layers.norm import CrossMapResponseNormLayer
 from port.model import ConvNet
 from tests.port.layers import netutil as nu
@@ -252,3 +253,22 @@ def test_check_gradients_on_the_released_gc_net(alexnet_2012, capsys):
     net = ConvNet(layers, minibatch_size=16)
     assert net.check_gradients(data)
     assert "ALL 20 TESTS PASSED" in capsys.readouterr().out
+
+
+def test_conv_to_local_keeps_the_function_then_unties_the_modules(tmp_path):
+    """--conv-to-local: the converted layer computes what the conv computed (its weights tiled
+    per module), and one training step then moves each module's copy on its own."""
+    from tests.port.test_layer import parse
+    rng = np.random.default_rng(9)
+    conv = parse(tmp_path, options={"seed": 3})
+    local = parse(tmp_path, options={"seed": 3, "conv_to_local": ["conv1"]})
+    assert local["conv1"]["type"] == "local" and conv["conv1"]["type"] == "conv"
+    nets = [ConvNet(L, minibatch_size=8, dtype=np.float64, rng=0) for L in (conv, local)]
+    data = [rng.random((3 * 32 * 32, 8)), rng.integers(0, 10, size=(1, 8)).astype(np.float64)]
+    for net in nets:
+        net.fprop(net._to_device(data), PASS_TEST)
+    np.testing.assert_allclose(nets[1].layers["conv1"].acts, nets[0].layers["conv1"].acts, rtol=1e-10, atol=1e-12)
+    assert nets[1].get_cost_value() == pytest.approx(nets[0].get_cost_value(), rel=1e-10)
+    nets[1].start_batch(data, 0.0)
+    w = np.asarray(nets[1].layers["conv1"].weights[0].w).reshape(-1, 3 * 25, 16)   # (modules, fc·fs², F)
+    assert not np.allclose(w[0], w[-1])

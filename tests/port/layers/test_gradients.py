@@ -296,3 +296,25 @@ def test_multisoftmax(set_size):
                         nu.simple("msm", "cost.msm", ["labels", "fc1"], 0, coeff=0.8, setSize=set_size,
                                   numOut=6, threads=2))
     _check(layers, [5, None], 6)
+
+
+def test_rscale_forward_only():
+    """rscale has no backward (the parser forbids weight layers below it): training passes give a
+    tgtSize crop of a rescaled image, other passes the centre crop."""
+    from port.layers.base import PASS_TEST, PASS_TRAIN
+    rng = np.random.default_rng(25)
+    size, tgt = 8, 6
+    layers = nu.as_dict(nu.data("img", 3 * size * size, 0),
+                        nu.simple("rs", "rscale", ["img"], 3 * tgt * tgt, channels=3, maxScale=1.5,
+                                  imgSize=size, tgtSize=tgt),
+                        nu.sum2("sq", "rs"))
+    net = ConvNet(layers, minibatch_size=N, dtype=np.float64, rng=3)
+    x = rng.standard_normal((3 * size * size, N))
+    net.fprop(net._to_device([x]), PASS_TEST)
+    centre = x.reshape(3, size, size, N)[:, 1:7, 1:7].reshape(-1, N)
+    np.testing.assert_array_equal(net.layers["rs"].acts, centre)
+    probs = net.layers["rs"].scale_probs
+    assert len(probs) == size - int(size / 1.5) + 1 and probs[-1] == pytest.approx(1.0)
+    for _ in range(5):
+        net.fprop(net._to_device([x]), PASS_TRAIN)
+        assert net.layers["rs"].acts.shape == (3 * tgt * tgt, N)
