@@ -8,7 +8,7 @@ first params file that parses, three stages, each stopping the row at its first 
 
 parsed
     ``port.layer.parse_layers`` reads the def file and the params file (data sizes guessed from
-    the cfg, as ``--check-grads`` does without a provider).
+    the cfg by ``port.convnet.guess_data_dims``, as ``--check-grads`` does without a provider).
 built
     ``port.model.ConvNet`` builds every layer (weights on the backend).
 ran
@@ -201,6 +201,7 @@ def check(release: Path, def_path: Path, batch: int = 8, seed: int = 0) -> Row:
     """Parse, build and step one def file; never raises for the net's own problems."""
     from port import layer as lay   # noqa: PLC0415 (imports numpy-heavy modules)
     from port import model          # noqa: PLC0415
+    from port.convnet import guess_data_dims  # noqa: PLC0415
 
     row = Row(cfg=str(def_path.relative_to(release)))
     candidates = params_files(release, def_path)
@@ -225,6 +226,8 @@ def check(release: Path, def_path: Path, batch: int = 8, seed: int = 0) -> Row:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                if "data_dims" not in opts:    # as --check-grads without a provider
+                    opts["data_dims"] = guess_data_dims(def_path, opts)
                 layers = lay.parse_layers(def_path, p, opts)
             row.params_used = str(p.relative_to(release))
             if how != "same stem":

@@ -258,10 +258,11 @@ def test_check_gradients_on_the_released_gc_net(alexnet_2012, capsys):
 def test_conv_to_local_keeps_the_function_then_unties_the_modules(tmp_path):
     """--conv-to-local: the converted layer computes what the conv computed (its weights tiled
     per module), and one training step then moves each module's copy on its own."""
+    from port.convnet import apply_model_options
     from tests.port.test_layer import parse
     rng = np.random.default_rng(9)
     conv = parse(tmp_path, options={"seed": 3})
-    local = parse(tmp_path, options={"seed": 3, "conv_to_local": ["conv1"]})
+    local = apply_model_options(parse(tmp_path, options={"seed": 3}), conv_to_local=["conv1"])
     assert local["conv1"]["type"] == "local" and conv["conv1"]["type"] == "conv"
     nets = [ConvNet(L, minibatch_size=8, dtype=np.float64, rng=0) for L in (conv, local)]
     data = [rng.random((3 * 32 * 32, 8)), rng.integers(0, 10, size=(1, 8)).astype(np.float64)]

@@ -247,8 +247,9 @@ def test_treefc():
     layers = nu.as_dict(nu.data("a", 4, 0), nu.data("labels", 1, 1), nu.fc("fc1", ["a"], [4], 6, rng),
                         t, nu.simple("probs", "softmax", ["tree"], 5), nu.logreg("logreg", "labels", "probs"))
     net = _check(layers, [4, None], 5)
-    w = net.layers["tree"].tree_weights.all_w
-    eff = np.asarray(net.layers["tree"].weights[0].w)
+    from port.backend import to_host
+    w = to_host(net.layers["tree"].tree_weights.all_w)
+    eff = to_host(net.layers["tree"].weights[0].w)
     np.testing.assert_allclose(eff[:, 0], w[:, 0] + w[:, 5] + w[:, 6] + w[:, 7])
     np.testing.assert_allclose(eff[:, 4], w[:, 4] + w[:, 7])
 
@@ -312,7 +313,8 @@ def test_rscale_forward_only():
     x = rng.standard_normal((3 * size * size, N))
     net.fprop(net._to_device([x]), PASS_TEST)
     centre = x.reshape(3, size, size, N)[:, 1:7, 1:7].reshape(-1, N)
-    np.testing.assert_array_equal(net.layers["rs"].acts, centre)
+    from port.backend import to_host
+    np.testing.assert_array_equal(to_host(net.layers["rs"].acts), centre)
     probs = net.layers["rs"].scale_probs
     assert len(probs) == size - int(size / 1.5) + 1 and probs[-1] == pytest.approx(1.0)
     for _ in range(5):
