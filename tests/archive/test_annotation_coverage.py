@@ -18,7 +18,8 @@ FINISHED = ["convnet.py", "layer.py", "convdata.py", "convdata_jpeg.py", "convda
 # The same for the other releases, as (release, path): the r561 kernels the release calls.
 FINISHED_ELSEWHERE = [("cuda-convnet-r561", "src/cudaconv2/filter_acts.cu"),
                       ("cuda-convnet-r561", "src/cudaconv2/weight_acts.cu"),
-                      ("cuda-convnet-r561", "src/cudaconv2/img_acts.cu")]
+                      ("cuda-convnet-r561", "src/cudaconv2/img_acts.cu"),
+                      ("cuda-convnet-r561", "src/cudaconv2/conv_util.cu")]
 
 
 def covered_lines(release: str, path: str) -> set[int]:
