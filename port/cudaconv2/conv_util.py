@@ -292,6 +292,14 @@ def conv_response_norm_undo(out_grads, denoms, inputs, acts, num_filters, size_x
     Unlike the original, ``acts`` is not overwritten (the original reuses it as scratch for
     −2αβ·g·y/d, cuda-convnet-r561/src/cudaconv2/conv_util.cu:2250-2255).
 
+    DIVERGES: the gradient is always right. For windows of 6 or more (with a filter count
+    divisible by 4) the original picks ``kRNormUndo2`` with its ``add`` flag inverted
+    (cuda-convnet-r561/src/cudaconv2/conv_util.cu:2258-2346): a gradient that should be added to
+    an accumulated one overwrites it, and a plain one is computed as 0·target + result, which is
+    NaN where the target held NaN. The caller here accumulates with ``scaleTargets`` as
+    layer.cu does. Every rnorm and cnorm of the released cfgs has a window of 3 or 5, below the
+    faulty path.
+
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2228-2408 convResponseNormUndo
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1592-1605 kRNormUndoPrelims
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1628-1712 kRNormUndo
