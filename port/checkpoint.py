@@ -33,6 +33,7 @@ import copyreg
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import re
@@ -44,7 +45,7 @@ import numpy as np
 
 from port.backend import to_host
 from port.errors import UserError
-from port.util import RestrictedUnpickler, atomic_write_bytes, read_payload
+from port.util import RestrictedUnpickler, atomic_write_bytes, format_bytes, memory_ceiling, read_payload
 
 FORMAT_NAME = "alexnet-port-checkpoint"
 FORMAT_VERSION = 1
@@ -125,38 +126,105 @@ class _Encoder:
                         f"cannot hold (only dicts, lists, tuples, numbers, strings and arrays)")
 
 
+class CorruptCheckpoint(UserError):
+    """A checkpoint whose checksums may match but whose content is not what :func:`save` writes."""
+
+
+#: How deep ``state.json`` may nest (a saved net is about 12 levels deep).
+MAX_DEPTH = 200
+#: The largest JSON member read (a saved net's state.json is a few hundred KiB).
+MAX_JSON_BYTES = 256 << 20
+MAX_MEMBERS = 100_000
+#: The array dtypes a checkpoint may hold: bool, ints, floats, complex (never objects or strings).
+ARRAY_KINDS = "biufc"
+_TAGS = {"__ndarray__": {"__ndarray__"}, "__npscalar__": {"__npscalar__", "value"},
+         "__tuple__": {"__tuple__"}, "__ref__": {"__ref__"}, "__shared__": {"__shared__", "value"},
+         "__items__": {"__items__"}}
+
+
 class _Decoder:
-    def __init__(self, arrays: dict[int, np.ndarray]):
+    """The tree :class:`_Encoder` wrote, checked as it is rebuilt: every tag has exactly its keys
+    and types, every ``__ndarray__`` names a member, every ``__ref__`` an object already met,
+    nesting stays under :data:`MAX_DEPTH`. A violation is one :class:`CorruptCheckpoint` line
+    naming the place (``checkpoint['model_state']['layers']...``)."""
+
+    def __init__(self, arrays: dict[int, np.ndarray], where: Path):
         self.arrays = arrays
         self.shared: dict[int, Any] = {}
+        self.where = where
 
-    def decode(self, obj: Any, into: Any = None) -> Any:
+    def bad(self, at: str, what: str) -> CorruptCheckpoint:
+        if len(at) > 160:
+            at = f"{at[:80]}...{at[-60:]}"
+        return CorruptCheckpoint(f"{self.where}: corrupt checkpoint: {at} {what}")
+
+    def _index(self, obj: dict, key: str, at: str) -> int:
+        k = obj[key]
+        if type(k) is not int:
+            raise self.bad(at, f"has {key} {k!r}, not an integer")
+        return k
+
+    def decode(self, obj: Any, into: Any = None, at: str = "checkpoint", depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise self.bad(at, f"nests deeper than {MAX_DEPTH} levels")
         if isinstance(obj, list):
             out = into if into is not None else []
-            out.extend(self.decode(v) for v in obj)
+            out.extend(self.decode(v, None, f"{at}[{i}]", depth + 1) for i, v in enumerate(obj))
             return out
         if not isinstance(obj, dict):
             return obj
-        if "__ndarray__" in obj:
-            return self.arrays[obj["__ndarray__"]]
-        if "__npscalar__" in obj:
-            return np.dtype(obj["__npscalar__"]).type(obj["value"])
-        if "__tuple__" in obj:
-            return tuple(self.decode(v) for v in obj["__tuple__"])
-        if "__ref__" in obj:
-            return self.shared[obj["__ref__"]]
-        if "__shared__" in obj:
+        tag = next((t for t in _TAGS if t in obj), None)
+        if tag is not None and set(obj) != _TAGS[tag]:
+            raise self.bad(at, f"is a {tag} entry with keys {sorted(obj)}; expected {sorted(_TAGS[tag])}")
+        if tag == "__ndarray__":
+            k = self._index(obj, tag, at)
+            if k not in self.arrays:
+                raise self.bad(at, f"refers to array {k}, which the checkpoint does not hold")
+            return self.arrays[k]
+        if tag == "__npscalar__":
+            try:
+                dtype = np.dtype(obj[tag])
+            except (TypeError, ValueError):
+                raise self.bad(at, f"has the unknown scalar type {obj[tag]!r}") from None
+            if dtype.kind not in ARRAY_KINDS or isinstance(obj["value"], (dict, list, str)) \
+                    or obj["value"] is None:
+                raise self.bad(at, f"is a scalar of type {dtype} and value {obj['value']!r}")
+            try:
+                return dtype.type(obj["value"])
+            except (TypeError, ValueError, OverflowError):
+                raise self.bad(at, f"holds {obj['value']!r}, not a {dtype} value") from None
+        if tag == "__tuple__":
+            if not isinstance(obj[tag], list):
+                raise self.bad(at, "is a tuple entry that does not hold a list")
+            return tuple(self.decode(v, None, f"{at}[{i}]", depth + 1) for i, v in enumerate(obj[tag]))
+        if tag == "__ref__":
+            k = self._index(obj, tag, at)
+            if k not in self.shared:
+                raise self.bad(at, f"refers to shared object {k}, which comes nowhere before it")
+            return self.shared[k]
+        if tag == "__shared__":
+            k = self._index(obj, tag, at)
             value = obj["value"]
+            if k in self.shared or not isinstance(value, (list, dict)):
+                raise self.bad(at, f"defines shared object {k} twice, or as something not a list or dict")
             container = [] if isinstance(value, list) else {}
-            self.shared[obj["__shared__"]] = container  # registered before filling: cycles resolve
-            return self.decode(value, into=container)
+            self.shared[k] = container  # registered before filling: cycles resolve
+            return self.decode(value, container, at, depth + 1)
         out = into if into is not None else {}
-        if "__items__" in obj:
-            for k, v in obj["__items__"]:
-                out[self.decode(k)] = self.decode(v)
+        if tag == "__items__":
+            items = obj[tag]
+            if not isinstance(items, list) or not all(isinstance(kv, list) and len(kv) == 2 for kv in items):
+                raise self.bad(at, "is an __items__ entry that does not hold [key, value] pairs")
+            for i, (k, v) in enumerate(items):
+                key = self.decode(k, None, f"{at}[key {i}]", depth + 1)
+                try:
+                    hash(key)
+                except TypeError:
+                    raise self.bad(at, f"has the unhashable key {type(key).__name__} at pair {i}") from None
+                out[key] = self.decode(v, None, f"{at}[{key!r}]", depth + 1)
         else:
             for k, v in obj.items():
-                out[k] = self.decode(v)
+                out[k] = self.decode(v, None, f"{at}[{k!r}]", depth + 1)
         return out
 
 
@@ -182,6 +250,8 @@ def save(path: str | os.PathLike, dic: dict, *, compress: bool = False) -> None:
     members += [(f"arrays/{k}.npy", _npy_bytes(a)) for k, a in enumerate(arrays)]
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in members)
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    if is_checkpoint_name(Path(path).name):
+        remove_leftovers(Path(path).parent)  # of saves killed before their rename
 
     def write(f):
         with zipfile.ZipFile(f, "w", method, allowZip64=True) as z:
@@ -230,41 +300,166 @@ def resolve(path: str | os.PathLike) -> Path:
     return p
 
 
+class _HashingReader:
+    """A member's stream that hashes what is read and refuses to read past ``limit`` bytes."""
+
+    def __init__(self, f, limit: int, name: str, where: Path):
+        self.f, self.left, self.name, self.where = f, limit, name, where
+        self.sha = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        data = self.f.read(n)
+        self.left -= len(data)
+        self.sha.update(data)
+        return data
+
+    def readinto(self, buf: memoryview) -> None:
+        pos = 0
+        while pos < len(buf):
+            chunk = self.read(min(len(buf) - pos, 1 << 20))
+            if not chunk:
+                raise CorruptCheckpoint(f"{self.where}: corrupt checkpoint: member {self.name} is "
+                                        "shorter than its header says")
+            buf[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+
+    def finish(self, digest: str) -> None:
+        """Read what is left (at most the declared size) and compare the SHA-256."""
+        while self.read(1 << 20):
+            pass
+        if self.sha.hexdigest() != digest:
+            raise UserError(f"{self.where}: checksum mismatch in member {self.name}; the checkpoint is corrupt")
+
+
+def _read_npy(r: _HashingReader, size: int, where: Path) -> np.ndarray:
+    """An ``.npy`` member read straight into its array: the header's dtype must be plain numbers
+    and its shape must account for exactly the member's bytes, checked before allocating."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(r)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"npy version {version}")
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(r)
+    except (zipfile.BadZipFile, OSError):  # the zip's own CRC check: reported by _load_safe
+        raise
+    except Exception as e:  # numpy's header parser raises ValueError, SyntaxError, tokenize.TokenError...
+        raise CorruptCheckpoint(f"{where}: corrupt checkpoint: member {r.name} has a bad .npy header "
+                                f"({' '.join(str(e).split())[:200]})") from None
+    if dtype.hasobject or dtype.kind not in ARRAY_KINDS or dtype.fields is not None:
+        raise CorruptCheckpoint(f"{where}: corrupt checkpoint: member {r.name} holds {dtype} values; "
+                                "a checkpoint holds only numbers (no objects, strings or records)")
+    count = math.prod(shape)
+    header = size - r.left
+    if count * dtype.itemsize != r.left:
+        raise CorruptCheckpoint(f"{where}: corrupt checkpoint: member {r.name} claims shape {shape} of "
+                                f"{dtype} ({count * dtype.itemsize} bytes), but holds {size - header} "
+                                "bytes of data")
+    a = np.empty(count, dtype=dtype)
+    r.readinto(memoryview(a).cast("B"))
+    return a.reshape(shape, order="F" if fortran else "C")
+
+
 def _load_safe(p: Path) -> dict:
+    """Ports: cuda-convnet-r561/util.py:69-83 unpickle"""
     try:
         with zipfile.ZipFile(p) as z:
-            names = set(z.namelist())
-            if not {FORMAT_MEMBER, STATE_MEMBER, SUMS_MEMBER} <= names:
+            infos = z.infolist()
+            sizes = {i.filename: i.file_size for i in infos}
+            if len(infos) > MAX_MEMBERS or len(sizes) != len(infos):
+                raise CorruptCheckpoint(f"{p}: corrupt checkpoint: {len(infos)} members, "
+                                        f"{len(infos) - len(sizes)} of them repeated")
+            if not {FORMAT_MEMBER, STATE_MEMBER, SUMS_MEMBER} <= set(sizes):
                 raise UserError(f"{p}: not a port checkpoint (no {FORMAT_MEMBER}/{STATE_MEMBER}/"
                                 f"{SUMS_MEMBER})")
+            ceiling = memory_ceiling()
+            for name, size in [*sizes.items(), ("all members together", sum(sizes.values()))]:
+                limit = ceiling if name.startswith(("arrays/", "all ")) else min(ceiling, MAX_JSON_BYTES)
+                if size > limit:  # checked in the zip directory, before anything is inflated
+                    raise CorruptCheckpoint(f"{p}: checkpoint: {name} would inflate to {format_bytes(size)},"
+                                            f" more than the {format_bytes(limit)} that can be read")
             expected = {}
             for line in z.read(SUMS_MEMBER).decode().splitlines():
                 digest, name = line.split("  ", 1)
                 expected[name] = digest
-            if set(expected) != names - {SUMS_MEMBER}:
+            if set(expected) != set(sizes) - {SUMS_MEMBER}:
                 raise UserError(f"{p}: checksum mismatch (members differ from {SUMS_MEMBER}); "
                                 f"the checkpoint is corrupt")
-            data = {}
+            data, arrays = {}, {}
             for name in expected:
-                raw = z.read(name)
-                if hashlib.sha256(raw).hexdigest() != expected[name]:
-                    raise UserError(f"{p}: checksum mismatch in member {name}; the checkpoint is corrupt")
-                data[name] = raw
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, KeyError, OSError) as e:
-        raise UserError(f"{p}: corrupt or truncated checkpoint ({e})") from None
+                with z.open(name) as f:
+                    r = _HashingReader(f, sizes[name], name, p)
+                    m = re.match(r"^arrays/(\d+)\.npy$", name)
+                    if m:
+                        arrays[int(m.group(1))] = _read_npy(r, sizes[name], p)
+                    else:
+                        data[name] = r.read()
+                    r.finish(expected[name])
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, KeyError, OSError,
+            NotImplementedError, RuntimeError) as e:  # RuntimeError: an encrypted member
+        raise UserError(f"{p}: corrupt or truncated checkpoint ({' '.join(str(e).split())[:300]})") from None
     try:
         fmt = json.loads(data[FORMAT_MEMBER])
         state = json.loads(data[STATE_MEMBER])
     except ValueError as e:  # checksums match but the JSON does not parse: a crafted file
         raise UserError(f"{p}: corrupt checkpoint ({e})") from None
-    if fmt.get("format") != FORMAT_NAME or fmt.get("version") != FORMAT_VERSION:
-        raise UserError(f"{p}: unknown checkpoint format {fmt}")
-    arrays = {}
-    for name, raw in data.items():
-        m = re.match(r"^arrays/(\d+)\.npy$", name)
-        if m:
-            arrays[int(m.group(1))] = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
-    return _Decoder(arrays).decode(state)
+    except RecursionError:
+        raise CorruptCheckpoint(f"{p}: corrupt checkpoint: {STATE_MEMBER} nests deeper than {MAX_DEPTH} "
+                                "levels") from None
+    if not isinstance(fmt, dict) or fmt.get("format") != FORMAT_NAME or fmt.get("version") != FORMAT_VERSION:
+        raise UserError(f"{p}: unknown checkpoint format {str(fmt)[:200]}")
+    return _Decoder(arrays, p).decode(state)
+
+
+def check_training_checkpoint(dic: Any, where) -> dict:
+    """A training checkpoint's top level, as the driver reads it: ``{'model_state': {'layers':
+    {name: dict}, 'epoch': int, 'batchnum': int, 'train_outputs': list, 'test_outputs': list, ...},
+    'op': {name: {'value', 'value_given'}}}``, with at least one layer. Returns ``dic``.
+
+    Port-only: the original unpickled the dict and failed where a missing part was first used;
+    an empty ``layers`` made the port build a fresh net while saying it resumed.
+    """
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise CorruptCheckpoint(f"{where}: not a usable training checkpoint: {what}")
+
+    need(isinstance(dic, dict) and isinstance(dic.get("model_state"), dict), "no 'model_state' dict")
+    ms, op = dic["model_state"], dic.get("op", {})
+    need(isinstance(op, dict) and all(isinstance(v, dict) and "value" in v for v in op.values()),
+         "'op' is not a dict of {'value', 'value_given'} entries")
+    need(isinstance(ms.get("layers"), dict) and len(ms["layers"]) > 0,
+         "model_state['layers'] is missing or empty; refusing to resume from an empty model")
+    for name, layer in ms["layers"].items():
+        need(isinstance(layer, dict) and layer.get("name") == name and isinstance(layer.get("type"), str),
+             f"layer {str(name)[:80]!r} is not a layer dict with its name and type")
+    for key in ("epoch", "batchnum"):
+        need(type(ms.get(key)) is int and ms[key] >= 0, f"model_state[{key!r}] is not an integer >= 0")
+    for key in ("train_outputs", "test_outputs"):
+        need(isinstance(ms.get(key, []), list), f"model_state[{key!r}] is not a list")
+    return dic
+
+
+def remove_leftovers(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that interrupted saves of checkpoints left in ``directory``
+    (``.<epoch>.<batchnum>.<random>.tmp``, the names :func:`port.util.atomic_write_bytes` gives).
+    Called by :func:`save`; returns what was deleted."""
+    gone = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return gone
+    for name in names:
+        if _LEFTOVER.match(name):
+            try:
+                os.unlink(Path(directory) / name)
+                gone.append(Path(directory) / name)
+            except OSError:
+                pass
+    return gone
+
+
+_LEFTOVER = re.compile(r"^\.\d+\.\d+\.[^/]+\.tmp$")
 
 
 def load(path: str | os.PathLike, *, trust_pickle: bool = False) -> dict:
@@ -381,4 +576,5 @@ def load_legacy(path: str | os.PathLike) -> dict:
 
 
 __all__ = ["save", "load", "load_legacy", "resolve", "list_checkpoints", "is_checkpoint_name",
-           "checkpoint_key", "LegacyStub"]
+           "checkpoint_key", "LegacyStub", "CorruptCheckpoint", "check_training_checkpoint",
+           "remove_leftovers"]

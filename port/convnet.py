@@ -311,6 +311,8 @@ class ConvNet(IGPUModel):
         ms = self.model_state
         opts = self.layer_options()
         if self.load_file:
+            opts["saved_from"] = str(checkpoint.resolve(self.load_file))
+            lay.check_saved_layers(ms["layers"], opts["saved_from"])
             check_same_architecture(ms["layers"], self.layer_def, opts)
             ms["layers"] = lay.parse_layers(self.layer_def, self.layer_params, opts, layers=ms["layers"])
         else:

@@ -321,7 +321,8 @@ class IGPUModel:
     @staticmethod
     def load_checkpoint(load_dir, trust_pickle=False):
         """Ports: cuda-convnet-r561/gpumodel.py:273-277 IGPUModel.load_checkpoint"""
-        return checkpoint.load(load_dir, trust_pickle=trust_pickle)
+        return checkpoint.check_training_checkpoint(checkpoint.load(load_dir, trust_pickle=trust_pickle),
+                                                    checkpoint.resolve(load_dir))
 
     @staticmethod
     def get_options_parser():

@@ -78,7 +78,7 @@ from port.util import format_bytes, memory_ceiling, not_a_file
 
 __all__ = ["parse_layers", "conv_to_local", "unshare_weights",
            "LAYER_PARSERS", "NEURON_PARSERS", "parse_neuron", "IgnoredKeyWarning",
-           "UnknownKeyWarning", "get_layer_name"]
+           "UnknownKeyWarning", "get_layer_name", "check_saved_layers"]
 
 
 class IgnoredKeyWarning(UserWarning):
@@ -1881,6 +1881,58 @@ def _make_context(def_path: Path, options: Mapping | None, init_weights: bool) -
                     memory_limit=o.get("memory_limit"))
 
 
+def check_saved_layers(layers, where="the checkpoint") -> None:
+    """A resumed net's layers, checked before any is used: dicts keyed by their names, each of a
+    known type, and every weight layer with one float matrix (and its increment) per input of the
+    shape its sizes give, and float biases of the right shape. One :class:`UserError` line names
+    the layer and what is wrong.
+
+    Port-only: the original unpickled whatever the file held and failed where it was first used.
+    """
+    from port.errors import UserError  # noqa: PLC0415
+
+    def bad(name, what):
+        return UserError(f"{where}: saved layer '{name}' {what}")
+
+    if not isinstance(layers, dict) or not layers:
+        raise UserError(f"{where}: holds no layers (an empty model); refusing to resume from it")
+    for name, l in layers.items():
+        if not isinstance(l, dict) or l.get("name") != name or l.get("type") not in LAYER_PARSERS:
+            raise bad(name, "is not a layer dict of a known type")
+        if type(l.get("outputs")) is not int or l["outputs"] < 0:
+            raise bad(name, f"has outputs {str(l.get('outputs'))[:40]!r}, not an integer >= 0")
+        if l["type"] == "data":
+            if type(l.get("dataIdx")) is not int:
+                raise bad(name, "is a data layer without an integer dataIdx")
+        elif not isinstance(l.get("inputs"), list) or not all(
+                isinstance(i, str) and i in layers for i in l["inputs"]):
+            raise bad(name, "has no list of inputs naming layers of the net")
+        if l["type"] not in ("fc", "treefc", "conv", "local"):
+            continue
+        try:
+            shapes = _weight_shapes(l)
+            n_biases = (l["outputs"] if l["type"] in ("fc", "treefc")
+                        else l["filters"] * (1 if l["type"] == "conv" and l.get("sharedBiases", True) else l["modules"]))
+            bias_shape = (1, n_biases) if l["type"] in ("fc", "treefc") else (n_biases, 1)
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise bad(name, "lacks the sizes of its weights (numInputs, outputs, filters, ...)") from None
+        for key in ("weights", "weightsInc"):
+            mats = l.get(key)
+            if not isinstance(mats, list) or len(mats) != len(shapes):
+                raise bad(name, f"has no list of {len(shapes)} {key} matrices")
+            for i, (w, shape) in enumerate(zip(mats, shapes)):
+                if not isinstance(w, np.ndarray) or w.dtype.kind != "f":
+                    raise bad(name, f"{key}[{i}] is {getattr(w, 'dtype', type(w).__name__)}, not a real float array")
+                if w.shape != tuple(shape):
+                    raise bad(name, f"{key}[{i}] has shape {w.shape}; the layer needs {tuple(shape)}")
+        for key in ("biases", "biasesInc"):
+            b = l.get(key)
+            if not isinstance(b, np.ndarray) or b.dtype.kind != "f":
+                raise bad(name, f"{key} is {getattr(b, 'dtype', type(b).__name__)}, not a real float array")
+            if b.shape != bias_shape:
+                raise bad(name, f"{key} has shape {b.shape}; the layer needs {bias_shape}")
+
+
 def conv_to_local(layers: dict, name: str) -> dict:
     """Turn conv layer ``name`` into an unshared ``local`` layer: its weights are tiled once per
     module (row m·R + r = W[r]) and shared biases repeated per module (row f·modules + m). A
@@ -1966,7 +2018,9 @@ def parse_layers(layer_def, layer_params=None, options: Mapping | None = None,
     """
     def_path = Path(layer_def) if layer_def is not None else None
     ctx = _make_context(def_path or Path("<saved layers>"), options, init_weights)
-    if not layers:
+    if layers is not None:
+        check_saved_layers(layers, (options or {}).get("saved_from", "the checkpoint"))
+    else:
         if def_path is None:
             raise ConfigError("<none>", None, None, "a layer definition file is needed for a new net")
         mcp = MyConfigParser(def_path, "layer definition file")

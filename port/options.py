@@ -197,6 +197,21 @@ class OptionExpression:
             raise OptionException("expression '%s': unable to evaluate: %s" % (self.expr, e)) from None
 
 
+def _saved_value_ok(parser, value) -> bool:
+    """Whether a value read back from a checkpoint is one ``parser`` could have produced."""
+    if isinstance(parser, ListOptionParser):
+        subs = parser.parsers if isinstance(parser.parsers, list) else [parser.parsers] * len(value) \
+            if isinstance(value, list) else []
+        return isinstance(value, list) and len(subs) == len(value) and all(
+            _saved_value_ok(p, v) for p, v in zip(subs, value))
+    if parser is RangeOptionParser:
+        return (isinstance(value, list) and 0 < len(value) <= RangeOptionParser.MAX_LENGTH
+                and all(type(v) is int for v in value))
+    if parser is FloatOptionParser:
+        return type(value) in (int, float)
+    return parser.is_type(value)
+
+
 # ---------------------------------------------------------------------------------------------
 # Options and the parser
 
@@ -370,6 +385,10 @@ class OptionsParser:
                 value = s.get("value")
                 if isinstance(value, tuple):
                     value = list(value)
+                is_default = type(value) is type(o.default) and value == o.default  # e.g. scalar_mean=False
+                if value is not None and not is_default and not _saved_value_ok(o.parser, value):
+                    raise OptionException(f"the checkpoint's option {o.prefixed_letter} ({o.desc}) holds "
+                                          f"{str(value)[:80]!r}, not a value of type {o.parser.get_type_str()}")
                 o.value, o.value_given = value, bool(s.get("value_given"))
         return self
 

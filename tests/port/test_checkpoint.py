@@ -244,3 +244,139 @@ def test_zip_without_the_format_member_is_a_user_error(tmp_path):
         z.writestr("SHA256SUMS", f"{hashlib.sha256(state).hexdigest()}  state.json\n")
     with pytest.raises(UserError, match=r"1\.1: not a port checkpoint \(no format\.json"):
         checkpoint.load(tmp_path / "1.1")
+
+
+# --- crafted checkpoints: valid checksums, hostile content --------------------------------------
+
+def craft(path, state, arrays=(), members=(), fmt=None, method=zipfile.ZIP_STORED):
+    """A zip laid out as save() lays it out, with correct SHA256SUMS over whatever it is given:
+    ``state`` (JSON-able, or bytes), ``arrays`` (ndarrays or raw .npy bytes, member k = index k)."""
+    import hashlib
+    import io
+    import json
+
+    out = [("format.json", json.dumps(fmt or {"format": checkpoint.FORMAT_NAME,
+                                               "version": checkpoint.FORMAT_VERSION}).encode()),
+           ("state.json", state if isinstance(state, bytes) else json.dumps(state).encode())]
+    for k, a in enumerate(arrays):
+        if isinstance(a, np.ndarray):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, a, allow_pickle=a.dtype.hasobject)
+            a = buf.getvalue()
+        out.append((f"arrays/{k}.npy", a))
+    out += list(members)
+    with zipfile.ZipFile(path, "w", method) as z:
+        for name, data in out:
+            z.writestr(name, data)
+        z.writestr("SHA256SUMS", "".join(f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in out))
+    return path
+
+
+def _npy_header(shape, descr="<f4"):
+    header = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode()
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
+def _deep(n):
+    return ("[" * n + "]" * n).encode()
+
+
+CRAFTED = [
+    ("missing ndarray", {"a": {"__ndarray__": 3}}, [], "refers to array 3, which the checkpoint does not hold"),
+    ("ndarray index not int", {"a": {"__ndarray__": "0"}}, [np.zeros(2)], "has __ndarray__ '0', not an integer"),
+    ("dangling ref", {"a": {"__ref__": 0}}, [], "refers to shared object 0, which comes nowhere before it"),
+    ("extra tag keys", {"a": {"__ref__": 0, "x": 1}}, [], "is a __ref__ entry with keys"),
+    ("bad items", {"a": {"__items__": [[1]]}}, [], "does not hold \\[key, value\\] pairs"),
+    ("unhashable key", {"a": {"__items__": [[[1, 2], 3]]}}, [], "unhashable key list"),
+    ("bad scalar", {"a": {"__npscalar__": "O", "value": 1}}, [], "is a scalar of type object"),
+    ("unknown scalar", {"a": {"__npscalar__": "zz", "value": 1}}, [], "unknown scalar type 'zz'"),
+    ("scalar value", {"a": {"__npscalar__": "<f4", "value": "x"}}, [], "is a scalar of type float32"),
+    ("deep nesting", _deep(5000), [], "nests deeper than 200 levels"),
+    ("deep but parses", _deep(300), [], "nests deeper than 200 levels"),
+    ("object array", {"a": {"__ndarray__": 0}}, [np.array([{}, 1], dtype=object)], "holds object values"),
+    ("huge shape", {"a": {"__ndarray__": 0}}, [_npy_header((1 << 40, 1 << 20))],
+     r"claims shape \(1099511627776, 1048576\) of float32 \(4611686018427387904 bytes\), but holds 0 bytes"),
+    ("short data", {"a": {"__ndarray__": 0}}, [_npy_header((10,)) + b"\0" * 8], r"but holds 8 bytes"),
+    ("bad header", {"a": {"__ndarray__": 0}}, [b"\x93NUMPY\x01\x00\x04\x00{}}\n"], "bad .npy header"),
+    ("record dtype", {"a": {"__ndarray__": 0}}, [np.zeros(2, dtype=[("x", "<f4")])], "holds \\[\\('x', '<f4'\\)\\] values"),
+]
+
+
+@pytest.mark.parametrize("name, state, arrays, pattern", CRAFTED, ids=[c[0] for c in CRAFTED])
+def test_crafted_content_with_valid_checksums_is_one_line(tmp_path, name, state, arrays, pattern):
+    p = craft(tmp_path / "1.1", state, arrays)
+    with pytest.raises(UserError, match=pattern) as e:
+        checkpoint.load(p)
+    assert "\n" not in str(e.value) and str(p) in str(e.value) and len(str(e.value)) < 500
+
+
+def test_members_are_checked_against_the_zip_directory_before_inflating(tmp_path, monkeypatch):
+    """The issue's 9 MB zip with an 8 GiB member: the claimed size is refused before any byte is
+    inflated; here a real 256 MiB deflated member (256 KiB on disk) against a 64 MiB ceiling."""
+    import tracemalloc
+
+    zeros = np.zeros(64 << 20, dtype=np.float32)  # 256 MiB
+    p = craft(tmp_path / "1.1", {"a": {"__ndarray__": 0}}, [zeros], method=zipfile.ZIP_DEFLATED)
+    del zeros
+    assert p.stat().st_size < 2 << 20
+    monkeypatch.setattr(checkpoint, "memory_ceiling", lambda: 64 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(UserError, match=r"arrays/0\.npy would inflate to 268435584 bytes \(256.0 MiB\), "
+                                            r"more than the 67108864 bytes \(64.0 MiB\) that can be read"):
+            checkpoint.load(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak
+    monkeypatch.setattr(checkpoint, "memory_ceiling", lambda: 1 << 40)
+    p2 = craft(tmp_path / "2.1", b"{" + b" " * (300 << 20) + b"}", method=zipfile.ZIP_DEFLATED)
+    with pytest.raises(UserError, match=r"state\.json would inflate to .* more than the 268435456 bytes"):
+        checkpoint.load(p2)
+
+
+def test_hashing_is_streamed_and_a_tampered_member_is_refused(tmp_path):
+    d = _dic(np.random.default_rng(0))
+    checkpoint.save(tmp_path / "3.2", d)
+    raw = bytearray((tmp_path / "3.2").read_bytes())
+    needle = np.asarray(d["model_state"]["layers"]["conv1"]["weights"][0]).tobytes()[:16]
+    at = bytes(raw).index(needle)
+    raw[at] ^= 1
+    (tmp_path / "3.2").write_bytes(bytes(raw))
+    with pytest.raises(UserError, match=r"checksum mismatch in member arrays/0\.npy|corrupt or truncated"):
+        checkpoint.load(tmp_path / "3.2")
+
+
+def _training(layers=None, **ms):
+    return {"model_state": {"layers": {} if layers is None else layers, "epoch": 1, "batchnum": 1,
+                            "train_outputs": [], "test_outputs": [], **ms}, "op": {}}
+
+
+@pytest.mark.parametrize("dic, pattern", [
+    ([], "no 'model_state' dict"),
+    ({"model_state": []}, "no 'model_state' dict"),
+    (_training(), "'layers'\\] is missing or empty; refusing to resume from an empty model"),
+    (_training({"a": {"name": "b", "type": "fc"}}), "layer 'a' is not a layer dict"),
+    (_training({"a": {"name": "a", "type": "fc"}}, epoch="1"), "'epoch'\\] is not an integer"),
+    (_training({"a": {"name": "a", "type": "fc"}}, test_outputs=3), "'test_outputs'\\] is not a list"),
+    ({**_training({"a": {"name": "a", "type": "fc"}}), "op": {"x": 1}}, "'op' is not a dict of"),
+])
+def test_training_checkpoint_top_level(dic, pattern):
+    with pytest.raises(checkpoint.CorruptCheckpoint, match=pattern):
+        checkpoint.check_training_checkpoint(dic, "ck")
+
+
+def test_leftovers_of_an_interrupted_save_are_removed_by_the_next(tmp_path):
+    d = _dic(np.random.default_rng(0))
+    checkpoint.save(tmp_path / "1.1", d)
+    left = [tmp_path / ".1.2.abc123.tmp", tmp_path / ".2.5.x_y.tmp"]
+    for f in left:
+        f.write_bytes(b"half a checkpoint")
+    keep = [tmp_path / "notes.tmp", tmp_path / ".bashrc", tmp_path / "1.1"]
+    keep[0].write_text("mine")
+    keep[1].write_text("mine")
+    checkpoint.save(tmp_path / "1.3", d)
+    assert not any(f.exists() for f in left)
+    assert all(f.exists() for f in keep)
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["1.1", "1.3"]

@@ -378,8 +378,11 @@ def test_legacy_pickle_checkpoint_resumes_only_with_trust_pickle(tiny, monkeypat
     # a legacy checkpoint without options: one line naming the first missing option
     bare = save / "bare"
     bare.mkdir()
-    (bare / "1.1").write_bytes(pickle.dumps({"model_state": {"epoch": 1}, "op": None}, protocol=2))
+    (bare / "1.1").write_bytes(pickle.dumps({"model_state": dic["model_state"], "op": None}, protocol=2))
     assert_one_line_error(run_cli(["-f", str(bare), "--trust-pickle=1"]), "neither given nor in the checkpoint")
+    # ... and one without layers: refused, not a fresh net that says it resumes
+    (bare / "1.1").write_bytes(pickle.dumps({"model_state": {"epoch": 1}, "op": None}, protocol=2))
+    assert_one_line_error(run_cli(["-f", str(bare), "--trust-pickle=1"]), "refusing to resume from an empty model")
 
 
 def test_schedule_progress_is_the_original_formula(tiny, monkeypatch):

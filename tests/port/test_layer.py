@@ -1029,3 +1029,45 @@ def test_a_cfg_that_is_not_a_regular_file_is_named_as_such(tmp_path):
         with pytest.raises(ConfigError) as e:
             parse_layers(path, None, OPTS)
         check_error(e.value, path, None, None, "layer definition file " + pattern)
+
+
+def test_saved_layers_are_checked_before_resuming(tmp_path):
+    from port.errors import UserError
+    from port.layer import check_saved_layers
+
+    def saved():
+        return parse(tmp_path, params=None)
+
+    d = write(tmp_path, "layers.cfg", BASE)
+    p = write(tmp_path, "params.cfg", PARAMS)
+    resumed = parse_layers(d, p, OPTS, layers=saved())
+    assert resumed["conv1"]["weights"][0].shape == (75, 16)
+    cases = []
+    L = saved()
+    L["conv1"]["weights"][0] = L["conv1"]["weights"][0].astype(np.complex64)
+    cases.append((L, r"saved layer 'conv1' weights\[0\] is complex64, not a real float array"))
+    L = saved()
+    L["fc10"]["weightsInc"][0] = np.zeros((3, 10), np.float32)
+    cases.append((L, r"saved layer 'fc10' weightsInc\[0\] has shape \(3, 10\); the layer needs \(4096, 10\)"))
+    L = saved()
+    del L["fc10"]["biases"]
+    cases.append((L, "saved layer 'fc10' biases is NoneType, not a real float array"))
+    L = saved()
+    L["conv1"]["weights"] = []
+    cases.append((L, "saved layer 'conv1' has no list of 1 weights matrices"))
+    L = saved()
+    del L["conv1"]["filterPixels"]
+    cases.append((L, "saved layer 'conv1' lacks the sizes of its weights"))
+    L = saved()
+    L["pool1"]["type"] = "bogus"
+    cases.append((L, "saved layer 'pool1' is not a layer dict of a known type"))
+    cases.append(({}, "holds no layers \\(an empty model\\); refusing to resume from it"))
+    for layers, pattern in cases:
+        with pytest.raises(UserError, match=pattern):
+            parse_layers(d, p, {**OPTS, "saved_from": "ck/1.1"}, layers=layers)
+        with pytest.raises(UserError, match="^ck/1.1: "):
+            check_saved_layers(layers, "ck/1.1")
+    L = saved()
+    del L["fc10"]
+    with pytest.raises(ConfigError, match="architecture cannot change on resume"):
+        parse_layers(d, p, OPTS, layers=L)
