@@ -11,7 +11,11 @@ A release's files come from one of three sources:
 
 Whatever the source, the files are written into a temporary folder beside ``original/<release>``
 (same file system), refused member by member if a path is absolute, leaves the tree (``..``), or
-is a link or a device, and the whole temporary tree is then checked against the manifest
+is a link or a device. Each member is streamed in 64 KiB chunks with its manifest size as the
+ceiling: one that is longer (a tampered file, a sparse tar member claiming 40 GiB) is refused after
+reading at most that size + 1 bytes, and a file the manifest lacks after one byte, so memory and
+disk never depend on what an archive claims (a download likewise stops past twice the release's
+size). The whole temporary tree is then checked against the manifest
 (:func:`archive.verify.check_tree`: sizes, SHA-256, modes, nothing missing, nothing extra). Only a
 tree that passes is installed, with one atomic exchange of directories (``renameat2``, or two
 renames where that is not available); the previous tree is deleted afterwards. A failed or killed
@@ -43,6 +47,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from archive import ORIGINAL, RELEASES_DIR
 from archive.manifest import Manifest, load, manifest_path, parse_ls_tree
@@ -104,11 +109,12 @@ class _Silent:
 
 @dataclass(frozen=True)
 class Member:
-    """One entry of a source: its name as the source spells it, its kind, and how to read it."""
+    """One entry of a source: its name as the source spells it, its kind, and how to read it:
+    ``open()`` gives a binary stream of its content (read in chunks, never whole)."""
     name: str
     kind: str                  # "file", "dir", or what it is when refused ("symbolic link"...)
     executable: bool = False
-    read: Callable[[], bytes] | None = None
+    open: Callable[[], BinaryIO] | None = None
 
 
 class Source:
@@ -145,7 +151,7 @@ class TarSource(Source):
         for m in infos:
             if m.isreg():
                 out.append(Member(m.name, "file", bool(m.mode & stat.S_IXUSR),
-                                  lambda m=m: self.tar.extractfile(m).read()))
+                                  lambda m=m: self.tar.extractfile(m)))
             elif m.isdir():
                 out.append(Member(m.name, "dir"))
             elif m.issym():
@@ -182,7 +188,8 @@ class DirSource(Source):
                 elif stat.S_ISDIR(mode):
                     out.append(Member(rel, "dir"))
                 elif stat.S_ISREG(mode):
-                    out.append(Member(rel, "file", bool(mode & stat.S_IXUSR), full.read_bytes))
+                    out.append(Member(rel, "file", bool(mode & stat.S_IXUSR),
+                                      lambda full=full: open(full, "rb")))
                 else:
                     out.append(Member(rel, "special file (device, FIFO or socket)"))
         return out
@@ -227,12 +234,10 @@ class GitSource(Source):
 
     def members(self) -> list[Member]:
         rows = parse_ls_tree(self._git("ls-tree", "-r", "-z", "--full-tree", self.commit))
-        blobs = [obj for _, mode, _, obj in rows if mode in ("100644", "100755")]
-        data = self._cat(blobs)
         out = []
         for name, mode, kind, obj in rows:
             if mode in ("100644", "100755"):
-                out.append(Member(name, "file", mode == "100755", lambda obj=obj: data[obj]))
+                out.append(Member(name, "file", mode == "100755", lambda obj=obj: self._blob(obj)))
             elif mode == "120000":
                 out.append(Member(name, "symbolic link"))
             elif mode == "160000":
@@ -241,17 +246,47 @@ class GitSource(Source):
                 out.append(Member(name, f"git {kind} with mode {mode}"))
         return out
 
-    def _cat(self, blobs: list[str]) -> dict[str, bytes]:
-        """The contents of ``blobs``, read with one ``git cat-file --batch``."""
-        raw = self._git("cat-file", "--batch", input="".join(f"{b}\n" for b in blobs).encode())
-        out, pos = {}, 0
-        while pos < len(raw):
-            end = raw.index(b"\n", pos)
-            obj, kind, size = raw[pos:end].decode().split()
-            start = end + 1
-            out[obj] = raw[start:start + int(size)]
-            pos = start + int(size) + 1
-        return out
+    def _blob(self, obj: str) -> BinaryIO:
+        """A stream of one blob, from one ``git cat-file --batch`` kept open for all of them."""
+        if getattr(self, "_cat", None) is None:
+            self._cat = subprocess.Popen(["git", f"--git-dir={self.gdir}", "cat-file", "--batch"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        cat = self._cat
+        cat.stdin.write(f"{obj}\n".encode())
+        cat.stdin.flush()
+        header = cat.stdout.readline(200).split()
+        if len(header) != 3 or header[1] != b"blob":
+            raise UserError(f"{self.description}: git cat-file cannot read blob {obj}")
+        return _BlobStream(cat.stdout, int(header[2]))
+
+    def close(self) -> None:
+        cat = getattr(self, "_cat", None)
+        if cat is not None:
+            cat.kill()
+            cat.wait()
+            self._cat = None
+
+
+class _BlobStream:
+    """``size`` bytes of a ``git cat-file --batch`` answer (the trailing newline is left alone;
+    every blob is read in order, so the next request only starts after this one is closed)."""
+
+    def __init__(self, f: BinaryIO, size: int):
+        self.f, self.left = f, size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.f.read(n) if n else b""
+        self.left -= len(data)
+        return data
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        while self.read(CHUNK):
+            pass
+        self.f.read(1)  # the newline after the blob
 
 
 # --- downloading -------------------------------------------------------------------------------
@@ -265,8 +300,9 @@ def download_url(manifest: Manifest) -> str:
     return url_template().format(owner=owner, repo=repo, commit=manifest.commit)
 
 
-def download(url: str, dest: Path) -> None:
-    """Save ``url`` to ``dest``; an unreachable network is one clear :class:`UserError`."""
+def download(url: str, dest: Path, limit: int | None = None) -> None:
+    """Save ``url`` to ``dest``, streamed; an unreachable network is one clear :class:`UserError`,
+    and so is a response longer than ``limit`` bytes (refused after reading ``limit + 1``)."""
     try:
         response = urllib.request.urlopen(url, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as e:
@@ -278,7 +314,12 @@ def download(url: str, dest: Path) -> None:
         with response, open(dest, "wb") as f:
             length = response.headers.get("Content-Length")
             with _progress(int(length) if length else None, "B", "download") as bar:
+                n = 0
                 while chunk := response.read(CHUNK):
+                    n += len(chunk)
+                    if limit is not None and n > limit:
+                        raise UserError(f"download of {url} refused: longer than {limit} bytes, more "
+                                        f"than an archive of this release can be; {ALTERNATIVES}")
                     f.write(chunk)
                     bar.update(len(chunk))
     except OSError as e:
@@ -335,11 +376,17 @@ def build_tree(source: Source, manifest: Manifest, tree: Path) -> None:
                 raise UserError(f"refused member {m.name!r} of {source.description}: "
                                 "the same path appears twice")
             seen.add(key)
+            entry = manifest.files.get(key)
             try:
-                _write(tree / key, m)
+                written = _write(tree / key, m, entry.size if entry is not None else 0)
+            except _TooBig as e:
+                what = (f"size differs: larger than the manifest's {entry.size} bytes (refused after reading {e.read})"
+                        if entry is not None else "an extra file, not in the manifest")
+                raise UserError(f"refused {source.description}: {key}: {what}; nothing was installed") from None
             except OSError as e:
                 raise UserError(f"refused member {m.name!r} of {source.description}: "
                                 f"it clashes with another member ({e.strerror})") from None
+            del written
             bar.update(1)
     problems = check_tree(tree, manifest)
     if problems:
@@ -347,16 +394,30 @@ def build_tree(source: Source, manifest: Manifest, tree: Path) -> None:
                         f"nothing was installed")
 
 
-def _write(target: Path, m: Member) -> None:
+class _TooBig(Exception):
+    def __init__(self, read: int):
+        self.read = read
+
+
+def _write(target: Path, m: Member, limit: int) -> int:
+    """Stream ``m`` into ``target`` in chunks; refuse (:class:`_TooBig`) as soon as it is longer
+    than ``limit`` bytes (the manifest's size), having read at most ``limit + 1`` of them, so
+    neither memory nor disk depends on what the source claims. Returns the bytes written."""
     if m.kind == "dir":
         target.mkdir(mode=0o755, parents=True, exist_ok=True)
-        return
+        return 0
     target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    with open(target, "xb") as f:
-        f.write(m.read())
+    n = 0
+    with m.open() as src, open(target, "xb") as f:
+        while chunk := src.read(min(CHUNK, limit + 1 - n)):
+            n += len(chunk)
+            if n > limit:
+                raise _TooBig(n)
+            f.write(chunk)
         f.flush()
         os.fsync(f.fileno())
     target.chmod(installed_mode(m.executable))
+    return n
 
 
 def describe_problems(problems: list[Problem]) -> str:
@@ -487,7 +548,8 @@ def open_source(manifest: Manifest, *, from_git: Path | None, from_path: Path | 
         return DirSource(from_path) if Path(from_path).is_dir() else TarSource(from_path)
     url = download_url(manifest)
     dest = work / "download.tar.gz"
-    download(url, dest)
+    summary = summarize(manifest)  # a tar holds each file, a 512-byte header and padding per file
+    download(url, dest, limit=2 * summary.bytes + 2048 * (summary.files + 64) + (16 << 20))
     return TarSource(dest, description=url)
 
 

@@ -373,3 +373,102 @@ def test_from_git_without_release_picks_the_releases_it_holds(env):
     run = run_cli("fetch", "--from-git", str(env.toy.bare), env=env.vars)
     assert run.returncode == 0, run.stderr
     assert_installed(env)
+
+
+# --- hostile archives: members larger than they should be ---------------------------------------
+
+def _sparse_tar(tmp_path, claimed: int):
+    """A tarball of the toy whose README.md is a sparse GNU member of ``claimed`` bytes (a few
+    KiB on disk), made by GNU tar; None where tar or the file system cannot make one."""
+    import shutil as sh
+
+    if sh.which("tar") is None:
+        return None
+    root = tmp_path / "src" / "toy-x"
+    for path, (data, executable) in FILES.items():
+        f = root / path
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(data)
+        f.chmod(0o755 if executable else 0o644)
+    with open(root / "README.md", "r+b") as f:
+        f.truncate(claimed)
+    out = tmp_path / "sparse.tar.gz"
+    r = subprocess.run(["tar", "--sparse", "-czf", str(out), "-C", str(tmp_path / "src"), "toy-x"],
+                       capture_output=True, timeout=120)
+    if r.returncode != 0 or out.stat().st_size > 1 << 20:
+        return None
+    return out
+
+
+def test_sparse_member_claiming_gibs_is_refused_with_bounded_memory(env, tmp_path):
+    """The issue's case: a 40 GiB sparse member was read whole (MemoryError). Now the member is
+    streamed with the manifest's size as its ceiling: refused after size + 1 bytes, and the peak
+    RSS of the whole fetch, measured in a child process, stays under 100 MB."""
+    claimed = 40 << 30
+    bad = _sparse_tar(tmp_path, claimed)
+    if bad is None:
+        pytest.skip("GNU tar or a sparse-capable file system is not available here")
+    size = len(FILES["README.md"][0])
+    code = ("import resource, sys\n"
+            "from archive import fetch\n"
+            "from port.errors import UserError\n"
+            "try:\n"
+            f"    fetch.fetch({RELEASE!r}, from_path={str(bad)!r})\n"
+            "except UserError as e:\n"
+            "    print(e, file=sys.stderr)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env.vars, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"README.md: size differs: larger than the manifest's {size} bytes (refused after reading " \
+           f"{size + 1}); nothing was installed" in r.stderr, r.stderr
+    peak_kib = int(r.stdout.split()[-1])
+    print(f"fetch of a 40 GiB sparse member: peak RSS {peak_kib} KiB")
+    assert peak_kib < 100 * 1024, f"peak RSS {peak_kib} KiB"
+    assert_nothing_installed(env)
+
+
+def test_every_source_streams_with_the_manifest_size_as_ceiling(env, tmp_path, monkeypatch):
+    """No member is read past its manifest size + 1, whatever the source (tar, folder, git)."""
+    reads = []
+    real_write = fetching._write
+
+    def spy(target, m, limit):
+        n = real_write(target, m, limit)
+        reads.append((target.name, n, limit))
+        return n
+
+    monkeypatch.setattr(fetching, "_write", spy)
+    fetching.fetch(RELEASE, from_git=env.toy.bare)
+    files = [r for r in reads if r[0] in {p.rsplit("/", 1)[-1] for p in FILES}]
+    assert files and all(n <= limit for _, n, limit in files)
+    assert_installed(env)
+    big = toy_members({"README.md": b"x" * (1 << 20)})
+    with pytest.raises(UserError, match=r"README\.md: size differs: .*refused after reading"):
+        fetching.fetch(RELEASE, from_path=tar_of(tmp_path / "big.tar.gz", big), force=True)
+    assert_installed(env)  # the previous install stays
+
+
+def test_a_download_longer_than_the_release_can_be_is_refused(env, tmp_path):
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(4096):
+                    self.wfile.write(b"\0" * 65536)  # 256 MiB, far more than the toy can take
+            except OSError:
+                pass
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        os.environ["ARCHIVE_URL"] = f"http://127.0.0.1:{server.server_address[1]}/{{owner}}/{{repo}}/{{commit}}"
+        with pytest.raises(UserError, match=r"refused: longer than \d+ bytes"):
+            fetching.fetch(RELEASE)
+    finally:
+        server.shutdown()
+    assert_nothing_installed(env)
