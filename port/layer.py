@@ -872,6 +872,9 @@ class NeuronLayerParser(LayerWithInputParser):
             raise mcp.error(self.dic["name"], "neuron",
                             f"unable to parse neuron type '{neuron_str}'; valid neuron types: {valid}"
                             " (where neurons have parameters, they must be floats)")
+        if p["type"] == "drelu" and p["params"]["a"] == 0:  # Port-only: f(x) = x - a·tanh(x/a)
+            raise mcp.error(self.dic["name"], "neuron", f"neuron type '{neuron_str}': drelu[a] divides by a,"
+                            " which must not be 0")
         self.dic["neuron"] = p
         self.dic["usesActs"] = p["usesActs"]
         self.dic["usesInputs"] = p["usesInputs"]

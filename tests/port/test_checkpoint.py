@@ -313,23 +313,23 @@ def test_crafted_content_with_valid_checksums_is_one_line(tmp_path, name, state,
 
 def test_members_are_checked_against_the_zip_directory_before_inflating(tmp_path, monkeypatch):
     """The issue's 9 MB zip with an 8 GiB member: the claimed size is refused before any byte is
-    inflated; here a real 256 MiB deflated member (256 KiB on disk) against a 64 MiB ceiling."""
+    inflated; here a real 64 MiB deflated member (64 KiB on disk) against a 16 MiB ceiling."""
     import tracemalloc
 
-    zeros = np.zeros(64 << 20, dtype=np.float32)  # 256 MiB
+    zeros = np.zeros(16 << 20, dtype=np.float32)  # 64 MiB
     p = craft(tmp_path / "1.1", {"a": {"__ndarray__": 0}}, [zeros], method=zipfile.ZIP_DEFLATED)
     del zeros
     assert p.stat().st_size < 2 << 20
-    monkeypatch.setattr(checkpoint, "memory_ceiling", lambda: 64 << 20)
+    monkeypatch.setattr(checkpoint, "memory_ceiling", lambda: 16 << 20)
     tracemalloc.start()
     try:
-        with pytest.raises(UserError, match=r"arrays/0\.npy would inflate to 268435584 bytes \(256.0 MiB\), "
-                                            r"more than the 67108864 bytes \(64.0 MiB\) that can be read"):
+        with pytest.raises(UserError, match=r"arrays/0\.npy would inflate to 67108992 bytes \(64.0 MiB\), "
+                                            r"more than the 16777216 bytes \(16.0 MiB\) that can be read"):
             checkpoint.load(p)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 8 << 20, peak
+    assert peak < 4 << 20, peak
     monkeypatch.setattr(checkpoint, "memory_ceiling", lambda: 1 << 40)
     p2 = craft(tmp_path / "2.1", b"{" + b" " * (300 << 20) + b"}", method=zipfile.ZIP_DEFLATED)
     with pytest.raises(UserError, match=r"state\.json would inflate to .* more than the 268435456 bytes"):

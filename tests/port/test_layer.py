@@ -912,6 +912,7 @@ HOSTILE_DEF = [
     ("conv1", "initW=0.01", "initW=nan", "initW", "finite float, got 'nan'"),
     ("conv1", "neuron=relu", "neuron=brelu[" + "9" * 400 + "]", "neuron", "unable to parse neuron type"),
     ("fc10", "initW=0.01", "initW=0.01\ninitB=-inf", "initB", "finite float, got '-inf'"),
+    ("conv1", "neuron=relu", "neuron=drelu[0]", "neuron", r"drelu\[a\] divides by a, which must not be 0"),
 ]
 
 
@@ -1069,5 +1070,9 @@ def test_saved_layers_are_checked_before_resuming(tmp_path):
             check_saved_layers(layers, "ck/1.1")
     L = saved()
     del L["fc10"]
-    with pytest.raises(ConfigError, match="architecture cannot change on resume"):
+    with pytest.raises(UserError, match="saved layer 'probs' has no list of inputs naming layers of the net"):
         parse_layers(d, p, OPTS, layers=L)
+    L = saved()
+    L["data"]["dataIdx"] = "0"
+    with pytest.raises(UserError, match="saved layer 'data' is a data layer without an integer dataIdx"):
+        check_saved_layers(L)
