@@ -52,6 +52,18 @@ def page_of_source(release: str, path: str) -> str:
     return f"releases/{release}/{path}"
 
 
+#: Suffixes a browser renders (and runs scripts in) when it opens the file directly.
+RENDERED_SUFFIXES = (".html", ".htm", ".xhtml", ".xht", ".shtml", ".svg", ".svgz", ".xml", ".xsl",
+                     ".xslt", ".mht", ".mhtml")
+
+
+def raw_of_source(path: str) -> str:
+    """The name of a release file's raw copy beside its page: the path itself, or ``<path>.txt``
+    for a file a browser would render, so that opening it never runs the release's markup
+    (``readme.html`` redirects to an external host); its page shows it as text."""
+    return f"{path}.txt" if PurePosixPath(path).suffix.lower() in RENDERED_SUFFIXES else path
+
+
 def page_of_port(port_file: str) -> str:
     p = PurePosixPath(port_file)
     return str(p.with_suffix("")) if p.suffix == ".py" else str(p)

@@ -26,7 +26,7 @@ from archive.manifest import load_all
 from archive.sphinxext import coverage, experiment_pages, integrity, search, sidebyside, sources, versions
 from archive.sphinxext.annotations import ArchiveDomain, rendered_bodies
 from archive.sphinxext.highlight import Cache
-from archive.sphinxext.model import Site, page_of_port, page_of_source, page_of_versions
+from archive.sphinxext.model import Site, page_of_port, page_of_source, page_of_versions, raw_of_source
 from port.util import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
         for e in site.files(release):
             data = site.data(release, e.path)
             if data is not None:
-                _write_if_changed(outdir / "releases" / release / e.path, data)
+                _write_if_changed(outdir / "releases" / release / raw_of_source(e.path), data)
     ids_key = search.index_key(site)
     new["identifiers.js"] = ids_key
     if old.get("identifiers.js") != ids_key or not (outdir / "identifiers.js").is_file():

@@ -21,7 +21,7 @@ from archive.sphinxext.gaps import gap_notes
 from archive.sphinxext.highlight import Cache, split_lines
 from archive.sphinxext.listing import line_classes, render_listing
 from archive.sphinxext.model import (Site, line_fragment, page_of_source, page_of_versions,
-                                     relative)
+                                     raw_of_source, relative)
 from archive.sphinxext.sidebyside import port_notes
 from archive.sphinxext.versions import Chain, status
 
@@ -49,7 +49,7 @@ def annotation_notes(site: Site, release: str, path: str, page: str,
 def _header(site: Site, release: str, e: FileEntry, page: str, chain: Chain | None,
             cov: FileCoverage | None, note: str) -> str:
     man = site.manifests[release]
-    name = PurePosixPath(e.path).name
+    name = PurePosixPath(raw_of_source(e.path)).name
     other = []
     if chain is not None:
         for r in site.order:

@@ -188,3 +188,13 @@ def test_real_site_deep_link_and_port_pairing(browser, real_site):
         page.close()
     finally:
         server.shutdown()
+
+
+def test_a_huge_line_range_is_clamped_to_the_file(browser, site_url):
+    """``#L1-L999999999`` made the page script loop a billion times; it is clamped to the file."""
+    page = browser.new_page()
+    page.goto(f"{site_url}/releases/rel-a/src/kern.cu.html#L2-L999999999", timeout=20000)
+    n = page.evaluate("document.querySelectorAll(\".ln[id^='L']\").length")
+    assert highlighted(page) == [f"L{i}" for i in range(2, n + 1)]
+    assert page.text_content("code.swhid").endswith(f";lines=2-{n}")
+    page.close()

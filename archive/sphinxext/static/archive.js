@@ -6,6 +6,11 @@
   var RANGE = /^#L(\d+)(?:-L(\d+))?$/;
   var anchorLine = null;
 
+  function lastLine() {
+    var all = document.querySelectorAll(".ln[id^='L']");
+    return all.length ? parseInt(all[all.length - 1].id.slice(1), 10) : 0;
+  }
+
   function lines(first, last) {
     var out = [];
     for (var n = first; n <= last; n++) {
@@ -26,6 +31,9 @@
     }
     var first = parseInt(m[1], 10), last = m[2] ? parseInt(m[2], 10) : first;
     if (last < first) { var t = first; first = last; last = t; }
+    var max = lastLine();  // #L1-L999999999 is clamped to the file, not looped over
+    first = Math.min(first, max);
+    last = Math.min(last, max);
     var sel = lines(first, last);
     for (var j = 0; j < sel.length; j++) sel[j].classList.add("hl");
     anchorLine = first;

@@ -248,3 +248,18 @@ def test_real_site(real_site):
     html = layer.read_text()
     assert 'id="L2002"' in html
     assert "No newline at end of file" in (out / "releases/alexnet-2012/src/cost.cu.html").read_text()
+
+
+def test_a_release_file_a_browser_would_render_is_never_served_live(built):
+    """The release's own readme.html redirected the browser off-site when its raw copy was
+    opened; the raw copy is now ``<name>.txt`` and the page shows the file as text."""
+    from archive.sphinxext.model import raw_of_source
+
+    out = built[0]
+    assert not (out / "releases/rel-a/page.html").exists()
+    assert (out / "releases/rel-a/page.html.txt").read_bytes() == synthetic.HOSTILE.encode()
+    html = page(out, "releases/rel-a/page.html.html")
+    assert 'href="page.html.txt" download>raw file</a>' in html
+    assert "<script>alert(1)</script>" not in html and ">alert<" in html  # highlighted as text
+    assert [raw_of_source(p) for p in ("a/b.HTM", "x.svg", "y.xhtml", "k.cu", "pic.png", "README")] == \
+        ["a/b.HTM.txt", "x.svg.txt", "y.xhtml.txt", "k.cu", "pic.png", "README"]
