@@ -288,8 +288,8 @@ class ConvNet(IGPUModel):
                 "initw_source": self.op.get_value("initw_source") or None,
                 "rng": np.random.default_rng([self.seed, 0]),
                 "log": lambda line: self.write(line, "\n")}
-        # DIVERGES: one device runs every layer, so a layer's gpu= is only checked against
-        # --num-gpus when that option is given (the paper's nets name gpu=0 and gpu=1).
+        # DIVERGES: a net may have more columns than devices (one device then runs them all,
+        # port/devices.py), so a layer's gpu= is only checked against --num-gpus when given.
         if self.options["num_gpus"].value_given:
             opts["num_gpus"] = self.num_gpus
         if not isinstance(dp, CheckGradsData):
