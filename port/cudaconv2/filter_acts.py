@@ -34,6 +34,10 @@ from port.cudaconv2.conv_util import require
 
 # An im2col buffer above this many bytes is built one slice of images at a time.
 COLS_BUDGET_BYTES = 512 * 2**20
+# Convolutions (tied weights) build their im2col matrix a block of module rows at a time, in one
+# buffer of about this size reused for every block, so it stays in cache between the copy and
+# the matrix product instead of going to memory and back (one row at least).
+COLS_BLOCK_BYTES = 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -201,14 +205,58 @@ def col2im(cols_view, g: ConvGeometry, dtype):
     return out
 
 
-def conv_cols(x, g: ConvGeometry):
-    """Tied weights: (G·fc, H, W, n) → cols (G, fc·fs², mY·mX·n), ready for a per-group matmul."""
-    xp = get_array_module(x)
-    n = x.shape[-1]
-    fc, fs = g.num_filter_colors, g.filter_size
-    cols = xp.empty((g.num_groups * fc, fs, fs, g.num_modules_y, g.num_modules_x, n), dtype=x.dtype)
-    im2col_into(cols, pad_images(x, g), g)
-    return cols.reshape(g.num_groups, fc * fs * fs, g.num_modules * n)  # (G, K, M·n)
+def block_rows(g: ConvGeometry, n: int, itemsize: int) -> int:
+    """Module rows per im2col block: as many as fit in :data:`COLS_BLOCK_BYTES`, at least one."""
+    row = g.num_groups * g.num_filter_colors * g.filter_pixels * g.num_modules_x * n * itemsize
+    return max(1, min(g.num_modules_y, COLS_BLOCK_BYTES // row))
+
+
+def conv_row_blocks(xpad, g: ConvGeometry):
+    """Tied weights, one block of module rows at a time: yields (r0, r1, cols) with cols the
+    (G, fc·fs², (r1−r0)·mX·n) im2col matrix of module rows [r0, r1) of the padded images
+    ``xpad`` (G·fc, Yp, Xp, n). All blocks share one buffer of about :data:`COLS_BLOCK_BYTES`:
+    use each before asking for the next. The columns of a block, (my, mx, n), are the columns
+    [r0·mX·n, r1·mX·n) of the (F, mY·mX·n) output, so products land in place."""
+    xp = get_array_module(xpad)
+    n = xpad.shape[-1]
+    fc, fs, G, s, mx = g.num_filter_colors, g.filter_size, g.num_groups, g.module_stride, g.num_modules_x
+    row = G * fc * fs * fs * mx * n                           # elements of one module row
+    rows = block_rows(g, n, xpad.dtype.itemsize)
+    flat = xp.empty(row * rows, dtype=xpad.dtype)
+    for r0 in range(0, g.num_modules_y, rows):
+        r1 = min(g.num_modules_y, r0 + rows)
+        cols = flat[:row * (r1 - r0)].reshape(G * fc, fs, fs, r1 - r0, mx, n)
+        for fy in range(fs):
+            y0 = fy + s * r0
+            for fx in range(fs):
+                cols[:, fy, fx] = xpad[:, y0:y0 + s * (r1 - r0 - 1) + 1:s, fx:fx + s * (mx - 1) + 1:s]
+        yield r0, r1, cols.reshape(G, fc * fs * fs, (r1 - r0) * mx * n)
+
+
+def col2im_rows_add(xpad, cols, g: ConvGeometry, r0: int, r1: int) -> None:
+    """The adjoint of one :func:`conv_row_blocks` block: add cols (G, fc·fs², (r1−r0)·mX·n)
+    into the padded image gradient ``xpad`` (G·fc, Yp, Xp, n) at the pixels the rows read."""
+    n = xpad.shape[-1]
+    fc, fs, G, s, mx = g.num_filter_colors, g.filter_size, g.num_groups, g.module_stride, g.num_modules_x
+    c6 = cols.reshape(G * fc, fs, fs, r1 - r0, mx, n)
+    for fy in range(fs):
+        y0 = fy + s * r0
+        for fx in range(fs):
+            xpad[:, y0:y0 + s * (r1 - r0 - 1) + 1:s, fx:fx + s * (mx - 1) + 1:s] += c6[:, fy, fx]
+
+
+def unpad_images(xpad, g: ConvGeometry):
+    """(C, Yp, Xp, n) → the (C, H, W, n) image inside the padding (the adjoint of the padding)."""
+    xp = get_array_module(xpad)
+    p = -g.padding_start
+    c, n = xpad.shape[0], xpad.shape[-1]
+    h, w = min(g.img_size_y, g.padded_y - p), min(g.img_size_x, g.padded_x - p)
+    if p == 0 and xpad.shape[1:3] == (g.img_size_y, g.img_size_x):
+        return xpad                                   # no padding, no overhang
+    whole = (h, w) == (g.img_size_y, g.img_size_x)
+    out = (xp.empty if whole else xp.zeros)((c, g.img_size_y, g.img_size_x, n), dtype=xpad.dtype)
+    out[:, :h, :w] = xpad[:, p:p + h, p:p + w]
+    return out
 
 
 def local_cols(x, g: ConvGeometry):
@@ -289,12 +337,17 @@ def _filter_acts(x4, filters, g: ConvGeometry):
     else:
         w = filters.reshape(M, K, G, Fg).transpose(0, 2, 3, 1)  # (M, G, Fg, K)
     step = chunk_size(K * G * M * dtype.itemsize, N)
+    mx = g.num_modules_x
+    out3 = out.reshape(G, Fg, M * N)                        # a view: out is contiguous
     for n0 in range(0, N, step):
         x = x4[..., n0:n0 + step]
         n = x.shape[-1]
         if g.conv:
-            y = xp.matmul(w, conv_cols(x, g))  # (G, Fg, M·n)
-            out[:, :, n0:n0 + n] = y.reshape(F, M, n)
+            for r0, r1, cols in conv_row_blocks(pad_images(x, g), g):   # cols (G, K, rows·mX·n)
+                if n == N:                                  # straight into out's columns
+                    xp.matmul(w, cols, out=out3[:, :, r0 * mx * N:r1 * mx * N])
+                else:
+                    out[:, r0 * mx:r1 * mx, n0:n0 + n] = xp.matmul(w, cols).reshape(F, -1, n)
         else:
             y = xp.matmul(w, local_cols(x, g))  # (M, G, Fg, n)
             out[:, :, n0:n0 + n] = y.reshape(M, F, n).transpose(1, 0, 2)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from port.backend import get_array_module
 from port.cudaconv2.filter_acts import (
-    ConvGeometry, check_2d, check_color_indices, check_common, check_dense_colors,
-    check_sparse_colors, chunk_size, col2im, filter_size_from_rows, group_colors, require,
+    ConvGeometry, block_rows, check_2d, check_color_indices, check_common, check_dense_colors,
+    check_sparse_colors, chunk_size, col2im, col2im_rows_add, filter_size_from_rows, group_colors,
+    require, unpad_images,
 )
 
 
@@ -53,8 +54,21 @@ def _img_acts(hid_acts, filters, g: ConvGeometry):
         w = filters.reshape(K, G, Fg).transpose(1, 0, 2)  # (G, K, Fg)
     else:
         w = filters.reshape(M, K, G, Fg).transpose(0, 2, 1, 3)  # (M, G, K, Fg)
-    out = xp.empty((G * fc, g.img_size_y, g.img_size_x, N), dtype=dtype)  # (G·fc, H, W, N)
     step = chunk_size(K * G * M * dtype.itemsize, N)
+    if g.conv and step == N:
+        # One block of module rows at a time: cols = Wᵀ·hidActs into a reused buffer, then
+        # added into the padded gradient (col2im), so the buffer stays in cache.
+        xpad = xp.zeros((G * fc, g.padded_y, g.padded_x, N), dtype=dtype)  # (G·fc, Yp, Xp, N)
+        rows = block_rows(g, N, dtype.itemsize)
+        flat = xp.empty(K * G * rows * mx * N, dtype=dtype)
+        hid3 = hid.reshape(G, Fg, M * N)
+        for r0 in range(0, my, rows):
+            r1 = min(my, r0 + rows)
+            cols = flat[:K * G * (r1 - r0) * mx * N].reshape(G, K, -1)      # (G, K, rows·mX·N)
+            xp.matmul(w, hid3[:, :, r0 * mx * N:r1 * mx * N], out=cols)
+            col2im_rows_add(xpad, cols, g, r0, r1)
+        return unpad_images(xpad, g)
+    out = xp.empty((G * fc, g.img_size_y, g.img_size_x, N), dtype=dtype)  # (G·fc, H, W, N)
     for n0 in range(0, N, step):
         h = hid[..., n0:n0 + step]
         n = h.shape[-1]

@@ -18,8 +18,8 @@ from __future__ import annotations
 from port.backend import get_array_module
 from port.cudaconv2.filter_acts import (
     ConvGeometry, check_2d, check_color_indices, check_common, check_dense_colors,
-    check_sparse_colors, chunk_size, conv_cols, gather_colors, group_colors, images_4d,
-    img_size_x_from_rows, local_cols, require,
+    check_sparse_colors, chunk_size, conv_row_blocks, gather_colors, group_colors, images_4d,
+    img_size_x_from_rows, local_cols, pad_images, require,
 )
 
 
@@ -63,13 +63,15 @@ def _weight_acts(x4, hid_acts, g: ConvGeometry):
     hid = hid_acts.astype(dtype, copy=False).reshape(G, Fg, M, N)  # (G, Fg, M, N)
     acc = xp.zeros((G, K, Fg) if g.conv else (M, G, K, Fg), dtype=dtype)
     step = chunk_size(K * G * M * dtype.itemsize, N)
+    mx = g.num_modules_x
     for n0 in range(0, N, step):
         x = x4[..., n0:n0 + step]
         n = x.shape[-1]
         h = hid[..., n0:n0 + n]
         if g.conv:
-            hg = h.reshape(G, Fg, M * n).transpose(0, 2, 1)  # (G, M·n, Fg)
-            acc += xp.matmul(conv_cols(x, g), hg)  # (G, K, Fg)
+            hg = (h if n == N else xp.ascontiguousarray(h)).reshape(G, Fg, M * n)  # (G, Fg, M·n)
+            for r0, r1, cols in conv_row_blocks(pad_images(x, g), g):   # cols (G, K, rows·mX·n)
+                acc += xp.matmul(cols, hg[:, :, r0 * mx * n:r1 * mx * n].transpose(0, 2, 1))
         else:
             hm = h.transpose(2, 0, 3, 1)  # (M, G, n, Fg)
             acc += xp.matmul(local_cols(x, g), hm)  # (M, G, K, Fg)

@@ -118,6 +118,31 @@ def test_chunking_over_images_gives_the_same_result(monkeypatch):
         np.testing.assert_allclose(a, b, atol=1e-12)
 
 
+@pytest.mark.parametrize("stride, pad, groups", [(1, -2, 1), (2, -1, 2), (3, 0, 1)])
+def test_blocks_of_module_rows_give_the_same_result(monkeypatch, stride, pad, groups):
+    """conv builds its im2col matrix a block of module rows at a time; one row per block (the
+    smallest budget) must give what one block of all rows gives, overhang and groups included."""
+    rng = np.random.default_rng(7)
+    C, S, fs, F, N = 8, 11, 5, 32, 3
+    m = modules(S, fs, -pad, stride)
+    x = rng.standard_normal((C * S * S, N))
+    w = rng.standard_normal((C // groups * fs * fs, F))
+    g = rng.standard_normal((F * m * m, N))
+    calls = lambda: (cc.conv_filter_acts(x, w, S, m, m, pad, stride, C, groups),  # noqa: E731
+                     cc.conv_img_acts(g, w, S, S, m, pad, stride, C, groups),
+                     cc.conv_weight_acts(x, g, S, m, m, fs, pad, stride, C, groups, 0))
+    whole = calls()
+    assert filter_acts.block_rows(make_g(x, w, S, m, pad, stride, C, groups), N, 8) == m
+    monkeypatch.setattr(filter_acts, "COLS_BLOCK_BYTES", 1)
+    assert filter_acts.block_rows(make_g(x, w, S, m, pad, stride, C, groups), N, 8) == 1
+    for a, b in zip(whole, calls()):
+        np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def make_g(x, w, S, m, pad, stride, C, groups):
+    return filter_acts.make_geometry("t", x, w, S, m, m, pad, stride, C, groups, conv=True)
+
+
 def test_float32_stays_float32():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3 * 8 * 8, 4), dtype=np.float32)
