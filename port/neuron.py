@@ -71,7 +71,7 @@ class ReluNeuron(Neuron):
 
     def activate(self, x):
         xp = get_array_module(x)
-        return xp.where(x < 0, 0, x).astype(x.dtype, copy=False)
+        return xp.maximum(x, 0)          # one pass; NaN stays NaN as in x < 0 ? 0 : x
 
     def compute_input_grad(self, acts_grad, inputs, acts):
         return acts_grad * (acts > 0)

@@ -142,8 +142,10 @@ class Weights:
             g = grad_sum * (1.0 / num_cases)
             self.grad = g if first else self.grad + g
         else:
-            scale_inc = self.mom if first else 1.0
-            self.inc = scale_inc * self.inc + (self.get_eps(progress) / num_cases) * grad_sum
+            inc = self.inc                       # in place: the owner's buffer, no new matrix
+            if first:
+                inc *= self.mom
+            inc += (self.get_eps(progress) / num_cases) * grad_sum
         self.inc_num_updates()
 
     # ---- the update
@@ -158,8 +160,9 @@ class Weights:
         # As the original, the rate is drawn at each use: a noisy schedule (noiseStdev > 0) gives the
         # step and the decay independent rates, and no draw happens where neither applies.
         if self.super_eps <= 0:
-            if self.use_grad:
-                self._inc = self.mom * self._inc + self.get_eps(progress) * self._grad
+            if self.use_grad:                    # in place (momentum and weights are ours)
+                self._inc *= self.mom
+                self._inc += self.get_eps(progress) * self._grad
         else:
             xp = backend.get_array_module(self._grad)
             if self._grad_avg is None or self._grad_avg.shape != self._grad.shape:
@@ -171,8 +174,8 @@ class Weights:
             self._inc = 0.9 * self._inc + self.get_eps(progress) * self._grad / xp.sqrt(
                 self._grad2_avg - self._grad_avg + self.super_eps)
         if self.wc > 0:
-            self._inc = self._inc - (self.wc * self.get_eps(progress)) * self._w
-        self._w = self._w + self._inc
+            self._inc -= (self.wc * self.get_eps(progress)) * self._w
+        self._w += self._inc
         self._num_updates = 0
 
 

@@ -7,8 +7,9 @@ reflection.
 
 Layout: images are (numChannels, imgSize, imgSize, N) flattened to (numChannels·imgPixels, N),
 square, cases last; pooled outputs are (numChannels, outputsX, outputsX, N) flattened.
-Window sums and maxima are computed by looping over the window offsets with strided slices of
-a padded copy (never over cases or pixels); the backward passes add strided slices likewise.
+Window sums and maxima are computed by looping over the window offsets with strided slices
+(never over cases or pixels), of a padded copy only where windows leave the image; the backward
+passes add strided slices likewise, into reused buffers.
 
 Not here: the original's ``target``/``scaleTargets``/``scaleOutput`` accumulation (every function
 returns a new array), row strides, the in-place overwrite of ``acts`` by the norm undos, and
@@ -74,11 +75,23 @@ def _pool_window_slices(img_size, subs_x, start_x, stride_x, outputs_x):
 
 
 def _pad_spatial(x4, before: int, after: int, value: float):
+    """x4 inside a border of ``value`` (x4 itself when there is no border: pooling windows that
+    fit the image need no copy)."""
+    if before == 0 and after == 0:
+        return x4
     xp = get_array_module(x4)
     c, s, _, n = x4.shape
     out = xp.full((c, s + before + after, s + before + after, n), value, dtype=x4.dtype)
     out[:, before:before + s, before:before + s] = x4
     return out
+
+
+def _unpad(gpad, before: int, size: int):
+    """The (C, size, size, N) image inside ``gpad``'s border, contiguous (no copy without one)."""
+    if gpad.shape[1] == size:
+        return gpad
+    xp = get_array_module(gpad)
+    return xp.ascontiguousarray(gpad[:, before:before + size, before:before + size])
 
 
 def _window_extent(img_size, subs_x, start_x, stride_x, outputs_x, xp):
@@ -190,9 +203,13 @@ def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, 
     grads = _4d(max_grads, C, outputs_x)
     dtype = xp.result_type(images.dtype, max_grads.dtype)
     gpad = xp.zeros(xpad.shape, dtype=dtype)  # (C, Sp, Sp, N)
+    hit = xp.empty(acts.shape, dtype=bool)    # (C, O, O, N), reused for every window offset
+    part = xp.empty(acts.shape, dtype=dtype)
     for sl in _pool_window_slices(S, subs_x, start_x, stride_x, outputs_x):
-        gpad[sl] += xp.where(xpad[sl] == acts, grads, 0)
-    return xp.ascontiguousarray(gpad[:, before:before + S, before:before + S]).reshape(C * S * S, N)
+        xp.equal(xpad[sl], acts, out=hit)
+        xp.multiply(grads, hit, out=part)
+        gpad[sl] += part
+    return _unpad(gpad, before, S).reshape(C * S * S, N)
 
 
 def conv_local_avg_undo(avg_grads, subs_x, start_x, stride_x, outputs_x, img_size):
@@ -216,7 +233,7 @@ def conv_local_avg_undo(avg_grads, subs_x, start_x, stride_x, outputs_x, img_siz
     gpad = xp.zeros((C, S + before + after, S + before + after, N), dtype=g.dtype)
     for sl in _pool_window_slices(S, subs_x, start_x, stride_x, outputs_x):
         gpad[sl] += g
-    return xp.ascontiguousarray(gpad[:, before:before + S, before:before + S]).reshape(C * S * S, N)
+    return _unpad(gpad, before, S).reshape(C * S * S, N)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,17 +244,19 @@ def _box_sum(a, axis: int, lo: int, size: int):
     """out[i] = Σ a[j] for j in [i + lo, i + lo + size) ∩ [0, n) along ``axis`` (zeros outside)."""
     xp = get_array_module(a)
     n = a.shape[axis]
-    pad_before, pad_after = max(0, -lo), max(0, lo + size - 1)
-    shape = list(a.shape)
-    shape[axis] = n + pad_before + pad_after
-    ap = xp.zeros(shape, dtype=a.dtype)
-    idx = [slice(None)] * a.ndim
-    idx[axis] = slice(pad_before, pad_before + n)
-    ap[tuple(idx)] = a
-    out = xp.zeros(a.shape, dtype=a.dtype)
-    for k in range(size):
-        idx[axis] = slice(pad_before + lo + k, pad_before + lo + k + n)
-        out += ap[tuple(idx)]
+
+    def along(lo_, hi_):
+        idx = [slice(None)] * a.ndim
+        idx[axis] = slice(lo_, hi_)
+        return tuple(idx)
+
+    # out[i] += a[i + d] for each shift d of the window, over the i where i + d is inside:
+    # no padded copy; the zero shift (when the window holds it) starts the sum as a copy.
+    shifts = [lo + k for k in range(size) if -n < lo + k < n]
+    out = a.copy() if 0 in shifts else xp.zeros(a.shape, dtype=a.dtype)
+    for d in shifts:
+        if d != 0:
+            out[along(max(0, -d), n - max(0, d))] += a[along(max(0, d), n + min(0, d))]
     return out
 
 

@@ -48,7 +48,7 @@ class FCLayer(WeightLayer):
         """Ports: alexnet-2012/src/layer.cu:640-645 FCLayer::fpropActs"""
         self._set_acts(self.weights[inp_idx].w.T @ self.inputs[inp_idx], scale_targets)  # (out, N)
         if scale_targets == 0:
-            self.acts = self.acts + self.biases.w.reshape(-1, 1)
+            self.acts += self.biases.w.reshape(-1, 1)        # in place: acts is the new product
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """Ports: alexnet-2012/src/layer.cu:647-651 FCLayer::bpropActs"""
@@ -145,13 +145,14 @@ class ConvLayer(LocalLayer):
             out = cc.conv_filter_acts(x, w, self.img_size[i], mx, mx, self.padding[i], self.stride[i],
                                       self.channels[i], self.groups[i])      # (F·modules, N)
         self._set_acts(out, scale_targets)
-        if scale_targets == 0:
-            n = self.acts.shape[1]
+        if scale_targets == 0:                               # in place: acts is the new result
             if self.shared_biases:
-                b = self.biases.w.reshape(self.num_filters, 1)
-                self.acts = (self.acts.reshape(self.num_filters, -1) + b).reshape(-1, n)
+                n = self.acts.shape[1]
+                a = self.acts.reshape(self.num_filters, -1)      # a view of the contiguous result
+                a += self.biases.w.reshape(-1, 1)
+                self.acts = a.reshape(-1, n)
             else:
-                self.acts = self.acts + self.biases.w.reshape(-1, 1)
+                self.acts += self.biases.w.reshape(-1, 1)
 
     def bprop_biases(self, v, pass_type):
         """Ports: alexnet-2012/src/layer.cu:844-855 ConvLayer::bpropBiases"""
@@ -232,7 +233,7 @@ class LocalUnsharedLayer(LocalLayer):
                                        self.channels[i], self.groups[i])     # (F·modules, N)
         self._set_acts(out, scale_targets)
         if scale_targets == 0:
-            self.acts = self.acts + self.biases.w.reshape(-1, 1)
+            self.acts += self.biases.w.reshape(-1, 1)             # in place: acts is the new result
 
     def bprop_biases(self, v, pass_type):
         """Ports: alexnet-2012/src/layer.cu:961-966 LocalUnsharedLayer::bpropBiases"""
