@@ -7,6 +7,8 @@ with the cfg's shapes) two worker processes are started, one running the port
 (same shapes, same initial weights). The parent drives them in turns: warm-up steps
 (excluded), then ``--repeats`` rounds of [port train, torch train, port infer, torch infer],
 so the load of a shared machine falls on both alike; each number is the median of the rounds.
+Each step's CPU time (all the worker's threads) is recorded too: on a machine shared with other
+work it says how much computing each side spent, which the wall clock alone does not.
 A training step is forward, cost, backward and weight update of one minibatch
 (``start_batch`` / SGD with the cfg's ε, momentum and decay); an inference step is forward and
 cost in test mode. Each worker reports its peak resident memory (VmHWM) and the memory it added
@@ -106,9 +108,10 @@ class _Worker:
 
     def timed(self, fn) -> float:
         self.sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         self.sync()
+        self.last_cpu_s = time.process_time() - c0      # all the process's threads, spinning included
         return time.perf_counter() - t0
 
     def sync(self) -> None:
@@ -250,7 +253,7 @@ def worker_main(a) -> int:
             break
         reply = {"train": w.train, "infer": w.infer, "stats": w.stats,
                  "profile": getattr(w, "profile", dict)}[cmd]()
-        out.write(json.dumps({"result": reply}) + "\n")
+        out.write(json.dumps({"result": reply, "cpu_s": getattr(w, "last_cpu_s", None)}) + "\n")
     return 0
 
 
@@ -284,7 +287,9 @@ class _Child:
     def ask(self, cmd: str):
         self.p.stdin.write(cmd + "\n")
         self.p.stdin.flush()
-        return self._read()["result"]
+        reply = self._read()
+        self.last_cpu_s = reply.get("cpu_s")
+        return reply["result"]
 
     def close(self):
         try:
@@ -311,7 +316,8 @@ def run_net(name: str, a) -> dict:
     _progress(f"{name}: starting the port and torch workers")
     port, torch_ = _Child("port", a, name), _Child("torch", a, name)
     try:
-        times = {("port", "train"): [], ("torch", "train"): [], ("port", "infer"): [], ("torch", "infer"): []}
+        times = {(w, m): [] for w in ("port", "torch") for m in ("train", "infer")}
+        cpu = {(w, m): [] for w in ("port", "torch") for m in ("train", "infer")}
         for r in range(a.warmup + a.repeats):
             _progress(f"{name}: {'warm-up' if r < a.warmup else 'round'} "
                       f"{r + 1 if r < a.warmup else r - a.warmup + 1}")
@@ -320,6 +326,7 @@ def run_net(name: str, a) -> dict:
                     t = child.ask(mode)
                     if r >= a.warmup:
                         times[(who, mode)].append(t)
+                        cpu[(who, mode)].append(child.last_cpu_s)
         profile = None
         if not a.no_profile:
             _progress(f"{name}: profile of one port training step")
@@ -335,9 +342,12 @@ def run_net(name: str, a) -> dict:
             med = statistics.median(times[(who, mode)])
             res[who][f"{mode}_median_s"] = med
             res[who][f"{mode}_images_per_s"] = a.minibatch / med
+            res[who][f"{mode}_cpu_s"] = cpu[(who, mode)]
+            res[who][f"{mode}_cpu_median_s"] = statistics.median(cpu[(who, mode)])
         res[who].update(stats[who])
     for mode in ("train", "infer"):
         res[f"{mode}_ratio"] = res["port"][f"{mode}_images_per_s"] / res["torch"][f"{mode}_images_per_s"]
+        res[f"{mode}_cpu_ratio"] = res["torch"][f"{mode}_cpu_median_s"] / res["port"][f"{mode}_cpu_median_s"]
     res["memory_ratio"] = res["port"]["added_mib"] / max(res["torch"]["added_mib"], 1e-9)
     res["profile"] = profile
     return res
@@ -345,7 +355,7 @@ def run_net(name: str, a) -> dict:
 
 def table(results: list[dict]) -> str:
     out = [f"{'net':17} {'pass':6} {'port img/s':>10} {'torch img/s':>11} {'port/torch':>10} "
-           f"{'port ms':>9} {'torch ms':>9}", "-" * 78]
+           f"{'port ms':>9} {'torch ms':>9} {'CPU-s ratio':>11}", "-" * 90]
     for r in results:
         if "skipped" in r:
             out.append(f"{r['net']:17} skipped: {r['skipped']}")
@@ -354,8 +364,11 @@ def table(results: list[dict]) -> str:
             p, t = r["port"], r["torch"]
             out.append(f"{r['net'] if mode == 'train' else '':17} {mode:6} {p[f'{mode}_images_per_s']:10.1f} "
                        f"{t[f'{mode}_images_per_s']:11.1f} {r[f'{mode}_ratio']:10.2f} "
-                       f"{1000 * p[f'{mode}_median_s']:9.1f} {1000 * t[f'{mode}_median_s']:9.1f}")
-    out += ["", f"{'net':17} {'port peak MiB':>13} {'(added)':>8} {'torch peak MiB':>14} {'(added)':>8} "
+                       f"{1000 * p[f'{mode}_median_s']:9.1f} {1000 * t[f'{mode}_median_s']:9.1f} "
+                       f"{r[f'{mode}_cpu_ratio']:11.2f}")
+    out += ["(port/torch: the port's images/s over torch's, wall clock; CPU-s ratio: torch's CPU seconds "
+            "per step over the port's, all threads, spin-waits included)",
+            "", f"{'net':17} {'port peak MiB':>13} {'(added)':>8} {'torch peak MiB':>14} {'(added)':>8} "
             f"{'added ratio':>11}", "-" * 78]
     for r in results:
         if "skipped" not in r:
