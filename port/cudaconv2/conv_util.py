@@ -9,7 +9,7 @@ Layout: images are (numChannels, imgSize, imgSize, N) flattened to (numChannels�
 square, cases last; pooled outputs are (numChannels, outputsX, outputsX, N) flattened.
 Window sums and maxima are computed by looping over the window offsets with strided slices
 (never over cases or pixels), of a padded copy only where windows leave the image; the backward
-passes add strided slices likewise, into reused buffers.
+passes add strided slices likewise.
 
 Not here: the original's ``target``/``scaleTargets``/``scaleOutput`` accumulation (every function
 returns a new array), row strides, the in-place overwrite of ``acts`` by the norm undos, and
@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 from port.backend import get_array_module
+from port.cudaconv2 import fast
 
 POOLERS = ("max", "avg", "maxabs")
 MAX_POOL_BASE = -2e38  # MaxPooler::getBaseValue (cuda-convnet-r561/include/cudaconv2/conv_util.cuh:89-91)
@@ -197,18 +198,17 @@ def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, 
     C, S = _pool_geometry(func, max_grads, images.shape[0], subs_x, start_x, stride_x, outputs_x)
     xp = get_array_module(images, max_grads, max_acts)
     N = images.shape[1]
+    if fast.usable(images, max_grads, max_acts):             # the compiled twin of what follows
+        return fast.max_undo(_4d(images, C, S), _4d(max_acts, C, outputs_x), _4d(max_grads, C, outputs_x),
+                             subs_x, start_x, stride_x).reshape(C * S * S, N)
     before, after = _pool_padding(S, subs_x, start_x, stride_x, outputs_x)
     xpad = _pad_spatial(_4d(images, C, S), before, after, 0.0)
     acts = _4d(max_acts, C, outputs_x)
     grads = _4d(max_grads, C, outputs_x)
     dtype = xp.result_type(images.dtype, max_grads.dtype)
     gpad = xp.zeros(xpad.shape, dtype=dtype)  # (C, Sp, Sp, N)
-    hit = xp.empty(acts.shape, dtype=bool)    # (C, O, O, N), reused for every window offset
-    part = xp.empty(acts.shape, dtype=dtype)
     for sl in _pool_window_slices(S, subs_x, start_x, stride_x, outputs_x):
-        xp.equal(xpad[sl], acts, out=hit)
-        xp.multiply(grads, hit, out=part)
-        gpad[sl] += part
+        gpad[sl] += xp.where(xpad[sl] == acts, grads, 0)   # not grads·hit: inf·0 would be NaN
     return _unpad(gpad, before, S).reshape(C * S * S, N)
 
 
