@@ -36,11 +36,27 @@ def render_lines(lines: list[str], first: int = 1, *, marks: Mapping[int, str] |
     return "".join(out)
 
 
+def segment_bounds(nlines: int, starts: Iterable[int], ends: Mapping[int, int]) -> list[int]:
+    """Where segments begin: line 1, every line where notes start and the line after each
+    note's range (``ends[start]`` = the last line the notes at ``start`` are about), so a
+    segment holds exactly the lines its margin speaks of; ``nlines + 1`` closes the last."""
+    cuts = {1, nlines + 1}
+    for n in starts:
+        if 1 <= n <= nlines:
+            cuts.add(n)
+            end = ends.get(n, n)
+            if n <= end < nlines:
+                cuts.add(end + 1)
+    return sorted(cuts)
+
+
 def render_listing(lines: list[str], *, final_newline: bool, marks: Mapping[int, str],
-                   notes: Mapping[int, Iterable[str]]) -> str:
-    """The whole file, cut at every line that has notes; the notes go in that segment's margin."""
+                   notes: Mapping[int, Iterable[str]], ends: Mapping[int, int] | None = None) -> str:
+    """The whole file, cut into segments at every line that has notes and after the lines they
+    are about (``ends``); the notes go in that segment's margin, in a box that stays in view
+    (CSS ``sticky``) while any of the segment's lines are on screen."""
     starts = sorted(n for n, items in notes.items() if items and 1 <= n <= len(lines))
-    bounds = ([1] if not starts or starts[0] != 1 else []) + starts + [len(lines) + 1]
+    bounds = segment_bounds(len(lines), starts, ends or {}) if lines else [1]
     segs = []
     for a, b in zip(bounds, bounds[1:]):
         chunks = []
@@ -51,8 +67,9 @@ def render_listing(lines: list[str], *, final_newline: bool, marks: Mapping[int,
             full = " full" if d - c == CHUNK else ""
             chunks.append(f'<pre class="code highlight{full}">{code}</pre>')
         margin = "".join(notes.get(a, ()))
-        segs.append(f'<div class="seg{" has-notes" if margin else ""}"><div class="codecol">'
-                    f'{"".join(chunks)}</div><div class="margin">{margin}</div></div>')
+        inner = f'<div class="mwrap">{margin}</div>' if margin else ""
+        segs.append(f'<div class="seg{" has-notes" if margin else ""}" data-first="{a}" data-last="{b - 1}">'
+                    f'<div class="codecol">{"".join(chunks)}</div><div class="margin">{inner}</div></div>')
     if not lines:
         segs.append('<div class="seg"><div class="codecol"><pre class="code highlight"></pre></div>'
                     '<div class="margin"></div></div>')

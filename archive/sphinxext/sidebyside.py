@@ -43,7 +43,9 @@ def _excerpt(lines: list[str], first: int, last: int, page: str, target_page: st
 
 
 def port_notes(site: Site, release: str, path: str, page: str, cache: Cache) -> dict[int, list[str]]:
-    """Margin notes of a source page: at each cited range's first line, the porting code."""
+    """Margin notes of a source page: beside each cited range (at its first line), the code of
+    the port function or class that cites it. A function citing several ranges of the file has a
+    box beside each, linking to the others."""
     groups: dict[tuple[str, xref.Owner], list[xref.PortsRef]] = defaultdict(list)
     for r in site.refs_by_file.get((release, path), []):
         groups[(r.port_file, r.owner)].append(r)
@@ -51,16 +53,24 @@ def port_notes(site: Site, release: str, path: str, page: str, cache: Cache) -> 
     for (port_file, owner), refs in sorted(groups.items(), key=lambda kv: (min(r.first for r in kv[1]), kv[0][0])):
         hl = port_highlighted(site, port_file, cache)
         ppage = page_of_port(port_file)
-        first = min(r.first for r in refs)
-        cites = " ".join(
-            f'<a class="range" href="#{line_fragment(r.first, r.last)}">{r.first}–{r.last}</a>'
-            + (f" <code>{html.escape(r.symbol)}</code>" if r.symbol else "") for r in refs)
         link = relative(page, ppage, line_fragment(owner.first, owner.last))
-        head = (f'<p class="nh"><span class="tag">port</span> <a class="to-port" href="{link}">'
-                f'{html.escape(port_file)}:{owner.first}–{owner.last}</a> '
-                f'<code>{html.escape(owner.qualname)}</code> ports {cites}</p>')
-        code = _excerpt(hl.lines, owner.first, owner.last, page, ppage) if hl else ""
-        notes[first].append(f'<div class="note port">{head}{code}</div>')
+        at: dict[int, list[xref.PortsRef]] = defaultdict(list)
+        for r in refs:
+            at[r.first].append(r)
+        for start, here in sorted(at.items()):
+            cites = " ".join(
+                f'<a class="range" href="#{line_fragment(r.first, r.last)}">{r.first}–{r.last}</a>'
+                + (f" <code>{html.escape(r.symbol)}</code>" if r.symbol else "") for r in here)
+            head = (f'<p class="nh"><span class="tag">port</span> <a class="to-port" href="{link}">'
+                    f'{html.escape(port_file)}:{owner.first}–{owner.last}</a> '
+                    f'<code>{html.escape(owner.qualname)}</code> ports {cites}</p>')
+            code = _excerpt(hl.lines, owner.first, owner.last, page, ppage) if hl else ""
+            others = [o for s2, os_ in sorted(at.items()) if s2 != start for o in os_]
+            if others:
+                code += ('<p class="more">It also ports ' + ", ".join(
+                    f'<a href="#{line_fragment(o.first, o.last)}">{o.first}–{o.last}</a>' for o in others) + ".</p>")
+            refs_attr = " ".join(f"{r.first}-{r.last}" for r in here)
+            notes[start].append(f'<div class="note port" data-ranges="{refs_attr}">{head}{code}</div>')
     return notes
 
 
@@ -87,11 +97,13 @@ def port_page(site: Site, port_file: str, cache: Cache) -> tuple[str, str] | Non
                           "dv": [(d.line, d.line) for d in divs],
                           "pc": sorted({(r.owner.first, r.owner.last) for r in refs if r.owner.qualname != "<module>"})})
     notes: dict[int, list[str]] = defaultdict(list)
+    ends: dict[int, int] = {}
     by_owner: dict[xref.Owner, list[xref.PortsRef]] = defaultdict(list)
     for r in refs:
         by_owner[r.owner].append(r)
     for owner, rs in by_owner.items():
         at = owner.first if owner.qualname != "<module>" else min(r.line for r in rs)
+        ends[at] = max(ends.get(at, at), owner.last if owner.qualname != "<module>" else at)
         for r in rs:
             spage = page_of_source(r.release, r.path)
             text = site.text(r.release, r.path)
@@ -109,7 +121,7 @@ def port_page(site: Site, port_file: str, cache: Cache) -> tuple[str, str] | Non
     body = (f'<h1>{html.escape(port_file)}</h1><p class="meta">Port module: {len(refs)} <code>Ports:</code> '
             f'references, {len(divs)} <code>DIVERGES:</code> marks. '
             f'<a href="{relative(page, "port/index")}">All port modules</a>.</p>'
-            + render_listing(lines, final_newline=hl.final_newline, marks=marks, notes=notes))
+            + render_listing(lines, final_newline=hl.final_newline, marks=marks, notes=notes, ends=ends))
     return port_file, body
 
 

@@ -110,12 +110,15 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
         notes[n] += items
     for n, items in gap_notes(site, release, e.path, split_lines(text), page).items():
         notes[n] += items
+    ends: dict[int, int] = {}  # each note's segment runs to the last line it is about
+    for first, last in [(r.first, r.last) for r in refs] + [(a.first, a.last) for a in anns]:
+        ends[first] = max(ends.get(first, first), last)
     tail = ""
     if text and not hl.final_newline:
         tail = '<p class="nofinalnl">⏎ No newline at end of file (shown as stored).</p>'
     return title, (_header(site, release, e, page, chain, cov, note)
                    + f'<div class="source" data-lexer="{hl.lexer}">'
-                   + render_listing(hl.lines, final_newline=hl.final_newline, marks=marks, notes=notes)
+                   + render_listing(hl.lines, final_newline=hl.final_newline, marks=marks, notes=notes, ends=ends)
                    + tail + "</div>")
 
 

@@ -63,9 +63,9 @@ def shots(tmp_path) -> list[Path]:
     return dirs
 
 
-def snap(page, dirs: list[Path], name: str) -> None:
+def snap(page, dirs: list[Path], name: str, full: bool = True) -> None:
     for d in dirs:
-        page.screenshot(path=str(d / name), full_page=True)
+        page.screenshot(path=str(d / name), full_page=full)
         assert (d / name).stat().st_size > 1000
 
 
@@ -198,3 +198,27 @@ def test_a_huge_line_range_is_clamped_to_the_file(browser, site_url):
     assert highlighted(page) == [f"L{i}" for i in range(2, n + 1)]
     assert page.text_content("code.swhid").endswith(f";lines=2-{n}")
     page.close()
+
+
+def test_deep_links_land_with_their_port_box(browser, site_url, shots):
+    """Cold loads of a line far below lazily laid-out blocks land on it, each time, with the box
+    of the port function beside it (the function ports two far-apart ranges: a box at each)."""
+    for first, last in [(2800, 2820), (40, 60), (2800, 2820)]:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"{site_url}/releases/rel-b/src2/long.cu.html#L{first}-L{last}", wait_until="load")
+        page.wait_for_timeout(200)
+        top, box_top, box_bottom = page.evaluate("""([f, l]) => {
+            const box = [...document.querySelectorAll('.note.port')]
+                .find(e => e.dataset.ranges.split(' ').includes(f + '-' + l)).getBoundingClientRect();
+            return [document.getElementById('L' + f).getBoundingClientRect().top, box.top, box.bottom];
+        }""", [first, last])
+        assert -2 <= top <= 40, (first, top)
+        assert box_top < 900 and box_bottom > 0, (first, box_top, box_bottom)
+        if first == 2800:
+            snap(page, shots, "deep-link.png", full=False)
+            page.mouse.wheel(0, 250)  # scrolling within the range: the box stays beside it
+            page.wait_for_timeout(100)
+            box = page.evaluate("""() => { const b = [...document.querySelectorAll('.note.port')]
+                .find(e => e.dataset.ranges === '2800-2820').getBoundingClientRect(); return [b.top, b.bottom]; }""")
+            assert box[0] < 900 and box[1] > 100, box  # still beside the range's lines in view
+        page.close()

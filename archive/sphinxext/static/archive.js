@@ -38,7 +38,35 @@
     for (var j = 0; j < sel.length; j++) sel[j].classList.add("hl");
     anchorLine = first;
     if (swh) swh.textContent = swh.getAttribute("data-swhid") + ";lines=" + first + (last > first ? "-" + last : "");
-    if (scroll && sel.length) sel[0].scrollIntoView({block: "start"});
+    if (scroll && sel.length) land(sel[0]);
+  }
+
+  // Blocks off screen are laid out lazily (CSS content-visibility), with estimated heights:
+  // scrolling to a line below them would land wherever the estimates put it. So every lazy
+  // block above the target is laid out first, then the page scrolls, and scrolls again once
+  // late layout (fonts, images) settles, unless the reader has scrolled meanwhile.
+  function land(target) {
+    var lazy = document.querySelectorAll("pre.code.full, .seg.has-notes");
+    for (var i = 0; i < lazy.length; i++) {
+      var el = lazy[i];
+      if (el.contains(target) || (el.compareDocumentPosition(target) & Node.DOCUMENT_POSITION_FOLLOWING)) {
+        el.style.contentVisibility = "visible";
+      }
+    }
+    var top = function () { return target.getBoundingClientRect().top; };
+    target.scrollIntoView({block: "start"});
+    var want = top(), tries = 0, moved = false;
+    var onUser = function () { moved = true; };
+    ["wheel", "touchstart", "keydown", "mousedown"].forEach(function (t) {
+      window.addEventListener(t, onUser, {once: true, passive: true});
+    });
+    function settle() {
+      if (moved) return;
+      if (Math.abs(top() - want) > 1) target.scrollIntoView({block: "start"});
+      if (++tries < 10) requestAnimationFrame(settle);
+    }
+    requestAnimationFrame(settle);
+    window.addEventListener("load", function () { if (!moved) target.scrollIntoView({block: "start"}); });
   }
 
   document.addEventListener("click", function (ev) {

@@ -29,6 +29,8 @@ void Layer::bpropActs(int inpIdx) {
 KERN_B = KERN_A.replace("return;", "int x = inpIdx;\n    return;").replace("a made-up", "a changed")
 HOSTILE = "<html><body>\n<script>alert(1)</script>\n<b>bold & \"quoted\"</b>\n</body></html>\n"
 TAIL = "def tail():\n    return 1"  # no final newline
+# a long made-up file: lazily laid-out blocks above a deep link, one function porting two far ranges
+LONG = "".join(f"float filler{n} = {n}.0f; // made-up line {n}\n" for n in range(1, 3001))
 CFG = "[conv1]\ntype=conv\nepsW=0.001\n"
 PORT = '''\
 """A fake port module for the site tests."""
@@ -49,6 +51,13 @@ class Layer:
     def bprop_acts(self, x):
         """Ports: rel-a/src/kern.cu:9-11 Layer::bpropActs"""
         return x
+
+
+def far_apart(x):
+    """Ports: rel-b/src2/long.cu:40-60
+    Ports: rel-b/src2/long.cu:2800-2820
+    """
+    return x
 '''
 ANNOTATIONS = """\
 # Notes on kern.cu
@@ -85,7 +94,7 @@ def release_files() -> dict[str, dict[str, bytes]]:
     return {
         "rel-a": {"src/kern.cu": KERN_A.encode(), "page.html": HOSTILE.encode(), "tail.py": TAIL.encode(),
                   "layers/net.cfg": CFG.encode(), "img/pic.png": png},
-        "rel-b": {"src2/kern.cu": KERN_B.encode(), "page.html": HOSTILE.encode(), "img/pic.png": png,
+        "rel-b": {"src2/kern.cu": KERN_B.encode(), "src2/long.cu": LONG.encode(), "page.html": HOSTILE.encode(), "img/pic.png": png,
                   "new.sh": b"#!/bin/sh\necho new\n", "include/kern.cuh": b"void f();\n"},
     }
 
