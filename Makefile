@@ -27,7 +27,7 @@ verify: venv
 	$(BIN)/python -m archive verify
 
 site: original
-	$(BIN)/python -m sphinx -b html -j auto -W --keep-going -c . docs _build/site
+	$(BIN)/python -m sphinx -b html -j auto -W --keep-going -c . -d _build/doctrees docs _build/site
 	@echo "site: open _build/site/index.html"
 
 test: venv

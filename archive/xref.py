@@ -25,6 +25,7 @@ PORTS_RE = re.compile(
     r"Ports:\s+(?P<release>[A-Za-z0-9_.-]+)/(?P<path>[^\s:]+):(?P<first>\d+)(?:-(?P<last>\d+))?"
     r"(?:\s+(?P<symbol>\S.*?))?\s*$")
 DIVERGES_RE = re.compile(r"DIVERGES:\s*(?P<reason>.*)$")
+QUOTES = ('"""', "'''")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class Divergence:
     port_file: str
     line: int
     owner: Owner
-    reason: str     # the first line of the reason
+    reason: str     # the whole reason, its lines joined by spaces
+    last: int = 0   # the reason's last line (``line`` when it is one line)
 
 
 def _owners(source: str) -> list[Owner]:
@@ -112,9 +114,33 @@ def scan_file(path: Path, root: Path = ROOT) -> tuple[list[PortsRef], list[Diver
             refs.append(PortsRef(rel, n, _owner_of(owners, n, len(lines)), m["release"],
                                  m["path"], first, last, _unquote(m["symbol"] or "")))
         if "DIVERGES:" in line and (m := DIVERGES_RE.search(line)):
-            divs.append(Divergence(rel, n, _owner_of(owners, n, len(lines)),
-                                   _unquote(m["reason"])))
+            reason, last = _reason(lines, n, m)
+            divs.append(Divergence(rel, n, _owner_of(owners, n, len(lines)), reason, last))
     return refs, divs
+
+
+def _reason(lines: list[str], n: int, m: re.Match) -> tuple[str, int]:
+    """A ``DIVERGES:`` reason runs on over the following lines (as indented, or as comment
+    lines after a ``#``) up to a blank line, another ``Ports:``/``DIVERGES:`` line or the end
+    of the docstring or comment."""
+    line = lines[n - 1]
+    comment = "#" in line[:m.start()]
+    indent = len(line) - len(line.lstrip())
+    parts, last = [m["reason"].strip()], n
+    while not parts[-1].endswith(QUOTES) and last < len(lines):
+        nxt = lines[last]
+        text = nxt.strip()
+        if comment:
+            if not text.startswith("#"):
+                break
+            text = text.lstrip("#").strip()
+        elif len(nxt) - len(nxt.lstrip()) < indent:
+            break
+        if not text or text.startswith(QUOTES) or "Ports:" in text or "DIVERGES:" in text:
+            break
+        parts.append(text)
+        last += 1
+    return _unquote(" ".join(p for p in parts if p)), last
 
 
 SCANNED_SUFFIXES = (".py", ".cu", ".cuh")

@@ -72,5 +72,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-updated", pages.check_integrity)
     app.connect("html-collect-pages", pages.collect_pages)
     app.connect("build-finished", pages.check_site_links)
+    app.connect("build-finished", pages.drop_empty_sources)
     app.setup_extension("archive.sphinxext.compat")
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}

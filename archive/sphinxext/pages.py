@@ -74,6 +74,14 @@ def copy_static(app: Sphinx) -> None:
             shutil.copyfile(f, dest / f.name)
 
 
+def drop_empty_sources(app: Sphinx, exc: Exception | None) -> None:
+    """``build-finished``: the site copies no sources (``html_copy_source = False``), but Sphinx
+    still makes an empty ``_sources``; the output holds only what a web server needs."""
+    src = Path(app.outdir) / "_sources"
+    if exc is None and src.is_dir() and not any(src.iterdir()):
+        src.rmdir()
+
+
 def _salt(app: Sphinx) -> str:
     h = hashlib.sha256(f"{sphinx.__version__}:{app.config.project}:"
                        f"{app.config.html_title}:{app.config.html_theme}:{app.config.html_theme_options}".encode())

@@ -11,6 +11,7 @@ shows the original lines it ports. One click either way. ``divergences.html`` li
 from __future__ import annotations
 
 import html
+import re
 from collections import defaultdict
 
 from archive import xref
@@ -117,7 +118,7 @@ def port_page(site: Site, port_file: str, cache: Cache) -> tuple[str, str] | Non
     for d in divs:
         at = d.owner.first if d.owner.qualname != "<module>" else d.line
         notes[at].append(f'<div class="note diverges"><p class="nh"><span class="tag">diverges</span> '
-                         f'<a href="#L{d.line}">line {d.line}</a>: {html.escape(d.reason)}</p></div>')
+                         f'<a href="#{line_fragment(d.line, max(d.last, d.line))}">line {d.line}</a>: {plain_reason(d.reason)}</p></div>')
     body = (f'<h1>{html.escape(port_file)}</h1><p class="meta">Port module: {len(refs)} <code>Ports:</code> '
             f'references, {len(divs)} <code>DIVERGES:</code> marks. '
             f'<a href="{relative(page, "port/index")}">All port modules</a>.</p>'
@@ -140,15 +141,85 @@ def port_index(site: Site) -> tuple[str, str]:
     return "The port", body
 
 
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")          # :func:`load` -> load
+_LITERAL = re.compile(r"``(.+?)``|`([^`]+)`")
+_STRONG = re.compile(r"\*\*(\S(?:.*?\S)?)\*\*")
+_CITE = re.compile(r"(?:(?P<dir>[A-Za-z0-9_]+)/|(?P<word>[A-Za-z0-9_]+) )?"
+                   r"(?P<name>[A-Za-z0-9_.-]+\.(?:cuh?|py|cpp|h|cfg)):(?P<first>\d+)(?:-(?P<last>\d+))?")
+
+
+def plain_reason(text: str) -> str:
+    """A reason's reST/MyST markup as HTML: literals as code, roles as their target, ** as strong;
+    everything else escaped."""
+    out, pos = [], 0
+    text = _ROLE.sub(lambda m: f"``{m[1]}``", text)
+    for m in _LITERAL.finditer(text):
+        out.append(_STRONG.sub(r"<strong>\1</strong>", html.escape(text[pos:m.start()], quote=False)))
+        out.append(f"<code>{html.escape(m[1] or m[2], quote=False)}</code>")
+        pos = m.end()
+    out.append(_STRONG.sub(r"<strong>\1</strong>", html.escape(text[pos:], quote=False)))
+    return "".join(out)
+
+
+def _release_file(site: Site, m: re.Match, prefer: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """The release file a citation like ``conv_util.cu:1084`` (or ``cudaconv3 conv_util.cu:1206``)
+    in a reason names: the files the same function ports first, then the 2012 release's, then a
+    file that is the only one of that name; None when it cannot be told."""
+    name, hint = m["name"], m["dir"] or m["word"] or ""
+    found = [(r, e.path) for r in site.order for e in site.files(r)
+             if e.path == name or e.path.endswith("/" + name)]
+    if hint:
+        narrowed = [f for f in found if f"/{hint}/" in f"/{f[0]}/{f[1]}"]
+        found = narrowed or found
+    for group in (prefer, [f for f in found if f[0] == "alexnet-2012"], found):
+        hits = [f for f in found if f in group]
+        if len({f[0] for f in hits}) == 1 and len(hits) == 1:
+            return hits[0]
+    return None
+
+
+def _linked_reason(site: Site, d: xref.Divergence, page: str, prefer: list[tuple[str, str]]) -> str:
+    """The reason as text, each ``file:line`` it cites linked to those lines of the release file."""
+    body = plain_reason(d.reason)
+
+    def link(m: re.Match) -> str:
+        target = _release_file(site, m, prefer)
+        if target is None:
+            return m[0]
+        first = int(m["first"])
+        last = int(m["last"]) if m["last"] else first
+        url = relative(page, page_of_source(*target), line_fragment(first, last))
+        lead = m["word"] + " " if m["word"] else ""  # a hint word before the name stays outside the link
+        return f'{lead}<a class="to-src" href="{url}" title="{target[0]}/{target[1]}">{m[0][len(lead):]}</a>'
+    # citations are plain text in the escaped body (no markup in a file name), so link them there
+    parts = re.split(r"(<[^>]+>)", body)
+    return "".join(p if p.startswith("<") else _CITE.sub(link, p) for p in parts)
+
+
 def divergences_page(site: Site) -> tuple[str, str]:
     page = "divergences"
     rows = []
+    refs_by_owner: dict[tuple[str, xref.Owner], list[xref.PortsRef]] = defaultdict(list)
+    for r in site.refs:
+        refs_by_owner[(r.port_file, r.owner)].append(r)
     for d in sorted(site.divergences, key=lambda d: (d.port_file, d.line)):
-        url = relative(page, page_of_port(d.port_file), f"L{d.line}")
-        rows.append(f'<tr><td class="path"><a href="{url}">{html.escape(d.port_file)}:{d.line}</a></td>'
-                    f'<td><code>{html.escape(d.owner.qualname)}</code></td><td>{html.escape(d.reason)}</td></tr>')
+        last = max(d.last, d.line)
+        url = relative(page, page_of_port(d.port_file), line_fragment(d.line, last))
+        ported = refs_by_owner.get((d.port_file, d.owner), []) if d.owner.qualname != "<module>" else []
+        prefer = [(r.release, r.path) for r in ported]
+        orig = "<br>".join(
+            f'<a class="to-src" href="{relative(page, page_of_source(r.release, r.path), line_fragment(r.first, r.last))}">'
+            f'{html.escape(r.target)}</a>' for r in ported) or '<span class="status">no Ports: line</span>'
+        owner = (f'<a href="{relative(page, page_of_port(d.port_file), line_fragment(d.owner.first, d.owner.last))}">'
+                 f'<code>{html.escape(d.owner.qualname)}</code></a>') if d.owner.qualname != "<module>" else "the module"
+        rows.append(f'<li class="divergence" id="{html.escape(d.port_file)}:{d.line}">'
+                    f'<p class="where"><a class="to-port" href="{url}">{html.escape(d.port_file)}:{d.line}'
+                    f'{f"–{last}" if last > d.line else ""}</a> in {owner}</p>'
+                    f'<p class="reason">{_linked_reason(site, d, page, prefer)}</p>'
+                    f'<p class="orig"><span class="tag">ports</span> {orig}</p></li>')
     body = ('<h1>Divergences</h1><p>Every place where the port deliberately differs from the original, '
-            f'as marked by a <code>DIVERGES:</code> line in the port ({len(rows)} in all).</p>'
-            '<div class="table-wrap"><table class="files divergences"><thead><tr><th>where</th><th>in</th>'
-            f'<th>reason</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+            f'as marked by a <code>DIVERGES:</code> line in the port ({len(rows)} in all): where it is, the '
+            'whole reason, and the original lines the function ports. File and line citations in a reason '
+            'link to those lines.</p>'
+            f'<ol class="divergences">{"".join(rows)}</ol>')
     return "Divergences", body

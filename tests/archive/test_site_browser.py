@@ -222,3 +222,33 @@ def test_deep_links_land_with_their_port_box(browser, site_url, shots):
                 .find(e => e.dataset.ranges === '2800-2820').getBoundingClientRect(); return [b.top, b.bottom]; }""")
             assert box[0] < 900 and box[1] > 100, box  # still beside the range's lines in view
         page.close()
+
+
+PAGE_KINDS = ["index.html", "releases/rel-a/src/kern.cu.html", "releases/rel-b/src2/long.cu.html",
+              "port/mod.html", "versions/src/kern.cu.html", "releases/rel-a/index.html", "releases/index.html",
+              "versions/index.html", "coverage.html", "divergences.html", "port/index.html",
+              "identifiers.html?q=fpropActs", "annotations/notes.html"]
+
+
+def test_phone_width_on_every_page_kind(browser, site_url):
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    wide = {}
+    for name in PAGE_KINDS:
+        phone.goto(f"{site_url}/{name}", wait_until="load")
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        if width > 391:
+            wide[name] = width
+    assert wide == {}
+    phone.close()
+
+
+def test_long_lines_wrap_in_reach(browser, site_url):
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(f"{site_url}/releases/rel-b/src2/long.cu.html#L3001", wait_until="load")
+    line = page.evaluate("""() => { const l = document.getElementById('L3001'), c = l.closest('.codecol');
+        return [l.getBoundingClientRect().right, c.getBoundingClientRect().right, c.scrollWidth - c.clientWidth,
+                l.getBoundingClientRect().height]; }""")
+    right, col_right, overflow, height = line
+    assert right <= col_right + 1 and overflow <= 1  # nothing beyond the column, no sideways scroll
+    assert height > 30  # it wrapped onto several rows
+    page.close()

@@ -30,7 +30,7 @@ KERN_B = KERN_A.replace("return;", "int x = inpIdx;\n    return;").replace("a ma
 HOSTILE = "<html><body>\n<script>alert(1)</script>\n<b>bold & \"quoted\"</b>\n</body></html>\n"
 TAIL = "def tail():\n    return 1"  # no final newline
 # a long made-up file: lazily laid-out blocks above a deep link, one function porting two far ranges
-LONG = "".join(f"float filler{n} = {n}.0f; // made-up line {n}\n" for n in range(1, 3001))
+LONG = "".join(f"float filler{n} = {n}.0f; // made-up line {n}\n" for n in range(1, 3001)) + "// " + "a made-up long line " * 30 + "\n"
 CFG = "[conv1]\ntype=conv\nepsW=0.001\n"
 PORT = '''\
 """A fake port module for the site tests."""
@@ -56,6 +56,9 @@ class Layer:
 def far_apart(x):
     """Ports: rel-b/src2/long.cu:40-60
     Ports: rel-b/src2/long.cu:2800-2820
+
+    DIVERGES: a made-up reason that runs over two lines, with ``literal`` markup and a
+    citation of long.cu:45-46 that links to the lines.
     """
     return x
 '''

@@ -1,0 +1,97 @@
+"""The reader's features of the site, read from the synthetic build's HTML: a port box beside
+every cited range, whole divergence reasons linked both ways, readable colours, a clean output."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from pygments.styles import get_style_by_name
+
+from archive.sphinxext import styles
+from archive.sphinxext.listing import segment_bounds
+from archive.sphinxext.sidebyside import plain_reason
+
+
+def page(out, name: str) -> str:
+    return (out / name).read_text(encoding="utf-8")
+
+
+def segments(html: str) -> list[tuple[int, int, str]]:
+    """(first line, last line, HTML) of each segment of a listing."""
+    starts = [m.start() for m in re.finditer(r'<div class="seg[ "]', html)] + [len(html)]
+    out = []
+    for a, b in zip(starts, starts[1:]):
+        m = re.match(r'<div class="seg[^"]*" data-first="(\d+)" data-last="(\d+)"', html[a:])
+        out.append((int(m[1]), int(m[2]), html[a:b]))
+    return out
+
+
+def test_segment_bounds_cut_at_each_range_and_after_it():
+    assert segment_bounds(100, [10, 50], {10: 20, 50: 50}) == [1, 10, 21, 50, 51, 101]
+    assert segment_bounds(100, [1], {1: 100}) == [1, 101]
+    assert segment_bounds(5, [], {}) == [1, 6]
+
+
+def test_a_port_box_beside_each_cited_range(built):
+    """far_apart ports two ranges 2,760 lines apart: a box at each, in the segment that starts
+    at the range's first line and ends at its last; no box elsewhere."""
+    segs = segments(page(built[0], "releases/rel-b/src2/long.cu.html"))
+    boxed = {(a, b): re.findall(r'data-ranges="([^"]*)"', h) for a, b, h in segs}
+    assert boxed[(40, 60)] == ["40-60"] and boxed[(2800, 2820)] == ["2800-2820"]
+    assert sum(len(v) for v in boxed.values()) == 2
+    assert [a for a, _, _ in segs] == [1, 40, 61, 2800, 2821]
+    lone = next(h for a, _, h in segs if a == 2800)
+    assert 'href="#L40-L60"' in lone and "far_apart" in lone  # the box links the other range
+
+
+def test_divergence_reason_whole_plain_and_linked(built):
+    html = page(built[0], "divergences.html")
+    items = re.findall(r'<li class="divergence".*?</li>', html, re.S)
+    assert len(items) == 2
+    text = next(i for i in items if "far_apart" in i)
+    assert "runs over two lines, with <code>literal</code> markup and a citation" in text  # whole, no ``
+    assert "``" not in html
+    assert re.search(r'<a class="to-src" href="releases/rel-b/src2/long.cu.html#L45-L46"[^>]*>long.cu:45-46</a>',
+                     text)
+    assert 'href="releases/rel-b/src2/long.cu.html#L40-L60"' in text  # the lines the function ports
+    assert re.search(r'class="to-port" href="port/mod.html#L\d+-L\d+"', text)  # the reason's own lines
+
+
+def test_plain_reason_markup():
+    assert plain_reason("see :func:`load` and ``a < b`` **not** *x*") == (
+        "see <code>load</code> and <code>a &lt; b</code> <strong>not</strong> *x*")
+
+
+@pytest.mark.parametrize("style, base, dark", [(styles.Light, "default", False), (styles.Dark, "monokai", True)])
+def test_every_token_colour_readable_on_every_background(style, base, dark):
+    bgs = styles.DARK_BACKGROUNDS if dark else styles.LIGHT_BACKGROUNDS
+    assert len(bgs) == 8 and len(set(bgs)) == 8
+    checked = 0
+    for ttype, spec in style.styles.items():
+        for part in spec.split():
+            if part.startswith("#"):
+                checked += 1
+                assert min(styles.contrast(part, bg) for bg in bgs) >= 4.5, (ttype, part)
+    assert checked > 10
+    # the hue is the base style's: only the lightness moved
+    assert get_style_by_name(base).styles.keys() == style.styles.keys()
+
+
+@pytest.mark.parametrize("var", ["--fg", "--muted", "--link", "--p", "--a", "--dv"])
+def test_theme_text_colours_readable(var):
+    light, dark = styles.palettes()
+    assert min(styles.contrast(light[var], bg) for bg in styles.LIGHT_BACKGROUNDS) >= 4.5
+    assert min(styles.contrast(dark[var], bg) for bg in styles.DARK_BACKGROUNDS) >= 4.5
+
+
+def test_the_site_uses_the_readable_styles(built):
+    css = page(built[0], "_static/pygments_dark.css")
+    monokai_operator = "#FF4689"
+    assert monokai_operator.lower() not in css.lower()
+    assert styles.Dark.styles[next(t for t in styles.Dark.styles if str(t) == "Token.Operator")].upper() in css.upper()
+
+
+def test_output_holds_no_build_state(built):
+    out = built[0]
+    assert not list(out.rglob("*.pickle")) and not list(out.rglob("*.doctree"))
+    assert not list(out.rglob("archive-pages.json")) and (out / "index.html").is_file()
