@@ -95,3 +95,27 @@ def test_output_holds_no_build_state(built):
     out = built[0]
     assert not list(out.rglob("*.pickle")) and not list(out.rglob("*.doctree"))
     assert not list(out.rglob("archive-pages.json")) and (out / "index.html").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("real_site")
+def test_real_site_every_cited_range_has_its_box_beside_it(real_site):
+    """Every ``Ports:`` range of every release file: the segment holding its first line starts
+    there and carries its port box. Every page is under 1.5 MB; no build state is shipped."""
+    from archive import ROOT, xref
+    refs, _ = xref.scan([ROOT / "port"], ROOT)
+    assert len(refs) > 300
+    cache: dict[str, list[tuple[int, int, str]]] = {}
+    missing = []
+    for r in refs:
+        name = f"releases/{r.release}/{r.path}.html"
+        if name not in cache:
+            html = page(real_site, name)
+            cache[name] = segments(html[html.index('<div class="listing'):])
+        seg = next(s for s in cache[name] if s[0] <= r.first <= s[1])
+        if seg[0] != r.first or f"{r.first}-{r.last}" not in " ".join(re.findall(r'data-ranges="([^"]*)"', seg[2])):
+            missing.append(f"{r.port_file}:{r.line} {r.target}")
+    assert missing == []
+    big = [(p, p.stat().st_size) for p in real_site.rglob("*.html") if p.stat().st_size > 1_500_000]
+    assert big == []
+    assert not list(real_site.rglob("*.pickle")) and not list(real_site.rglob("*.doctree"))
