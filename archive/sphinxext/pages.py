@@ -23,7 +23,8 @@ from sphinx.util import logging
 
 from archive import ORIGINAL, RELEASES_DIR, ROOT, xref
 from archive.manifest import load_all
-from archive.sphinxext import coverage, experiment_pages, integrity, search, sidebyside, sources, versions
+from archive.sphinxext import (coverage, experiment_pages, idents, integrity, search, sidebyside, sources,
+                               versions)
 from archive.sphinxext.annotations import ArchiveDomain, rendered_bodies
 from archive.sphinxext.highlight import Cache
 from archive.sphinxext.model import Site, page_of_port, page_of_source, page_of_versions, raw_of_source
@@ -152,10 +153,10 @@ def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
             data = site.data(release, e.path)
             if data is not None:
                 _write_if_changed(outdir / "releases" / release / raw_of_source(e.path), data)
-    ids_key = search.index_key(site)
+    ids_key = idents.key(site)
     new["identifiers.js"] = ids_key
-    if old.get("identifiers.js") != ids_key or not (outdir / "identifiers.js").is_file():
-        _write_if_changed(outdir / "identifiers.js", search.index_script(search.build_index(site, cache)).encode())
+    if old.get("identifiers.js") != ids_key or not (outdir / "_ids" / "files.js").is_file():
+        idents.write(idents.build(site, cache), outdir)
     cache.record("pages", new)
     cache.save()
     logger.info("archive: %d generated pages written, %d unchanged", written, skipped)

@@ -136,8 +136,8 @@ def test_diff_dark_and_search(browser, site_url, shots):
     assert bg != "rgb(253, 253, 251)"  # the dark palette applies
     snap(page, shots, "diff-dark.png")
     page.goto(f"{site_url}/identifiers.html?q=fpropActs")
-    page.wait_for_selector("#idres .hit")
-    names = page.eval_on_selector_all("#idres .hit > code", "els => els.map(e => e.textContent)")
+    page.wait_for_selector("#idres .hit .def a")
+    names = page.eval_on_selector_all("#idres .hit > summary > code", "els => els.map(e => e.textContent)")
     assert names[:2] == ["fpropActs", "fprop_acts"]  # the port's spelling of the same name comes next
     link = page.locator("#idres .def a").first
     assert link.text_content() == "rel-a/src/kern.cu:3"
@@ -251,4 +251,35 @@ def test_long_lines_wrap_in_reach(browser, site_url):
     right, col_right, overflow, height = line
     assert right <= col_right + 1 and overflow <= 1  # nothing beyond the column, no sideways scroll
     assert height > 30  # it wrapped onto several rows
+    page.close()
+
+
+def test_identifier_click_to_definition_and_back(browser, site_url, shots):
+    """A name in a listing is a link: one click opens its definitions and references (loading
+    one shard of the index, nothing before), one more goes to the definition, Back returns."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    loaded: list[str] = []
+    page.on("request", lambda r: loaded.append(r.url))
+    page.goto(f"{site_url}/releases/rel-b/src2/kern.cu.html", wait_until="load")
+    assert not [u for u in loaded if "/_ids/" in u or u.endswith("identifiers.js")]  # nothing until asked
+    token = page.locator("#L3 span.nf")  # "Layer::fpropActs": a click on its second half
+    box = token.bounding_box()
+    page.mouse.click(box["x"] + box["width"] - 4, box["y"] + box["height"] / 2)
+    page.wait_for_selector("#xref-panel .def a")
+    defs = page.eval_on_selector_all("#xref-panel .def a", "els => els.map(e => e.textContent)")
+    assert "rel-a/src/kern.cu:3" in defs and "rel-b/src2/kern.cu:3" in defs
+    groups = page.eval_on_selector_all("#xref-panel .rg h4", "els => els.map(e => e.textContent)")
+    assert groups[:2] == ["rel-a", "rel-b"]
+    assert "fpropActs" in page.text_content("#xref-panel .refs code")  # a line of context
+    assert len([u for u in loaded if "/_ids/" in u]) == 2  # files.js and one shard
+    snap(page, shots, "identifier-panel.png", full=False)
+    page.locator("#xref-panel .def a", has_text="rel-a/src/kern.cu:3").click()
+    page.wait_for_url("**/releases/rel-a/src/kern.cu.html#L3")
+    assert highlighted(page) == ["L3"]
+    page.go_back()
+    page.wait_for_url("**/releases/rel-b/src2/kern.cu.html")
+    page.goto(f"{site_url}/releases/rel-a/layers/net.cfg.html", wait_until="load")
+    page.locator("#L2 span", has_text="conv").first.click()  # type=conv: the class that reads it
+    page.wait_for_selector("#xref-panel .def a")
+    assert "reads type" in page.text_content("#xref-panel .defs")
     page.close()

@@ -61,6 +61,9 @@ def far_apart(x):
     citation of long.cu:45-46 that links to the lines.
     """
     return x
+
+
+LAYERS = {"conv": Layer}  # a made-up registry: cfg type -> the class that reads it
 '''
 ANNOTATIONS = """\
 # Notes on kern.cu

@@ -155,14 +155,23 @@ def test_divergences_listed(built):
     assert 'href="port/mod.html#L12"' in html
 
 
+def _script_json(text: str) -> object:
+    return json.loads(text[text.index("(", text.index("SHARD")) + 1:].split(",", 1)[1].rstrip().rstrip(";").rstrip(")"))
+
+
 def test_identifier_index(built):
-    js = page(built[0], "identifiers.js")
-    data = json.loads(js[js.index("=") + 1:].rstrip().rstrip(";"))
-    files = [f[0] for f in data["files"]]
-    count, hits = data["ids"]["fpropActs"]
-    assert count >= 1
-    assert any(files[f] == "rel-a/src/kern.cu" and line == 3 and d for f, line, d in hits)
-    assert any(files[f] == "port/mod.py" for f, _, _ in data["ids"]["fprop_acts"][1])
+    from archive.sphinxext import idents
+    out = built[0]
+    names = json.loads(page(out, "identifiers.js").split("=", 1)[1].rstrip().rstrip(";"))["names"]
+    assert names["fpropActs"][0] >= 1 and names["fprop_acts"][0] >= 1
+    fjs = page(out, "_ids/files.js")
+    files = [f[0] for f in json.loads(fjs.split("=", 1)[1].rstrip().rstrip(";"))["files"]]
+    shard = _script_json(page(out, f"_ids/{idents.shard_of('fpropActs')}.js"))
+    entry = shard["fpropActs"]
+    assert any(files[f] == "rel-a/src/kern.cu" and line == 3 for f, line, *_ in entry["d"])
+    assert any(files[f] == "rel-a/src/kern.cu" and line == 3 and "fpropActs" in ctx for f, line, ctx in entry["r"])
+    port = _script_json(page(out, f"_ids/{idents.shard_of('fprop_acts')}.js"))["fprop_acts"]
+    assert any(files[f] == "port/mod.py" for f, *_ in port["d"])
 
 
 def test_offline(built):

@@ -119,3 +119,32 @@ def test_real_site_every_cited_range_has_its_box_beside_it(real_site):
     big = [(p, p.stat().st_size) for p in real_site.rglob("*.html") if p.stat().st_size > 1_500_000]
     assert big == []
     assert not list(real_site.rglob("*.pickle")) and not list(real_site.rglob("*.doctree"))
+
+
+def _shard(out, name: str) -> tuple[dict, list[str]]:
+    import json
+
+    from archive.sphinxext import idents
+    text = page(out, f"_ids/{idents.shard_of(name)}.js")
+    shard = json.loads(text[text.index(",") + 1:].rstrip().rstrip(";").rstrip(")"))
+    files = page(out, "_ids/files.js")
+    return shard[name], [f[0] for f in json.loads(files.split("=", 1)[1].rstrip().rstrip(";"))["files"]]
+
+
+@pytest.mark.skipif(not __import__("archive.sphinxext.idents", fromlist=["x"]).ctags_available(),
+                    reason="Universal Ctags is not installed (apt-get install universal-ctags)")
+def test_ctags_definitions_with_scope_and_end(built):
+    entry, files = _shard(built[0], "fpropActs")
+    defs = [(files[f], line, kind, end, scope) for f, line, kind, end, scope in entry["d"]]
+    assert ("rel-a/src/kern.cu", 3, "function", 7, "Layer") in defs  # the body, not a guess
+    bprop, files = _shard(built[0], "bprop_acts")
+    assert [(files[f], line, kind) for f, line, kind, *_ in bprop["d"]] == [("port/mod.py", 16, "member")]
+
+
+def test_cfg_type_leads_to_the_class_that_reads_it(built):
+    entry, files = _shard(built[0], "conv")
+    assert [(files[f], line) for f, line, _ in entry["r"]] == [("rel-a/layers/net.cfg", 2)]
+    kinds = {(files[f], kind, cls) for f, _, kind, _, cls in entry["d"]}
+    assert ("port/mod.py", "reads type", "Layer") in kinds
+    if __import__("archive.sphinxext.idents", fromlist=["x"]).ctags_available():
+        assert ("port/mod.py", "layer class", "Layer") in kinds
