@@ -62,6 +62,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("archive_release_order", [], "env", types=[list])
     app.add_config_value("archive_fail_on_integrity", True, "", types=[bool])
     app.add_config_value("archive_experiments_dir", "", "env", types=[str])
+    app.add_config_value("archive_start_here", "reading-order", "html", types=[str])
     app.add_html_theme("archive", str(pages.THEME))
     app.add_css_file("archive.css")
     app.add_js_file("archive.js", loading_method="defer")
@@ -74,5 +75,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-collect-pages", pages.collect_pages)
     app.connect("build-finished", pages.check_site_links)
     app.connect("build-finished", pages.drop_empty_sources)
+    app.connect("html-page-context", pages.start_here)
     app.setup_extension("archive.sphinxext.compat")
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}

@@ -124,9 +124,61 @@ class Index:
                 for n in sorted(set(self.defs) | set(self.refs))}
 
 
-def build(site: Site, cache: Cache, use_ctags: bool | None = None) -> Index:
+Tags = dict[tuple[str, str], list[Tag]]  # (release or "port", path) → definitions
+
+
+def all_tags(site: Site) -> Tags | None:
+    """Universal Ctags' definitions in every release file and port module; None without ctags."""
+    if not ctags_available():
+        return None
+    out: Tags = {}
+    for release in site.order:
+        present = [e.path for e in site.files(release) if site.data(release, e.path) is not None]
+        for path, tags in ctags(site.original / release, present).items():
+            out[(release, path)] = tags
+    for path, tags in ctags(site.root, site.port_files).items():
+        out[("port", path)] = tags
+    return out
+
+
+_KINDS_SHOWN = {"function": "function", "class": "class", "struct": "struct", "member": "method",
+                "namespace": "namespace", "macro": "macro"}
+
+
+def outline(tags: list[Tag], lines: list[str], python: bool) -> list[tuple[str, str, str, int, int]]:
+    """(name, kind, scope, first, last) of the file's classes, functions, kernels and macros, in
+    line order; a C++ ``__global__`` function is a kernel; Python members are methods, C++
+    members (fields) are left out."""
+    out = []
+    for t in sorted(tags, key=lambda t: (t.line, t.name)):
+        kind = _KINDS_SHOWN.get(t.kind)
+        if kind is None or (t.kind == "member" and not python) or (t.kind == "macro" and t.end == t.line):
+            continue
+        head = " ".join(lines[max(0, t.line - 3):t.line])
+        if kind == "function" and "__global__" in head:
+            kind = "kernel"
+        out.append((t.name, kind, t.scope, t.line, max(t.end, t.line)))
+    return out
+
+
+def cfg_outline(lines: list[str]) -> list[tuple[str, str, str, int, int]]:
+    """The ``[section]`` lines of a cfg file, each with the lines up to the next section."""
+    heads = [(n, m[1]) for n, line in enumerate(lines, 1) if (m := re.match(r"^\s*\[([^\]]+)\]", line))]
+    out = []
+    for i, (n, name) in enumerate(heads):
+        last = (heads[i + 1][0] - 1) if i + 1 < len(heads) else len(lines)
+        while last > n and not lines[last - 1].strip():
+            last -= 1
+        out.append((name, "section", "", n, last))
+    return out
+
+
+def build(site: Site, cache: Cache, use_ctags: bool | None = None, tags: Tags | None = None) -> Index:
     index = Index()
     use_ctags = ctags_available() if use_ctags is None else use_ctags
+    if use_ctags and tags is None:
+        tags = all_tags(site)
+    tags = tags or {}
     if not use_ctags:
         index.source = "the highlighter (Universal Ctags is not installed)"
     registry: dict[str, list[tuple[int, int, str]]] = defaultdict(list)  # type → (file, line, class)
@@ -165,13 +217,11 @@ def build(site: Site, cache: Cache, use_ctags: bool | None = None) -> Index:
     for release in site.order:
         present = [e for e in site.files(release) if site.text(release, e.path) is not None
                    and not site.is_binary(release, e.path)]
-        tags = ctags(site.original / release, [e.path for e in present]) if use_ctags else {}
         for e in present:
             text = site.text(release, e.path) or ""
             fi = index.add_file(f"{release}/{e.path}", page_of_source(release, e.path))
             index_file(fi, release, e.path, text, cache.get(text, e.path).names,
-                       tags.get(e.path, []) if use_ctags else None)
-    port_tags = ctags(site.root, site.port_files) if use_ctags else {}
+                       tags.get((release, e.path), []) if use_ctags else None)
     for pf in site.port_files:
         f = site.root / pf
         if not f.is_file():
@@ -179,7 +229,7 @@ def build(site: Site, cache: Cache, use_ctags: bool | None = None) -> Index:
         text = f.read_text(encoding="utf-8", errors="replace")
         fi = index.add_file(pf, page_of_port(pf))
         index_file(fi, "port", pf, text, cache.get(text, pf, port=True).names,
-                   port_tags.get(pf, []) if use_ctags else None)
+                   tags.get(("port", pf), []) if use_ctags else None)
 
     # cfg layer types: used by the cfgs, read by the registries and the classes they name
     group_of = {}

@@ -23,7 +23,7 @@ from sphinx.util import logging
 
 from archive import ORIGINAL, RELEASES_DIR, ROOT, xref
 from archive.manifest import load_all
-from archive.sphinxext import (coverage, experiment_pages, idents, integrity, search, sidebyside, sources,
+from archive.sphinxext import (coverage, experiment_pages, history, idents, integrity, search, sidebyside,
                                versions)
 from archive.sphinxext.annotations import ArchiveDomain, rendered_bodies
 from archive.sphinxext.highlight import Cache
@@ -75,6 +75,13 @@ def copy_static(app: Sphinx) -> None:
             shutil.copyfile(f, dest / f.name)
 
 
+def start_here(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    """``html-page-context``: the header's "Start here" goes to the reading order
+    (``archive_start_here``), or to the front page where the project has none."""
+    start = app.config.archive_start_here
+    context["archive_start"] = start if start in app.env.found_docs else app.config.root_doc
+
+
 def drop_empty_sources(app: Sphinx, exc: Exception | None) -> None:
     """``build-finished``: the site copies no sources (``html_copy_source = False``), but Sphinx
     still makes an empty ``_sources``; the output holds only what a web server needs."""
@@ -101,16 +108,20 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, lambda f: f.write(data))
 
 
-def _all_pages(app: Sphinx, site: Site, cache: Cache) -> Iterator[tuple[str, str, str, str]]:
+def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None = None
+               ) -> Iterator[tuple[str, str, str, str]]:
     """(pagename, kind, title, body) of every generated page."""
     cov = coverage.compute(site)
     chains = versions.lineage(site)
     by_file = versions.chains_by_file(chains)
     bodies = rendered_bodies(app)
+    hist_links, hist_chains = history.links(site, chains, tags)
     for release in site.order:
         for e in site.files(release):
             title, body = sources.source_page(site, release, e, cache, bodies,
-                                              by_file.get((release, e.path)), cov.get((release, e.path)))
+                                              by_file.get((release, e.path)), cov.get((release, e.path)),
+                                              None if tags is None else tags.get((release, e.path), []),
+                                              hist_links.get((release, e.path)))
             yield page_of_source(release, e.path), "source", title, body
         yield f"releases/{release}/index", "tree", *versions.release_index(site, release, chains, cov)
     yield "releases/index", "tree", *sources.releases_index(site)
@@ -118,6 +129,10 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache) -> Iterator[tuple[str, str
         if len(chain.members) > 1:
             yield page_of_versions(chain.key), "diff", *versions.versions_page(site, chain, cache)
     yield "versions/index", "diff", *versions.versions_index(site, chains)
+    for chain in chains:
+        if chain.key in hist_chains:
+            yield history.page_of_history(chain.key), "diff", *history.history_page(
+                site, chain, hist_chains[chain.key], cache)
     yield "coverage", "table", *coverage.coverage_page(site, cov)
     yield "divergences", "table", *sidebyside.divergences_page(site)
     for pf in site.port_files:
@@ -139,7 +154,11 @@ def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
     salt = _salt(app)
     new: dict[str, str] = {}
     written = skipped = 0
-    for pagename, kind, title, body in _all_pages(app, site, cache):
+    tags = idents.all_tags(site)  # Universal Ctags, once: outlines and the identifier index
+    if tags is None:
+        logger.info("archive: Universal Ctags is not installed; definitions come from the highlighter "
+                    "(apt-get install universal-ctags)")
+    for pagename, kind, title, body in _all_pages(app, site, cache, tags):
         key = hashlib.sha256(f"{salt}\0{title}\0{body}".encode("utf-8", "surrogateescape")).hexdigest()
         new[pagename] = key
         if old.get(pagename) == key and (outdir / f"{pagename}.html").is_file():
@@ -156,7 +175,7 @@ def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
     ids_key = idents.key(site)
     new["identifiers.js"] = ids_key
     if old.get("identifiers.js") != ids_key or not (outdir / "_ids" / "files.js").is_file():
-        idents.write(idents.build(site, cache), outdir)
+        idents.write(idents.build(site, cache, use_ctags=tags is not None, tags=tags), outdir)
     cache.record("pages", new)
     cache.save()
     logger.info("archive: %d generated pages written, %d unchanged", written, skipped)

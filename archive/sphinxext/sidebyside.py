@@ -21,6 +21,7 @@ from archive.sphinxext.model import (Site, line_fragment, page_of_port, page_of_
                                      relative)
 
 EXCERPT_LINES = 80  # longest excerpt shown in a margin; the rest is a link away
+PORT_PAGE_EXCERPT_LINES = 40  # on port pages (many references each): keeps them under 1.5 MB
 
 
 def port_text(site: Site, port_file: str) -> str | None:
@@ -33,8 +34,9 @@ def port_highlighted(site: Site, port_file: str, cache: Cache) -> Highlighted | 
     return None if text is None else cache.get(text, port_file, port=True)
 
 
-def _excerpt(lines: list[str], first: int, last: int, page: str, target_page: str) -> str:
-    last_shown = min(last, first + EXCERPT_LINES - 1)
+def _excerpt(lines: list[str], first: int, last: int, page: str, target_page: str,
+             most: int = EXCERPT_LINES) -> str:
+    last_shown = min(last, first + most - 1)
     body = render_lines(lines[first - 1:last_shown], first, anchor=False)
     more = ""
     if last_shown < last:
@@ -113,7 +115,8 @@ def port_page(site: Site, port_file: str, cache: Cache) -> tuple[str, str] | Non
                     f'ports <a class="to-src" href="{relative(page, spage, line_fragment(r.first, r.last))}">'
                     f'{html.escape(r.target)}</a>' + (f" <code>{html.escape(r.symbol)}</code>" if r.symbol else "")
                     + "</p>")
-            code = _excerpt(src.lines, r.first, min(r.last, len(src.lines)), page, spage) if src else ""
+            code = (_excerpt(src.lines, r.first, min(r.last, len(src.lines)), page, spage, PORT_PAGE_EXCERPT_LINES)
+                    if src else "")
             notes[at].append(f'<div class="note orig">{head}{code}</div>')
     for d in divs:
         at = d.owner.first if d.owner.qualname != "<module>" else d.line

@@ -17,8 +17,10 @@ from pathlib import PurePosixPath
 from archive.manifest import FileEntry
 from archive.sphinxext.annotations import rebase_urls
 from archive.sphinxext.coverage import FileCoverage
+from archive.sphinxext import idents
 from archive.sphinxext.gaps import gap_notes
 from archive.sphinxext.highlight import Cache, split_lines
+from archive.sphinxext.idents import Tag, cfg_outline
 from archive.sphinxext.listing import line_classes, render_listing
 from archive.sphinxext.model import (Site, line_fragment, page_of_source, page_of_versions,
                                      raw_of_source, relative)
@@ -79,8 +81,30 @@ def _header(site: Site, release: str, e: FileEntry, page: str, chain: Chain | No
             + covtxt + f"</dl>{note}</header>")
 
 
+def outline_html(items: list[tuple[str, str, str, int, int]], source: str, page: str = "",
+                 hist: dict[int, str] | None = None) -> str:
+    """The file's outline: a folded list of its classes, functions, kernels, cfg sections."""
+    if not items:
+        return ""
+    counts: dict[str, int] = defaultdict(int)
+    for _, kind, *_ in items:
+        counts[kind] += 1
+    summary = ", ".join(f"{n} {k}{'es' if n != 1 and k.endswith('s') else 's' if n != 1 else ''}"
+                        for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    lis = "".join(
+        f'<li class="{kind}"><a href="#{line_fragment(first, last)}">'
+        f'{html.escape(scope) + "::" if scope and kind != "method" else ""}{html.escape(name)}</a>'
+        f' <span class="kind">{kind}{" of " + html.escape(scope) if scope and kind == "method" else ""}'
+        f' {first}</span>' + (f' <a class="hist" href="{relative(page, *hist[first].split("#", 1))}">history</a>'
+                              if hist and first in hist else "") + '</li>'
+        for name, kind, scope, first, last in items)
+    return (f'<details class="outline"><summary>Outline: {summary}</summary>'
+            f'<ol>{lis}</ol><p class="meta">From {source}.</p></details>')
+
+
 def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: dict[str, str],
-                chain: Chain | None, cov: FileCoverage | None) -> tuple[str, str]:
+                chain: Chain | None, cov: FileCoverage | None,
+                tags: list[Tag] | None = None, hist: dict[int, str] | None = None) -> tuple[str, str]:
     page = page_of_source(release, e.path)
     title = f"{release}/{e.path}"
     data = site.data(release, e.path)
@@ -113,11 +137,22 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
     ends: dict[int, int] = {}  # each note's segment runs to the last line it is about
     for first, last in [(r.first, r.last) for r in refs] + [(a.first, a.last) for a in anns]:
         ends[first] = max(ends.get(first, first), last)
+    man = site.manifests[release]
+    cite = (f' data-release="{html.escape(release)}" data-path="{html.escape(e.path)}" data-commit="{man.commit}"'
+            f' data-upstream="{html.escape(man.upstream)}" data-permalink="{html.escape(man.permalink(e.path))}"'
+            f' data-swhid="{html.escape(swhid(site, release, e))}"')
+    lines = split_lines(text)
+    if ".cfg" in PurePosixPath(e.path).name:
+        outline = outline_html(cfg_outline(lines), "the cfg's section headers")
+    elif tags is not None:
+        outline = outline_html(idents.outline(tags, lines, e.path.endswith(".py")), "Universal Ctags", page, hist)
+    else:
+        outline = ""
     tail = ""
     if text and not hl.final_newline:
         tail = '<p class="nofinalnl">⏎ No newline at end of file (shown as stored).</p>'
-    return title, (_header(site, release, e, page, chain, cov, note)
-                   + f'<div class="source" data-lexer="{hl.lexer}">'
+    return title, (_header(site, release, e, page, chain, cov, note) + outline
+                   + f'<div class="source" data-lexer="{hl.lexer}"{cite}>'
                    + render_listing(hl.lines, final_newline=hl.final_newline, marks=marks, notes=notes, ends=ends)
                    + tail + "</div>")
 

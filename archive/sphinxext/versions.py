@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import html
 import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -102,40 +103,78 @@ def status(site: Site, a: tuple[str, str], b: tuple[str, str]) -> str:
     return "moved+changed" if moved else "changed"
 
 
-def _diff_rows(a: list[str], b: list[str], ha: list[str], hb: list[str], sec: str
-               ) -> tuple[str, int, int]:
-    """Table rows of a side-by-side diff of ``a``/``b`` (shown as the HTML lines ``ha``/``hb``);
-    also the numbers of lines added and removed."""
+_WORDS = re.compile(r"\w+|\s+|[^\w\s]")
+
+
+def _words(a: str, b: str) -> tuple[str, str]:
+    """Two changed lines as HTML, the words that differ marked (``<span class="wd">``)."""
+    ta, tb = _WORDS.findall(a), _WORDS.findall(b)
+    sm = difflib.SequenceMatcher(None, ta, tb, autojunk=False)
+    if sm.ratio() < 0.3:  # a different line, not an edit of it: marking would be noise
+        return html.escape(a, quote=False), html.escape(b, quote=False)
+    oa, ob = [], []
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        xa = html.escape("".join(ta[i1:i2]), quote=False)
+        xb = html.escape("".join(tb[j1:j2]), quote=False)
+        if tag == "equal":
+            oa.append(xa)
+            ob.append(xb)
+        else:
+            oa.append(f'<span class="wd">{xa}</span>' if xa else "")
+            ob.append(f'<span class="wd">{xb}</span>' if xb else "")
+    return "".join(oa), "".join(ob)
+
+
+def _diff_rows(a: list[str], b: list[str], ida: str, idb: str, url_a: str = "", url_b: str = "",
+               off_a: int = 0, off_b: int = 0) -> tuple[str, int, int]:
+    """Table rows of a side-by-side diff of the lines ``a``/``b``; line ``n`` of each side has
+    the id ``<ida>n`` / ``<idb>n`` (e.g. ``alexnet-2012-a123``: the same line of the same
+    release on every page). Changed lines pair up with their words marked; each folded run of
+    unchanged lines says which lines it holds, linked to the source pages (``url_a``/``url_b``).
+    ``off_a``/``off_b``: the file line before the first line given (a function's diff).
+    Also returns the numbers of lines added and removed."""
     sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
     rows: list[str] = []
     added = removed = 0
 
-    def cell(side: str, n: int | None, code: str = "", cls: str = "") -> str:
+    def cell(idp: str, n: int | None, code: str = "", cls: str = "") -> str:
         if n is None:
             return '<td class="lno"></td><td class="t empty"></td>'
-        return f'<td class="lno" id="{sec}-{side}{n}">{n}</td><td class="t {cls}">{code}</td>'
+        n += off_a if idp == ida else off_b
+        return f'<td class="lno" id="{idp}{n}">{n}</td><td class="t {cls}">{code}</td>'
+
+    def fold(i1: int, i2: int, j1: int, j2: int) -> str:
+        def side(url: str, f: int, t: int) -> str:
+            span = f"{f}–{t}" if t > f else f"{f}"
+            return f'<a href="{url}#L{f}-L{t}">{span}</a>' if url else span
+        return (f'<tr class="skip"><td colspan="4">⋯ {i2 - i1} unchanged lines '
+                f'({side(url_a, off_a + i1 + 1, off_a + i2)} | {side(url_b, off_b + j1 + 1, off_b + j2)})</td></tr>')
 
     groups = list(sm.get_grouped_opcodes(CONTEXT))
-    prev_end = 0
+    prev_a = prev_b = 0
     for g in groups:
-        start = g[0][1]
-        if start > prev_end:
-            rows.append(f'<tr class="skip"><td colspan="4">⋯ {start - prev_end} unchanged lines</td></tr>')
+        if g[0][1] > prev_a:
+            rows.append(fold(prev_a, g[0][1], prev_b, g[0][3]))
         for tag, i1, i2, j1, j2 in g:
             if tag == "equal":
                 for k in range(i2 - i1):
-                    rows.append("<tr>" + cell("a", i1 + k + 1, ha[i1 + k], "eq")
-                                + cell("b", j1 + k + 1, hb[j1 + k], "eq") + "</tr>")
+                    rows.append("<tr>" + cell(ida, i1 + k + 1, html.escape(a[i1 + k], quote=False), "eq")
+                                + cell(idb, j1 + k + 1, html.escape(b[j1 + k], quote=False), "eq") + "</tr>")
                 continue
             removed += i2 - i1
             added += j2 - j1
             for k in range(max(i2 - i1, j2 - j1)):
-                left = cell("a", i1 + k + 1, ha[i1 + k], "del") if i1 + k < i2 else cell("a", None)
-                right = cell("b", j1 + k + 1, hb[j1 + k], "ins") if j1 + k < j2 else cell("b", None)
+                if i1 + k < i2 and j1 + k < j2:
+                    xa, xb = _words(a[i1 + k], b[j1 + k])
+                else:
+                    xa = html.escape(a[i1 + k], quote=False) if i1 + k < i2 else ""
+                    xb = html.escape(b[j1 + k], quote=False) if j1 + k < j2 else ""
+                left = cell(ida, i1 + k + 1, xa, "del") if i1 + k < i2 else cell(ida, None)
+                right = cell(idb, j1 + k + 1, xb, "ins") if j1 + k < j2 else cell(idb, None)
                 rows.append(f"<tr>{left}{right}</tr>")
-        prev_end = g[-1][2]
-    if groups and prev_end < len(a):
-        rows.append(f'<tr class="skip"><td colspan="4">⋯ {len(a) - prev_end} unchanged lines</td></tr>')
+        prev_a, prev_b = g[-1][2], g[-1][4]
+    if groups and prev_a < len(a):
+        rows.append(fold(prev_a, len(a), prev_b, len(b)))
     return "".join(rows), added, removed
 
 
@@ -151,7 +190,9 @@ def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
     for k, (ra, rb) in enumerate(chain.pairs(site.order), 1):
         pa, pb = chain.members[ra], chain.members[rb]
         st = status(site, (ra, pa), (rb, pb))
-        sec = f"s{k}"
+        sec = f"{ra}..{rb}"
+        ida, idb = f"{ra}-a", f"{rb}-b"
+        url_a, url_b = relative(page, page_of_source(ra, pa)), relative(page, page_of_source(rb, pb))
         parts.append(f'<section class="diff-pair" id="{sec}"><h2>{ra} → {rb} '
                      f'<span class="status {st.replace("+", "-")}">{st}</span></h2>')
         ta, tb = site.text(ra, pa), site.text(rb, pb)
@@ -162,18 +203,18 @@ def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
         if ta is None or tb is None or site.is_binary(ra, pa) or site.is_binary(rb, pb):
             parts.append("<p>Not compared here (a release is not fetched, or the file is binary).</p></section>")
             continue
-        def compute() -> tuple[str, int, int]:
-            a, b = split_lines(ta), split_lines(tb)
-            ha = [html.escape(x, quote=False) for x in a]  # plain text keeps big diffs light
-            hb = [html.escape(x, quote=False) for x in b]
-            return _diff_rows(a, b, ha, hb, sec)
+        def compute() -> tuple[str, int, int]:  # plain text (no highlighting) keeps big diffs light
+            return _diff_rows(split_lines(ta), split_lines(tb), ida, idb, url_a, url_b)
 
-        key = f"diff:{CONTEXT}:{sec}:{site.manifests[ra].files[pa].sha256}:{site.manifests[rb].files[pb].sha256}"
+        key = (f"diff2:{CONTEXT}:{ida}:{idb}:{url_a}:{url_b}:{site.manifests[ra].files[pa].sha256}:"
+               f"{site.manifests[rb].files[pb].sha256}")
         rows, added, removed = cache.memo(key, compute)
         parts.append(f'<p class="diffstat"><span class="ins">+{added}</span> '
                      f'<span class="del">−{removed}</span> lines · line <em>n</em> of each side is '
-                     f'<code>#{sec}-a<em>n</em></code> / <code>#{sec}-b<em>n</em></code></p>'
-                     f'<div class="diff-wrap"><table class="diff"><colgroup><col class="lno">'
+                     f'<code>#{ida}<em>n</em></code> / <code>#{idb}<em>n</em></code> (on every page); '
+                     f'a line number opens that line of the release file</p>'
+                     f'<div class="diff-wrap"><table class="diff" data-a="{url_a}" data-b="{url_b}">'
+                     f'<colgroup><col class="lno">'
                      f'<col class="t"><col class="lno"><col class="t"></colgroup>'
                      f'<thead><tr><th colspan="2">{ra}/{html.escape(pa)}</th>'
                      f'<th colspan="2">{rb}/{html.escape(pb)}</th></tr></thead>'

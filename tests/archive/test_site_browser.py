@@ -283,3 +283,34 @@ def test_identifier_click_to_definition_and_back(browser, site_url, shots):
     page.wait_for_selector("#xref-panel .def a")
     assert "reads type" in page.text_content("#xref-panel .defs")
     page.close()
+
+
+def test_outline_and_cite(browser, site_url, shots):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site_url}/releases/rel-a/src/kern.cu.html", wait_until="load")
+    assert page.locator(".site-header a.start").count() == 1
+    page.click("details.outline summary")
+    page.locator("details.outline a", has_text="Layer::bpropActs").click()
+    page.wait_for_url("**/kern.cu.html#L9-L11")
+    assert highlighted(page) == ["L9", "L10", "L11"]
+    page.click("#L9 .cite-btn")
+    page.wait_for_selector("#cite-box:not([hidden])")
+    values = page.eval_on_selector_all("#cite-box input", "els => els.map(e => e.value)")
+    assert values[0].startswith("swh:1:cnt:") and values[0].endswith(";path=/src/kern.cu;lines=9-11")
+    assert ";origin=https://example.org/rel-a;anchor=swh:1:rev:" in values[0]
+    assert values[1] == "https://example.org/rel-a/blob/" + "1" * 40 + "/src/kern.cu#L9-L11"
+    assert values[2] == "rel-a, src/kern.cu, lines 9\u201311 (https://example.org/rel-a @ 11111111)."
+    assert page.get_attribute("a.permalink", "href").endswith("/src/kern.cu#L9-L11")
+    assert "cite" not in page.text_content("#L9")  # the button's label is not in the copied code
+    snap(page, shots, "cite.png", full=False)
+    page.close()
+
+
+def test_diff_line_numbers_open_the_source(browser, site_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site_url}/versions/src/kern.cu.html#rel-b-b10", wait_until="load")
+    assert page.evaluate("document.querySelector(':target').id") == "rel-b-b10"  # a stable anchor
+    page.click("#rel-b-b10")
+    page.wait_for_url("**/releases/rel-b/src2/kern.cu.html#L10")
+    assert highlighted(page) == ["L10"]
+    page.close()
