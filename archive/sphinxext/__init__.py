@@ -14,12 +14,16 @@ fetched trees under ``original/<release>/`` and the port's ``Ports:``/``DIVERGES
 ``releases/index.html``                          the releases and their provenance
 ``versions/<path>.html``, ``versions/index.html`` side-by-side diffs of a file across releases
                                                  (``<path>`` = its path in its oldest release);
-                                                 line anchors ``s<k>-a<n>`` / ``s<k>-b<n>``
+                                                 line anchors ``<release>-a<n>`` / ``<release>-b<n>``
+``history/<path>.html``                          each function of the file across releases
+                                                 (:mod:`history`), linked from the outline
 ``port/<module>.html``, ``port/index.html``      port modules (``port/layers/weight.py`` →
                                                  ``port/layers/weight.html``), ``#L<n>`` anchors
 ``coverage.html``                                share of each file cited by the port, annotated
 ``divergences.html``                             every ``DIVERGES:`` line of the port
 ``identifiers.html`` (+ ``identifiers.js``)      identifier search over the code, ``?q=name``
+``_ids/files.js``, ``_ids/<k>.js``               the identifier index (:mod:`idents`), loaded
+                                                 when a reader clicks a name in a listing
 ``experiments/index.html``, ``experiments/<n>``  the experiment history of the 2012 ``layers/``
                                                  folder, a page per experiment (:mod:`experiment_pages`)
 ==============================================  ==============================================

@@ -10,6 +10,7 @@ are copied beside the page (``<path>`` next to ``<path>.html``) for download.
 """
 from __future__ import annotations
 
+import difflib
 import html
 from collections import defaultdict
 from pathlib import PurePosixPath
@@ -81,6 +82,47 @@ def _header(site: Site, release: str, e: FileEntry, page: str, chain: Chain | No
             + covtxt + f"</dl>{note}</header>")
 
 
+def _kept(a: list[str], b: list[str]) -> list[int]:
+    """The 1-based lines of ``a`` that ``b`` keeps (difflib's matching blocks)."""
+    sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    return [i + k + 1 for i, _, n in sm.get_matching_blocks() for k in range(n)]
+
+
+def provenance(site: Site, release: str, path: str, chain: Chain | None, cache: Cache,
+               lines: list[str]) -> tuple[dict[str, list[tuple[int, int]]], str]:
+    """Per-line provenance of a file that has versions in other releases: ``pv-o`` (already in
+    the previous release), ``pv-n`` (new in this one), ``pv-k`` (kept by the next release), as
+    line classes (drawn in the gutter), and the legend with the counts."""
+    if chain is None or len(chain.members) < 2:
+        return {}, ""
+    rels = [r for r in site.order if r in chain.members]
+    i = rels.index(release)
+    prev = rels[i - 1] if i > 0 else None
+    nxt = rels[i + 1] if i + 1 < len(rels) else None
+    sha = site.manifests[release].files[path].sha256
+    out: dict[str, list[tuple[int, int]]] = {}
+    legend = []
+    for other, cls in ((prev, "pv-o"), (nxt, "pv-k")):
+        if other is None:
+            continue
+        text = site.text(other, chain.members[other])
+        if text is None or site.is_binary(other, chain.members[other]):
+            continue
+        osha = site.manifests[other].files[chain.members[other]].sha256
+        kept = set(cache.memo(f"kept:{sha}:{osha}", lambda t=text: _kept(lines, split_lines(t))))
+        if cls == "pv-o":
+            out["pv-o"] = [(n, n) for n in sorted(kept)]
+            out["pv-n"] = [(n, n) for n in range(1, len(lines) + 1) if n not in kept]
+            legend.append(f'<span class="pv pv-o"></span> {len(kept)} lines already in {other} · '
+                          f'<span class="pv pv-n"></span> {len(lines) - len(kept)} new in {release}')
+        else:
+            out["pv-k"] = [(n, n) for n in sorted(kept)]
+            legend.append(f'<span class="pv pv-k"></span> {len(kept)} kept by {nxt}')
+    if not legend:
+        return {}, ""
+    return out, f'<p class="pv-legend">Provenance of each line (gutter): {" · ".join(legend)}.</p>'
+
+
 def outline_html(items: list[tuple[str, str, str, int, int]], source: str, page: str = "",
                  hist: dict[int, str] | None = None) -> str:
     """The file's outline: a folded list of its classes, functions, kernels, cfg sections."""
@@ -126,7 +168,8 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
     hl = cache.get(text, e.path)
     refs = site.refs_by_file.get((release, e.path), [])
     anns = site.annotations_by_file.get((release, e.path), [])
-    marks = line_classes({"pc": [(r.first, r.last) for r in refs], "an": [(a.first, a.last) for a in anns]})
+    pv, legend = provenance(site, release, e.path, chain, cache, split_lines(text))
+    marks = line_classes({"pc": [(r.first, r.last) for r in refs], "an": [(a.first, a.last) for a in anns], **pv})
     notes: dict[int, list[str]] = defaultdict(list)
     for n, items in annotation_notes(site, release, e.path, page, bodies).items():
         notes[n] += items
@@ -151,7 +194,7 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
     tail = ""
     if text and not hl.final_newline:
         tail = '<p class="nofinalnl">⏎ No newline at end of file (shown as stored).</p>'
-    return title, (_header(site, release, e, page, chain, cov, note) + outline
+    return title, (_header(site, release, e, page, chain, cov, note) + outline + legend
                    + f'<div class="source" data-lexer="{hl.lexer}"{cite}>'
                    + render_listing(hl.lines, final_newline=hl.final_newline, marks=marks, notes=notes, ends=ends)
                    + tail + "</div>")

@@ -166,3 +166,14 @@ def test_function_history_and_outline(built):
     assert 'href="../../../history/src/kern.cu.html#f-Layer-fpropActs">history</a>' in outline
     cfg = page(built[0], "releases/rel-a/layers/net.cfg.html")
     assert 'href="#L1-L3">conv1</a> <span class="kind">section 1</span>' in cfg
+
+
+def test_per_line_provenance(built):
+    """kern.cu in rel-b: line 1 was changed, line 10 is new, the rest was already in rel-a."""
+    src = page(built[0], "releases/rel-b/src2/kern.cu.html")
+    assert re.search(r'<span class="ln pv-n" id="L1">', src) and re.search(r'<span class="ln pv-n" id="L10">', src)
+    assert re.search(r'<span class="ln pv-o" id="L3">', src)
+    assert "11 lines already in rel-a" not in src and "10 lines already in rel-a" in src
+    old = page(built[0], "releases/rel-a/src/kern.cu.html")
+    assert re.search(r'<span class="ln pc an pv-k" id="L3">', old) and "kept by rel-b" in old
+    assert not re.search(r'<span class="ln[^"]*pv-k[^"]*" id="L1">', old)  # changed in rel-b
