@@ -24,7 +24,7 @@ from sphinx.util import logging
 from archive import ORIGINAL, RELEASES_DIR, ROOT, xref
 from archive.manifest import load_all
 from archive.sphinxext import (coverage, experiment_pages, history, idents, integrity, search, sidebyside,
-                               versions)
+                               sources, versions)
 from archive.sphinxext.annotations import ArchiveDomain, rendered_bodies
 from archive.sphinxext.highlight import Cache
 from archive.sphinxext.model import Site, page_of_port, page_of_source, page_of_versions, raw_of_source
