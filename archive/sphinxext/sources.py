@@ -189,8 +189,11 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
         outline = outline_html(cfg_outline(lines), "the cfg's section headers")
     elif tags is not None:
         outline = outline_html(idents.outline(tags, lines, e.path.endswith(".py")), "Universal Ctags", page, hist)
-    else:
-        outline = ""
+    else:  # no Universal Ctags here: the highlighter's function and class names, first lines only
+        seen = set()
+        items = [(n, "definition", "", line, line) for n, line, defining in hl.names
+                 if defining and (n, line) not in seen and not seen.add((n, line))]
+        outline = outline_html(items, "the highlighter (Universal Ctags is not installed)", page, hist)
     tail = ""
     if text and not hl.final_newline:
         tail = '<p class="nofinalnl">⏎ No newline at end of file (shown as stored).</p>'

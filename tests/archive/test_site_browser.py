@@ -290,9 +290,14 @@ def test_outline_and_cite(browser, site_url, shots):
     page.goto(f"{site_url}/releases/rel-a/src/kern.cu.html", wait_until="load")
     assert page.locator(".site-header a.start").count() == 1
     page.click("details.outline summary")
-    page.locator("details.outline a", has_text="Layer::bpropActs").click()
-    page.wait_for_url("**/kern.cu.html#L9-L11")
-    assert highlighted(page) == ["L9", "L10", "L11"]
+    page.locator("details.outline a", has_text="bpropActs").click()
+    from archive.sphinxext.idents import ctags_available
+    if ctags_available():  # the function's whole body; without ctags, its first line
+        page.wait_for_url("**/kern.cu.html#L9-L11")
+        assert highlighted(page) == ["L9", "L10", "L11"]
+    else:
+        page.wait_for_url("**/kern.cu.html#L9")
+        page.goto(f"{site_url}/releases/rel-a/src/kern.cu.html#L9-L11", wait_until="load")
     page.click("#L9 .cite-btn")
     page.wait_for_selector("#cite-box:not([hidden])")
     values = page.eval_on_selector_all("#cite-box input", "els => els.map(e => e.value)")
