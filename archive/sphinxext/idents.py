@@ -68,9 +68,9 @@ def ctags(base: Path, paths: list[str]) -> dict[str, list[Tag]]:
     wanted = [p for p in paths if p.endswith(C_SUFFIXES + (".py",))]
     if not wanted:
         return {}
-    cmd = ["ctags", "--output-format=json", "--fields=+nKeZ", "--extras=-F", "-L", "-", "-f", "-",
+    cmd = ["ctags", "--output-format=json", "--fields=+nKeZ", "-L", "-", "-f", "-",
            "--languages=C++,Python", "--map-C++=+.cu", "--map-C++=+.cuh", "--map-C++=+.cutemp",
-           "--kinds-C++=+p-h", "--kinds-Python=-i"]
+           "--kinds-C++=+p", "--kinds-Python=-i"]
     out = subprocess.run(cmd, cwd=base, input="\n".join(wanted) + "\n", capture_output=True, text=True,
                          timeout=600, check=True).stdout
     tags: dict[str, list[Tag]] = defaultdict(list)
