@@ -21,6 +21,7 @@ from archive.sphinxext.model import (Site, line_fragment, page_of_port, page_of_
                                      relative)
 
 EXCERPT_LINES = 80  # longest excerpt shown in a margin; the rest is a link away
+REPEAT_EXCERPT_LINES = 16  # in the boxes beside a function's second and later ranges
 PORT_PAGE_EXCERPT_LINES = 40  # on port pages (many references each): keeps them under 1.5 MB
 
 
@@ -67,7 +68,10 @@ def port_notes(site: Site, release: str, path: str, page: str, cache: Cache) -> 
             head = (f'<p class="nh"><span class="tag">port</span> <a class="to-port" href="{link}">'
                     f'{html.escape(port_file)}:{owner.first}–{owner.last}</a> '
                     f'<code>{html.escape(owner.qualname)}</code> ports {cites}</p>')
-            code = _excerpt(hl.lines, owner.first, owner.last, page, ppage) if hl else ""
+            # the whole excerpt beside the function's first range, its head beside the others
+            # (a function citing many ranges would otherwise repeat itself past 1.5 MB a page)
+            most = EXCERPT_LINES if start == min(at) else REPEAT_EXCERPT_LINES
+            code = _excerpt(hl.lines, owner.first, owner.last, page, ppage, most) if hl else ""
             others = [o for s2, os_ in sorted(at.items()) if s2 != start for o in os_]
             if others:
                 code += ('<p class="more">It also ports ' + ", ".join(
