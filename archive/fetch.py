@@ -378,15 +378,14 @@ def build_tree(source: Source, manifest: Manifest, tree: Path) -> None:
             seen.add(key)
             entry = manifest.files.get(key)
             try:
-                written = _write(tree / key, m, entry.size if entry is not None else 0)
+                _write(tree / key, m, entry.size if entry is not None else 0)
             except _TooBig as e:
-                what = (f"size differs: larger than the manifest's {entry.size} bytes (refused after reading {e.read})"
-                        if entry is not None else "an extra file, not in the manifest")
+                what = (f"size differs: larger than the manifest's {entry.size} bytes (refused after "
+                        f"reading {e.read})" if entry is not None else "an extra file, not in the manifest")
                 raise UserError(f"refused {source.description}: {key}: {what}; nothing was installed") from None
             except OSError as e:
                 raise UserError(f"refused member {m.name!r} of {source.description}: "
                                 f"it clashes with another member ({e.strerror})") from None
-            del written
             bar.update(1)
     problems = check_tree(tree, manifest)
     if problems:

@@ -161,7 +161,7 @@ class _Decoder:
     def _index(self, obj: dict, key: str, at: str) -> int:
         k = obj[key]
         if type(k) is not int:
-            raise self.bad(at, f"has {key} {k!r}, not an integer")
+            raise self.bad(at, f"has {key} {str(k)[:40]!r}, not an integer")
         return k
 
     def decode(self, obj: Any, into: Any = None, at: str = "checkpoint", depth: int = 0) -> Any:

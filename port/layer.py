@@ -1892,8 +1892,6 @@ def check_saved_layers(layers, where="the checkpoint") -> None:
 
     Port-only: the original unpickled whatever the file held and failed where it was first used.
     """
-    from port.errors import UserError  # noqa: PLC0415
-
     def bad(name, what):
         return UserError(f"{where}: saved layer '{name}' {what}")
 
@@ -1914,8 +1912,9 @@ def check_saved_layers(layers, where="the checkpoint") -> None:
             continue
         try:
             shapes = _weight_shapes(l)
+            shared = l["type"] == "conv" and l.get("sharedBiases", True)
             n_biases = (l["outputs"] if l["type"] in ("fc", "treefc")
-                        else l["filters"] * (1 if l["type"] == "conv" and l.get("sharedBiases", True) else l["modules"]))
+                        else l["filters"] * (1 if shared else l["modules"]))
             bias_shape = (1, n_biases) if l["type"] in ("fc", "treefc") else (n_biases, 1)
         except (KeyError, TypeError, ValueError, IndexError):
             raise bad(name, "lacks the sizes of its weights (numInputs, outputs, filters, ...)") from None

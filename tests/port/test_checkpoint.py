@@ -299,7 +299,8 @@ CRAFTED = [
      r"claims shape \(1099511627776, 1048576\) of float32 \(4611686018427387904 bytes\), but holds 0 bytes"),
     ("short data", {"a": {"__ndarray__": 0}}, [_npy_header((10,)) + b"\0" * 8], r"but holds 8 bytes"),
     ("bad header", {"a": {"__ndarray__": 0}}, [b"\x93NUMPY\x01\x00\x04\x00{}}\n"], "bad .npy header"),
-    ("record dtype", {"a": {"__ndarray__": 0}}, [np.zeros(2, dtype=[("x", "<f4")])], "holds \\[\\('x', '<f4'\\)\\] values"),
+    ("record dtype", {"a": {"__ndarray__": 0}}, [np.zeros(2, dtype=[("x", "<f4")])],
+     "holds \\[\\('x', '<f4'\\)\\] values"),
 ]
 
 
