@@ -145,7 +145,7 @@ class ConvNet:
         self._sent: dict = {}
         self.data_layers = [l for l in self.order if isinstance(l, DataLayer)]
         self.cost_layers = [l for l in self.order if isinstance(l, CostLayer)]
-        self._result: tuple[Cost, int] | None = None
+        self._result: Cost | None = None
         self._data: list | None = None
         self._num_tests = self._num_failures = 0
         self._base_err = 0.0
@@ -302,7 +302,7 @@ class ConvNet:
             if not test:
                 self.bprop(PASS_TRAIN)
                 self.update_weights()
-        self._result = (batch_cost, batch_cost.num_cases)
+        self._result = batch_cost
 
     def finish_batch(self) -> tuple[dict[str, list[float]], int]:
         """(cost name → values summed over the batch's cases, number of cases).
@@ -314,8 +314,8 @@ class ConvNet:
         """
         if self._result is None:
             raise UserError("finish_batch called without a batch started")
-        (cost, num_cases), self._result = self._result, None
-        return cost.host_map(), num_cases
+        cost, self._result = self._result, None
+        return cost.host_map(), cost.num_cases
 
     def start_multiview_test(self, data: list, num_views: int, probs: np.ndarray | None = None,
                              logreg_name: str | None = None) -> None:
@@ -348,7 +348,7 @@ class ConvNet:
                 acc = self.layers[logreg_name].probs_accum                     # (C, n_mini)
                 probs[i * mini:min(real, (i + 1) * mini)] = backend.to_host(acc).T
             batch_cost += self.get_cost()
-        self._result = (batch_cost, batch_cost.num_cases)
+        self._result = batch_cost
 
     def start_feature_writer(self, data: list, ftrs: np.ndarray, layer_name: str) -> None:
         """Forward the batch and write layer ``layer_name``'s outputs into ``ftrs`` (N, D).
@@ -370,7 +370,7 @@ class ConvNet:
             batch_cost += self.get_cost()
             lo = i * self.minibatch_size
             ftrs[lo:lo + mini[0].shape[1]] = backend.to_host(layer.acts).T
-        self._result = (batch_cost, batch_cost.num_cases)
+        self._result = batch_cost
 
     # ---- gradient check
     def check_gradients(self, data: list) -> bool:
