@@ -8,8 +8,9 @@
 #      machine has neither): the port, its data providers, benchmarks.networks/torchnet/nets and the
 #      test modules gpu.sh runs, imported with those packages blocked;
 #   4. trains the NumPy reference (layers-80sec, 10 epochs, the GPU run's seed and data) into
-#      benchmarks/gpu-data/numpy-80sec.json, unless --no-reference (then gpu.sh runs it itself on the
-#      device machine's CPU while the GPU works). About 5-10 minutes on a 2-core CPU.
+#      benchmarks/gpu-data/numpy-80sec.json, unless --no-reference (then gpu.sh takes the committed
+#      benchmarks/gpu-reference/numpy-80sec.json, made this way, or runs it itself on the device
+#      machine's CPU while the GPU works). 5-10 minutes on an idle 2-core CPU (30 on a busy one).
 # Then see benchmarks/gpu.sh's header for the exact `run` invocation.
 set -euo pipefail
 cd "$(dirname "$0")/.."

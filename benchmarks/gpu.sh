@@ -22,7 +22,8 @@
 #      and training test that takes a backend (pytest -m backend, ALEXNET_TEST_BACKENDS=cupy)
 #   2. train-cupy.json (+ .log): layers-80sec on the CIFAR subset (batches 1-4, test 5), 10 epochs,
 #      --backend=cupy, seed 1; beside it numpy-80sec.json, the same run on NumPy made by
-#      gpu-prepare.sh (or, if absent, run here on the CPU in the background meanwhile)
+#      gpu-prepare.sh (else the committed benchmarks/gpu-reference/numpy-80sec.json, else run here
+#      on the CPU in the background meanwhile)
 #   3. networks-cuda.json (+ .log): `python -m benchmarks.networks --device cuda --backend cupy`,
 #      layers-80sec and layers-145 at minibatch 128, the port on CuPy against torch on the same GPU
 #   4. memory.jsonl: peak GPU memory of 3 training steps at minibatch 128, layers-80sec and layers-145,
@@ -60,13 +61,14 @@ train() {
 # errors BACKEND SAVE_DIR JSON SECONDS EXIT_CODE EPOCHS: the test errors of the newest checkpoint
 # (of a cut-off run too: a checkpoint is written after every epoch)
 errors() {
-  "$PY" - "$@" <<'EOF'
-import json, sys
+  COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) "$PY" - "$@" <<'EOF'
+import json, os, platform, sys
 from pathlib import Path
 from port import checkpoint
 backend, save, out, seconds, rc = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 rec = {"net": "layers-80sec", "data": "CIFAR-10 subset: train batches 1-4 (4068 images), test batch 5 (1017)",
-       "backend": backend, "seed": 1, "epochs_asked": int(sys.argv[6]), "exit_code": rc, "seconds": seconds}
+       "backend": backend, "seed": 1, "epochs_asked": int(sys.argv[6]), "exit_code": rc, "seconds": seconds,
+       "commit": os.environ.get("COMMIT"), "host": f"{platform.node()}, {os.cpu_count()} CPUs"}
 dirs = sorted(Path(save).glob("ConvNet__*"))
 if dirs:
     ms = checkpoint.load(dirs[-1])["model_state"]
@@ -88,6 +90,14 @@ if [ "${1:-}" = "--numpy-reference" ]; then
 elif [ "${1:-}" = "--train" ]; then     # --train BACKEND SAVE_DIR (for a time-capped stage)
   train "$2" "$3"
   exit
+elif [ "${1:-}" = "--tests" ]; then     # the backend tests, the light ones first (a cut-off run keeps them)
+  export ALEXNET_TEST_BACKENDS=$TEST_BACKENDS
+  files=(tests/port/cudaconv2/test_backends.py tests/port/test_model.py tests/port/test_weights.py
+         tests/port/layers/test_gradients.py)
+  "$PY" -m pytest -v -p no:cacheprovider -m "backend and not strict_heavy" "${files[@]}"
+  rc=$?
+  "$PY" -m pytest -v -p no:cacheprovider -m "backend and strict_heavy" "${files[@]}" || rc=$?
+  exit $rc
 elif [ "${1:-}" = "--memory-all" ]; then   # --memory-all DEVICE BACKEND: both nets, both kinds
   for net in layers-80sec layers-145; do for kind in port torch; do
     bash "$0" --memory "$net" "$kind" "$2" "$3"; done; done
@@ -136,10 +146,12 @@ stage probe 60 "$PY" -c "from port import backend; p = backend.probe(); print(p.
   > "$OUT/probe.txt" 2>&1
 cat "$OUT/probe.txt"
 
-# the NumPy reference: made beforehand, or now on the CPU while the GPU works
+# the NumPy reference: made beforehand (gpu-prepare.sh, or the committed copy), or now on the CPU
 NUMPY_PID=
 if [ -f "$DATA/numpy-80sec.json" ]; then
   cp "$DATA/numpy-80sec.json" "$OUT/numpy-80sec.json"
+elif [ -f benchmarks/gpu-reference/numpy-80sec.json ]; then
+  cp benchmarks/gpu-reference/numpy-80sec.json "$OUT/numpy-80sec.json"
 elif [ -z "${GPU_DRY_RUN:-}" ]; then
   (OMP_NUM_THREADS=8 OPENBLAS_NUM_THREADS=8 timeout 420 bash "$0" --numpy-reference \
      && cp "$DATA/numpy-80sec.json" "$OUT/numpy-80sec.json") > "$OUT/numpy-80sec.log" 2>&1 &
@@ -147,9 +159,7 @@ elif [ -z "${GPU_DRY_RUN:-}" ]; then
 fi
 
 # 1. the tests on CuPy (verbose, so that a cut-off run still shows each result)
-stage tests 150 env ALEXNET_TEST_BACKENDS=$TEST_BACKENDS "$PY" -m pytest -v -p no:cacheprovider -m backend \
-  tests/port/cudaconv2/test_backends.py tests/port/test_model.py tests/port/test_weights.py \
-  tests/port/layers/test_gradients.py > "$OUT/tests.log" 2>&1
+stage tests 150 bash "$0" --tests > "$OUT/tests.log" 2>&1
 tail -3 "$OUT/tests.log"
 
 # 2. layers-80sec, 10 epochs on CuPy
@@ -184,13 +194,17 @@ runs = {}
 for name in ("train-cupy", "numpy-80sec"):
     p = out / f"{name}.json"
     runs[name] = json.loads(p.read_text()) if p.is_file() else None
-g, n = (runs[k] and runs[k].get("final_test_error") for k in ("train-cupy", "numpy-80sec"))
-s["test_error_cupy"], s["test_error_numpy"] = g, n
-if g is not None and n is not None:
+probe = out / "probe.txt"
+s["probe"] = probe.read_text().strip() if probe.is_file() else None
+gs, ns = ((runs[k] or {}).get("test_errors") or [] for k in ("train-cupy", "numpy-80sec"))
+k = min(len(gs), len(ns))            # the same number of epochs on both (a cut-off run has fewer)
+s["epochs_compared"] = k
+if k:
+    g, n = gs[k - 1], ns[k - 1]
     se = math.sqrt(max(n * (1 - n), 1e-12) / 1017)       # binomial standard error on 1017 test images
-    s["difference"] = g - n
-    s["within_noise"] = abs(g - n) <= 3 * math.sqrt(2) * se
-    s["noise_rule"] = "|cupy - numpy| <= 3*sqrt(2)*sqrt(p(1-p)/1017)"
+    s.update(test_error_cupy=g, test_error_numpy=n, difference=g - n,
+             within_noise=abs(g - n) <= 3 * math.sqrt(2) * se,
+             noise_rule="|cupy - numpy| <= 3*sqrt(2)*sqrt(p(1-p)/1017), at the same epoch")
 (out / "summary.json").write_text(json.dumps(s, indent=1) + "\n")
 print(json.dumps(s, indent=1))
 EOF
