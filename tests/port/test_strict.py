@@ -180,3 +180,14 @@ def test_the_driver_on_the_stand_in_syncs_once_per_batch(tmp_path, monkeypatch):
     assert cost_reads == 6 + 3           # 6 training batches; a test at batches 2, 4 and 6
     assert weight_reads == 3 * 2 * 4     # 3 checkpoints × (w, inc) × 4 matrices
     assert cost_reads + weight_reads == sum(sites.values()), sites
+
+
+def test_a_sparse_colour_table_out_of_range_is_refused_on_the_host():
+    """The device table is never read back, so the layer checks it on the host when it uploads it."""
+    from port.errors import UserError
+
+    layers = _net_layers(np.random.default_rng(1))
+    layers["conv1"]["filterConns"] = [[2, 0, 3, 1, 1, 3, 0, 4]]       # 4 channels: 4 is out of range
+    backend.set_backend("strict")
+    with pytest.raises(UserError, match=r"layer 'conv1': filterConns of input 0 must lie in \[0, 4\)"):
+        ConvNet(layers, minibatch_size=8)
