@@ -195,7 +195,7 @@ for name in ("train-cupy", "numpy-80sec"):
     p = out / f"{name}.json"
     runs[name] = json.loads(p.read_text()) if p.is_file() else None
 probe = out / "probe.txt"
-s["probe"] = probe.read_text().strip() if probe.is_file() else None
+s["probe"] = " ".join(l for l in probe.read_text().splitlines() if not l.startswith("== ")) if probe.is_file() else None
 gs, ns = ((runs[k] or {}).get("test_errors") or [] for k in ("train-cupy", "numpy-80sec"))
 k = min(len(gs), len(ns))            # the same number of epochs on both (a cut-off run has fewer)
 s["epochs_compared"] = k
