@@ -1,0 +1,1 @@
+"""Tests of benchmarks/: the PyTorch twin and the GPU script (no timings here)."""
