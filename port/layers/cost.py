@@ -18,7 +18,7 @@ from port.layers.base import (PASS_MULTIVIEW_TEST, PASS_MULTIVIEW_TEST_END,
                               PASS_MULTIVIEW_TEST_START, Layer, has_flag)
 
 
-def _f64(total):
+def device_total(total):
     """A sum as float64 where it is (no host round trip; the sum itself stays in the inputs' dtype)."""
     return total.astype("float64")
 
@@ -82,8 +82,8 @@ class LogregCostLayer(CostLayer):
             else:
                 log_probs, correct, topk = lk.compute_multi_softmax_cost(labels, probs, self.topk)
             self.acts = log_probs                                # (1, N)
-            self.costv = [-_f64(log_probs.sum()), num_cases - _f64(correct.sum()),
-                          num_cases - _f64(topk.sum())]
+            self.costv = [-device_total(log_probs.sum()), num_cases - device_total(correct.sum()),
+                          num_cases - device_total(topk.sum())]
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """coeff·1[y]/p to the probabilities, unless the softmax below computes the fused form.
@@ -107,7 +107,7 @@ class SumOfSquaresCostLayer(CostLayer):
     def fprop_acts(self, inp_idx, scale_targets, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1945-1949 SumOfSquaresCostLayer::fpropActs"""
         self.acts = self.inputs[0] * self.inputs[0]
-        self.costv = [_f64(self.acts.sum())]
+        self.costv = [device_total(self.acts.sum())]
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1951-1953 SumOfSquaresCostLayer::bpropActs"""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from port import cudaconv2 as cc
 from port.backend import get_array_module
 from port.gradients import to_descent
-from port.layers.cost import CostLayer
+from port.layers.cost import CostLayer, device_total
 
 
 def safelog(x):
@@ -51,7 +51,7 @@ class CrossEntCostLayer(CostLayer):
         hit = (is_max & (labels > 0)).any(axis=0)
         correct = xp.where(hit, 1.0 / num_max, 0.0)
         self.acts = cross_ent
-        self.costv = [-float(cross_ent.sum()), num_cases - float(correct.sum())]
+        self.costv = [-device_total(cross_ent.sum()), num_cases - device_total(correct.sum())]
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """coeff·p/y to the softmax, which applies its Jacobian.
@@ -86,7 +86,7 @@ class CrossEnt2CostLayer(CostLayer):
             return
         t, y = self.inputs[0], self.inputs[1]
         self.acts = t * safelog(y) + (1.0 - t) * safelog(1.0 - y)                # (C, N)
-        self.costv = [-float(self.acts.sum())]
+        self.costv = [-device_total(self.acts.sum())]
 
     def fused_below(self) -> bool:
         """Does the logistic layer below compute this cost's gradient (layer.cu:1750-1753)?"""
@@ -125,7 +125,7 @@ class RobustFlickrCost(CostLayer):
         xp = get_array_module(self.inputs[1])
         d = self.inputs[1] - self.inputs[0]
         self.acts = xp.log(1.0 + d * d)                                          # (C, N)
-        self.costv = [float(self.acts.sum())]
+        self.costv = [device_total(self.acts.sum())]
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """−coeff·2d/(1 + d²).
@@ -151,7 +151,7 @@ class GatedSumOfSquaresCostLayer(CostLayer):
             return
         self.ungated = self.inputs[1] * self.inputs[1]                            # (D, N)
         self.acts = self.ungated * self.inputs[0]                                 # (D, N)
-        self.costv = [float(self.acts.sum())]
+        self.costv = [device_total(self.acts.sum())]
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """δg = −coeff·Σᵢ xᵢ²; δx = −2·coeff·g·x.
@@ -187,7 +187,7 @@ class TICACostLayer(CostLayer):
         xp = get_array_module(self.inputs[0])
         self.acts = cc.conv_tica(self.inputs[0], self.channels, self.size_x)      # r, (C·S², N)
         root = 1.0 / self.acts - 0.001
-        self.costv = [float((root - 0.001 * xp.log(0.001 + root)).sum())]
+        self.costv = [device_total((root - 0.001 * xp.log(0.001 + root)).sum())]
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """Ports: alexnet-2012/src/layer.cu:2000-2002 TICACostLayer::bpropActs"""

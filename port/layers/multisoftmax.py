@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from port.backend import get_array_module, to_device, to_host
-from port.layers.cost import CostLayer
+from port.layers.cost import CostLayer, device_total
 
 NEG_INF = -np.inf
 
@@ -111,7 +111,7 @@ class MultiSoftmaxCostLayer(CostLayer):
         slots = self.set_size - bigger
         top = xp.where(slots <= 0, 0.0, xp.where(equal <= slots, 1.0, slots / xp.maximum(equal, 1)))
         correct = xp.where(label_e != energies.max(axis=0), 0.0, 1.0 / equal)
-        self.costv = [-float(xp.log(label_p).sum()), n - float(correct.sum()), n - float(top.sum())]
+        self.costv = [-device_total(xp.log(label_p).sum()), n - device_total(correct.sum()), n - device_total(top.sum())]
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """coeff·(P(i ∈ S | label ∈ S) − P(i ∈ S)) to the energies.
