@@ -3,21 +3,17 @@ benchmarks/results/. Whole networks side by side: ``python -m benchmarks.network
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy
 
 from benchmarks import kernels
+from benchmarks.timing import save_report
 from port import backend
-from port.util import atomic_write_bytes
 from port.errors import UserError, main_guard
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _progress(what: str) -> None:
@@ -71,10 +67,7 @@ def main(argv=None) -> int:
     print("\nKernels of the 145 net (one GPU's half), milliseconds\n" + kernel_table(report["kernels"]))
     report["loadavg_end"] = list(os.getloadavg())
     if not a.no_save:
-        RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"{report['time_utc'].replace(':', '')}-{xp.__name__}.json"
-        atomic_write_bytes(path, lambda f: f.write(json.dumps(report, indent=1).encode()))
-        print(f"\nwrote {path.relative_to(RESULTS.parent.parent)}")
+        print(f"\nwrote {save_report(report, xp.__name__)}")
     return 0
 
 

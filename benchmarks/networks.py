@@ -39,9 +39,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.timing import save_report
 from port.errors import UserError, main_guard
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_NETS = ("layers-80sec", "conv-local-13pct", "layers-145")
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 PASSES = ("fwd", "bwd_acts", "bwd_weights", "update")
@@ -471,12 +471,7 @@ def main(argv=None) -> int:
         print(profile_table(r))
     print(f"\nload at the end: {report['machine_end']['uptime']}")
     if not a.no_save:
-        from port.util import atomic_write_bytes  # noqa: PLC0415
-
-        RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"{report['time_utc'].replace(':', '')}-networks-{a.device}.json"
-        atomic_write_bytes(path, lambda f: f.write(json.dumps(report, indent=1).encode()))
-        print(f"wrote {path.relative_to(RESULTS.parent.parent)}")
+        print(f"wrote {save_report(report, f'networks-{a.device}')}")
     return 0
 
 
