@@ -47,6 +47,23 @@ def test_grad_and_inc_paths_agree():
     assert np.allclose(a.w, b.w) and np.allclose(a.inc, b.inc)
 
 
+def test_fortran_ordered_host_weights_are_row_major_on_the_device_and_written_back_in_place():
+    # fc weights are Fortran-ordered on the host, as the original's parser makes them; the device
+    # copies are row-major (the gradient products are), and copy_to_cpu keeps the host arrays.
+    host_w = np.asfortranarray(np.arange(6.0).reshape(2, 3))
+    host_inc = np.asfortranarray(np.zeros((2, 3)))
+    ws = Weights(host_w, host_inc, make_schedule(DEFAULT, 0.1), 0.1, mom=0.9, use_grad=False,
+                 dtype=np.float64)
+    ws.copy_to_gpu()
+    assert ws.w.flags.c_contiguous and ws.inc.flags.c_contiguous and ws.grad.flags.c_contiguous
+    ws.accumulate(np.ones((2, 3)), num_cases=2, gc=False, progress=0.0)
+    ws.update(0.0)
+    ws.copy_to_cpu()
+    assert ws.host_w is host_w and host_w.flags.f_contiguous
+    assert np.array_equal(host_w, np.arange(6.0).reshape(2, 3) + 0.05)
+    assert np.array_equal(host_inc, np.full((2, 3), 0.05))
+
+
 def test_zero_eps_never_updates_and_shared_weights_update_once():
     frozen = _weights([[1.0]], eps=0.0)
     frozen.accumulate(np.array([[5.0]]), 1, False, 0.0)
