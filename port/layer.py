@@ -24,97 +24,34 @@ What this module is not: it runs no layer and allocates nothing on a device. It 
 data either; the sizes the data provider would give (``get_data_dims``, ``get_num_classes``,
 the class tree) come from ``options``.
 
-Options (a mapping; every key optional):
+``options`` (the data provider's sizes, ``--num-gpus``, random numbers, the memory ceiling...) are
+described in :mod:`port.parse_context`.
 
-``num_gpus``
-    the model's ``--num-gpus``: a layer's ``gpu`` must be < it. Default None: no upper bound.
-``data_dims``
-    a data layer's size per ``dataIdx``: a mapping ``{idx: dims}``, a sequence, or a callable
-    (the provider's ``get_data_dims``). Needed by every data layer of a new net; a def file read
-    alone can take :func:`port.convnet.guess_data_dims`.
-``num_classes``
-    the provider's number of classes (cost checks, treefc). Default: the first cost that
-    needs it adopts the size of its input.
-``tree``, ``root_label``
-    the provider's ``batch_meta['tree']`` / ``['all_wnids']['gproot']`` for treefc.
-``conserve_mem``
-    copied into every layer as ``conserveMem`` (default False).
-``initw_source``
-    the saved net that ``initw.makew``/``makeb``/``makec`` copy from (default: the path the
-    release's initw.py names; port/initw.py).
-``rng`` / ``seed``
-    a numpy Generator (or its seed) for the initial weights and random connectivity.
-``log``
-    a callable taking one line; receives the original's ``Initialized ...`` messages.
-``minibatch_size``, ``memory_limit``
-    the minibatch size (default 128) and the bytes the net may take (default: what this process
-    can still allocate, :func:`port.util.memory_ceiling`). A layer whose weights and activations
-    would need more is refused at parse time, naming the key that makes it big.
-
-Hostile input: every int key must be a C int and every float key finite; a cfg must be a regular
-file of at most 16 MiB; a key no parser reads warns (:class:`UnknownKeyWarning`) naming the closest
-key the layer does read.
+The checks against hostile input that the port adds (C ints, finite floats, the cfg file, memory,
+unknown keys, saved layers) are in :mod:`port.cfg_checks`.
 """
 from __future__ import annotations
 
-import ast
 import configparser
 import contextlib
-import difflib
 import importlib
 import math
 import re
 import sys
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from port import cfg_checks, initw
+from port.cfg_checks import BadValue, cfg_bool, cfg_float, cfg_int, check_bytes, check_memory, weight_shapes
 from port.errors import ConfigError, UserError
 from port.lr import ParamParser, parse_first, parse_schedule
-from port.util import format_bytes, memory_ceiling, not_a_file
+from port.parse_context import ParseContext, make_context
 
-__all__ = ["parse_layers", "conv_to_local", "unshare_weights",
-           "LAYER_PARSERS", "NEURON_PARSERS", "parse_neuron", "IgnoredKeyWarning",
-           "UnknownKeyWarning", "get_layer_name", "check_saved_layers"]
-
-
-class IgnoredKeyWarning(UserWarning):
-    """A cfg key the original reads but ignores (e.g. ``sched=`` in params files 153-163)."""
-
-
-class UnknownKeyWarning(IgnoredKeyWarning):
-    """A cfg key no parser reads (a misspelling such as ``neuronx=relu``)."""
-
-
-#: The largest cfg file read (the released ones are under 10 KiB).
-MAX_CFG_BYTES = 16 << 20
-#: Integer keys are C ints in the original (``pyDictGetInt``).
-INT_MIN, INT_MAX = -(2 ** 31), 2 ** 31 - 1
-#: The minibatch size assumed for activation memory when the caller gives none (``--mini``'s default).
-DEFAULT_MINIBATCH = 128
-
-
-class _BadValue(ValueError):
-    """A value of the right syntax that no layer can take (NaN, out of the C int range)."""
-
-
-def _cfg_int(v: str) -> int:
-    """An int key's value: a C int, as the original's layers read it."""
-    i = int(v)
-    if not INT_MIN <= i <= INT_MAX:
-        raise _BadValue(f"must be an int in the C int range {INT_MIN}..{INT_MAX}, got {v.strip()!r}")
-    return i
-
-
-def _cfg_float(v: str) -> float:
-    """A float key's value: finite (NaN and inf would only surface later as a nan cost)."""
-    f = float(v)
-    if not math.isfinite(f):
-        raise _BadValue(f"must be a finite float, got {v.strip()!r}")
-    return f
+__all__ = ["parse_layers", "conv_to_local", "unshare_weights", "LAYER_PARSERS", "NEURON_PARSERS",
+           "parse_neuron", "get_layer_name", "check_saved_layers"]
 
 
 # ---- Neurons --------------------------------------------------------------------------------
@@ -157,7 +94,7 @@ class ParamNeuronParser(NeuronParser):
         m = re.match(r"^%s\s*\[([\d,\.\s\-]*)\]\s*$" % self.base_type, type)
         if m:
             try:
-                vals = [_cfg_float(v.strip()) for v in m.group(1).split(",")]
+                vals = [cfg_float(v.strip()) for v in m.group(1).split(",")]
             except ValueError:
                 return None
             if len(vals) == len(self.param_names):
@@ -212,27 +149,7 @@ class MyConfigParser:
         self.cp = configparser.ConfigParser(strict=False, inline_comment_prefixes=(";",),
                                             empty_lines_in_values=False)
         self.read_keys: dict[str, dict[str, str]] = {}  # section -> {lower-case key: spelling}
-        why = not_a_file(self.path)
-        if why is not None:
-            raise ConfigError(self.path, None, None, f"{what} {why}")
-        size = self.path.stat().st_size
-        if size > MAX_CFG_BYTES:
-            raise ConfigError(self.path, None, None, f"{what} is {format_bytes(size)}; a cfg file is"
-                              f" text of at most {format_bytes(MAX_CFG_BYTES)}")
-        try:
-            with open(self.path, encoding="latin-1") as f:
-                self.cp.read_file(f)
-        except configparser.MissingSectionHeaderError as e:
-            raise ConfigError(self.path, None, None,
-                              f"line {e.lineno}: expected a [section] header first") from None
-        except configparser.ParsingError as e:
-            lineno, line = e.errors[0]
-            if line[:1] in "'\"":  # Python 3 stores the line's repr
-                line = ast.literal_eval(line)
-            raise ConfigError(self.path, None, None,
-                              f"line {lineno}: expected 'key=value', got {line.strip()!r}") from None
-        except (configparser.Error, OSError) as e:
-            raise ConfigError(self.path, None, None, str(e).splitlines()[0]) from None
+        cfg_checks.read_cfg(self.cp, self.path, what)
 
     def sections(self) -> list[str]:
         return self.cp.sections()
@@ -267,7 +184,7 @@ class MyConfigParser:
             return v
         try:
             return conv(v)
-        except _BadValue as e:
+        except BadValue as e:
             raise self.error(section, option, str(e)) from None
         except ValueError:
             raise self.error(section, option, f"must be {typestr}, got {v!r}") from None
@@ -278,38 +195,30 @@ class MyConfigParser:
             return v
         try:
             return [f(x.strip()) for x in v.split(",")]
-        except _BadValue as e:
+        except BadValue as e:
             raise self.error(section, option, f"{e} (in the list {v!r})") from None
         except (ValueError, AttributeError):
             raise self.error(section, option,
                              f"must be ','-delimited list of {typestr}, got {v!r}") from None
 
     def safe_get_int(self, section, option, default=None):
-        return self._typed(section, option, _cfg_int, "int", default)
+        return self._typed(section, option, cfg_int, "int", default)
 
     def safe_get_float(self, section, option, default=None):
-        return self._typed(section, option, _cfg_float, "float", default)
+        return self._typed(section, option, cfg_float, "float", default)
 
     def safe_get_bool(self, section, option, default=None):
-        return self._typed(section, option, _getboolean, "bool", default)
+        return self._typed(section, option, cfg_bool, "bool", default)
 
     def safe_get_float_list(self, section, option, default=None):
-        return self.safe_get_list(section, option, _cfg_float, "floats", default)
+        return self.safe_get_list(section, option, cfg_float, "floats", default)
 
     def safe_get_int_list(self, section, option, default=None):
-        return self.safe_get_list(section, option, _cfg_int, "ints", default)
+        return self.safe_get_list(section, option, cfg_int, "ints", default)
 
     def safe_get_bool_list(self, section, option, default=None):
         return self.safe_get_list(section, option, lambda x: x.lower() in ("true", "1"),
                                   "bools", default)
-
-
-def _getboolean(v: str) -> bool:
-    """Python 2 ``getboolean``: 1/yes/true/on or 0/no/false/off, any case (Port-only helper)."""
-    states = configparser.ConfigParser.BOOLEAN_STATES
-    if v.lower() not in states:
-        raise ValueError(v)
-    return states[v.lower()]
 
 
 class FakeConfigParser:
@@ -333,47 +242,6 @@ class FakeConfigParser:
         return int(self.safe_get(section, option, default))
 
 
-# ---- What the model would supply: sizes from the data provider, GPU count, random numbers ----
-
-@dataclass
-class _Context:
-    """The options parse_layers reads, resolved once."""
-    def_path: Path
-    sections: list[str] = field(default_factory=list)
-    num_gpus: int | None = None
-    data_dims: Callable[[int], int | None] | None = None
-    num_classes: int | None = None
-    tree: list | None = None
-    root_label: object = None
-    conserve_mem: bool = False
-    initw_source: str | None = None
-    rng: np.random.Generator | None = None
-    init_weights: bool = True
-    log: Callable[[str], None] = lambda line: None
-    minibatch: int = DEFAULT_MINIBATCH
-    memory_limit: int | None = None  # bytes the net may take; None: port.util.memory_ceiling()
-    memory_used: int = 0             # what the layers parsed so far take
-
-    def classes(self, seen: int) -> int:
-        """The provider's class count; without one, the first caller's ``seen`` is adopted.
-
-        DIVERGES: the original asks the data provider; a def-only parse (the site) has none.
-        """
-        if self.num_classes is None:
-            self.num_classes = seen
-        return self.num_classes
-
-
-def _data_dims_function(dd) -> Callable[[int], int | None]:
-    """``options['data_dims']`` (mapping, sequence or callable) as ``dataIdx -> size or None``."""
-    if callable(dd):
-        return dd
-    if isinstance(dd, Mapping):
-        return lambda idx: dd.get(idx)
-    seq = list(dd)
-    return lambda idx: seq[idx] if 0 <= idx < len(seq) else None
-
-
 # ---- Layer parsers --------------------------------------------------------------------------
 
 class LayerParser:
@@ -390,7 +258,7 @@ class LayerParser:
     def __init__(self):
         self.dic: dict = {}
         self.path: Path | None = None
-        self.ctx: _Context | None = None
+        self.ctx: ParseContext | None = None
         self.set_defaults()
 
     def set_defaults(self):
@@ -403,7 +271,7 @@ class LayerParser:
         self.dic["gradConsumer"] = False
         self.dic["gpu"] = -1
 
-    def init(self, dic: dict, ctx: _Context | None = None) -> LayerParser:
+    def init(self, dic: dict, ctx: ParseContext | None = None) -> LayerParser:
         """A parser around an existing layer dict (to add params to a parsed or saved layer).
 
         Ports: alexnet-2012/layer.py:182-184 init
@@ -464,66 +332,6 @@ class LayerParser:
         self.dic["name"] = name
         self.dic["type"] = mcp.safe_get(name, "type")
         return self.dic
-
-    #: Keys whose size drives a layer's memory, in the order they are blamed on a tie.
-    SIZE_KEYS = ("outputs", "filters", "padding", "outputsX", "filterSize", "channels", "groups",
-                 "filterChannels", "sizeX", "start", "stride", "size", "tgtSize")
-
-    def check_bytes(self, nbytes: int, what: str, always: bool = False):
-        """Refuse the layer when ``what`` (``nbytes``) does not fit in the memory left to the net.
-
-        Checked only when the net is really built (``init_weights``) unless ``always``: a
-        def-only parse (the site) allocates nothing. The one line names the layer, the key of
-        the section whose value is largest (what makes the layer big) and the bytes.
-        Port-only: the original allocated and failed in CUDA (or, in this port, with a MemoryError).
-        """
-        ctx = self.ctx
-        if ctx is None or not (always or ctx.init_weights):
-            return
-        if ctx.memory_limit is None:
-            ctx.memory_limit = memory_ceiling()
-        if ctx.memory_used + nbytes > ctx.memory_limit:
-            before = (f" on top of the {format_bytes(ctx.memory_used)} of the layers before it"
-                      if ctx.memory_used else "")
-            self.fail(self._size_key(), f"{what} would need {format_bytes(nbytes)}{before}, more than"
-                      f" the {format_bytes(ctx.memory_limit)} of memory available",
-                      section=self.dic.get("src_layer"))
-        ctx.memory_used += nbytes
-
-    def _size_key(self) -> str | None:
-        """The size key given in this layer's section with the largest value (None: no such key)."""
-        cp = getattr(getattr(self, "mcp", None), "cp", None)
-        name = self.dic.get("src_layer", self.dic.get("name"))
-        best, best_v = None, -1
-        for k in self.SIZE_KEYS:
-            if cp is None or not cp.has_option(name, k) or k not in self.dic:
-                continue
-            v = self.dic[k]
-            v = max((abs(x) for x in v), default=0) if isinstance(v, list) else abs(v)
-            if isinstance(v, (int, float)) and v > best_v:
-                best, best_v = k, v
-        return best
-
-    def check_memory(self):
-        """The layer's activations and their gradients (float32, one minibatch), weights, biases
-        and their increments, checked once against the memory left (:meth:`check_bytes`)."""
-        if getattr(self, "_memory_checked", False):
-            return
-        self._memory_checked = True
-        dic = self.dic
-        n = 2 * 4 * int(dic.get("outputs", 0)) * (self.ctx.minibatch if self.ctx else DEFAULT_MINIBATCH)
-        what = f"{dic.get('outputs', 0)} outputs per case"
-        if dic.get("type") in ("fc", "treefc", "conv", "local"):
-            own = [r * c for (r, c), src in zip(_weight_shapes(dic), dic["weightSourceLayers"]) if src == ""]
-            if dic["type"] in ("fc", "treefc"):
-                biases = dic["outputs"]
-            else:
-                shared = dic["type"] == "conv" and dic.get("sharedBiases", True)
-                biases = dic["filters"] * (1 if shared else dic["modules"])
-            n += 2 * 4 * (sum(own) + biases)
-            what += f" and {sum(own)} weights"
-        self.check_bytes(n, f"the layer ({what}, minibatches of "
-                         f"{self.ctx.minibatch if self.ctx else DEFAULT_MINIBATCH})")
 
     def verify_float_range(self, v, param_name, _min, _max):
         """Ports: alexnet-2012/layer.py:232-233 verify_float_range"""
@@ -905,7 +713,7 @@ class NeuronLayerParser(LayerWithInputParser):
         return dic
 
 
-def detach_neuron_layers(layers: dict, ctx: _Context):
+def detach_neuron_layers(layers: dict, ctx: ParseContext):
     """Spawn a ``<name>_neuron`` layer for every ``neuron=`` key and rewire the consumers to it.
 
     Ports: alexnet-2012/layer.py:270-275 detach_neuron_layers
@@ -914,7 +722,7 @@ def detach_neuron_layers(layers: dict, ctx: _Context):
         if l["type"] != "neuron" and l.get("neuron"):
             parser = NeuronLayerParser()
             parser.detach_neuron_layer(name, layers, ctx)
-            parser.check_memory()
+            check_memory(parser)
 
 
 class EltwiseSumLayerParser(LayerWithInputParser):
@@ -1055,7 +863,6 @@ class WeightLayerParser(LayerWithInputParser):
             sys.path.insert(0, cfg_dir)
         try:
             if module == "initw":
-                from port import initw  # noqa: PLC0415
                 mod, ctxm = initw, initw.source(self.ctx.initw_source)
             else:
                 mod, ctxm = importlib.import_module(module), contextlib.nullcontext()
@@ -1089,19 +896,12 @@ class WeightLayerParser(LayerWithInputParser):
             self.fail(key, f"{result_name} returned by {func} has wrong shape"
                            f"{where}; should be: {shape}; got: {arr.shape}")
 
-    def weight_shapes(self) -> list[tuple[int, int]]:
-        """(rows, cols) of each input's weight matrix (the shapes make_weights draws).
-
-        Port-only: lets the shared-weight shape check run without drawing weights.
-        """
-        return _weight_shapes(self.dic)
-
     def make_weights(self, initW, rows, cols, order="C"):
         """Ports: alexnet-2012/layer.py:777-808 make_weights"""
         dic = self.dic
         if not self.ctx.init_weights:
             return
-        self.check_memory()
+        check_memory(self)
         dic["weights"], dic["weightsInc"] = [], []
         if dic["initWFunc"]:
             for i in range(len(dic["inputs"])):
@@ -1147,12 +947,12 @@ class WeightLayerParser(LayerWithInputParser):
         Ports: alexnet-2012/layer.py:777-808 make_weights
         """
         dic = self.dic
-        shapes = self.weight_shapes()
+        shapes = weight_shapes(dic)
         for i, src in enumerate(dic["weightSourceLayers"]):
             if src == "" or dic["initWFunc"]:
                 continue
             j = dic["weightSourceMatrixIndices"][i]
-            src_shape = (_weight_shapes(self.prev_layers[src])[j] if src != dic["name"] else shapes[j])
+            src_shape = weight_shapes(self.prev_layers[src])[j] if src != dic["name"] else shapes[j]
             if src_shape != shapes[i]:
                 self.fail("weightSource", f"weight sharing source matrix '{dic['weightSource'][i]}' has shape"
                           f" {src_shape[0]}x{src_shape[1]}; should be {shapes[i][0]}x{shapes[i][1]}")
@@ -1198,18 +998,6 @@ class WeightLayerParser(LayerWithInputParser):
             dic["weightSourceLayers"].append(src_layer_name)
             dic["weightSourceMatrixIndices"].append(idx)
         return dic
-
-
-def _weight_shapes(dic: dict) -> list[tuple[int, int]]:
-    """The weight-matrix shapes of a parsed weight layer dict, per input."""
-    t = dic["type"]
-    if t in ("fc", "treefc"):
-        cols = len(dic["tree"]) if t == "treefc" and dic.get("tree") is not None else dic["outputs"]
-        return [(d, cols) for d in dic["numInputs"]]
-    per = [fp * fc for fp, fc in zip(dic["filterPixels"], dic["filterChannels"])]
-    if t == "local":
-        per = [dic["modules"] * r for r in per]
-    return [(r, dic["filters"]) for r in per]
 
 
 class FCLayerParser(WeightLayerParser):
@@ -1280,7 +1068,7 @@ class LocalLayerParser(WeightLayerParser):
         """Ports: alexnet-2012/layer.py:948-972 gen_rand_conns"""
         dic = self.dic
         over_sample = groups * filter_channels // channels
-        self.check_bytes(40 * over_sample * channels, f"the random connectivity of input {input_idx}"
+        check_bytes(self, 40 * over_sample * channels, f"the random connectivity of input {input_idx}"
                          f" ({over_sample}x{channels} channel indices)", always=True)
         conns = [int(x) for _ in range(over_sample) for x in self.ctx.rng.permutation(channels)]
         if dic["initCFunc"]:
@@ -1840,7 +1628,7 @@ LAYER_PARSERS: dict[str, Callable[[], LayerParser]] = {
 
 # ---- The whole net --------------------------------------------------------------------------
 
-def _parse_def(mcp: MyConfigParser, ctx: _Context) -> dict:
+def _parse_def(mcp: MyConfigParser, ctx: ParseContext) -> dict:
     """Parse every section of a def file, spawn neuron layers, check that every layer is used.
 
     Ports: alexnet-2012/layer.py:278-305 parse_layers
@@ -1858,7 +1646,7 @@ def _parse_def(mcp: MyConfigParser, ctx: _Context) -> dict:
                               + ", ".join(sorted(LAYER_PARSERS)))
         parser = LAYER_PARSERS[ltype]()
         layers[name] = parser.parse(name, mcp, layers, ctx)
-        parser.check_memory()
+        check_memory(parser)
     detach_neuron_layers(layers, ctx)
     for l in layers.values():
         LAYER_PARSERS[l["type"]]().init(l, ctx).optimize(layers)
@@ -1871,68 +1659,10 @@ def _parse_def(mcp: MyConfigParser, ctx: _Context) -> dict:
     return layers
 
 
-def _make_context(def_path: Path, options: Mapping | None, init_weights: bool) -> _Context:
-    """Resolve ``options`` (see the module docstring) once."""
-    o = dict(options or {})
-    rng = o["rng"] if o.get("rng") is not None else np.random.default_rng(o.get("seed"))
-    return _Context(def_path=def_path, num_gpus=o.get("num_gpus"),
-                    data_dims=_data_dims_function(o["data_dims"]) if o.get("data_dims") is not None else None,
-                    num_classes=o.get("num_classes"), tree=o.get("tree"), root_label=o.get("root_label"),
-                    conserve_mem=bool(o.get("conserve_mem", False)), initw_source=o.get("initw_source"),
-                    rng=rng, init_weights=init_weights, log=o.get("log") or (lambda line: None),
-                    minibatch=int(o.get("minibatch_size") or DEFAULT_MINIBATCH),
-                    memory_limit=o.get("memory_limit"))
-
-
 def check_saved_layers(layers, where="the checkpoint") -> None:
-    """A resumed net's layers, checked before any is used: dicts keyed by their names, each of a
-    known type, and every weight layer with one float matrix (and its increment) per input of the
-    shape its sizes give, and float biases of the right shape. One :class:`UserError` line names
-    the layer and what is wrong.
-
-    Port-only: the original unpickled whatever the file held and failed where it was first used.
-    """
-    def bad(name, what):
-        return UserError(f"{where}: saved layer '{name}' {what}")
-
-    if not isinstance(layers, dict) or not layers:
-        raise UserError(f"{where}: holds no layers (an empty model); refusing to resume from it")
-    for name, l in layers.items():
-        if not isinstance(l, dict) or l.get("name") != name or l.get("type") not in LAYER_PARSERS:
-            raise bad(name, "is not a layer dict of a known type")
-        if type(l.get("outputs")) is not int or l["outputs"] < 0:
-            raise bad(name, f"has outputs {str(l.get('outputs'))[:40]!r}, not an integer >= 0")
-        if l["type"] == "data":
-            if type(l.get("dataIdx")) is not int:
-                raise bad(name, "is a data layer without an integer dataIdx")
-        elif not isinstance(l.get("inputs"), list) or not all(
-                isinstance(i, str) and i in layers for i in l["inputs"]):
-            raise bad(name, "has no list of inputs naming layers of the net")
-        if l["type"] not in ("fc", "treefc", "conv", "local"):
-            continue
-        try:
-            shapes = _weight_shapes(l)
-            shared = l["type"] == "conv" and l.get("sharedBiases", True)
-            n_biases = (l["outputs"] if l["type"] in ("fc", "treefc")
-                        else l["filters"] * (1 if shared else l["modules"]))
-            bias_shape = (1, n_biases) if l["type"] in ("fc", "treefc") else (n_biases, 1)
-        except (KeyError, TypeError, ValueError, IndexError):
-            raise bad(name, "lacks the sizes of its weights (numInputs, outputs, filters, ...)") from None
-        for key in ("weights", "weightsInc"):
-            mats = l.get(key)
-            if not isinstance(mats, list) or len(mats) != len(shapes):
-                raise bad(name, f"has no list of {len(shapes)} {key} matrices")
-            for i, (w, shape) in enumerate(zip(mats, shapes)):
-                if not isinstance(w, np.ndarray) or w.dtype.kind != "f":
-                    raise bad(name, f"{key}[{i}] is {getattr(w, 'dtype', type(w).__name__)}, not a real float array")
-                if w.shape != tuple(shape):
-                    raise bad(name, f"{key}[{i}] has shape {w.shape}; the layer needs {tuple(shape)}")
-        for key in ("biases", "biasesInc"):
-            b = l.get(key)
-            if not isinstance(b, np.ndarray) or b.dtype.kind != "f":
-                raise bad(name, f"{key} is {getattr(b, 'dtype', type(b).__name__)}, not a real float array")
-            if b.shape != bias_shape:
-                raise bad(name, f"{key} has shape {b.shape}; the layer needs {bias_shape}")
+    """A resumed net's saved layers, checked before any is used against this parser's layer types
+    (:func:`port.cfg_checks.check_saved_layers`, which cannot import the registry)."""
+    cfg_checks.check_saved_layers(layers, where, LAYER_PARSERS)
 
 
 def conv_to_local(layers: dict, name: str) -> dict:
@@ -2019,7 +1749,7 @@ def parse_layers(layer_def, layer_params=None, options: Mapping | None = None,
     Ports: alexnet-2012/layer.py:277-319 parse_layers
     """
     def_path = Path(layer_def) if layer_def is not None else None
-    ctx = _make_context(def_path or Path("<saved layers>"), options, init_weights)
+    ctx = make_context(def_path or Path("<saved layers>"), options, init_weights)
     if layers is not None:
         check_saved_layers(layers, (options or {}).get("saved_from", "the checkpoint"))
     else:
@@ -2027,47 +1757,16 @@ def parse_layers(layer_def, layer_params=None, options: Mapping | None = None,
             raise ConfigError("<none>", None, None, "a layer definition file is needed for a new net")
         mcp = MyConfigParser(def_path, "layer definition file")
         layers = _parse_def(mcp, ctx)
-        _warn_unknown_keys(mcp)
+        cfg_checks.warn_unknown_keys(mcp)
     if layer_params is not None:
         pcp = MyConfigParser(Path(layer_params), "layer parameter file")
-        _warn_ignored_keys(pcp)
+        cfg_checks.warn_ignored_keys(pcp)
         for name, l in layers.items():
             if not pcp.has_section(name) and l["requiresParams"]:
                 raise ConfigError(pcp.path, name, None, f"layer of type '{l['type']}' requires extra"
                                   " parameters, but none given in this file")
             LAYER_PARSERS[l["type"]]().init(l, ctx).add_params(pcp)
-        _warn_unknown_keys(pcp, ignore={"sched"})
+        cfg_checks.warn_unknown_keys(pcp, ignore={"sched"})
     for l in layers.values():
         l["conserveMem"] = ctx.conserve_mem
     return layers
-
-
-def _warn_unknown_keys(mcp: MyConfigParser, ignore: set[str] = frozenset()):
-    """Warn once per key that no parser read, naming the closest key the section's layer reads.
-
-    DIVERGES: the original ignores unknown keys silently (``neuronx=relu`` drops the ReLU,
-    ``paddingx=2`` gives padding 0); the port still ignores them, but says so.
-    """
-    every_read = {k: v for keys in mcp.read_keys.values() for k, v in keys.items()}
-    for section in mcp.sections():
-        read = mcp.read_keys.get(section)
-        if read is None:
-            continue  # a params section that names no layer (the original ignores it too)
-        for key in mcp.cp[section]:
-            if key in read or key in ignore or key in mcp.cp.defaults():
-                continue
-            close = (difflib.get_close_matches(key, list(read), n=1, cutoff=0.6)
-                     or difflib.get_close_matches(key, list(every_read), n=1, cutoff=0.6))
-            hint = f" (did you mean '{read.get(close[0]) or every_read[close[0]]}'?)" if close else ""
-            warnings.warn(UnknownKeyWarning(f"{mcp.path}: [{section}] {key}: unknown key, ignored{hint}"),
-                          stacklevel=3)
-
-
-def _warn_ignored_keys(pcp: MyConfigParser):
-    """The 153-163 params files write ``sched=``, a key the parser never reads."""
-    ignored = [s for s in pcp.sections() if pcp.cp.has_option(s, "sched")]
-    if ignored:
-        warnings.warn(IgnoredKeyWarning(
-            f"{pcp.path}: key 'sched' is ignored (the parser reads schedW/schedB) in "
-            f"{len(ignored)} section(s): {', '.join(ignored[:3])}{'...' if len(ignored) > 3 else ''};"
-            " those layers run with the default (constant) schedule"), stacklevel=3)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from port.errors import ConfigError, main_guard
+from port.cfg_checks import IgnoredKeyWarning
 from port.convnet import apply_model_options, check_same_architecture, guess_data_dims
-from port.layer import (IgnoredKeyWarning, LAYER_PARSERS, NEURON_PARSERS, conv_to_local,
+from port.layer import (LAYER_PARSERS, NEURON_PARSERS, conv_to_local,
                         parse_layers, parse_neuron, unshare_weights)
 
 # A small CIFAR-like net: 3×32×32 images, 10 classes.
@@ -1000,7 +1001,7 @@ def test_hostile_params_values(tmp_path, section, old, new, key, pattern):
 
 
 def test_unknown_keys_warn_with_the_closest_known_key(tmp_path):
-    from port.layer import UnknownKeyWarning
+    from port.cfg_checks import UnknownKeyWarning
 
     text = edit(edit(BASE, "conv1", "neuron=relu", "neuronx=relu"), "conv1", "padding=2", "paddingx=2")
     with pytest.warns(UnknownKeyWarning) as rec:
