@@ -3,6 +3,7 @@ absent; with ``ARCHIVE_REQUIRE_RELEASES=1`` (set by CI once it has installed the
 instead, so that a run meant to cover the real releases cannot pass by skipping them."""
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -49,10 +50,16 @@ def real_site(tmp_path_factory) -> Path:
         if not (out / "index.html").is_file():
             pytest.fail(f"ARCHIVE_SITE={out} holds no built site (no index.html)")
         return out
-    from tests.archive.sphinxext import synthetic
+    from sphinx.application import Sphinx
+    from sphinx.util.docutils import docutils_namespace, patch_docutils
+
     tmp = tmp_path_factory.mktemp("real-site")
     out = tmp / "site"
-    _, _, warnings = synthetic.build_dirs(ROOT / "docs", ROOT, out, tmp / "doctrees", parallel=2)
+    status, warning = io.StringIO(), io.StringIO()
+    with patch_docutils(ROOT), docutils_namespace():  # as sphinx-build isolates a build
+        Sphinx(ROOT / "docs", ROOT, out, tmp / "doctrees", "html", status=status, warning=warning,
+               parallel=2).build()
+    warnings = warning.getvalue()
     # Only errors fail here: in a test process that has run other Sphinx builds, docutils
     # warns that directives are already registered. `make site` (-W) holds the warnings.
     if "ERROR" in warnings:

@@ -1,49 +1,72 @@
 """The annotations under docs/annotations and the {src} references of the docs: every target
 parses, lies inside its file (manifest line counts) and, with the release fetched, contains its
-symbol. The same checks as the build's, without building the site."""
+symbol. The same checks as the build's, without building the site.
+
+The documents are read by the project's own parsers: MyST's with conf.py's extensions (so a
+``:::{annotation}`` colon fence counts as the build counts it) and :func:`archive.xref.parse_target`.
+"""
 from __future__ import annotations
 
-import re
+import runpy
 from pathlib import Path
 
 import pytest
+from markdown_it.renderer import RendererHTML
+from myst_parser.config.main import MdParserConfig
+from myst_parser.parsers.mdit import create_md_parser
 
 from archive import ROOT, xref
 from archive import manifest as m
 
 DOCS = ROOT / "docs"
 ANNOTATIONS = DOCS / "annotations"
-DIRECTIVE_RE = re.compile(r"^(?P<fence>`{3,}|~{3,})\{annotation\}\s*(?P<arg>.*)$")
-SRC_ROLE_RE = re.compile(r"\{src\}`(?P<body>[^`]+)`")
+CONF = runpy.run_path(str(ROOT / "conf.py"))
+MD = create_md_parser(MdParserConfig(enable_extensions=set(CONF.get("myst_enable_extensions", ()))),
+                      RendererHTML)
+
+
+def _directives_and_roles(text: str, offset: int = 0):
+    """(line, directive name, argument) and (line, role name, content) of a MyST text, directive
+    bodies included (MyST parses them as MyST too)."""
+    found_dirs, found_roles = [], []
+    line = offset + 1
+    for t in MD.parse(text):
+        if t.map:
+            line = offset + t.map[0] + 1
+        if t.type in ("fence", "colon_fence") and t.info.startswith("{") and "}" in t.info:
+            name, _, arg = t.info[1:].partition("}")
+            found_dirs.append((line, name, arg.strip()))
+            d, r = _directives_and_roles(t.content, offset + t.map[0] + 1)
+            found_dirs += d
+            found_roles += r
+        for c in t.children or []:
+            if c.type == "myst_role":
+                found_roles.append((line, c.meta.get("name"), c.content))
+    return found_dirs, found_roles
 
 
 def annotation_args(path: Path) -> list[tuple[int, str]]:
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        mm = DIRECTIVE_RE.match(line.strip())
-        if mm:
-            out.append((n, mm["arg"].strip()))
-    return out
+    dirs, _ = _directives_and_roles(path.read_text(encoding="utf-8"))
+    return [(n, arg) for n, name, arg in dirs if name == "annotation"]
 
 
 def src_targets(path: Path) -> list[tuple[int, str]]:
+    _, roles = _directives_and_roles(path.read_text(encoding="utf-8"))
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        for mm in SRC_ROLE_RE.finditer(line):
-            body = mm["body"]
-            if body.endswith(">") and "<" in body:
-                body = body[:-1].rsplit("<", 1)[1]
-            out.append((n, body.strip()))
+    for n, name, body in roles:
+        if name != "src":
+            continue
+        if body.endswith(">") and "<" in body:
+            body = body[:-1].rsplit("<", 1)[1]
+        out.append((n, body.strip()))
     return out
 
 
 def to_ref(source: Path, line: int, arg: str) -> xref.PortsRef:
-    mm = xref.PORTS_RE.match("Ports: " + arg)
-    assert mm, f"{source}:{line}: cannot parse {arg!r} as <release>/<path>:<first>-<last> [Symbol]"
-    first = int(mm["first"])
-    last = int(mm["last"]) if mm["last"] else first
-    return xref.PortsRef(str(source.relative_to(ROOT)), line, None, mm["release"], mm["path"],
-                         first, last, (mm["symbol"] or "").strip())
+    parsed = xref.parse_target(arg)
+    assert parsed, f"{source}:{line}: cannot parse {arg!r} as <release>/<path>:<first>-<last> [Symbol]"
+    release, path, first, last, symbol = parsed
+    return xref.PortsRef(str(source.relative_to(ROOT)), line, None, release, path, first, last, symbol)
 
 
 ANNOTATION_FILES = sorted(ANNOTATIONS.rglob("*.md"))
@@ -101,7 +124,7 @@ def test_src_references_of_the_docs(alexnet_2012):
     ("layer.cu:823-842", False),
 ])
 def test_target_syntax(arg, ok):
-    assert bool(xref.PORTS_RE.match("Ports: " + arg)) == ok
+    assert (xref.parse_target(arg) is not None) == ok
 
 
 def test_check_catches_a_wrong_range_and_symbol(alexnet_2012):

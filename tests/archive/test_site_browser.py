@@ -1,5 +1,6 @@
 """The site in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by
-Playwright, serving the synthetic site over a loopback HTTP server.
+Playwright, serving the site of the test root ``tests/archive/sphinxext/roots/test-site`` over a
+loopback HTTP server.
 
 Follows a Ports link from a source page to the port and back, checks the target lines are
 highlighted, that margins stand beside the code at desktop width and below it at phone width
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.archive.sphinxext import synthetic
+from tests.archive.sphinxext.siteroot import build, copy_site
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -30,8 +31,8 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def site_url(tmp_path_factory):
-    root = synthetic.write_project(tmp_path_factory.mktemp("browser-site"))
-    synthetic.build(root)
+    root = copy_site(tmp_path_factory.mktemp("browser-site") / "site")
+    build(root)
     handler = functools.partial(_Quiet, directory=str(root / "_build" / "html"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,16 +1,15 @@
-"""Fixtures: the synthetic project, built once per module (the build is the slow part)."""
+"""The test root ``roots/test-site`` built once per test process (see :mod:`siteroot`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from tests.archive.sphinxext import synthetic
+from tests.archive.sphinxext.siteroot import build, copy_site
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def built(tmp_path_factory) -> tuple[Path, str, str]:
-    """(output dir, status text, warnings text) of the synthetic site."""
-    root = synthetic.write_project(tmp_path_factory.mktemp("site"))
-    _, status, warnings = synthetic.build(root)
-    return root / "_build" / "html", status, warnings
+    """(output dir, status text, warnings text) of the test root, built once per test process."""
+    app, status, warnings = build(copy_site(tmp_path_factory.mktemp("site") / "test-site"))
+    return Path(app.outdir), status, warnings

@@ -1,18 +1,17 @@
 """archive.sphinxext.experiment_pages (and the tables and {site} role they are used with), built
-with the whole extension on the synthetic project and a synthetic ``layers/`` folder."""
+with the whole extension on the test root and a synthetic ``layers/`` folder."""
 from __future__ import annotations
 
-from tests.archive.sphinxext import synthetic
+from tests.archive.sphinxext.siteroot import build, copy_site
 from tests.archive.test_experiment_history import write_folder
 
 
 def test_sphinx_pages(tmp_path):
     """The extension builds the index, one page per experiment, the tables and the {site} role."""
-    root = synthetic.write_project(tmp_path)
+    root = src = copy_site(tmp_path / "site")
     write_folder(root / "layers")
     with open(root / "conf.py", "a") as f:
         f.write("archive_experiments_dir = 'layers'\n")
-    src = root / "docs"
     (src / "index.md").write_text(
         "# Test\n\n{site}`the timeline <experiments/index.html>`\n\n"
         "```{release-table}\n```\n\n```{experiment-results} 91 92\n:all-results:\n```\n\n"
@@ -20,7 +19,7 @@ def test_sphinx_pages(tmp_path):
     (src / "sub").mkdir()
     (src / "sub" / "page.md").write_text("# Sub\n\n{site}`missing.html#x` {site}`r <releases/a/b.c.html#L3>`\n"
                                          "{site}`experiments/92.html`\n")
-    app, _, warnings = synthetic.build(root)
+    app, _, warnings = build(root)
     out = root / "_build" / "html"
     assert app.statuscode == 0
     # the two links to pages this test build does not have are reported, the others are not
