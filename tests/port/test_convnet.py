@@ -18,60 +18,7 @@ import pytest
 
 from archive import ROOT
 from port import checkpoint
-
-TINY_DEF = """\
-[data]
-type=data
-dataIdx=0
-
-[labels]
-type=data
-dataIdx=1
-
-[conv1]
-type=conv
-inputs=data
-channels=3
-filters=16
-padding=2
-stride=2
-filterSize=5
-neuron=relu
-initW=0.01
-partialSum=13
-sharedBiases=1
-
-[pool1]
-type=pool
-pool=max
-inputs=conv1
-start=0
-sizeX=3
-stride=2
-outputsX=0
-channels=16
-
-[fc10]
-type=fc
-outputs=10
-inputs=pool1
-initW=0.01
-neuron=ident
-
-[probs]
-type=softmax
-inputs=fc10
-
-[logprob]
-type=cost.logreg
-inputs=labels,probs
-"""
-
-
-def tiny_params(eps_w: float = 0.001) -> str:
-    weight = f"epsW={eps_w}\nepsB=0.002\nmomW=0.9\nmomB=0.9\nwc=0.004\n"
-    return f"[conv1]\n{weight}\n[fc10]\n{weight}\n[logprob]\ncoeff=1\n"
-
+from tests.port.cfgnets import tiny_params, write_cfgs
 
 def write_cifar_like(root: Path, num_batches: int = 4, n: int = 64, seed: int = 0) -> Path:
     """A tiny CIFAR-10-layout data set: data (3072, N) uint8 with a class-dependent tint, labels."""
@@ -90,13 +37,6 @@ def write_cifar_like(root: Path, num_batches: int = 4, n: int = 64, seed: int = 
     with open(root / "batches.meta", "wb") as f:
         pickle.dump({"data_mean": mean, "label_names": [f"c{i}" for i in range(10)], "num_vis": 3072}, f)
     return root
-
-
-def write_cfgs(root: Path, eps_w: float = 0.001) -> tuple[Path, Path]:
-    d, p = root / "layers-tiny.cfg", root / "layer-params-tiny.cfg"
-    d.write_text(TINY_DEF)
-    p.write_text(tiny_params(eps_w))
-    return d, p
 
 
 def run_cli(args: list[str], timeout: float = 300, **kw) -> subprocess.CompletedProcess:

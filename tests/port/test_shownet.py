@@ -11,7 +11,7 @@ from port.shownet import ShowConvNet, filters_for_display, main, make_filter_gri
 from port.util import unpickle
 
 from .data.conftest import random_cifar_batches, write_official_cifar
-from .test_convnet import TINY_DEF, tiny_params
+from tests.port.cfgnets import TINY_DEF, tiny_params
 
 FS, F = 11, 96
 

@@ -166,7 +166,8 @@ def test_the_driver_on_the_stand_in_syncs_once_per_batch(tmp_path, monkeypatch):
     of 3 training batches of 2 minibatches, a test every 2 batches; the only synchronisations are
     one cost read per batch (training and test) and the weights read back for each checkpoint."""
     from port import convnet
-    from tests.port.test_convnet import train_args, write_cfgs, write_cifar_like
+    from tests.port.cfgnets import write_cfgs
+    from tests.port.test_convnet import train_args, write_cifar_like
 
     data = write_cifar_like(tmp_path / "data", num_batches=4, n=64)
     layer_def, params = write_cfgs(tmp_path)

@@ -23,7 +23,8 @@ import pytest
 
 from archive import ORIGINAL, ROOT
 from port import checkpoint
-from tests.port.test_convnet import TINY_DEF, run_cli, save_dirs, tiny_params, train_args, write_cifar_like
+from tests.port.cfgnets import TINY_DEF, tiny_params
+from tests.port.test_convnet import run_cli, save_dirs, train_args, write_cifar_like
 
 DROPOUT_DEF = TINY_DEF.replace("[fc10]\ntype=fc\noutputs=10\ninputs=pool1",
                                "[hs1]\ntype=hs\ninputs=pool1\nkeep=0.5\n\n[fc10]\ntype=fc\noutputs=10\ninputs=hs1")
