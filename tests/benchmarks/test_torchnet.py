@@ -15,19 +15,13 @@ from benchmarks import torchnet  # noqa: E402
 from port.layer import parse_layers  # noqa: E402
 from port.layers.base import PASS_TEST  # noqa: E402
 from port.model import ConvNet  # noqa: E402
+from tests.port.cfgnets import INPUTS, pool, softmax_logreg  # noqa: E402
 
 # 3×32×32 images. conv1: 15 modules of stride 2 read 33 pixels (the ceil overhang); pool1 max;
 # conv2 two groups of 16 filters of 4×4, unshared biases; pool2 avg, its last window clipped;
 # within-map and cross-map norms; a local layer; a two-input fc; dropout or a neuron; concat,
 # eltsum and the softmax + logreg pair.
-DEF = """
-[data]
-type=data
-dataIdx=0
-[labels]
-type=data
-dataIdx=1
-[conv1]
+DEF = INPUTS + """[conv1]
 type=conv
 inputs=data
 channels=3
@@ -39,16 +33,7 @@ neuron=relu
 initW=0.1
 partialSum=1
 sharedBiases=1
-[pool1]
-type=pool
-pool=max
-inputs=conv1
-start=0
-sizeX=3
-stride=2
-outputsX=0
-channels=32
-[conv2]
+""" + pool("pool1", "conv1", 32) + """[conv2]
 type=conv
 inputs=pool1
 channels=32
@@ -61,16 +46,7 @@ neuron=tanh[1.7,0.6]
 initW=0.1
 partialSum=4
 sharedBiases=0
-[pool2]
-type=pool
-pool=avg
-inputs=conv2
-start=0
-sizeX=3
-stride=2
-outputsX=0
-channels=32
-[rnorm2]
+""" + pool("pool2", "conv2", 32, "avg") + """[rnorm2]
 type=rnorm
 inputs=pool2
 channels=32
@@ -117,13 +93,7 @@ type=fc
 inputs=both,sum
 outputs=10
 initW=0.1,0.1
-[probs]
-type=softmax
-inputs=fc10
-[logprob]
-type=cost.logreg
-inputs=labels,probs
-"""
+""" + softmax_logreg("fc10")
 
 W = "epsW=0.5\nepsB=0.2\nmomW=0.9\nmomB=0.9\nwc=0.004"
 PARAMS = f"""

@@ -1,5 +1,8 @@
 """The small nets of the port's tests, as cfg texts, and the one helper that writes and parses
-them: the parser, driver, shownet and training tests build their nets from these."""
+them: the parser, driver, shownet, training, fuzz and PyTorch-twin tests build their nets from
+these. The nets share their ends (the data layers :data:`INPUTS`, the cost
+:func:`softmax_logreg`) and the CIFAR nets their first stage (:data:`CONV1` and a :func:`pool`),
+so each piece is written once here."""
 from __future__ import annotations
 
 import re
@@ -7,8 +10,8 @@ from pathlib import Path
 
 from port.layer import parse_layers
 
-# A small CIFAR-like net: 3×32×32 images, 10 classes.
-BASE = """
+# The images (data row 0) and their labels (data row 1).
+INPUTS = """\
 [data]
 type=data
 dataIdx=0
@@ -16,7 +19,11 @@ dataIdx=0
 [labels]
 type=data
 dataIdx=1
+"""
 
+# conv1 of the CIFAR nets: 16 filters of 5x5 over the 3 colours, padding 2, stride 1; each net
+# adds its own initialisation and neuron.
+CONV1 = """
 [conv1]
 type=conv
 inputs=data
@@ -25,34 +32,49 @@ filters=16
 padding=2
 stride=1
 filterSize=5
-initW=0.01
-partialSum=4
-neuron=relu
+"""
 
-[pool1]
+
+def pool(name: str, inputs: str, channels: int, kind: str = "max") -> str:
+    """A 3x3 pooling section of stride 2 over all of its input (start 0, outputsX 0)."""
+    return f"""
+[{name}]
 type=pool
-pool=max
-inputs=conv1
+pool={kind}
+inputs={inputs}
 start=0
 sizeX=3
 stride=2
 outputsX=0
-channels=16
+channels={channels}
+"""
 
-[fc10]
-type=fc
-outputs=10
-inputs=pool1
-initW=0.01
 
+def softmax_logreg(top: str) -> str:
+    """The cost end of the nets: softmax over ``top``, logistic regression against the labels."""
+    return f"""
 [probs]
 type=softmax
-inputs=fc10
+inputs={top}
 
 [logprob]
 type=cost.logreg
 inputs=labels,probs
 """
+
+
+# A small CIFAR-like net: 3×32×32 images, 10 classes.
+BASE = "\n" + INPUTS + CONV1 + """\
+initW=0.01
+partialSum=4
+neuron=relu
+""" + pool("pool1", "conv1", 16) + """
+[fc10]
+type=fc
+outputs=10
+inputs=pool1
+initW=0.01
+""" + softmax_logreg("fc10")
 
 PARAMS = """
 [conv1]
@@ -99,8 +121,8 @@ def edit(text: str, section: str, old: str, new: str) -> str:
     raise AssertionError(f"no section {section}")
 
 
-# The driver tests' net: BASE with conv1 at stride 2 (a 24x24 crop gives 12x12 maps) and a
-# partialSum that divides its 144 modules, shared biases said, and an explicit ident neuron.
+# The driver tests' net: BASE with conv1 at stride 2 (a 24x24 crop gives 13x13 maps) and a
+# partialSum (13) that divides its 169 modules, shared biases said, and an explicit ident neuron.
 TINY_DEF = edit(edit(edit(BASE, "conv1", "stride=1", "stride=2"), "conv1", "partialSum=4",
                      "partialSum=13\nsharedBiases=1"), "fc10", "initW=0.01", "initW=0.01\nneuron=ident")
 

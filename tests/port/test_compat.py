@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from port import compat
-from tests.port.test_layer import BASE, PARAMS, edit
+from tests.port.cfgnets import BASE, PARAMS, edit
 
 ROOT = Path(__file__).resolve().parents[2]
 

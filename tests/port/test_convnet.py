@@ -18,7 +18,8 @@ import pytest
 
 from archive import ROOT
 from port import checkpoint
-from tests.port.cfgnets import tiny_params, write_cfgs
+from tests.port.cfgnets import INPUTS, softmax_logreg, tiny_params, write_cfgs
+
 
 def write_cifar_like(root: Path, num_batches: int = 4, n: int = 64, seed: int = 0) -> Path:
     """A tiny CIFAR-10-layout data set: data (3072, N) uint8 with a class-dependent tint, labels."""
@@ -190,14 +191,7 @@ def test_test_only_multiview_writes_predictions(tiny, tmp_path):
     assert str(d) in preds["note"]
 
 
-GC_DEF = """[data]
-type=data
-dataIdx=0
-
-[labels]
-type=data
-dataIdx=1
-
+GC_DEF = INPUTS + """
 [conv1]
 type=conv
 inputs=data
@@ -227,15 +221,7 @@ type=fc
 outputs=4
 inputs=pool1
 initW=0.01
-
-[probs]
-type=softmax
-inputs=fc2
-
-[logprob]
-type=cost.logreg
-inputs=labels,probs
-"""
+""" + softmax_logreg("fc2")
 GC_PARAMS = """[conv1]
 epsW=0.001
 epsB=0.002

@@ -33,6 +33,7 @@ from archive import ROOT
 from port import checkpoint
 from port.errors import main_guard
 from port.layer import parse_layers
+from tests.port.cfgnets import CONV1, INPUTS, pool, softmax_logreg
 
 SEED = 8
 N_CFG = 200
@@ -41,38 +42,12 @@ MEMORY_LIMIT = 256 << 20
 MINI = 8
 
 # A CIFAR net of the 80sec shape (not its text): 24x24x3 crops, 10 classes.
-DEF = """\
-[data]
-type=data
-dataIdx=0
-
-[labels]
-type=data
-dataIdx=1
-
-[conv1]
-type=conv
-inputs=data
-channels=3
-filters=16
-padding=2
-stride=1
-filterSize=5
+DEF = INPUTS + CONV1 + """\
 neuron=relu
 initW=0.0001
 partialSum=4
 sharedBiases=1
-
-[pool1]
-type=pool
-pool=max
-inputs=conv1
-start=0
-sizeX=3
-stride=2
-outputsX=0
-channels=16
-
+""" + pool("pool1", "conv1", 16) + """
 [conv2]
 type=conv
 inputs=pool1
@@ -85,17 +60,7 @@ neuron=relu
 initW=0.01
 partialSum=4
 sharedBiases=1
-
-[pool2]
-type=pool
-pool=avg
-inputs=conv2
-start=0
-sizeX=3
-stride=2
-outputsX=0
-channels=16
-
+""" + pool("pool2", "conv2", 16, "avg") + """
 [conv3]
 type=conv
 inputs=pool2
@@ -108,17 +73,7 @@ neuron=relu
 initW=0.01
 partialSum=3
 sharedBiases=1
-
-[pool3]
-type=pool
-pool=avg
-inputs=conv3
-start=0
-sizeX=3
-stride=2
-outputsX=0
-channels=32
-
+""" + pool("pool3", "conv3", 32, "avg") + """
 [fc64]
 type=fc
 outputs=64
@@ -131,15 +86,7 @@ type=fc
 outputs=10
 inputs=fc64
 initW=0.1
-
-[probs]
-type=softmax
-inputs=fc10
-
-[logprob]
-type=cost.logreg
-inputs=labels,probs
-"""
+""" + softmax_logreg("fc10")
 
 _W = "epsW=0.001\nepsB=0.002\nmomW=0.9\nmomB=0.9\nwc=0.004\n"
 PARAMS = "".join(f"[{n}]\n{_W}\n" for n in ("conv1", "conv2", "conv3", "fc64", "fc10")) + "[logprob]\ncoeff=1\n"

@@ -7,7 +7,7 @@ import pytest
 
 from port import checkpoint, initw
 from port.errors import ConfigError
-from tests.port.test_layer import BASE, PARAMS, edit, parse
+from tests.port.cfgnets import BASE, PARAMS, edit, parse
 
 
 def _saved_net(tmp_path):

@@ -14,7 +14,8 @@ from port.cfg_checks import IgnoredKeyWarning
 from port.convnet import apply_model_options, check_same_architecture, guess_data_dims
 from port.layer import (LAYER_PARSERS, NEURON_PARSERS, conv_to_local,
                         parse_layers, parse_neuron, unshare_weights)
-from tests.port.cfgnets import BASE, OPTS, PARAMS, edit, parse, write
+from tests.port.cfgnets import BASE, INPUTS, OPTS, PARAMS, edit, parse, write
+
 
 def check_error(exc: ConfigError, path: Path, section, key, pattern):
     msg = str(exc)
@@ -103,14 +104,7 @@ def test_registries_cover_the_release():
 
 
 def test_ceil_rule_sizes_of_the_paper_net(tmp_path):
-    text = """
-[data]
-type=data
-dataIdx=0
-[labels]
-type=data
-dataIdx=1
-[conv1]
+    text = INPUTS + """[conv1]
 type=conv
 inputs=data
 channels=3
@@ -200,14 +194,7 @@ partialSum=0
 
 
 def test_every_type(tmp_path):
-    text = """
-[data]
-type=data
-dataIdx=0
-[labels]
-type=data
-dataIdx=1
-[gates]
+    text = INPUTS + """[gates]
 type=data
 dataIdx=2
 [dist]

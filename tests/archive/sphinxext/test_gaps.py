@@ -1,7 +1,6 @@
 """archive.sphinxext.gaps: what a file uses but its release lacks."""
 from __future__ import annotations
 
-
 from tests.archive.sphinxext.siteroot import margin_of, page
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from archive import manifest
-from tests.archive.sphinxext.siteroot import SITE, build, copy_site, margin_of, page, regenerate_manifests
+from tests.archive.sphinxext.siteroot import SITE, build, copy_site, margin_of, regenerate_manifests
 
 
 def test_build_is_clean(built):

@@ -1,7 +1,6 @@
 """archive.sphinxext.versions: diffs across releases and the release trees."""
 from __future__ import annotations
 
-
 from tests.archive.sphinxext.siteroot import page
 
 
