@@ -1,8 +1,11 @@
 """Helpers of the extension's tests, which run on Sphinx's own test machinery
 (``sphinx.testing``), as Sphinx and sphinx-design test theirs: each project is a test root under
-``roots/`` (``roots/test-site``: two made-up releases, a fake port module, MyST pages), copied
-to a temporary folder and built by :class:`sphinx.testing.util.SphinxTestApp`. No upstream code:
-every file there is made up.
+``roots/`` (``roots/test-site``: two made-up releases, a fake port module, MyST pages). A test
+that builds a variant of it marks itself ``@pytest.mark.sphinx("html", testroot="site",
+srcdir=<its own name>)`` and gets the root copied there by the ``app_params`` fixture and built by
+``make_app`` (a :class:`sphinx.testing.util.SphinxTestApp`); the tests that only read the built
+site share one build per test process (the ``built`` fixture). No upstream code: every file
+there is made up.
 """
 from __future__ import annotations
 
@@ -23,19 +26,21 @@ def site_file(path: str) -> str:
     return (SITE / path).read_text(encoding="utf-8")
 
 
-def copy_site(dest: Path, edits: dict[str, tuple[str, str]] | None = None) -> Path:
-    """The test root copied to ``dest``; ``edits={"port/mod.py": (old, new)}`` changes a file."""
+def replace_in(f: Path, old: str, new: str) -> None:
+    """Change a file of a copied test root (``old`` must be there)."""
+    text = f.read_text(encoding="utf-8")
+    assert old in text, f"{f}: {old!r} is not in the test root's file"
+    f.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def copy_site(dest: Path) -> Path:
+    """The test root copied to ``dest``, for a build that outlives one test."""
     shutil.copytree(SITE, dest)
-    for name, (old, new) in (edits or {}).items():
-        f = dest / name
-        text = f.read_text(encoding="utf-8")
-        assert old in text, f"{name}: {old!r} is not in the test root's file"
-        f.write_text(text.replace(old, new), encoding="utf-8")
     return dest
 
 
 def build(srcdir: Path, *, parallel: int = 0) -> tuple[SphinxTestApp, str, str]:
-    """One HTML build of ``srcdir``: (app, status text, warnings text)."""
+    """One HTML build of ``srcdir`` outside a test's fixtures: (app, status text, warnings text)."""
     app = SphinxTestApp("html", srcdir=srcdir, parallel=parallel)
     try:
         app.build()

@@ -2,13 +2,16 @@
 with the whole extension on the test root and a synthetic ``layers/`` folder."""
 from __future__ import annotations
 
-from tests.archive.sphinxext.siteroot import build, copy_site
+import pytest
+
 from tests.archive.test_experiment_history import write_folder
 
 
-def test_sphinx_pages(tmp_path):
+@pytest.mark.sphinx("html", testroot="site", srcdir="experiment-pages")
+def test_sphinx_pages(app_params, make_app):
     """The extension builds the index, one page per experiment, the tables and the {site} role."""
-    root = src = copy_site(tmp_path / "site")
+    args, kwargs = app_params
+    root = src = kwargs["srcdir"]
     write_folder(root / "layers")
     with open(root / "conf.py", "a") as f:
         f.write("archive_experiments_dir = 'layers'\n")
@@ -19,8 +22,9 @@ def test_sphinx_pages(tmp_path):
     (src / "sub").mkdir()
     (src / "sub" / "page.md").write_text("# Sub\n\n{site}`missing.html#x` {site}`r <releases/a/b.c.html#L3>`\n"
                                          "{site}`experiments/92.html`\n")
-    app, _, warnings = build(root)
-    out = root / "_build" / "html"
+    app = make_app(*args, **kwargs)
+    app.build()
+    out, warnings = app.outdir, app.warning.getvalue()
     assert app.statuscode == 0
     # the two links to pages this test build does not have are reported, the others are not
     missing = [l for l in warnings.splitlines() if "no such page" in l]

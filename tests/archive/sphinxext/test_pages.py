@@ -7,7 +7,7 @@ import re
 import pytest
 
 from archive import manifest
-from tests.archive.sphinxext.siteroot import SITE, build, copy_site, margin_of, regenerate_manifests
+from tests.archive.sphinxext.siteroot import SITE, margin_of, regenerate_manifests, replace_in
 
 
 def test_build_is_clean(built):
@@ -40,27 +40,32 @@ def test_offline(built):
         assert "@import" not in html and "fonts.googleapis" not in html
 
 
-def test_unchanged_pages_are_not_rewritten(tmp_path):
-    root = copy_site(tmp_path / "site")
-    _, first, _ = build(root)
-    assert re.search(r"archive: \d+ generated pages written, 0 unchanged", first)
-    notes = root / "annotations" / "notes.md"
-    notes.write_text(notes.read_text().replace("scaled", "SCALED"))
-    _, second, _ = build(root)
-    assert "archive: 1 generated pages written" in second  # only kern.cu's page
-    assert "<strong>SCALED</strong>" in (root / "_build/html/releases/rel-a/src/kern.cu.html").read_text()
+@pytest.mark.sphinx("html", testroot="site", srcdir="pages-unchanged")
+def test_unchanged_pages_are_not_rewritten(app_params, make_app):
+    args, kwargs = app_params
+    first = make_app(*args, **kwargs)
+    first.build()
+    assert re.search(r"archive: \d+ generated pages written, 0 unchanged", first.status.getvalue())
+    replace_in(first.srcdir / "annotations" / "notes.md", "scaled", "SCALED")
+    second = make_app(*args, **kwargs)
+    second.build()
+    assert "archive: 1 generated pages written" in second.status.getvalue()  # only kern.cu's page
+    assert "<strong>SCALED</strong>" in (second.outdir / "releases/rel-a/src/kern.cu.html").read_text()
 
 
-def test_parallel_build_merges_annotations(tmp_path):
+@pytest.mark.sphinx("html", testroot="site", srcdir="pages-parallel", parallel=2)
+def test_parallel_build_merges_annotations(app_params, make_app):
     """With -j 2 the documents are read in worker processes; their annotations must merge."""
-    root = copy_site(tmp_path / "site")
+    args, kwargs = app_params
     for n in range(1, 9):
-        (root / "annotations" / f"extra{n}.md").write_text(
+        (kwargs["srcdir"] / "annotations" / f"extra{n}.md").write_text(
             f"# Extra {n}\n\n```{{annotation}} rel-a/src/kern.cu:{n}\nExtra note number {n}.\n```\n")
-    _, status, warnings = build(root, parallel=2)
+    app = make_app(*args, **kwargs)
+    app.build()
+    status, warnings = app.status.getvalue(), app.warning.getvalue()
     assert warnings == "", warnings
     assert re.search(r"reading sources\.\.\. \S+ \S+ annotations/extra\d \.\. ", re.sub(r"\x1b\[[0-9;]*m", "", status))
-    margin = margin_of((root / "_build/html/releases/rel-a/src/kern.cu.html").read_text())
+    margin = margin_of((app.outdir / "releases/rel-a/src/kern.cu.html").read_text())
     for n in range(1, 9):
         assert f"Extra note number {n}." in margin
 
