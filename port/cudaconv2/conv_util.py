@@ -151,8 +151,11 @@ def conv_local_pool(images, *args, num_filters: int | None = None):
         img_size = _square_images(func, images, num_filters)
     xp = get_array_module(images)
     x4 = _4d(images, num_filters, img_size)
-    before, after = _pool_padding(img_size, subs_x, start_x, stride_x, outputs_x)
     base = {"max": MAX_POOL_BASE, "avg": 0.0, "maxabs": 0.0}[pooler]
+    if pooler == "max" and fast.usable(images):              # the compiled twin of what follows
+        return fast.max_pool(x4, subs_x, start_x, stride_x, outputs_x, base).reshape(
+            num_filters * outputs_x * outputs_x, images.shape[1])
+    before, after = _pool_padding(img_size, subs_x, start_x, stride_x, outputs_x)
     xpad = _pad_spatial(x4, before, after, base)
     acc = None
     for sl in _pool_window_slices(img_size, subs_x, start_x, stride_x, outputs_x):
