@@ -47,7 +47,7 @@ def fixity(site: Site) -> list[str]:
             continue
         for e in man.files.values():
             data = site.data(release, e.path)
-            where = f"original/{release}/{e.path}"
+            where = f"{site.original.name}/{release}/{e.path}"      # the folder the conf names
             if data is None:
                 problems.append(f"{where}: missing (listed in the {release} manifest)")
             elif hashlib.sha256(data).hexdigest() != e.sha256:

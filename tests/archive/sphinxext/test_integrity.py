@@ -54,5 +54,5 @@ def test_bad_src_link_and_unreadable_annotation_fail_the_build(app_params, make_
 def test_altered_original_fails_the_build(app_params, make_app):
     args, kwargs = app_params
     (kwargs["srcdir"] / "releases/rel-a/tail.py").write_text("altered\n")
-    with pytest.raises(IntegrityError, match=r"original/rel-a/tail.py: SHA-256 differs"):
+    with pytest.raises(IntegrityError, match=r"releases/rel-a/tail.py: SHA-256 differs"):
         make_app(*args, **kwargs).build()
