@@ -39,8 +39,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import nets
 from benchmarks.timing import save_report
+from port import backend
+from port.convnet import guess_data_dims
 from port.errors import UserError, main_guard
+from port.layer import parse_layers
+from port.model import ConvNet
 
 DEFAULT_NETS = ("layers-80sec", "conv-local-13pct", "layers-145")
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -95,10 +100,6 @@ class _Worker:
     """What both workers share: the parsed net, the random batch, the timing of one step."""
 
     def __init__(self, a):
-        from benchmarks import nets  # noqa: PLC0415
-        from port.convnet import guess_data_dims  # noqa: PLC0415
-        from port.layer import parse_layers  # noqa: PLC0415
-
         self.a = a
         self.rss_after_imports_kib = _proc_status_kib("VmRSS")
         d, p, nc = nets.release_files(a.net)
@@ -136,12 +137,8 @@ class _Worker:
 
 class PortWorker(_Worker):
     def __init__(self, a):
-        from port import backend  # noqa: PLC0415
-
         self.xp = backend.set_backend(a.backend)
         super().__init__(a)
-        from port.model import ConvNet  # noqa: PLC0415
-
         self.net = ConvNet(self.layers, minibatch_size=a.minibatch, rng=0)
 
     def sync(self) -> None:
@@ -196,9 +193,9 @@ class PortWorker(_Worker):
 
 class TorchWorker(_Worker):
     def __init__(self, a):
-        import torch  # noqa: PLC0415
+        import torch  # noqa: PLC0415 (torch is optional; only the torch worker loads it)
 
-        from benchmarks import torchnet  # noqa: PLC0415
+        from benchmarks import torchnet  # noqa: PLC0415 (imports torch)
 
         self.torch = torch
         super().__init__(a)
@@ -309,8 +306,6 @@ def _progress(what: str) -> None:
 
 
 def run_net(name: str, a) -> dict:
-    from benchmarks import nets  # noqa: PLC0415
-
     if nets.release_files(name) is None:
         return {"net": name, "skipped": "original/alexnet-2012 is not fetched (make original)"}
     _progress(f"{name}: starting the port and torch workers")
@@ -444,8 +439,6 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     if a.worker:
         return worker_main(a)
-    from benchmarks import nets  # noqa: PLC0415
-
     unknown = [n for n in a.nets if n not in nets.NETS]
     if unknown:
         raise UserError(f"--nets: unknown {', '.join(unknown)} (known: {', '.join(sorted(nets.NETS))})")

@@ -36,6 +36,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from port import layer as lay
+from port import model
+from port.convnet import guess_data_dims
 from port.errors import ArgumentParser, UserError, main_guard
 from port.util import atomic_write_bytes
 
@@ -159,9 +162,7 @@ def _treefc_classes(def_path: Path) -> tuple[int, str] | None:
     """For a def file with a ``treefc`` layer: the class count its data provider would give, read
     from the def file the tree net was made from (``layers-137-tree.cfg`` → the ``outputs`` of the
     same-named layer in ``layers-137.cfg``), and where it was read."""
-    from port.layer import MyConfigParser  # noqa: PLC0415
-
-    mcp = MyConfigParser(def_path, "layer definition file")
+    mcp = lay.MyConfigParser(def_path, "layer definition file")
     tree = [s for s in mcp.sections() if mcp.safe_get(s, "type", default="") == "treefc"]
     if not tree:
         return None
@@ -169,7 +170,7 @@ def _treefc_classes(def_path: Path) -> tuple[int, str] | None:
     sibling = def_path.with_name(stem[:-len("-tree")] + ".cfg") if stem.endswith("-tree") else None
     if sibling is None or not sibling.is_file():
         return None
-    sib = MyConfigParser(sibling, "layer definition file")
+    sib = lay.MyConfigParser(sibling, "layer definition file")
     if sib.has_option(tree[0], "outputs"):
         return sib.safe_get_int(tree[0], "outputs"), f"{sibling.name} [{tree[0]}] outputs"
     return None
@@ -199,10 +200,6 @@ def synthetic_data(layers: dict, n: int, rng: np.random.Generator) -> list[np.nd
 
 def check(release: Path, def_path: Path, batch: int = 8, seed: int = 0) -> Row:
     """Parse, build and step one def file; never raises for the net's own problems."""
-    from port import layer as lay   # noqa: PLC0415 (imports numpy-heavy modules)
-    from port import model          # noqa: PLC0415
-    from port.convnet import guess_data_dims  # noqa: PLC0415
-
     row = Row(cfg=str(def_path.relative_to(release)))
     candidates = params_files(release, def_path)
     row.params = [str(p.relative_to(release)) for p, _ in candidates]

@@ -263,7 +263,7 @@ def _parser_sources() -> list[Path]:
     data-size guess and ``port.layer``) is imported (the whole package if it cannot be)."""
     port_dir = ROOT / "port"
     try:
-        import port.convnet  # noqa: F401
+        import port.convnet  # noqa: F401 (late: a probe of what the parser loads, which may fail)
     except Exception:  # parse_def says so on the pages; any port file may be the cause
         return sorted(port_dir.rglob("*.py"))
     files = {Path(m.__file__) for m in list(sys.modules.values())
