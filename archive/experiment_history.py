@@ -12,7 +12,7 @@ This module turns that folder into a timeline:
 - :func:`parse_diary` splits a params file's comments into blocks (one per run), and finds the
   checkpoint paths (dates), the ``epoch N:`` events and the results in each;
 - :func:`pair_def` finds the def file of a params file (the diary's own "uses def file N", the
-  same stem, or the stem with its suffixes removed);
+  same stem, or the stem with its suffixes removed: the rules of :mod:`port.cfg_pairs`);
 - :func:`load_experiments` does both for every params file of a folder, in numbering order
   (the numbering is chronological);
 - :func:`diff_files` is a unified diff between two cfg files (optionally of settings only), and
@@ -33,6 +33,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from port.cfg_pairs import comment, pair
+
 PARAMS_RE = re.compile(r"^layer-params-(?P<stem>.+)\.cfg$")
 DEF_RE = re.compile(r"^layers-(?P<stem>.+)\.cfg$")
 CHECKPOINT_RE = re.compile(
@@ -45,13 +47,6 @@ TRIPLE_RE = re.compile(
 PAIR_RE = re.compile(r"^\s*(?P<top1>0?\.\d+)\s*,\s*(?P<top5>0?\.\d+)\s*$")
 # A block that copies another experiment's diary: "135 notes:", "141-2009 notes, before ..."
 NOTES_RE = re.compile(r"^#?(?P<stem>\d[\w.-]*)\s+notes\b", re.I)
-# The diary's own statement of the def file used.
-USES_DEF_RES = (
-    re.compile(r"\b(?:uses?|using)\s+(?:the\s+)?(?:same\s+)?(?:def|config)\s+file:?\s*"
-               r"#?(?:layers-)?(?P<stem>\d[\w-]*?)(?:\.cfg)?(?=[\s).,]|$)", re.I),
-    re.compile(r"\(def file\s+#?(?P<stem>\d[\w-]*)\)", re.I),
-    re.compile(r"like\s+#?(?P<stem>\d[\w-]*)\s*\((?:so|hence)\s+uses\s+(?:the\s+)?same\s+file", re.I),
-)
 # The experiment it was derived from: "this is like #137 but ...", "this is 145, and ...".
 PARENT_RES = (
     re.compile(r"\blike\s+#?(?P<stem>\d[\w-]*\w)", re.I),
@@ -211,13 +206,6 @@ class Timeline:
 
 # ---- diary parsing -------------------------------------------------------------------------
 
-def _comment(line: str) -> str | None:
-    s = line.strip()
-    if s.startswith("#") or s.startswith(";"):
-        return s[1:].strip()
-    return None
-
-
 def _label(prefix: str, previous: str | None) -> str:
     label = prefix.strip().strip("[(").strip()
     label = re.sub(r"\blogprob\b\s*:?", "", label, flags=re.I).strip(" :")
@@ -255,7 +243,7 @@ def parse_diary(text: str) -> Diary:
     raw_blocks: list[list[tuple[int, str]]] = []
     current: list[tuple[int, str]] = []
     for i, line in enumerate(text.splitlines(), start=1):
-        c = _comment(line)
+        c = comment(line)
         if c is None:
             if current:
                 raw_blocks.append(current)
@@ -297,46 +285,14 @@ def experiment_number(stem: str) -> int | None:
     return nums[0] if nums else None
 
 
-def pair_def(stem: str, diary: Diary, def_stems: set[str]) -> tuple[str | None, str, str | None]:
-    """The def-file stem of params file ``stem``: (def stem or None, rule in words, missing stem).
-
-    Rules, in order: the diary's own statement in the experiment's own blocks ("uses def file
-    #101", "like #153 (so uses same file)", "uses config file #153-4gpu", "using def file
-    layers-141-2009-2010.cfg"); the same stem; the stem with trailing ``-suffix`` parts removed
-    (``120-4gpu-auto2`` → ``120-4gpu``, ``145-2010`` → ``145``).
-    """
-    missing = None
-    for block in diary.own_blocks:
-        for ln, text in block.lines:
-            for rx in USES_DEF_RES:
-                m = rx.search(text)
-                if m:
-                    named = m.group("stem")
-                    if named in def_stems:
-                        return named, f"the diary says so (line {ln}: “{text.strip()}”)", None
-                    missing = missing or named
-    if stem in def_stems:
-        return stem, "same stem", missing
-    parts = stem.split("-")
-    for k in range(len(parts) - 1, 0, -1):
-        cand = "-".join(parts[:k])
-        if cand in def_stems:
-            return cand, f"stem without “-{'-'.join(parts[k:])}”", missing
-    if missing:
-        return None, f"the diary names def file #{missing}, which the release lacks", missing
-    return None, "no def file found", None
-
-
-def named_defs(diary: Diary, def_stems: set[str]) -> tuple[str, ...]:
-    """The def files of the release that the diary's own blocks name, in order of mention."""
-    out: list[str] = []
-    for block in diary.own_blocks:
-        for _, text in block.lines:
-            for rx in USES_DEF_RES:
-                for m in rx.finditer(text):
-                    if m.group("stem") in def_stems and m.group("stem") not in out:
-                        out.append(m.group("stem"))
-    return tuple(out)
+def pair_def(stem: str, diary: Diary, def_stems: set[str]) -> tuple[str | None, str, str | None, tuple[str, ...]]:
+    """The def-file stem of params file ``stem`` by the rules of :func:`port.cfg_pairs.pair`, read
+    from the experiment's own blocks (not the notes copied from another): (def stem or None, rule
+    in words, a stem the diary names that the release lacks, every def stem those blocks name)."""
+    p = pair(f"layer-params-{stem}.cfg", [x for b in diary.own_blocks for x in b.lines],
+             {f"layers-{s}.cfg" for s in def_stems})
+    stems = [DEF_RE.match(n)["stem"] if n else None for n in (p.def_file, *p.named)]
+    return stems[0], p.rule, p.missing, tuple(stems[1:])
 
 
 def load_experiments(layers_dir: Path, rel_dir: str = "layers") -> Timeline:
@@ -353,13 +309,13 @@ def load_experiments(layers_dir: Path, rel_dir: str = "layers") -> Timeline:
         stem = m["stem"]
         text = (layers_dir / n).read_text(encoding="utf-8", errors="replace")
         diary = parse_diary(text)
-        def_stem, rule, missing = pair_def(stem, diary, def_stems)
+        def_stem, rule, missing, named = pair_def(stem, diary, def_stems)
         exps.append(Experiment(
             stem=stem, params_path=f"{rel_dir}/{n}", def_stem=def_stem,
             def_path=f"{rel_dir}/layers-{def_stem}.cfg" if def_stem else None, pairing=rule,
             diary=diary, number=experiment_number(stem),
             params_lines=text.count("\n") + (0 if text.endswith("\n") or not text else 1),
-            missing_def=missing, named_defs=named_defs(diary, def_stems)))
+            missing_def=missing, named_defs=named))
     exps.sort(key=lambda e: (e.number if e.number is not None else 10**6,
                              e.diary.start_date or "9999", e.stem))
     used = {e.def_stem for e in exps if e.def_stem} | {d for e in exps for d in e.named_defs}
@@ -370,7 +326,7 @@ def load_experiments(layers_dir: Path, rel_dir: str = "layers") -> Timeline:
 
 def settings_text(text: str) -> str:
     """A cfg file without its comment lines (the settings only)."""
-    return "".join(l for l in text.splitlines(keepends=True) if _comment(l) is None)
+    return "".join(l for l in text.splitlines(keepends=True) if comment(l) is None)
 
 
 def diff_files(a: Path, b: Path, a_name: str, b_name: str, settings_only: bool = False,

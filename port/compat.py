@@ -1,9 +1,9 @@
 """``python -m port.compat [--json] [--batch N] [RELEASE]``: does every net of a release run?
 
 For every def file of a release (``layers*.cfg`` under ``layers/``, ``layers-cifar/`` and
-``example-layers/``), the params files that go with it: the one of the same stem
-(``layers-145.cfg`` → ``layer-params-145.cfg``) and those whose diary says which def file they
-use (``# ... uses def file 153``, ``# using def file layers-141-2009-2010.cfg``). Then, with the
+``example-layers/``), the params files that go with it (:mod:`port.cfg_pairs`): the one of the
+same stem (``layers-145.cfg`` → ``layer-params-145.cfg``) and those whose diary says which def
+file they use (``# ... uses def file 153``, ``# using def file layers-141-2009-2010.cfg``). Then, with the
 first params file that parses, three stages, each stopping the row at its first failure:
 
 parsed
@@ -26,7 +26,6 @@ Not a port: the release has no such tool; this checks the port against the relea
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 import warnings
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from port import cfg_pairs
 from port import layer as lay
 from port import model
 from port.convnet import guess_data_dims
@@ -45,8 +45,6 @@ from port.util import atomic_write_bytes
 PROG = "compat"
 DEF_DIRS = ("layers", "layers-cifar", "example-layers")
 DEFAULT_RELEASE = Path("original/alexnet-2012")
-_DIARY = re.compile(r"(?:def|config) file\s*[:#]?\s*#?\s*([\w.-]+)", re.IGNORECASE)
-_DIARY_LIKE = re.compile(r"like #([\w.-]+) \((?:so|hence) uses same file\)", re.IGNORECASE)
 
 
 @dataclass
@@ -73,63 +71,19 @@ def def_files(release: Path) -> list[Path]:
     return out
 
 
-def _stem(def_path: Path) -> str:
-    """``layers-145.cfg`` → ``-145``; ``layers.gc.cfg`` → ``.gc``."""
-    return def_path.name[len("layers"):-len(".cfg")]
-
-
-def _diary_targets(params_path: Path) -> list[str]:
-    """The def-file names a params file's comments say it was used with, e.g. ``layers-153.cfg``
-    (``# use def file 153``, ``# using def file layers-141-2009-2010.cfg``, ``# uses config
-    file #153-4gpu``, ``# this is like #153 (so uses same file)``)."""
-    try:
-        text = params_path.read_text(errors="replace")
-    except OSError:
-        return []
-    out = []
-    for line in text.splitlines():
-        if not line.lstrip().startswith("#"):
-            continue
-        for m in list(_DIARY.finditer(line)) or list(_DIARY_LIKE.finditer(line)):
-            target = m.group(1).rstrip(".")
-            if not target.startswith("layers"):
-                target = f"layers-{target}"
-            if not target.endswith(".cfg"):
-                target += ".cfg"
-            if target not in out:
-                out.append(target)
-    return out
-
-
-def _owners(params_path: Path, defs: dict[str, Path]) -> list[tuple[Path, str]]:
-    """The def files a params file goes with, and how that was decided: the one of the same stem
-    and those its diary names; failing both, the def file whose stem is the longest ``-``-prefix
-    of its own (``layer-params-120-4gpu-auto2.cfg`` → ``layers-120-4gpu.cfg``)."""
-    stem = params_path.name[len("layer-params"):-len(".cfg")]
-    out = []
-    if f"layers{stem}.cfg" in defs:
-        out.append((defs[f"layers{stem}.cfg"], "same stem"))
-    for target in _diary_targets(params_path):
-        if target in defs and all(d != defs[target] for d, _ in out):
-            out.append((defs[target], "diary"))
-    if out:
-        return out
-    parts = stem.split("-")
-    for k in range(len(parts) - 1, 1, -1):
-        name = "layers" + "-".join(parts[:k]) + ".cfg"
-        if name in defs:
-            return [(defs[name], "stem prefix")]
-    return []
-
-
 def params_files(release: Path, def_path: Path) -> list[tuple[Path, str]]:
-    """The params files that go with ``def_path`` (see :func:`_owners`), same stem first."""
+    """The params files that go with ``def_path`` and how (:func:`port.cfg_pairs.def_files_of`),
+    same stem first."""
     folder = def_path.parent
-    defs = {p.name: p for p in folder.glob("layers*.cfg")}
+    defs = {p.name for p in folder.glob("layers*.cfg")}
     out = []
     for p in sorted(folder.glob("layer-params*.cfg")):
-        for owner, how in _owners(p, defs):
-            if owner == def_path:
+        try:
+            text = p.read_text(errors="replace")
+        except OSError:
+            text = ""
+        for owner, how in cfg_pairs.def_files_of(p.name, cfg_pairs.comment_lines(text), defs):
+            if owner == def_path.name:
                 out.append((p, how))
     out.sort(key=lambda ph: ph[1] != "same stem")
     return out

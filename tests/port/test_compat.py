@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from port import compat
+from port import cfg_pairs, compat
 from tests.port.cfgnets import BASE, PARAMS, edit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,8 +69,8 @@ def test_command_line_json_and_table(release):
 
 
 def test_diary_notes_and_trees():
-    assert compat._DIARY.search("# this is like #159 (so uses same def file: 153) but").group(1) == "153"
-    assert compat._DIARY.search("# uses config file #153-4gpu").group(1) == "153-4gpu"
+    assert cfg_pairs.DEF_FILE_RES[0].search("# this is like #159 (so uses same def file: 153) but").group(1) == "153"
+    assert cfg_pairs.DEF_FILE_RES[0].search("# uses config file #153-4gpu").group(1) == "153-4gpu"
     tree, root = compat.synthetic_tree(10, fanout=3)
     assert len(tree) == 10 + 4 + 2 + 1 and root == len(tree) - 1 and sorted(tree[root]) == [14, 15]
 
