@@ -4,7 +4,8 @@ cfg's columns meet.
 The original ran one thread per GPU (``--gpu=0,1``): layer L ran on device ``device_ids[L.gpu]``;
 an output needed on another GPU was copied there (peer to peer, or through host memory, where a
 ``quantF=half`` layer sent float16), and the gradients computed on other GPUs were summed into
-the producer's own (``quantB=half``: float16 through host memory) (layer.cu:78-124, 172-270).
+the producer's own (``quantB=half``: float16 through host memory)
+(alexnet-2012/src/layer.cu:78-124, 172-270).
 
 Here, one thread: :class:`Devices` names the devices and gives a context to run a layer on one
 and a copy between two. With several CUDA devices (CuPy), at least as many as the cfg's columns,
@@ -29,8 +30,8 @@ def quantize(a, quantizer: dict | None):
     """What crosses between columns: ``a`` itself, or rounded to float16 and back (``half``).
 
     DIVERGES: the original quantized only where the two GPUs could not reach each other and the
-    copy went through host memory (layer.cu:82-88, 237-249); the port rounds at every column
-    crossing, as the diary of layer-params-170-quant.cfg describes ("half quantization on all
+    copy went through host memory (alexnet-2012/src/layer.cu:82-88, 237-249); the port rounds at
+    every column crossing, as the diary of layer-params-170-quant.cfg describes ("half quantization on all
     communicated layers"). The kernel convQuantizeHalf is in no public repository; this is
     IEEE round-to-nearest-even float16.
 

@@ -57,8 +57,8 @@ class CrossEntCostLayer(CostLayer):
         """coeff·p/y to the softmax, which applies its Jacobian.
 
         DIVERGES: the original skips its gradient over a single-consumer softmax, expecting the
-        softmax to compute the fused form, but the softmax fuses only for logreg (layer.cu:1034),
-        so the gradient was never written; here it is always sent.
+        softmax to compute the fused form, but the softmax fuses only for logreg
+        (alexnet-2012/src/layer.cu:1034), so the gradient was never written; here it is always sent.
 
         Ports: alexnet-2012/src/layer.cu:1706-1717 CrossEntCostLayer::bpropActs
         Ports: alexnet-2012/src/layer_kernels.cu:328-344 kCrossEntGrad
@@ -89,7 +89,7 @@ class CrossEnt2CostLayer(CostLayer):
         self.costv = [-device_total(self.acts.sum())]
 
     def fused_below(self) -> bool:
-        """Does the logistic layer below compute this cost's gradient (layer.cu:1750-1753)?"""
+        """Does the logistic layer below compute this cost's gradient (alexnet-2012/src/layer.cu:1750-1753)?"""
         below = self.prev[1]
         return (len(below.next) == 1 and below.type == "neuron"
                 and below.dic["neuron"]["type"] == "logistic" and below.device == self.device)
@@ -98,8 +98,8 @@ class CrossEnt2CostLayer(CostLayer):
         """coeff·(t/y − (1−t)/(1−y)) unless the logistic layer below does the fused form.
 
         DIVERGES: the original's stand-alone operator adds (1−t)/(1−y) instead of subtracting it
-        (layer.cuh:570), a sign error that points the step the wrong way for y > t; the port sends
-        the descent direction of the value above.
+        (alexnet-2012/include/layer.cuh:570), a sign error that points the step the wrong way for
+        y > t; the port sends the descent direction of the value above.
 
         Ports: alexnet-2012/src/layer.cu:1740-1760 CrossEnt2CostLayer::bpropActs
         Ports: alexnet-2012/include/layer.cuh:562-572 CrossEntGradientOperator
@@ -179,8 +179,8 @@ class TICACostLayer(CostLayer):
         """The value Σ_q [√S_q − 0.001·log(0.001 + √S_q)], whose gradient the kernel computes.
 
         DIVERGES: the original reports Σ r, which its own comment calls wrong ("it contains
-        reciprocals", layer.cu:1997), so its gradient check could not pass; the port reports the
-        function that the gradient belongs to (√S = 1/r − 0.001).
+        reciprocals", alexnet-2012/src/layer.cu:1997), so its gradient check could not pass; the
+        port reports the function that the gradient belongs to (√S = 1/r − 0.001).
 
         Ports: alexnet-2012/src/layer.cu:1992-1998 TICACostLayer::fpropActs
         """
