@@ -125,6 +125,15 @@ def weight_shapes(dic: dict) -> list[tuple[int, int]]:
     return [(r, dic["filters"]) for r in per]
 
 
+def bias_shape(dic: dict) -> tuple[int, int]:
+    """The shape of a parsed weight layer's biases: fc and treefc ``(1, outputs)``, conv
+    ``(filters, 1)`` (``(filters·modules, 1)`` without sharedBiases), local ``(filters·modules, 1)``."""
+    if dic["type"] in ("fc", "treefc"):
+        return 1, dic["outputs"]
+    shared = dic["type"] == "conv" and dic.get("sharedBiases", True)
+    return dic["filters"] * (1 if shared else dic["modules"]), 1
+
+
 #: Keys whose size drives a layer's memory, in the order they are blamed on a tie.
 SIZE_KEYS = ("outputs", "filters", "padding", "outputsX", "filterSize", "channels", "groups",
              "filterChannels", "sizeX", "start", "stride", "size", "tgtSize")
@@ -179,12 +188,7 @@ def check_memory(parser) -> None:
     what = f"{dic.get('outputs', 0)} outputs per case"
     if dic.get("type") in WEIGHT_TYPES:
         own = [r * c for (r, c), src in zip(weight_shapes(dic), dic["weightSourceLayers"]) if src == ""]
-        if dic["type"] in ("fc", "treefc"):
-            biases = dic["outputs"]
-        else:
-            shared = dic["type"] == "conv" and dic.get("sharedBiases", True)
-            biases = dic["filters"] * (1 if shared else dic["modules"])
-        n += 2 * 4 * (sum(own) + biases)
+        n += 2 * 4 * (sum(own) + math.prod(bias_shape(dic)))
         what += f" and {sum(own)} weights"
     check_bytes(parser, n, f"the layer ({what}, minibatches of {mini})")
 
@@ -252,11 +256,7 @@ def check_saved_layers(layers, where: str, types: Collection[str]) -> None:
         if l["type"] not in WEIGHT_TYPES:
             continue
         try:
-            shapes = weight_shapes(l)
-            shared = l["type"] == "conv" and l.get("sharedBiases", True)
-            n_biases = (l["outputs"] if l["type"] in ("fc", "treefc")
-                        else l["filters"] * (1 if shared else l["modules"]))
-            bias_shape = (1, n_biases) if l["type"] in ("fc", "treefc") else (n_biases, 1)
+            shapes, b_shape = weight_shapes(l), bias_shape(l)
         except (KeyError, TypeError, ValueError, IndexError):
             raise bad(name, "lacks the sizes of its weights (numInputs, outputs, filters, ...)") from None
         for key in ("weights", "weightsInc"):
@@ -272,5 +272,5 @@ def check_saved_layers(layers, where: str, types: Collection[str]) -> None:
             b = l.get(key)
             if not isinstance(b, np.ndarray) or b.dtype.kind != "f":
                 raise bad(name, f"{key} is {getattr(b, 'dtype', type(b).__name__)}, not a real float array")
-            if b.shape != bias_shape:
-                raise bad(name, f"{key} has shape {b.shape}; the layer needs {bias_shape}")
+            if b.shape != b_shape:
+                raise bad(name, f"{key} has shape {b.shape}; the layer needs {b_shape}")
