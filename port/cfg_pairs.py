@@ -42,12 +42,18 @@ def comment(line: str) -> str | None:
 
 def comment_lines(text: str) -> list[tuple[int, str]]:
     """(1-based line number, comment text) of every comment line of a cfg file's text."""
-    return [(i, c) for i, line in enumerate(text.splitlines(), start=1) if (c := comment(line)) is not None]
+    return [(i, c) for i, line in enumerate(text.splitlines(), start=1)
+            if (c := comment(line)) is not None]
 
 
 def def_name(stem: str) -> str:
     """``153`` → ``layers-153.cfg``."""
     return f"layers-{stem}.cfg"
+
+
+def same_stem(params_name: str) -> str:
+    """``layer-params-145.cfg`` → ``layers-145.cfg``; ``layer-params.gc.cfg`` → ``layers.gc.cfg``."""
+    return "layers" + params_name[len("layer-params"):]
 
 
 @dataclass(frozen=True)
@@ -76,13 +82,13 @@ def pair(params_name: str, lines: Iterable[tuple[int, str]], def_names: Collecti
                     first = first or (name, f"the diary says so (line {ln}: “{text.strip()}”)")
     if first:
         return Pairing(first[0], first[1], None, tuple(named))
-    if f"layers{suffix}.cfg" in def_names:
-        return Pairing(f"layers{suffix}.cfg", "same stem", missing, tuple(named))
+    if same_stem(params_name) in def_names:
+        return Pairing(same_stem(params_name), "same stem", missing, ())
     parts = suffix.split("-")
     for k in range(len(parts) - 1, 1, -1):   # parts[0] is '' (the suffix starts with '-')
         cand = "layers" + "-".join(parts[:k]) + ".cfg"
         if cand in def_names:
-            return Pairing(cand, f"stem without “-{'-'.join(parts[k:])}”", missing, tuple(named))
+            return Pairing(cand, f"stem without “-{'-'.join(parts[k:])}”", missing, ())
     if missing:
         return Pairing(None, f"the diary names def file #{missing}, which the release lacks", missing, ())
     return Pairing(None, "no def file found", None, ())
@@ -94,7 +100,7 @@ def def_files_of(params_name: str, lines: Iterable[tuple[int, str]],
     (``same stem``, ``diary``, ``stem prefix``): the one of the same suffix and those the diary
     names; failing both, the prefix rule's."""
     p = pair(params_name, lines, def_names)
-    same = "layers" + params_name[len("layer-params"):]
+    same = same_stem(params_name)
     out = [(same, "same stem")] if same in def_names else []
     out += [(d, "diary") for d in p.named if d != same]
     return out or ([(p.def_file, "stem prefix")] if p.def_file else [])
