@@ -285,7 +285,8 @@ def experiment_number(stem: str) -> int | None:
     return nums[0] if nums else None
 
 
-def pair_def(stem: str, diary: Diary, def_stems: set[str]) -> tuple[str | None, str, str | None, tuple[str, ...]]:
+def pair_def(stem: str, diary: Diary,
+             def_stems: set[str]) -> tuple[str | None, str, str | None, tuple[str, ...]]:
     """The def-file stem of params file ``stem`` by the rules of :func:`port.cfg_pairs.pair`, read
     from the experiment's own blocks (not the notes copied from another): (def stem or None, rule
     in words, a stem the diary names that the release lacks, every def stem those blocks name)."""
