@@ -294,6 +294,11 @@ def conv_contrast_norm(images, mean_diffs, num_filters, size_x, add_scale, pow_s
     S = _check_rnorm(func, images, num_filters, size_x, undo=False)
     _require_same_shape(func, "images", images, mean_diffs=mean_diffs)
     md = _4d(mean_diffs, num_filters, S)
+    if fast.usable(images, mean_diffs):                   # the compiled twin of the next line
+        denoms = fast.spatial_denoms(md, -(size_x // 2), size_x, 1, add_scale).reshape(images.shape)
+        target = denoms ** -pow_scale
+        target *= images
+        return target, denoms
     denoms = 1 + add_scale * _spatial_box(md * md, -(size_x // 2), size_x)
     denoms = denoms.reshape(images.shape)
     return images * denoms ** -pow_scale, denoms
@@ -329,8 +334,12 @@ def conv_response_norm_undo(out_grads, denoms, inputs, acts, num_filters, size_x
     func = "conv_response_norm_undo"
     S = _check_rnorm(func, out_grads, num_filters, size_x, undo=True)
     _require_same_shape(func, "out_grads", out_grads, denoms=denoms, inputs=inputs, acts=acts)
-    pre = (-2 * add_scale * pow_scale) * out_grads * acts / denoms  # (C·P, N)
     lo_t = -size_x + size_x // 2 + 1  # the windows that contain p
+    if fast.usable(out_grads, denoms, inputs, acts):      # the compiled twin of what follows
+        return fast.spatial_undo(*(_4d(a, num_filters, S) for a in (out_grads, denoms, inputs, acts)),
+                                 lo_t, size_x, -2 * add_scale * pow_scale,
+                                 pow_scale).reshape(out_grads.shape)
+    pre = (-2 * add_scale * pow_scale) * out_grads * acts / denoms  # (C·P, N)
     back = _spatial_box(_4d(pre, num_filters, S), lo_t, size_x).reshape(out_grads.shape)
     return inputs * back + out_grads * denoms ** -pow_scale
 
@@ -388,6 +397,12 @@ def conv_response_norm_cross_map(images, num_filters, size_f, add_scale, pow_sca
     func = "conv_response_norm_cross_map"
     _check_crossmap(func, images, num_filters, size_f)
     x3 = images.reshape(num_filters, -1, images.shape[1])  # (C, P, N)
+    if fast.usable(images):                               # the compiled twin of the next line
+        denoms = fast.map_denoms(x3, -(size_f // 2), size_f, blocked, min_div,
+                                 add_scale).reshape(images.shape)
+        target = denoms ** -pow_scale
+        target *= images
+        return target, denoms
     denoms = min_div + add_scale * _map_window_sum(x3 * x3, size_f, -(size_f // 2), blocked)
     denoms = denoms.reshape(images.shape)
     return images * denoms ** -pow_scale, denoms
@@ -406,8 +421,13 @@ def conv_response_norm_cross_map_undo(out_grads, denoms, inputs, acts, num_filte
     func = "conv_response_norm_cross_map_undo"
     _check_crossmap(func, out_grads, num_filters, size_f)
     _require_same_shape(func, "out_grads", out_grads, denoms=denoms, inputs=inputs, acts=acts)
-    pre = (-2 * add_scale * pow_scale) * out_grads * acts / denoms
     lo_t = -size_f + size_f // 2 + 1
+    if fast.usable(out_grads, denoms, inputs, acts):      # the compiled twin of what follows
+        return fast.map_undo(*(a.reshape(num_filters, -1, a.shape[1])
+                               for a in (out_grads, denoms, inputs, acts)),
+                             lo_t, size_f, blocked, -2 * add_scale * pow_scale,
+                             pow_scale).reshape(out_grads.shape)
+    pre = (-2 * add_scale * pow_scale) * out_grads * acts / denoms
     back = _map_window_sum(pre.reshape(num_filters, -1, pre.shape[1]), size_f, lo_t, blocked)
     return inputs * back.reshape(out_grads.shape) + out_grads * denoms ** -pow_scale
 

@@ -9,10 +9,18 @@ which stays the oracle (the tests compare the two) and the fallback: without Num
 - :func:`max_undo`: max-pooling backward without temporaries (the NumPy version makes a mask and
   a masked copy per window offset), each input pixel gathering its windows' gradients in the
   NumPy version's order (bit-identical).
+- :func:`spatial_denoms`: the within-map (rnorm, cnorm) denominators 1 + α·Σ_{size² window} u²
+  in one pass, rows then columns as the NumPy version sums them (bit-identical).
+- :func:`spatial_undo`: the within-map backward in one pass per channel (the NumPy version makes
+  six full-size temporaries), bit-identical.
+- :func:`map_denoms`: the cross-map (cmrnorm, blocked or not) denominators in one pass,
+  bit-identical.
+- :func:`map_undo`: the cross-map backward in one pass, bit-identical.
 
 The kernels run in parallel over channels (``prange``; Numba's threads, as many as cores): every
 channel's outputs are its own, so no two threads write the same element and the sums keep their
-order.
+order. The norms' d^(−β) stays NumPy's ``power`` (a SIMD loop faster than a compiled scalar
+pow, and the oracle's own bits).
 """
 from __future__ import annotations
 
@@ -136,4 +144,208 @@ def max_undo(images4, acts4, grads4, subs_x: int, start_x: int, stride_x: int):
     """
     out = np.empty(images4.shape, dtype=images4.dtype)
     _max_undo(images4, acts4, grads4, out, subs_x, start_x, stride_x)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Response normalization: the window sums of the denominators (forward) and the whole backward,
+# one pass each, over the channels (each channel's outputs are its own). The sums
+# are added in the NumPy path's order (conv_util._box_sum: the zero shift first, then the
+# shifts in window order), so the two agree bit for bit; d^(−β) stays NumPy's ``power`` (its
+# SIMD version is faster than a compiled scalar pow, and the same bits).
+
+if numba is not None:
+    def _spatial_denoms(md, denoms, lo, size, base, alpha):  # pragma: no cover (JIT)
+        # denoms[c, y, x] = base + α·Σ_{dx} Σ_{dy} md[c, y+dy, x+dx]², the rows summed first
+        # (conv_util._spatial_box), both windows [lo, lo + size) clipped to the image.
+        C, S, _, N = md.shape
+        zero_in = lo <= 0 < lo + size
+        for c in numba.prange(C):
+            rows = np.empty((S, N), md.dtype)
+            for y in range(S):
+                for x in range(S):
+                    if zero_in:
+                        for n in range(N):
+                            v = md[c, y, x, n]
+                            rows[x, n] = v * v
+                    else:
+                        for n in range(N):
+                            rows[x, n] = 0
+                    for k in range(size):
+                        yy = y + lo + k
+                        if yy == y or yy < 0 or yy >= S:
+                            continue
+                        for n in range(N):
+                            v = md[c, yy, x, n]
+                            rows[x, n] += v * v
+                for x in range(S):
+                    if zero_in:
+                        for n in range(N):
+                            denoms[c, y, x, n] = rows[x, n]
+                    else:
+                        for n in range(N):
+                            denoms[c, y, x, n] = 0
+                    for k in range(size):
+                        xx = x + lo + k
+                        if xx == x or xx < 0 or xx >= S:
+                            continue
+                        for n in range(N):
+                            denoms[c, y, x, n] += rows[xx, n]
+                    for n in range(N):
+                        denoms[c, y, x, n] = base + alpha * denoms[c, y, x, n]
+
+    def _spatial_undo(grads, denoms, inputs, acts, out, lo, size, coeff):  # pragma: no cover (JIT)
+        # out holds d^(−β) on entry; out = inputs·Σ_window(coeff·g·y/d) + g·out, the window sum
+        # as in _spatial_denoms (rows first) over the transposed window [lo, lo + size).
+        C, S, _, N = grads.shape
+        zero_in = lo <= 0 < lo + size
+        for c in numba.prange(C):
+            pre = np.empty((S, S, N), grads.dtype)
+            rows = np.empty((S, N), grads.dtype)
+            back = np.empty(N, grads.dtype)
+            for y in range(S):
+                for x in range(S):
+                    for n in range(N):
+                        pre[y, x, n] = coeff * grads[c, y, x, n] * acts[c, y, x, n] / denoms[c, y, x, n]
+            for y in range(S):
+                for x in range(S):
+                    if zero_in:
+                        for n in range(N):
+                            rows[x, n] = pre[y, x, n]
+                    else:
+                        for n in range(N):
+                            rows[x, n] = 0
+                    for k in range(size):
+                        yy = y + lo + k
+                        if yy == y or yy < 0 or yy >= S:
+                            continue
+                        for n in range(N):
+                            rows[x, n] += pre[yy, x, n]
+                for x in range(S):
+                    if zero_in:
+                        for n in range(N):
+                            back[n] = rows[x, n]
+                    else:
+                        for n in range(N):
+                            back[n] = 0
+                    for k in range(size):
+                        xx = x + lo + k
+                        if xx == x or xx < 0 or xx >= S:
+                            continue
+                        for n in range(N):
+                            back[n] += rows[xx, n]
+                    for n in range(N):
+                        out[c, y, x, n] = inputs[c, y, x, n] * back[n] + grads[c, y, x, n] * out[c, y, x, n]
+
+    def _map_denoms(x, denoms, lo, size, blocked, base, alpha):  # pragma: no cover (JIT)
+        # denoms[c] = base + α·Σ_{c' ∈ W(c)} x[c']², W(c) = [c + lo, c + lo + size) ∩ [0, C) with
+        # c itself first, or (blocked) the aligned block of size maps in order
+        # (conv_util._map_window_sum).
+        C, P, N = x.shape
+        for c in numba.prange(C):
+            first = (c // size) * size if blocked else c + lo
+            own = (not blocked) and lo <= 0 < lo + size
+            for p in range(P):
+                if own:
+                    for n in range(N):
+                        v = x[c, p, n]
+                        denoms[c, p, n] = v * v
+                else:
+                    for n in range(N):
+                        denoms[c, p, n] = 0
+                for k in range(size):
+                    cc = first + k
+                    if (own and cc == c) or cc < 0 or cc >= C:
+                        continue
+                    for n in range(N):
+                        v = x[cc, p, n]
+                        denoms[c, p, n] += v * v
+                for n in range(N):
+                    denoms[c, p, n] = base + alpha * denoms[c, p, n]
+
+    def _map_undo(grads, denoms, inputs, acts, out, lo, size, blocked, coeff):  # pragma: no cover (JIT)
+        # out holds d^(−β) on entry; out = inputs·Σ_{c' ∈ W(c)}(coeff·g·y/d)[c'] + g·out, W as in
+        # _map_denoms with the transposed window [c + lo, c + lo + size).
+        C, P, N = grads.shape
+        back = np.empty((C, N), grads.dtype)     # one row per channel: the prange writes its own
+        for c in numba.prange(C):
+            first = (c // size) * size if blocked else c + lo
+            own = (not blocked) and lo <= 0 < lo + size
+            for p in range(P):
+                if own:
+                    for n in range(N):
+                        back[c, n] = coeff * grads[c, p, n] * acts[c, p, n] / denoms[c, p, n]
+                else:
+                    for n in range(N):
+                        back[c, n] = 0
+                for k in range(size):
+                    cc = first + k
+                    if (own and cc == c) or cc < 0 or cc >= C:
+                        continue
+                    for n in range(N):
+                        back[c, n] += coeff * grads[cc, p, n] * acts[cc, p, n] / denoms[cc, p, n]
+                for n in range(N):
+                    out[c, p, n] = inputs[c, p, n] * back[c, n] + grads[c, p, n] * out[c, p, n]
+
+
+    _spatial_denoms = _serial_and_parallel(_spatial_denoms)
+    _spatial_undo = _serial_and_parallel(_spatial_undo)
+    _map_denoms = _serial_and_parallel(_map_denoms)
+    _map_undo = _serial_and_parallel(_map_undo)
+
+
+def _scalars(dtype, *values):
+    """The constants in the arrays' dtype, as NumPy casts a Python float against a float32 array."""
+    return tuple(dtype.type(v) for v in values)
+
+
+def spatial_denoms(md4, lo: int, size: int, base: float, alpha: float):
+    """(C, S, S, N) denominators base + α·Σ_{size² window} md², the window [p + lo, p + lo + size)²
+    clipped, as :func:`port.cudaconv2.conv_util.conv_contrast_norm` computes them.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2074-2212 convContrastNorm
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:746-808 kCNorm_fewfilter
+    """
+    denoms = np.empty(md4.shape, dtype=md4.dtype)
+    _spatial_denoms(md4, denoms, lo, size, *_scalars(md4.dtype, base, alpha))
+    return denoms
+
+
+def spatial_undo(grads4, denoms4, inputs4, acts4, lo: int, size: int, coeff: float, pow_scale: float):
+    """(C, S, S, N) gradient inputs·Σ_{transposed window}(coeff·g·y/d) + g·d^(−β), as
+    :func:`port.cudaconv2.conv_util.conv_response_norm_undo` (``lo`` is its transposed start).
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2228-2408 convResponseNormUndo
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1592-1605 kRNormUndoPrelims
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1628-1712 kRNormUndo
+    """
+    out = denoms4 ** -pow_scale             # as the NumPy path writes it (the same bits)
+    _spatial_undo(grads4, denoms4, inputs4, acts4, out, lo, size, *_scalars(grads4.dtype, coeff))
+    return out
+
+
+def map_denoms(x3, lo: int, size: int, blocked: bool, base: float, alpha: float):
+    """(C, P, N) denominators base + α·Σ_{maps of the window} x², as
+    :func:`port.cudaconv2.conv_util.conv_response_norm_cross_map` computes them.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2743-2790 convContrastNormCrossMap
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1038-1089 kFCNorm
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2892-2894 convResponseNormCrossMap
+    Ports: cuda-convnet2/cudaconv3/src/conv_util.cu:3018-3020 convResponseNormCrossMap
+    Ports: cuda-convnet2/cudaconv3/src/conv_util.cu:1160-1210 kFCNorm
+    """
+    denoms = np.empty(x3.shape, dtype=x3.dtype)
+    _map_denoms(x3, denoms, lo, size, blocked, *_scalars(x3.dtype, base, alpha))
+    return denoms
+
+
+def map_undo(grads3, denoms3, inputs3, acts3, lo: int, size: int, blocked: bool, coeff: float,
+             pow_scale: float):
+    """(C, P, N) gradient, as :func:`port.cudaconv2.conv_util.conv_response_norm_cross_map_undo`.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2801-2890 convResponseNormCrossMapUndo
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1112-1179 kFRNormUndo
+    """
+    out = denoms3 ** -pow_scale
+    _map_undo(grads3, denoms3, inputs3, acts3, out, lo, size, blocked, *_scalars(grads3.dtype, coeff))
     return out

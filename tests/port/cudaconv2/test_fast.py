@@ -74,3 +74,151 @@ def test_the_kernels_refuse_what_they_do_not_take():
     assert not fast.usable(a, a.astype(np.float64))          # mixed dtypes
     assert not fast.usable(a, np.zeros((4, 16), np.float32).T)   # not C-contiguous
     assert not fast.usable(a.astype(np.int32))
+
+
+# ---- response normalization: within-map (rnorm, cnorm) and cross-map (cmrnorm, blocked or not)
+
+def _norm_calls(kind, x, md, g, C, size, blocked):
+    """(acts, denoms, gradient) of one norm kind, forward then backward."""
+    if kind == "rnorm":
+        y, d = cc.conv_response_norm(x, C, size, 0.3 / size ** 2, 0.75)
+        return y, d, cc.conv_response_norm_undo(g, d, x, y, C, size, 0.3 / size ** 2, 0.75)
+    if kind == "cnorm":
+        y, d = cc.conv_contrast_norm(x, md, C, size, 0.3 / size ** 2, 0.75)
+        return y, d, cc.conv_contrast_norm_undo(g, d, md, y, C, size, 0.3 / size ** 2, 0.75)
+    y, d = cc.conv_response_norm_cross_map(x, C, size, 0.3 / size, 0.75, 1.5, blocked)
+    return y, d, cc.conv_response_norm_cross_map_undo(g, d, x, y, C, size, 0.3 / size, 0.75, blocked)
+
+
+def _counting(monkeypatch):
+    """Count the calls of each norm kernel's wrapper (so a test sees the kernel path taken)."""
+    calls = {}
+    for name in ("spatial_denoms", "spatial_undo", "map_denoms", "map_undo"):
+        def wrap(*a, _f=getattr(fast, name), _name=name):
+            calls[_name] = calls.get(_name, 0) + 1
+            return _f(*a)
+        monkeypatch.setattr(fast, name, wrap)
+    return calls
+
+
+NORMS = [   # kind, channels, image size, window size, blocked
+    ("rnorm", 16, 7, 3, False), ("rnorm", 32, 9, 5, False),
+    ("rnorm", 16, 5, 7, False),       # a window wider than the image: every sum clipped
+    ("rnorm", 16, 6, 4, False),       # an even window: one more map before than after
+    ("cnorm", 16, 7, 5, False), ("cnorm", 32, 5, 3, False),
+    ("cmrnorm", 16, 5, 5, False), ("cmrnorm", 32, 3, 3, False), ("cmrnorm", 16, 7, 4, False),
+    ("cmrnorm", 16, 5, 5, True),      # 16 maps in blocks of 5: the last block is one map
+    ("cmrnorm", 32, 3, 4, True), ("cmrnorm", 16, 4, 16, False), ("cmrnorm", 16, 4, 16, True),
+]
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind, C, S, size, blocked", NORMS)
+def test_norm_kernels_agree_with_the_numpy_path(monkeypatch, kind, C, S, size, blocked, dtype, threads):
+    if threads == "parallel":
+        monkeypatch.setattr(fast, "PARALLEL_MIN_ELEMENTS", 0)
+    rng = np.random.default_rng(1)
+    N = 7
+    x, md, g = (3 * rng.standard_normal((C * S * S, N))).astype(dtype), \
+        rng.standard_normal((C * S * S, N)).astype(dtype), rng.standard_normal((C * S * S, N)).astype(dtype)
+    calls = _counting(monkeypatch)
+    jit = _norm_calls(kind, x, md, g, C, size, blocked)
+    prefix = "map" if kind == "cmrnorm" else "spatial"
+    assert calls == {f"{prefix}_denoms": 1, f"{prefix}_undo": 1}       # the kernels ran
+    monkeypatch.setattr(fast, "ENABLED", False)
+    ref = _norm_calls(kind, x, md, g, C, size, blocked)
+    assert calls == {f"{prefix}_denoms": 1, f"{prefix}_undo": 1}       # and not for the oracle
+    for name, a, b in zip(("acts", "denoms", "gradient"), jit, ref, strict=True):
+        assert a.dtype == b.dtype == dtype and a.shape == b.shape, name
+        rtol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * float(np.abs(b).max()), err_msg=name)
+        assert np.array_equal(a, b), name  # the same sums in the same order, NumPy's own pow: bit for bit
+    assert np.abs(jit[1] - (1.5 if kind == "cmrnorm" else 1)).max() > 0.1   # the windows matter
+
+
+@pytest.mark.parametrize("kind", ["rnorm", "cnorm", "cmrnorm"])
+def test_the_norm_layers_take_the_kernels_and_agree_with_the_numpy_path(monkeypatch, kind):
+    from port.layers.norm import ContrastNormLayer, CrossMapResponseNormLayer, ResponseNormLayer
+
+    class Net:
+        rng = np.random.default_rng(0)
+        dtype = np.float32
+
+    rng = np.random.default_rng(2)
+    C, S, size = 16, 9, 5
+    dic = {"name": "n", "type": kind, "inputs": ["x"], "outputs": C * S * S, "gradConsumer": False,
+           "channels": C, "size": size, "scale": 1e-2, "pow": 0.75, "imgSize": S,
+           "minDiv": 2.0, "blocked": False}
+    cls = {"rnorm": ResponseNormLayer, "cnorm": ContrastNormLayer,
+           "cmrnorm": CrossMapResponseNormLayer}[kind]
+    x = (4 * rng.standard_normal((C * S * S, 11))).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+
+    def run():
+        layer = cls(dic, Net())
+        layer.inputs = [x]
+        layer.fprop_acts(0, 0, 0)
+        return layer.acts, layer.bprop_acts(g, 0, 0)
+    calls = _counting(monkeypatch)
+    jit = run()
+    assert sum(calls.values()) == 2
+    monkeypatch.setattr(fast, "ENABLED", False)
+    ref = run()
+    for a, b in zip(jit, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()))
+        assert np.array_equal(a, b)
+
+
+def test_the_norms_fall_back_to_numpy_for_arrays_the_kernels_do_not_take(monkeypatch):
+    rng = np.random.default_rng(3)
+    C, S = 16, 5
+    x = rng.standard_normal((C * S * S, 6)).astype(np.float32)
+    calls = _counting(monkeypatch)
+    y, d = cc.conv_response_norm_cross_map(np.asfortranarray(x), C, 5, 0.01, 0.75, 1.0, False)
+    y2, d2 = cc.conv_response_norm(x.astype(np.float64), C, 3, 0.01, 0.75)   # float64 is taken
+    assert calls == {"spatial_denoms": 1}
+    monkeypatch.setattr(fast, "ENABLED", False)
+    ref = cc.conv_response_norm_cross_map(x, C, 5, 0.01, 0.75, 1.0, False)
+    assert np.array_equal(y, ref[0]) and np.array_equal(d, ref[1])
+
+
+def test_alexnet_no_jit_gives_the_numpy_path(tmp_path, monkeypatch):
+    """ALEXNET_NO_JIT=1 turns the kernels off at import: in a fresh process the norms run the
+    NumPy code (a kernel call would raise) and give what the NumPy path gives here."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    rng = np.random.default_rng(4)
+    C, S = 16, 7
+    x, g = rng.standard_normal((2, C * S * S, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "g.npy", g)
+
+    def norms():
+        y, d = cc.conv_response_norm_cross_map(x, C, 5, 0.01, 0.75, 2.0, True)
+        y2, d2 = cc.conv_response_norm(x, C, 3, 0.01, 0.75)
+        return {"y": y, "u": cc.conv_response_norm_cross_map_undo(g, d, x, y, C, 5, 0.01, 0.75, True),
+                "y2": y2, "u2": cc.conv_response_norm_undo(g, d2, x, y2, C, 3, 0.01, 0.75)}
+    script = (
+        "import sys, numpy as np\n"
+        "from port import cudaconv2 as cc\nfrom port.cudaconv2 import fast\n"
+        "assert not fast.ENABLED\n"
+        "def no(*a): raise AssertionError('a kernel ran')\n"
+        "fast._map_denoms = fast._map_undo = fast._spatial_denoms = fast._spatial_undo = no\n"
+        "x, g = np.load(sys.argv[1] + '/x.npy'), np.load(sys.argv[1] + '/g.npy')\n"
+        f"y, d = cc.conv_response_norm_cross_map(x, {C}, 5, 0.01, 0.75, 2.0, True)\n"
+        f"u = cc.conv_response_norm_cross_map_undo(g, d, x, y, {C}, 5, 0.01, 0.75, True)\n"
+        f"y2, d2 = cc.conv_response_norm(x, {C}, 3, 0.01, 0.75)\n"
+        f"u2 = cc.conv_response_norm_undo(g, d2, x, y2, {C}, 3, 0.01, 0.75)\n"
+        "np.savez(sys.argv[1] + '/out.npz', y=y, u=u, y2=y2, u2=u2)\n")
+    root = Path(__file__).resolve().parents[3]
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=root, check=True, timeout=120,
+                   env={**os.environ, "ALEXNET_NO_JIT": "1"})
+    got = np.load(tmp_path / "out.npz")
+    with_kernels = norms()
+    monkeypatch.setattr(fast, "ENABLED", False)
+    for k, v in norms().items():
+        assert np.array_equal(got[k], v), k
+        assert np.array_equal(got[k], with_kernels[k]), k
