@@ -25,6 +25,7 @@ pow, and the oracle's own bits).
 from __future__ import annotations
 
 import os
+import types
 
 import numpy as np
 
@@ -52,8 +53,16 @@ PARALLEL_MIN_ELEMENTS = 1 << 18
 
 def _serial_and_parallel(py_func):
     """``kernel(*args)`` compiled twice, on one thread and over all cores (``prange``), choosing by
-    the size of the first argument."""
-    serial = numba.njit(cache=True)(py_func)
+    the size of the first argument.
+
+    The serial one is compiled from a copy named ``<name>_serial``: Numba's disk cache keys a
+    function by its qualified name and signature only (not by ``parallel``), so the two would
+    share one entry, and the parallel kernel would load whichever was saved first (the serial
+    code, once a small call had compiled it) and run on one thread."""
+    serial_func = types.FunctionType(py_func.__code__, py_func.__globals__, py_func.__name__ + "_serial",
+                                     py_func.__defaults__, py_func.__closure__)
+    serial_func.__qualname__ = py_func.__qualname__ + "_serial"
+    serial = numba.njit(cache=True)(serial_func)
     parallel = numba.njit(parallel=True, cache=True)(py_func)
 
     def kernel(first, *rest):

@@ -222,3 +222,29 @@ def test_alexnet_no_jit_gives_the_numpy_path(tmp_path, monkeypatch):
     for k, v in norms().items():
         assert np.array_equal(got[k], v), k
         assert np.array_equal(got[k], with_kernels[k]), k
+
+
+def test_the_parallel_kernels_stay_parallel_through_numbas_disk_cache(tmp_path):
+    """The serial and the parallel compilation of one kernel have cache entries of their own: in a
+    fresh cache, a small (serial) call first, then a parallel one, in a first process (compiles)
+    and a second (loads both from disk); the parallel one starts Numba's threads each time. (With
+    one entry for both, the parallel kernel loaded the serial code and ran on one thread.)"""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = (
+        "import numpy as np\nfrom numba.np.ufunc import parallel\nfrom port.cudaconv2 import fast\n"
+        "x = np.ones((16, 9, 4), np.float32)\n"
+        "fast._map_denoms(x, np.empty_like(x), -2, 5, False, np.float32(1), np.float32(1e-4))\n"
+        "assert not parallel._is_initialized, 'the small call ran in parallel'\n"
+        "fast.PARALLEL_MIN_ELEMENTS = 0\n"
+        "fast._map_denoms(x, np.empty_like(x), -2, 5, False, np.float32(1), np.float32(1e-4))\n"
+        "assert parallel._is_initialized, 'the parallel kernel did not start the threads'\n")
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", script], cwd=root, env=env, check=True, timeout=300)
+    names = sorted(p.name for p in tmp_path.rglob("*.nbi"))
+    assert any("_map_denoms_serial-" in n for n in names) and \
+        any("_map_denoms-" in n for n in names), names
