@@ -16,6 +16,10 @@ which stays the oracle (the tests compare the two) and the fallback: without Num
 - :func:`map_denoms`: the cross-map (cmrnorm, blocked or not) denominators in one pass,
   bit-identical.
 - :func:`map_undo`: the cross-map backward in one pass, bit-identical.
+- :func:`im2col_rows` / :func:`col2im_rows_add`: a block of the convolutions' im2col columns
+  copied from, or added back into, the padded images in one pass on all cores (the NumPy version
+  makes one strided copy or add per filter offset, on one core); the adds keep the NumPy
+  version's order (bit-identical).
 
 The kernels run in parallel over channels (``prange``; Numba's threads, as many as cores): every
 channel's outputs are its own, so no two threads write the same element and the sums keep their
@@ -130,8 +134,56 @@ if numba is not None:
                                     out[c, y, x, n] += grads[c, oy, ox, n]
 
 
+    def _im2col_rows(xpad, cols, r0, stride):  # pragma: no cover (JIT)
+        # cols[c, fy, fx, r, x, n] = xpad[c, fy + stride·(r0 + r), fx + stride·x, n]
+        C, fs, _, R, X, N = cols.shape
+        for cf in numba.prange(C * fs):
+            c, fy = cf // fs, cf % fs
+            for fx in range(fs):
+                for r in range(R):
+                    y = fy + stride * (r0 + r)
+                    for x in range(X):
+                        xx = fx + stride * x
+                        for n in range(N):
+                            cols[c, fy, fx, r, x, n] = xpad[c, y, xx, n]
+
+    def _col2im_rows_add(xpad, cols, r0, stride):  # pragma: no cover (JIT)
+        # xpad[c, fy + stride·(r0 + r), fx + stride·x, n] += cols[c, fy, fx, r, x, n], the offsets
+        # (fy, fx) in scan order as the NumPy path adds them (bit-identical); a thread a channel.
+        C, fs, _, R, X, N = cols.shape
+        for c in numba.prange(C):
+            for fy in range(fs):
+                for fx in range(fs):
+                    for r in range(R):
+                        y = fy + stride * (r0 + r)
+                        for x in range(X):
+                            xx = fx + stride * x
+                            for n in range(N):
+                                xpad[c, y, xx, n] += cols[c, fy, fx, r, x, n]
+
     _max_pool = _serial_and_parallel(_max_pool)
     _max_undo = _serial_and_parallel(_max_undo)
+    _im2col_rows = _serial_and_parallel(_im2col_rows)
+    _col2im_rows_add = _serial_and_parallel(_col2im_rows_add)
+
+
+def im2col_rows(xpad, cols6, r0: int, stride: int) -> None:
+    """Fill one block of im2col columns (C, fs, fs, rows, mX, n) from the padded images
+    (C, Yp, Xp, n), as :func:`port.cudaconv2.filter_acts.conv_row_blocks` copies them.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/filter_acts.cu:57-185 filterActs_YxX_color
+    """
+    _im2col_rows(xpad, cols6, r0, stride)
+
+
+def col2im_rows_add(xpad, cols6, r0: int, stride: int) -> None:
+    """Add one block of columns (C, fs, fs, rows, mX, n) into the padded image gradient
+    (C, Yp, Xp, n), as :func:`port.cudaconv2.filter_acts.col2im_rows_add`.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/img_acts.cu:53-120 img_acts_color
+    """
+    _col2im_rows_add(xpad, cols6, r0, stride)
+
 
 def max_pool(images4, subs_x: int, start_x: int, stride_x: int, outputs_x: int, base: float):
     """(C, O, O, N) window maxima of (C, S, S, N) images, as the ``max`` pooler of

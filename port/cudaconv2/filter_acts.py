@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from port.backend import get_array_module
+from port.cudaconv2 import fast
 from port.cudaconv2.conv_util import require
 
 # An im2col buffer above this many bytes is built one slice of images at a time.
@@ -223,9 +224,14 @@ def conv_row_blocks(xpad, g: ConvGeometry):
     row = G * fc * fs * fs * mx * n                           # elements of one module row
     rows = block_rows(g, n, xpad.dtype.itemsize)
     flat = xp.empty(row * rows, dtype=xpad.dtype)
+    jit = fast.usable(xpad)
     for r0 in range(0, g.num_modules_y, rows):
         r1 = min(g.num_modules_y, r0 + rows)
         cols = flat[:row * (r1 - r0)].reshape(G * fc, fs, fs, r1 - r0, mx, n)
+        if jit:                                             # the compiled twin of the loop below
+            fast.im2col_rows(xpad, cols, r0, s)
+            yield r0, r1, cols.reshape(G, fc * fs * fs, (r1 - r0) * mx * n)
+            continue
         for fy in range(fs):
             y0 = fy + s * r0
             for fx in range(fs):
@@ -239,6 +245,9 @@ def col2im_rows_add(xpad, cols, g: ConvGeometry, r0: int, r1: int) -> None:
     n = xpad.shape[-1]
     fc, fs, G, s, mx = g.num_filter_colors, g.filter_size, g.num_groups, g.module_stride, g.num_modules_x
     c6 = cols.reshape(G * fc, fs, fs, r1 - r0, mx, n)
+    if fast.usable(xpad, c6):                               # the compiled twin of the loop below
+        fast.col2im_rows_add(xpad, c6, r0, s)
+        return
     for fy in range(fs):
         y0 = fy + s * r0
         for fx in range(fs):

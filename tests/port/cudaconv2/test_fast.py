@@ -248,3 +248,37 @@ def test_the_parallel_kernels_stay_parallel_through_numbas_disk_cache(tmp_path):
     names = sorted(p.name for p in tmp_path.rglob("*.nbi"))
     assert any("_map_denoms_serial-" in n for n in names) and \
         any("_map_denoms-" in n for n in names), names
+
+
+@pytest.mark.parametrize("C, S, fs, pad, stride, F, G", [
+    (3, 19, 5, 0, 2, 16, 1),      # colour images, stride 2, the last module overhanging
+    (16, 9, 3, -1, 1, 32, 2),     # padding, two groups
+    (8, 7, 3, -2, 2, 16, 1),
+])
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+def test_im2col_and_col2im_agree_with_the_numpy_path(monkeypatch, C, S, fs, pad, stride, F, G, threads):
+    if threads == "parallel":
+        monkeypatch.setattr(fast, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(cc.filter_acts, "COLS_BLOCK_BYTES", 1)     # one module row a block
+    rng = np.random.default_rng(2)
+    N = 6
+    mx = 1 + -(-(S - 2 * pad - fs) // stride) if pad else 1 + -(-(S - fs) // stride)
+    x = rng.standard_normal((C * S * S, N)).astype(np.float32)
+    w = rng.standard_normal((C // G * fs * fs, F)).astype(np.float32)
+    h = rng.standard_normal((F * mx * mx, N)).astype(np.float32)
+
+    def run():
+        return (cc.conv_filter_acts(x, w, S, mx, mx, pad, stride, C, G),
+                cc.conv_img_acts(h, w, S, S, mx, pad, stride, C, G) if C % 2 == 0 else None,
+                cc.conv_weight_acts(x, h, S, mx, mx, fs, pad, stride, C, G, 0) if C % 4 == 0 else None)
+    calls = []
+    for name in ("im2col_rows", "col2im_rows_add"):
+        monkeypatch.setattr(fast, name, lambda *a, _f=getattr(fast, name): calls.append(1) or _f(*a))
+    jit = run()
+    assert calls, "the compiled kernels were not the path taken"
+    monkeypatch.setattr(fast, "ENABLED", False)
+    ref = run()
+    for a, b in zip(jit, ref):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert np.array_equal(a, b)       # the same copies and the same sums in the same order
