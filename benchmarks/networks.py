@@ -43,6 +43,7 @@ from benchmarks import nets
 from benchmarks.timing import save_report
 from port import backend
 from port.convnet import guess_data_dims
+from port.cudaconv2 import fast
 from port.errors import UserError, main_guard
 from port.layer import parse_layers
 from port.model import ConvNet
@@ -260,6 +261,8 @@ def worker_main(a) -> int:
 class _Child:
     def __init__(self, kind: str, a, net: str):
         env = dict(os.environ)
+        if fast.OMP_WAIT_POLICY_SET_HERE:       # the port's own choice, not torch's: each child decides
+            env.pop("OMP_WAIT_POLICY", None)
         if not a.keep_openblas_env:
             for v in OPENBLAS_VARS:
                 env.pop(v, None)

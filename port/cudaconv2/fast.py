@@ -33,6 +33,16 @@ import types
 
 import numpy as np
 
+# Numba's parallel kernels run on an OpenMP team whose threads, by default, spin for a while after
+# each kernel; OpenBLAS's threads run the matrix product that follows, and on two cores the
+# spinners and the product share them: a layers-145 convolution took 1,000 ms after a compiled
+# kernel against 124 ms without (quiet 2-core machine). PASSIVE makes the team sleep at once. It
+# must be set before the OpenMP runtime loads (at the first parallel kernel); a user's own value
+# is kept. ``OMP_WAIT_POLICY_SET_HERE`` says whether this module set it (the benchmark keeps it
+# out of its PyTorch worker's environment).
+OMP_WAIT_POLICY_SET_HERE = "OMP_WAIT_POLICY" not in os.environ
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 try:
     import numba
 except ImportError:          # Numba is optional: the NumPy path runs

@@ -126,15 +126,13 @@ pow=0.75
 minDiv=2
 [logprob]
 coeff=1
-[drop]
-enable=true
 """
 
 
 def _layers(tmp_path, dropout: bool):
     kind, keys = ("hs", "keep=0.5") if dropout else ("neuron", "neuron=relu")
     (tmp_path / "layers.cfg").write_text(DEF.format(droptype=kind, dropkeys=keys))
-    (tmp_path / "params.cfg").write_text(PARAMS)
+    (tmp_path / "params.cfg").write_text(PARAMS + ("[drop]\nenable=true\n" if dropout else ""))
     return parse_layers(tmp_path / "layers.cfg", tmp_path / "params.cfg",
                         {"seed": 0, "data_dims": {0: 3 * 32 * 32, 1: 1}})
 
