@@ -11,11 +11,13 @@ which stays the oracle (the tests compare the two) and the fallback: without Num
   NumPy version's order (bit-identical).
 - :func:`spatial_denoms`: the within-map (rnorm, cnorm) denominators 1 + α·Σ_{size² window} u²
   in one pass, rows then columns as the NumPy version sums them (bit-identical).
-- :func:`spatial_undo`: the within-map backward in one pass per channel (the NumPy version makes
-  six full-size temporaries), bit-identical.
+- :func:`spatial_undo`: the within-map backward in one pass per channel (the NumPy version's
+  full-size temporaries peak at four arrays of the input's size with the result, this at one),
+  bit-identical.
 - :func:`map_denoms`: the cross-map (cmrnorm, blocked or not) denominators in one pass,
   bit-identical.
-- :func:`map_undo`: the cross-map backward in one pass, bit-identical.
+- :func:`map_undo`: the cross-map backward in one pass (one array at its peak, the NumPy
+  version four), bit-identical.
 - :func:`im2col_rows` / :func:`col2im_rows_add`: a block of the convolutions' im2col columns
   copied from, or added back into, the padded images in one pass on all cores (the NumPy version
   makes one strided copy or add per filter offset, on one core); the adds keep the NumPy
@@ -220,10 +222,10 @@ def max_undo(images4, acts4, grads4, subs_x: int, start_x: int, stride_x: int):
 
 # ---------------------------------------------------------------------------------------------
 # Response normalization: the window sums of the denominators (forward) and the whole backward,
-# one pass each, over the channels (each channel's outputs are its own). The sums
-# are added in the NumPy path's order (conv_util._box_sum: the zero shift first, then the
-# shifts in window order), so the two agree bit for bit; d^(−β) stays NumPy's ``power`` (its
-# SIMD version is faster than a compiled scalar pow, and the same bits).
+# one pass each, over the channels (each channel's outputs are its own). The sums are added in
+# the NumPy path's order (conv_util._box_sum: the zero shift first, then the shifts in window
+# order), so the two agree bit for bit; d^(−β) stays NumPy's ``power`` (its SIMD version is
+# faster than a compiled scalar pow, and the same bits).
 
 if numba is not None:
     def _spatial_denoms(md, denoms, lo, size, base, alpha):  # pragma: no cover (JIT)
