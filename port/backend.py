@@ -115,6 +115,7 @@ def set_backend(name: str | None = None) -> ModuleType:
         raise BackendError(f"backend {name!r} is not one of {', '.join(CHOICES)}")
     if name == "numpy":
         _xp = numpy
+        keep_freed_host_memory()
     else:
         cupy = _cupy_if_usable()
         if cupy is None and name == "cupy":
@@ -122,6 +123,40 @@ def set_backend(name: str | None = None) -> ModuleType:
         _xp = cupy or numpy
         _fell_back = why_not_cupy() if cupy is None else ""
     return _xp
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_kept = None
+
+
+def keep_freed_host_memory() -> bool:
+    """Make freed host arrays reusable without new page faults (glibc only; once per process).
+
+    NumPy takes every array above glibc's mmap threshold (at most 32 MiB) from a fresh ``mmap``
+    and gives it back at once on free, so each training step's large activations and gradients
+    (46 MiB each in layers-145) arrive as untouched pages that the kernel must fault in and zero
+    again: 1.3-1.4 s of system time per layers-145 step on a 2-core VM, against 0.05-0.06 s with
+    this, for the same peak memory (3.3 GiB either way). With ``M_MMAP_MAX = 0`` every block
+    comes from the heap, and with a high trim threshold freed blocks stay there for the next
+    step; the process keeps its peak until it exits, which a training process reaches again
+    every step. ``ALEXNET_KEEP_FREED_MEMORY=0`` leaves glibc's defaults. Returns whether the
+    setting was applied.
+    """
+    global _kept
+    if _kept is None:
+        _kept = False
+        if os.environ.get("ALEXNET_KEEP_FREED_MEMORY", "") not in ("0",) and sys.platform == "linux":
+            try:
+                import ctypes  # noqa: PLC0415 (only on this path)
+
+                libc = ctypes.CDLL(None)
+                mallopt = getattr(libc, "mallopt", None)
+                if mallopt is not None and getattr(libc, "gnu_get_libc_version", None) is not None:
+                    _kept = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+            except OSError:
+                pass
+    return _kept
 
 
 def auto_fell_back() -> str:

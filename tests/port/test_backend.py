@@ -1,5 +1,7 @@
 """The backend is chosen once; CuPy is optional and `auto` falls back to NumPy, saying why; the
 device random numbers are the same on every backend."""
+import os
+import subprocess
 import sys
 import types
 
@@ -124,3 +126,28 @@ def test_device_random_numbers_are_the_same_on_every_backend():
     z = backend.standard_normal(numpy.random.default_rng(3), (200, 500), numpy.float64, numpy)
     assert z.dtype == numpy.float64 and abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
     assert abs((numpy.abs(z) > 1.96).mean() - 0.05) < 0.003      # the tails of N(0, 1)
+
+
+_REUSE = """
+import resource, sys
+import numpy as np
+from port import backend
+backend.set_backend("numpy")
+a = np.ones(64 << 18, np.float32); del a           # 64 MiB, touched, freed
+f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    a = np.ones(64 << 18, np.float32); del a
+print(backend.keep_freed_host_memory(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_the_numpy_backend_reuses_freed_host_memory_without_new_page_faults(opt_out):
+    env = {**os.environ, "ALEXNET_KEEP_FREED_MEMORY": "0" if opt_out else ""}
+    out = subprocess.run([sys.executable, "-c", _REUSE], env=env, capture_output=True, text=True,
+                         check=True, timeout=120).stdout.split()
+    kept, faults = out[0] == "True", int(out[1])
+    assert kept is not opt_out
+    if not opt_out:        # five 64 MiB arrays after a freed one: the same pages, no new faults
+        assert faults < 100, faults
