@@ -189,4 +189,4 @@ def check_site_links(app: Sphinx, exception: BaseException | None) -> None:
     for docname, lineno, target in domain.all_site_links():
         if not (Path(app.outdir) / target.partition("#")[0]).is_file():
             logger.warning(f"{{site}} link to {target!r}: no such page in the built site",
-                           location=(app.env.doc2path(docname), lineno))
+                           location=(docname, lineno))    # Sphinx maps the docname to its file
