@@ -228,44 +228,54 @@ def max_undo(images4, acts4, grads4, subs_x: int, start_x: int, stride_x: int):
 # faster than a compiled scalar pow, and the same bits).
 
 if numba is not None:
+    @numba.njit(cache=True, inline="always")
+    def _box_rows(plane, y, lo, size, zero_in, rows):  # pragma: no cover (JIT)
+        # rows[x, n] = Σ_k plane[y + lo + k, x, n] over the window [lo, lo + size) clipped to the
+        # image, the zero shift first and the others in window order (conv_util._box_sum).
+        S, _, N = plane.shape
+        for x in range(S):
+            for n in range(N):
+                rows[x, n] = plane[y, x, n] if zero_in else 0
+            for k in range(size):
+                yy = y + lo + k
+                if yy == y or yy < 0 or yy >= S:
+                    continue
+                for n in range(N):
+                    rows[x, n] += plane[yy, x, n]
+
+    @numba.njit(cache=True, inline="always")
+    def _box_cols(rows, x, lo, size, zero_in, acc):  # pragma: no cover (JIT)
+        # acc[n] = Σ_k rows[x + lo + k, n], in the same order as _box_rows.
+        S, N = rows.shape
+        for n in range(N):
+            acc[n] = rows[x, n] if zero_in else 0
+        for k in range(size):
+            xx = x + lo + k
+            if xx == x or xx < 0 or xx >= S:
+                continue
+            for n in range(N):
+                acc[n] += rows[xx, n]
+
     def _spatial_denoms(md, denoms, lo, size, base, alpha):  # pragma: no cover (JIT)
         # denoms[c, y, x] = base + α·Σ_{dx} Σ_{dy} md[c, y+dy, x+dx]², the rows summed first
         # (conv_util._spatial_box), both windows [lo, lo + size) clipped to the image.
         C, S, _, N = md.shape
         zero_in = lo <= 0 < lo + size
         for c in numba.prange(C):
+            sq = np.empty((S, S, N), md.dtype)
             rows = np.empty((S, N), md.dtype)
+            acc = np.empty(N, md.dtype)
             for y in range(S):
                 for x in range(S):
-                    if zero_in:
-                        for n in range(N):
-                            v = md[c, y, x, n]
-                            rows[x, n] = v * v
-                    else:
-                        for n in range(N):
-                            rows[x, n] = 0
-                    for k in range(size):
-                        yy = y + lo + k
-                        if yy == y or yy < 0 or yy >= S:
-                            continue
-                        for n in range(N):
-                            v = md[c, yy, x, n]
-                            rows[x, n] += v * v
-                for x in range(S):
-                    if zero_in:
-                        for n in range(N):
-                            denoms[c, y, x, n] = rows[x, n]
-                    else:
-                        for n in range(N):
-                            denoms[c, y, x, n] = 0
-                    for k in range(size):
-                        xx = x + lo + k
-                        if xx == x or xx < 0 or xx >= S:
-                            continue
-                        for n in range(N):
-                            denoms[c, y, x, n] += rows[xx, n]
                     for n in range(N):
-                        denoms[c, y, x, n] = base + alpha * denoms[c, y, x, n]
+                        v = md[c, y, x, n]
+                        sq[y, x, n] = v * v
+            for y in range(S):
+                _box_rows(sq, y, lo, size, zero_in, rows)
+                for x in range(S):
+                    _box_cols(rows, x, lo, size, zero_in, acc)
+                    for n in range(N):
+                        denoms[c, y, x, n] = base + alpha * acc[n]
 
     def _spatial_undo(grads, denoms, inputs, acts, out, lo, size, coeff):  # pragma: no cover (JIT)
         # out holds d^(−β) on entry; out = inputs·Σ_window(coeff·g·y/d) + g·out, the window sum
@@ -281,32 +291,9 @@ if numba is not None:
                     for n in range(N):
                         pre[y, x, n] = coeff * grads[c, y, x, n] * acts[c, y, x, n] / denoms[c, y, x, n]
             for y in range(S):
+                _box_rows(pre, y, lo, size, zero_in, rows)
                 for x in range(S):
-                    if zero_in:
-                        for n in range(N):
-                            rows[x, n] = pre[y, x, n]
-                    else:
-                        for n in range(N):
-                            rows[x, n] = 0
-                    for k in range(size):
-                        yy = y + lo + k
-                        if yy == y or yy < 0 or yy >= S:
-                            continue
-                        for n in range(N):
-                            rows[x, n] += pre[yy, x, n]
-                for x in range(S):
-                    if zero_in:
-                        for n in range(N):
-                            back[n] = rows[x, n]
-                    else:
-                        for n in range(N):
-                            back[n] = 0
-                    for k in range(size):
-                        xx = x + lo + k
-                        if xx == x or xx < 0 or xx >= S:
-                            continue
-                        for n in range(N):
-                            back[n] += rows[xx, n]
+                    _box_cols(rows, x, lo, size, zero_in, back)
                     for n in range(N):
                         out[c, y, x, n] = inputs[c, y, x, n] * back[n] + grads[c, y, x, n] * out[c, y, x, n]
 
