@@ -229,73 +229,65 @@ def max_undo(images4, acts4, grads4, subs_x: int, start_x: int, stride_x: int):
 
 if numba is not None:
     @numba.njit(cache=True, inline="always")
-    def _box_rows(plane, y, lo, size, zero_in, rows):  # pragma: no cover (JIT)
-        # rows[x, n] = Σ_k plane[y + lo + k, x, n] over the window [lo, lo + size) clipped to the
-        # image, the zero shift first and the others in window order (conv_util._box_sum).
+    def _spatial_box(plane, lo, size, box):  # pragma: no cover (JIT)
+        # box[y, x] = Σ_{dx} Σ_{dy} plane[y + dy, x + dx] over the window [lo, lo + size)² clipped
+        # to the image, the rows summed first, each sum starting from the zero shift and adding
+        # the others in window order (conv_util._spatial_box and _box_sum).
         S, _, N = plane.shape
-        for x in range(S):
-            for n in range(N):
-                rows[x, n] = plane[y, x, n] if zero_in else 0
-            for k in range(size):
-                yy = y + lo + k
-                if yy == y or yy < 0 or yy >= S:
-                    continue
+        zero_in = lo <= 0 < lo + size
+        rows = np.empty((S, N), plane.dtype)
+        for y in range(S):
+            for x in range(S):
                 for n in range(N):
-                    rows[x, n] += plane[yy, x, n]
-
-    @numba.njit(cache=True, inline="always")
-    def _box_cols(rows, x, lo, size, zero_in, acc):  # pragma: no cover (JIT)
-        # acc[n] = Σ_k rows[x + lo + k, n], in the same order as _box_rows.
-        S, N = rows.shape
-        for n in range(N):
-            acc[n] = rows[x, n] if zero_in else 0
-        for k in range(size):
-            xx = x + lo + k
-            if xx == x or xx < 0 or xx >= S:
-                continue
-            for n in range(N):
-                acc[n] += rows[xx, n]
+                    rows[x, n] = plane[y, x, n] if zero_in else 0
+                for k in range(size):
+                    yy = y + lo + k
+                    if yy == y or yy < 0 or yy >= S:
+                        continue
+                    for n in range(N):
+                        rows[x, n] += plane[yy, x, n]
+            for x in range(S):
+                for n in range(N):
+                    box[y, x, n] = rows[x, n] if zero_in else 0
+                for k in range(size):
+                    xx = x + lo + k
+                    if xx == x or xx < 0 or xx >= S:
+                        continue
+                    for n in range(N):
+                        box[y, x, n] += rows[xx, n]
 
     def _spatial_denoms(md, denoms, lo, size, base, alpha):  # pragma: no cover (JIT)
-        # denoms[c, y, x] = base + α·Σ_{dx} Σ_{dy} md[c, y+dy, x+dx]², the rows summed first
-        # (conv_util._spatial_box), both windows [lo, lo + size) clipped to the image.
+        # denoms[c] = base + α·(window sums of md[c]²), _spatial_box's windows.
         C, S, _, N = md.shape
-        zero_in = lo <= 0 < lo + size
         for c in numba.prange(C):
             sq = np.empty((S, S, N), md.dtype)
-            rows = np.empty((S, N), md.dtype)
-            acc = np.empty(N, md.dtype)
             for y in range(S):
                 for x in range(S):
                     for n in range(N):
                         v = md[c, y, x, n]
                         sq[y, x, n] = v * v
+            _spatial_box(sq, lo, size, denoms[c])
             for y in range(S):
-                _box_rows(sq, y, lo, size, zero_in, rows)
                 for x in range(S):
-                    _box_cols(rows, x, lo, size, zero_in, acc)
                     for n in range(N):
-                        denoms[c, y, x, n] = base + alpha * acc[n]
+                        denoms[c, y, x, n] = base + alpha * denoms[c, y, x, n]
 
     def _spatial_undo(grads, denoms, inputs, acts, out, lo, size, coeff):  # pragma: no cover (JIT)
         # out holds d^(−β) on entry; out = inputs·Σ_window(coeff·g·y/d) + g·out, the window sum
-        # as in _spatial_denoms (rows first) over the transposed window [lo, lo + size).
+        # _spatial_box's over the transposed window [lo, lo + size).
         C, S, _, N = grads.shape
-        zero_in = lo <= 0 < lo + size
         for c in numba.prange(C):
             pre = np.empty((S, S, N), grads.dtype)
-            rows = np.empty((S, N), grads.dtype)
-            back = np.empty(N, grads.dtype)
+            back = np.empty((S, S, N), grads.dtype)
             for y in range(S):
                 for x in range(S):
                     for n in range(N):
                         pre[y, x, n] = coeff * grads[c, y, x, n] * acts[c, y, x, n] / denoms[c, y, x, n]
+            _spatial_box(pre, lo, size, back)
             for y in range(S):
-                _box_rows(pre, y, lo, size, zero_in, rows)
                 for x in range(S):
-                    _box_cols(rows, x, lo, size, zero_in, back)
                     for n in range(N):
-                        out[c, y, x, n] = inputs[c, y, x, n] * back[n] + grads[c, y, x, n] * out[c, y, x, n]
+                        out[c, y, x, n] = inputs[c, y, x, n] * back[y, x, n] + grads[c, y, x, n] * out[c, y, x, n]
 
     def _map_denoms(x, denoms, lo, size, blocked, base, alpha):  # pragma: no cover (JIT)
         # denoms[c] = base + α·Σ_{c' ∈ W(c)} x[c']², W(c) = [c + lo, c + lo + size) ∩ [0, C) with
