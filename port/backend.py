@@ -146,7 +146,7 @@ def keep_freed_host_memory() -> bool:
     global _kept
     if _kept is None:
         _kept = False
-        if os.environ.get("ALEXNET_KEEP_FREED_MEMORY", "") not in ("0",) and sys.platform == "linux":
+        if os.environ.get("ALEXNET_KEEP_FREED_MEMORY") != "0" and sys.platform == "linux":
             try:
                 import ctypes  # noqa: PLC0415 (only on this path)
 

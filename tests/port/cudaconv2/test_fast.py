@@ -12,16 +12,22 @@ from port.cudaconv2 import fast
 pytest.importorskip("numba")
 
 
-@pytest.mark.parametrize("C, S, subs, start, stride, dtype", [
-    (16, 9, 3, 0, 2, np.float32),      # 4 outputs: the last window clipped (reads 9 of 10)
-    (16, 8, 3, -1, 2, np.float32),     # windows starting left of the image
-    (32, 12, 2, 0, 2, np.float32),     # no overlap
-    (16, 7, 3, 0, 1, np.float64),
-])
-@pytest.mark.parametrize("threads", ["serial", "parallel"])
-def test_max_undo_agrees_with_the_numpy_path(monkeypatch, C, S, subs, start, stride, dtype, threads):
-    if threads == "parallel":
+# Pooling geometries: 4 outputs with the last window clipped (it reads 9 of 10 pixels, so the
+# padding's base enters the max), windows starting left of the image, no overlap, stride 1.
+POOL_CASES = [(16, 9, 3, 0, 2, np.float32), (16, 8, 3, -1, 2, np.float32),
+              (32, 12, 2, 0, 2, np.float32), (16, 7, 3, 0, 1, np.float64)]
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def threads(request, monkeypatch):
+    """Each kernel on one thread (the arrays are small) and over all cores (the size floor at 0)."""
+    if request.param == "parallel":
         monkeypatch.setattr(fast, "PARALLEL_MIN_ELEMENTS", 0)
+    return request.param
+
+
+@pytest.mark.parametrize("C, S, subs, start, stride, dtype", POOL_CASES)
+def test_max_undo_agrees_with_the_numpy_path(monkeypatch, C, S, subs, start, stride, dtype, threads):
     rng = np.random.default_rng(0)
     N = 5
     outputs = 1 + -(-(S - start - subs) // stride)
@@ -39,16 +45,8 @@ def test_max_undo_agrees_with_the_numpy_path(monkeypatch, C, S, subs, start, str
     assert np.count_nonzero(ref) > 0
 
 
-@pytest.mark.parametrize("C, S, subs, start, stride, dtype", [
-    (16, 9, 3, 0, 2, np.float32),      # the last window clipped: the padding's base enters the max
-    (16, 8, 3, -1, 2, np.float32),     # windows starting left of the image
-    (32, 12, 2, 0, 2, np.float32),
-    (16, 7, 3, 0, 1, np.float64),
-])
-@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("C, S, subs, start, stride, dtype", POOL_CASES)
 def test_max_pool_agrees_with_the_numpy_path(monkeypatch, C, S, subs, start, stride, dtype, threads):
-    if threads == "parallel":
-        monkeypatch.setattr(fast, "PARALLEL_MIN_ELEMENTS", 0)
     rng = np.random.default_rng(1)
     N = 5
     outputs = 1 + -(-(S - start - subs) // stride)
@@ -112,12 +110,9 @@ NORMS = [   # kind, channels, image size, window size, blocked
 ]
 
 
-@pytest.mark.parametrize("threads", ["serial", "parallel"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind, C, S, size, blocked", NORMS)
 def test_norm_kernels_agree_with_the_numpy_path(monkeypatch, kind, C, S, size, blocked, dtype, threads):
-    if threads == "parallel":
-        monkeypatch.setattr(fast, "PARALLEL_MIN_ELEMENTS", 0)
     rng = np.random.default_rng(1)
     N = 7
     x, md, g = (3 * rng.standard_normal((C * S * S, N))).astype(dtype), \
@@ -255,10 +250,7 @@ def test_the_parallel_kernels_stay_parallel_through_numbas_disk_cache(tmp_path):
     (16, 9, 3, -1, 1, 32, 2),     # padding, two groups
     (8, 7, 3, -2, 2, 16, 1),
 ])
-@pytest.mark.parametrize("threads", ["serial", "parallel"])
 def test_im2col_and_col2im_agree_with_the_numpy_path(monkeypatch, C, S, fs, pad, stride, F, G, threads):
-    if threads == "parallel":
-        monkeypatch.setattr(fast, "PARALLEL_MIN_ELEMENTS", 0)
     monkeypatch.setattr(cc.filter_acts, "COLS_BLOCK_BYTES", 1)     # one module row a block
     rng = np.random.default_rng(2)
     N = 6
