@@ -26,6 +26,9 @@ fetched trees under ``original/<release>/`` and the port's ``Ports:``/``DIVERGES
                                                  when a reader clicks a name in a listing
 ``experiments/index.html``, ``experiments/<n>``  the experiment history of the 2012 ``layers/``
                                                  folder, a page per experiment (:mod:`experiment_pages`)
+``revisions/<label>.html``, ``revisions/index``   a page per revision of the joined public history,
+``revisions/new-in-2012.html``,                  the timeline, what 2012 added, and who wrote each
+``provenance/<release>/<path>.json``             line (:mod:`revisions`; needs the histories)
 ==============================================  ==============================================
 
 For MyST content:
@@ -44,7 +47,9 @@ fetched original differs from its manifest. Configuration (paths relative to the
 ``archive_manifests_dir``, ``archive_original_dir``, ``archive_root`` (the repository, for port
 paths), ``archive_port_paths`` (default ``[<root>/port]``), ``archive_release_order`` (lineage,
 oldest first), ``archive_fail_on_integrity`` (default True; False only warns, for drafting),
-``archive_experiments_dir`` (default ``<archive_original_dir>/alexnet-2012/layers``).
+``archive_experiments_dir`` (default ``<archive_original_dir>/alexnet-2012/layers``),
+``archive_history_snapshots`` (the releases joined to the history as one commit, and how each is
+dated: ``{"alexnet-2012": "diaries"}``).
 The theme ``archive`` (offline, light/dark, phone, print) ships with it.
 """
 from __future__ import annotations
@@ -67,10 +72,12 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("archive_fail_on_integrity", True, "", types=[bool])
     app.add_config_value("archive_experiments_dir", "", "env", types=[str])
     app.add_config_value("archive_start_here", "reading-order", "html", types=[str])
+    app.add_config_value("archive_history_snapshots", {"alexnet-2012": "diaries"}, "env", types=[dict])
     app.add_html_theme("archive", str(pages.THEME))
     app.add_css_file("archive.css")
     app.add_js_file("archive.js", loading_method="defer")
     app.add_js_file("archive-idents.js", loading_method="defer")
+    app.add_js_file("archive-origin.js", loading_method="defer")
     setup_annotations(app)
     setup_tables(app)
     app.connect("config-inited", experiment_pages.resolve_layers_dir)

@@ -15,24 +15,28 @@ from collections.abc import Iterable, Mapping
 CHUNK = 100  # lines per <pre>; full chunks are skipped by the browser while off screen
 
 
-def line_html(n: int, html: str, *, cls: str = "", anchor: bool = True, newline: bool = True) -> str:
-    """One line; ``anchor=False`` (excerpts) gives a number without id or link."""
+def line_html(n: int, html: str, *, cls: str = "", anchor: bool = True, newline: bool = True,
+              attrs: str = "") -> str:
+    """One line; ``anchor=False`` (excerpts) gives a number without id or link; ``attrs``: more
+    attributes of its span, as HTML (`` data-r="3"``)."""
     num = f'<a class="lno" href="#L{n}" data-n="{n}"></a>' if anchor else f'<i class="lno" data-n="{n}"></i>'
     ident = f' id="L{n}"' if anchor else ""
-    return f'<span class="ln{" " + cls if cls else ""}"{ident}>{num}{html}{chr(10) if newline else ""}</span>'
+    return f'<span class="ln{" " + cls if cls else ""}"{ident}{attrs}>{num}{html}{chr(10) if newline else ""}</span>'
 
 
 def render_lines(lines: list[str], first: int = 1, *, marks: Mapping[int, str] | None = None,
-                 anchor: bool = True, final_newline: bool = True) -> str:
+                 anchor: bool = True, final_newline: bool = True,
+                 attrs: Mapping[int, str] | None = None) -> str:
     """Lines ``first..`` of a file as numbered spans (the last without newline if the file
-    has none)."""
+    has none); ``attrs``: extra attributes of a line's span (`` data-r="3"``)."""
     marks = marks or {}
+    attrs = attrs or {}
     out = []
     total = first + len(lines) - 1
     for i, html in enumerate(lines):
         n = first + i
         out.append(line_html(n, html, cls=marks.get(n, ""), anchor=anchor,
-                             newline=final_newline or n != total))
+                             newline=final_newline or n != total, attrs=attrs.get(n, "")))
     return "".join(out)
 
 
@@ -51,7 +55,8 @@ def segment_bounds(nlines: int, starts: Iterable[int], ends: Mapping[int, int]) 
 
 
 def render_listing(lines: list[str], *, final_newline: bool, marks: Mapping[int, str],
-                   notes: Mapping[int, Iterable[str]], ends: Mapping[int, int] | None = None) -> str:
+                   notes: Mapping[int, Iterable[str]], ends: Mapping[int, int] | None = None,
+                   attrs: Mapping[int, str] | None = None) -> str:
     """The whole file, cut into segments at every line that has notes and after the lines they
     are about (``ends``); the notes go in that segment's margin, in a box that stays in view
     (CSS ``sticky``) while any of the segment's lines are on screen."""
@@ -62,7 +67,7 @@ def render_listing(lines: list[str], *, final_newline: bool, marks: Mapping[int,
         chunks = []
         for c in range(a, b, CHUNK):  # blocks the browser may skip while off screen
             d = min(c + CHUNK, b)
-            code = render_lines(lines[c - 1:d - 1], c, marks=marks,
+            code = render_lines(lines[c - 1:d - 1], c, marks=marks, attrs=attrs,
                                 final_newline=final_newline or d != len(lines) + 1)
             full = " full" if d - c == CHUNK else ""
             chunks.append(f'<pre class="code highlight{full}">{code}</pre>')

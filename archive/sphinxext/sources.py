@@ -14,6 +14,7 @@ import difflib
 import html
 from collections import defaultdict
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from archive.manifest import FileEntry
 from archive.sphinxext.annotations import rebase_urls
@@ -27,6 +28,9 @@ from archive.sphinxext.model import (Site, line_fragment, page_of_source, page_o
                                      raw_of_source, relative)
 from archive.sphinxext.sidebyside import port_notes
 from archive.sphinxext.versions import Chain, status
+
+if TYPE_CHECKING:
+    from archive.sphinxext.revisions import Origin
 
 
 def swhid(site: Site, release: str, e: FileEntry) -> str:
@@ -146,7 +150,10 @@ def outline_html(items: list[tuple[str, str, str, int, int]], source: str, page:
 
 def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: dict[str, str],
                 chain: Chain | None, cov: FileCoverage | None,
-                tags: list[Tag] | None = None, hist: dict[int, str] | None = None) -> tuple[str, str]:
+                tags: list[Tag] | None = None, hist: dict[int, str] | None = None,
+                origin: "Origin | None" = None, origin_note: str = "") -> tuple[str, str]:
+    """(title, body) of a source page. ``origin``: each line's revision (:mod:`revisions`), which
+    replaces the comparison with the neighbouring releases; ``origin_note``: why it is absent."""
     page = page_of_source(release, e.path)
     title = f"{release}/{e.path}"
     data = site.data(release, e.path)
@@ -168,8 +175,15 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
     hl = cache.get(text, e.path)
     refs = site.refs_by_file.get((release, e.path), [])
     anns = site.annotations_by_file.get((release, e.path), [])
-    pv, legend = provenance(site, release, e.path, chain, cache, split_lines(text))
+    if origin is not None:
+        pv, legend = {}, origin.head
+    else:
+        pv, legend = provenance(site, release, e.path, chain, cache, split_lines(text))
+        legend += origin_note
     marks = line_classes({"pc": [(r.first, r.last) for r in refs], "an": [(a.first, a.last) for a in anns], **pv})
+    if origin is not None:
+        for n, cls in origin.marks.items():
+            marks[n] = f"{marks[n]} {cls}" if n in marks else cls
     notes: dict[int, list[str]] = defaultdict(list)
     for n, items in annotation_notes(site, release, e.path, page, bodies).items():
         notes[n] += items
@@ -199,7 +213,8 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
         tail = '<p class="nofinalnl">⏎ No newline at end of file (shown as stored).</p>'
     return title, (_header(site, release, e, page, chain, cov, note) + outline + legend
                    + f'<div class="source" data-lexer="{hl.lexer}"{cite}>'
-                   + render_listing(hl.lines, final_newline=hl.final_newline, marks=marks, notes=notes, ends=ends)
+                   + render_listing(hl.lines, final_newline=hl.final_newline, marks=marks, notes=notes, ends=ends,
+                                    attrs=origin.attrs if origin is not None else None)
                    + tail + "</div>")
 
 
