@@ -36,7 +36,7 @@ from pathlib import Path
 from port.errors import UserError
 from port.util import atomic_write_bytes
 
-VERSION = 1  # bump when the stitched repository or the blame would come out differently
+VERSION = 2  # bump when the stitched repository or the blame would come out differently
 HISTORY_DIR = ".history"
 BLAME_OPTIONS = ("-w", "-M", "-C", "-C")
 SNAPSHOT = "snapshot"
@@ -174,6 +174,8 @@ class Stitched:
     path: Path                              # the git directory
     revisions: list[Revision]               # parents before children
     pinned: dict[str, str]                  # release → stitched id of its pinned commit
+    views: dict[str, str] = field(default_factory=dict)     # release → tip of its view line
+    view_map: dict[str, str] = field(default_factory=dict)  # view commit → main-line commit
 
     def by_id(self) -> dict[str, Revision]:
         return {r.id: r for r in self.revisions}
@@ -264,6 +266,7 @@ def stitch(stages: list[Stage], original: Path, out: Path, *, bare: bool = True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     revisions: list[Revision] = []
     pinned: dict[str, str] = {}
+    made: dict[str, tuple[str, dict]] = {}
     tip: str | None = None
     for s in stages:
         src = history_dir(original, s.release)
@@ -305,8 +308,9 @@ def stitch(stages: list[Stage], original: Path, out: Path, *, bare: bool = True)
             args = ["commit-tree", f"{r['id']}^{{tree}}"]
             for p in parents:
                 args += ["-p", p]
-            new = _git(gdir, *args, input=_with_trailers(r["body"], trailers).encode(),
-                       env=e).decode().strip()
+            message = _with_trailers(r["body"], trailers)
+            new = _git(gdir, *args, input=message.encode(), env=e).decode().strip()
+            made[new] = (message, e)
             mapped[r["id"]] = new
             summary = r["body"].splitlines()[0] if r["body"] else ""
             revisions.append(Revision(new, r["id"], s.release, svn, r["an"], r["ae"], r["ad"],
@@ -316,17 +320,67 @@ def stitch(stages: list[Stage], original: Path, out: Path, *, bare: bool = True)
     for s in stages:
         _git(gdir, "tag", s.release, pinned[s.release])
         _git(gdir, "update-ref", "-d", f"refs/upstream/{s.release}")
+    st = Stitched(gdir, revisions, pinned)
+    _views(st, stages, made, env)
     if not bare:
         subprocess.run(["git", "-C", str(out), "reset", "-q", "--hard", "main"], check=True,
                        capture_output=True, env=env)
-    _write_revisions(gdir, revisions, pinned)
-    return Stitched(gdir, revisions, pinned)
+    _write_revisions(st)
+    return st
 
 
-def _write_revisions(gdir: Path, revisions: list[Revision], pinned: dict[str, str]) -> None:
-    data = json.dumps({"version": VERSION, "pinned": pinned,
-                       "revisions": [asdict(r) for r in revisions]}).encode()
-    atomic_write_bytes(Path(gdir) / "archive-revisions.json", lambda f: f.write(data))
+def _union_tree(gdir: Path, base: str, extra: str, env: dict) -> str:
+    """The tree of ``base`` plus every file of ``extra`` at a path ``base`` does not have."""
+    with tempfile.TemporaryDirectory() as tmp:
+        e = dict(env, GIT_INDEX_FILE=str(Path(tmp) / "index"))
+        _git(gdir, "read-tree", base, env=e)
+        have = set(_git(gdir, "ls-tree", "-r", "-z", "--name-only", base).split(b"\0"))
+        rows = [row for row in _git(gdir, "ls-tree", "-r", "-z", extra).split(b"\0")
+                if row and row.split(b"\t", 1)[1] not in have]
+        _git(gdir, "update-index", "-z", "--index-info", input=b"\0".join(rows) + b"\0", env=e)
+        return _git(gdir, "write-tree", env=e).decode().strip()
+
+
+def _views(st: Stitched, stages: list[Stage], made: dict[str, tuple[str, dict]], env: dict) -> None:
+    """A side line per history that follows a snapshot (``refs/archive/view/<release>``): the
+    same commits, on a merge of the snapshot and the history before it whose tree also holds
+    the older files the snapshot lacks. Blamed there, a file that descends from such a file
+    (cuda-convnet2's cudaconv3 from r561's cudaconv2, absent from the 2012 tree) is credited
+    to the revisions that wrote it, not to the first commit that holds it again."""
+    for k, s in enumerate(stages):
+        if k < 2 or s.mode != FULL or stages[k - 1].mode != SNAPSHOT:
+            continue
+        snap, older = st.pinned[stages[k - 1].release], st.pinned[stages[k - 2].release]
+        tree = _union_tree(st.path, snap, older, env)
+        e = dict(env, GIT_AUTHOR_NAME="archive", GIT_AUTHOR_EMAIL="archive@localhost",
+                 GIT_COMMITTER_NAME="archive", GIT_COMMITTER_EMAIL="archive@localhost",
+                 GIT_AUTHOR_DATE=f"{stages[k - 1].date}T00:00:00+00:00",
+                 GIT_COMMITTER_DATE=f"{stages[k - 1].date}T00:00:00+00:00")
+        msg = (f"View for blame (not on main): {stages[k - 1].release} with the files of "
+               f"{stages[k - 2].release} it does not hold\n")
+        view = _git(st.path, "commit-tree", tree, "-p", snap, "-p", older, input=msg.encode(),
+                    env=e).decode().strip()
+        st.view_map[view] = snap
+        mapped = {snap: view}
+        for r in st.revisions:
+            if r.release != s.release:
+                continue
+            message, e = made[r.id]
+            args = ["commit-tree", f"{r.id}^{{tree}}"]
+            for p in r.parents:
+                args += ["-p", mapped.get(p, p)]
+            new = _git(st.path, *args, input=message.encode(), env=e).decode().strip()
+            mapped[r.id] = new
+            st.view_map[new] = r.id
+        st.views[s.release] = mapped[st.pinned[s.release]]
+        _git(st.path, "update-ref", f"refs/archive/view/{s.release}", st.views[s.release])
+
+
+def _write_revisions(st: Stitched) -> None:
+    data = json.dumps({"version": VERSION, "pinned": st.pinned, "views": st.views,
+                       "view_map": st.view_map,
+                       "revisions": [asdict(r) for r in st.revisions]}).encode()
+    atomic_write_bytes(Path(st.path) / "archive-revisions.json", lambda f: f.write(data))
 
 
 def load_stitched(gdir: Path) -> Stitched | None:
@@ -336,7 +390,8 @@ def load_stitched(gdir: Path) -> Stitched | None:
     d = json.loads(f.read_text())
     if d.get("version") != VERSION:
         return None
-    return Stitched(Path(gdir), [Revision(**r) for r in d["revisions"]], d["pinned"])
+    return Stitched(Path(gdir), [Revision(**r) for r in d["revisions"]], d["pinned"], d["views"],
+                    d["view_map"])
 
 
 def cached_stitch(stages: list[Stage], original: Path, cache_dir: Path) -> Stitched:
@@ -410,12 +465,13 @@ def provenance(stitched: Stitched, files: dict[str, Iterable[str]], cache_dir: P
                binary: Iterable[tuple[str, str]] = (), workers: int | None = None,
                progress: bool = False, sizes: dict[tuple[str, str], int] | None = None
                ) -> Provenance:
-    """Blame every ``files[release]`` path at the release's stitched commit (files in
+    """Blame every ``files[release]`` path at the release's stitched commit, or the tip of its
+    view line where it has one (:func:`_views`; its commits map back to the main line) (files in
     ``binary`` get one entry: the commit that last changed them), on all cores, cached in
     ``cache_dir/blame-<stitched tip>.json``."""
     import time
     cache_dir = Path(cache_dir)
-    key = hashlib.sha256(json.dumps([VERSION, stitched.pinned, BLAME_OPTIONS,
+    key = hashlib.sha256(json.dumps([VERSION, stitched.pinned, stitched.views, BLAME_OPTIONS,
                                      {r: sorted(p) for r, p in files.items()}],
                                     sort_keys=True).encode()).hexdigest()[:16]
     cache = cache_dir / f"blame-{key}.json"
@@ -428,8 +484,9 @@ def provenance(stitched: Stitched, files: dict[str, Iterable[str]], cache_dir: P
 
     def one(job: tuple[str, str]) -> list[str]:
         r, p = job
-        commit = stitched.pinned[r]
-        return [last_change(stitched.path, commit, p)] if job in binary else blame(stitched.path, commit, p)
+        commit = stitched.views.get(r, stitched.pinned[r])
+        ids = [last_change(stitched.path, commit, p)] if job in binary else blame(stitched.path, commit, p)
+        return [stitched.view_map.get(i, i) for i in ids]
 
     # the biggest files first, so the last one to finish is a small one
     sizes = sizes or {}

@@ -225,20 +225,25 @@ def origin(sh: SiteHistory, release: str, path: str, page: str, note: str = "") 
 
 
 def cudaconv3_note(site: Site, release: str, path: str, chain) -> str:  # noqa: ANN001
-    """The known limit of plain blame, said where it applies: a cuda-convnet2 file whose lineage
-    skips the 2012 release (cudaconv3 from r561's cudaconv2)."""
-    if chain is None or release != site.order[-1]:
+    """Where plain blame would fall short, said on the page: a file of a history that follows the
+    2012 snapshot whose lineage skips the snapshot (cuda-convnet2's cudaconv3 from r561's
+    cudaconv2, which the 2012 tree does not hold)."""
+    if chain is None or release == site.order[0] or release == SNAPSHOT_RELEASE:
         return ""
     members = [r for r in site.order if r in chain.members]
-    if len(members) < 2 or SNAPSHOT_RELEASE in members:
+    if len(members) < 2 or SNAPSHOT_RELEASE in members or members[-1] != release:
         return ""
     older = members[-2]
-    return (f'<p class="origin-limit">A limit of plain blame: this file descends from {esc(older)}\'s '
-            f'<a href="{esc(relative(page_of_source(release, path), page_of_source(older, chain.members[older])))}">'
-            f'{esc(chain.members[older])}</a>, which the 2012 tree (the commit before cuda-convnet2 in the joined '
-            f'history) does not hold, so git credits the lines it kept to cuda-convnet2\'s first commit. '
-            f'The <a href="{esc(relative(page_of_source(release, path), "versions/" + chain.key))}">versions page</a> '
-            f'shows what it kept.</p>')
+    page = page_of_source(release, path)
+    return (f'<p class="origin-limit">This file descends from {esc(older)}\'s '
+            f'<a href="{esc(relative(page, page_of_source(older, chain.members[older])))}">'
+            f'{esc(chain.members[older])}</a>, which the 2012 tree (the commit before {esc(release)} on the joined '
+            f'history) does not hold: plain <code>git blame</code> on that line credits every line it kept to '
+            f'{esc(release)}\'s first commit. Its lines are blamed instead on a side line that holds {esc(older)}\'s '
+            f'files beside the 2012 tree (<code>refs/archive/view/{esc(release)}</code> in the repository '
+            f'<code>python -m archive history</code> writes), so the lines it kept go back to the revisions that wrote '
+            f'them. <a href="{esc(relative(page, "versions/" + chain.key))}">The versions page</a> shows the '
+            f'differences.</p>')
 
 
 # --- the revision pages ----------------------------------------------------------------------------

@@ -45,6 +45,7 @@ A1 = "int one;\nint two;\nint three;\n"
 A2 = "int one;\nint two_changed;\nint three;\nint four;\n"
 B = A2 + "int new_in_b;\n"
 C1 = "int one;\n    int two_changed;\nint three;\nint four;\nint new_in_b;\nint new_in_c;\n"
+K = "int k_one;\nint k_two;\nint k_three;\n"   # in rel-a, not in rel-b, back in rel-c
 REL_A, REL_B, REL_C = "rel-a", "rel-b", "rel-c"
 
 
@@ -56,7 +57,7 @@ def make_history(base: Path) -> tuple[Path, dict[str, str]]:
     a.mkdir()
     git(a, "init", "-q")
     commit(a, {"f.c": A1}, "first\n\ngit-svn-id: http://example.invalid/svn/trunk@1 uuid", "2011-01-01T12:00:00+00:00")
-    pins[REL_A] = commit(a, {"f.c": A2}, "second\n\ngit-svn-id: http://example.invalid/svn/trunk@2 uuid",
+    pins[REL_A] = commit(a, {"f.c": A2, "kern/k.c": K}, "second\n\ngit-svn-id: http://example.invalid/svn/trunk@2 uuid",
                          "2011-02-01T12:00:00+00:00")
     b = base / "up-b"
     b.mkdir()
@@ -66,7 +67,7 @@ def make_history(base: Path) -> tuple[Path, dict[str, str]]:
     c = base / "up-c"
     c.mkdir()
     git(c, "init", "-q")
-    commit(c, {"src/f.c": C1}, "successor", "2014-07-15T12:00:00+00:00")
+    commit(c, {"src/f.c": C1, "kern3/k.c": K + "int k_new;\n"}, "successor", "2014-07-15T12:00:00+00:00")
     pins[REL_C] = commit(c, {"src/f.c": C1 + "int later;\n"}, "later", "2014-08-01T12:00:00+00:00")
     original = base / "original"
     for rel, repo in ((REL_A, a), (REL_B, b), (REL_C, c)):
@@ -125,10 +126,17 @@ def test_blame_of_the_three_stages(toy):
 
     assert who(REL_A, "f.c") == ["r1", "r2", "r1", "r2"]
     assert who(REL_B, "f.c") == ["r1", "r2", "r1", "r2", REL_B]
+    assert git(st.path, "rev-parse", f"refs/archive/view/{REL_C}") == st.views[REL_C]
     assert who(REL_B, "g.c") == [REL_B]
     # moved to src/, one line reindented (-w), one added, then one more in a later commit
     assert who(REL_C, "src/f.c") == ["r1", "r2", "r1", "r2", REL_B, REL_C, REL_C]
     assert [by[i].summary for i in h.blame(st.path, st.pinned[REL_C], "src/f.c")][-2:] == ["successor", "later"]
+    # a file the snapshot lacks: on the main line its lines look new in rel-c; on the view line
+    # (the snapshot merged with rel-a's files) they go back to r2, and the view maps to main
+    assert who(REL_C, "kern3/k.c") == [REL_C] * 4
+    view = [st.view_map.get(i, i) for i in h.blame(st.path, st.views[REL_C], "kern3/k.c")]
+    assert [by[i].label for i in view[:3]] == ["r2", "r2", "r2"]
+    assert by[view[3]].release == REL_C and by[view[3]].summary == "successor"
 
 
 def test_provenance_json_and_its_cache(toy, tmp_path):
