@@ -186,7 +186,8 @@ def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
         if r in chain.members:
             p = chain.members[r]
             parts.append(f'<li><a href="{relative(page, page_of_source(r, p))}">{r}/{html.escape(p)}</a></li>')
-    parts.append("</ul>")
+    parts.append(f'</ul><p class="meta">Between the releases: <a href="{relative(page, "revisions/index")}">every '
+                 'public revision</a>; who wrote each line is on the source pages.</p>')
     for k, (ra, rb) in enumerate(chain.pairs(site.order), 1):
         pa, pb = chain.members[ra], chain.members[rb]
         st = status(site, (ra, pa), (rb, pb))
@@ -244,7 +245,9 @@ def versions_index(site: Site, chains: list[Chain]) -> tuple[str, str]:
     body = ('<h1>Versions</h1><p>Every file present in two or more releases, matched by path, by '
             'identical content, or by a unique file name (a move). Releases in lineage order: '
             + " → ".join(site.order) + '. Each status compares a release with the previous one that has '
-            'the file.</p><div class="table-wrap"><table class="files"><thead><tr><th>file</th>'
+            'the file. Between the releases, <a href="' + relative(page, "revisions/index") + '">every public '
+            'revision</a> of the joined history, with a timeline.</p>'
+            '<div class="table-wrap"><table class="files"><thead><tr><th>file</th>'
             f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
     return "Versions", body
 
