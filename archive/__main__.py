@@ -1,6 +1,7 @@
 """``python -m archive``: fetch, verify, list the pinned releases, and regenerate their manifests.
 
-    python -m archive fetch [RELEASE ...] [--from-git DIR | --from PATH | --from-bundle FILE] [--force]
+    python -m archive fetch [RELEASE ...] [--from-git DIR | --from PATH | --from-bundle FILE]
+                            [--history] [--force]
     python -m archive history --out DIR
     python -m archive verify [RELEASE ...]
     python -m archive list
@@ -10,7 +11,8 @@
 already installed and verified: that is what ``make original`` runs. A mistake (unknown release,
 unreachable network, a source that differs from the manifest) is one line on stderr and exit
 code 2. ``fetch --from-bundle`` brings the release's history (a git bundle) into
-``original/.history/<release>.git`` and installs its tree from it; ``history`` writes the
+``original/.history/<release>.git`` and installs its tree from it (``--history`` does the same
+from a git directory or upstream); ``history`` writes the
 histories joined into one git repository (:mod:`archive.history`). ``verify`` exits 1, naming every file that differs, when an installed tree is not the
 release. The work itself is in :mod:`archive.fetch` and :mod:`archive.verify`.
 """
@@ -48,6 +50,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         print(history.fetch_bundle(release, manifest.commit, args.from_bundle, root))
         print(fetching.fetch(release, from_git=history.history_dir(root, release), force=args.force))
         return 0
+    if args.history and args.from_path is not None:
+        raise UserError("--history needs git objects: give --from-git DIR, --from-bundle FILE or "
+                        "no source (upstream), not --from PATH")
     releases = _releases(args.releases)
     if args.from_git is not None and not args.releases:
         gdir = fetching.git_dir(args.from_git)
@@ -60,6 +65,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         result = fetching.fetch(release, from_git=args.from_git, from_path=args.from_path,
                                 force=args.force)
         print(result)
+        if args.history:
+            manifest = fetching.load_manifest(release)
+            source, kind = ((fetching.git_dir(args.from_git), "git") if args.from_git is not None
+                            else (history.git_url(manifest.upstream), "url"))
+            print(history.fetch_history(release, manifest.commit, source, fetching.original_root(),
+                                        kind))
     return 0
 
 
@@ -162,6 +173,9 @@ def parser() -> argparse.ArgumentParser:
                           "installed from it")
     f.add_argument("--force", action="store_true",
                    help="fetch again even if the installed release verifies")
+    f.add_argument("--history", action="store_true",
+                   help="also keep the release's history (every ancestor of the pinned commit) in "
+                        "original/.history/<release>.git, from --from-git DIR or upstream (git)")
     f.add_argument("--missing", action="store_true",
                    help="fetch only what is missing or differs (the default; accepted, changes nothing)")
     f.set_defaults(run=cmd_fetch)

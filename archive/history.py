@@ -86,32 +86,41 @@ def has_history(original: Path, release: str, commit: str) -> bool:
     return run.returncode == 0 and run.stdout.decode().strip() == commit
 
 
-def fetch_bundle(release: str, commit: str, bundle: Path, original: Path) -> str:
-    """Bring ``release``'s history from a git bundle into ``original/.history/<release>.git``.
+def fetch_history(release: str, commit: str, source: Path | str, original: Path,
+                  kind: str = "bundle") -> str:
+    """Bring ``release``'s history into ``original/.history/<release>.git`` from a git bundle
+    (``kind="bundle"``: it must hold ``refs/heads/<release>`` at the pinned ``commit``), a local
+    git directory (``"git"``) or a URL (``"url"``; both fetched by the pinned id).
 
-    The bundle must hold ``refs/heads/<release>`` at the pinned ``commit``; git checks every
-    object's hash as it indexes the pack (``fetch``) and ``fsck`` checks that every object of
-    the history is there and well formed. The repository is built beside its final place and
-    renamed into it, so a failed fetch leaves the previous one as it was."""
-    bundle = Path(bundle)
-    if not bundle.is_file():
-        raise UserError(f"{bundle}: no such file (expected a git bundle of {release})")
+    Git checks every object's hash as it indexes the pack, and ``fsck`` that every object of the
+    history is there and well formed, down to the pinned id. The repository is built beside its
+    final place and renamed into it, so a failed fetch leaves the previous one as it was."""
+    if kind == "bundle" and not Path(source).is_file():
+        raise UserError(f"{source}: no such file (expected a git bundle of {release})")
     root = history_root(original)
     root.mkdir(parents=True, exist_ok=True)
     target = history_dir(original, release)
     if has_history(original, release, commit):
         return f"{release}: history already installed ({target}), branch at {commit[:12]}"
+    where = str(Path(source).resolve()) if kind != "url" else str(source)
     tmp = Path(tempfile.mkdtemp(prefix=f".{release}.git-", dir=root))
     try:
         _git(tmp, "init", "-q", "--bare")
-        heads = _git(tmp, "bundle", "list-heads", str(bundle.resolve()), check=False).decode()
-        if f"refs/heads/{release}" not in heads.split():
-            raise UserError(f"{bundle}: not a git bundle holding refs/heads/{release}")
-        _git(tmp, "fetch", "-q", "--no-tags", str(bundle.resolve()),
-             f"refs/heads/{release}:refs/heads/{release}")
+        if kind == "bundle":
+            heads = _git(tmp, "bundle", "list-heads", where, check=False).decode()
+            if f"refs/heads/{release}" not in heads.split():
+                raise UserError(f"{source}: not a git bundle holding refs/heads/{release}")
+            want = f"refs/heads/{release}"
+        else:
+            want = commit
+        run = subprocess.run(["git", f"--git-dir={tmp}", "fetch", "-q", "--no-tags", where,
+                              f"{want}:refs/heads/{release}"], capture_output=True)
+        if run.returncode != 0:
+            raise UserError(f"{source}: cannot fetch the history of {release} at {commit[:12]} "
+                            f"({run.stderr.decode(errors='replace').strip().splitlines()[-1:]})")
         got = _git(tmp, "rev-parse", f"refs/heads/{release}").decode().strip()
         if got != commit:
-            raise UserError(f"{bundle}: refs/heads/{release} is {got}, not the pinned commit "
+            raise UserError(f"{source}: refs/heads/{release} is {got}, not the pinned commit "
                             f"{commit} of the manifest")
         _git(tmp, "fsck", "--no-dangling", "--no-progress", f"refs/heads/{release}")
         _git(tmp, "symbolic-ref", "HEAD", f"refs/heads/{release}")
@@ -122,8 +131,23 @@ def fetch_bundle(release: str, commit: str, bundle: Path, original: Path) -> str
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    return f"{release}: history of {n} commits installed from {bundle} into {target}, verified " \
-           f"down to {commit[:12]}"
+    return (f"{release}: history of {n} commits installed from {source} into {target}, "
+            f"verified down to {commit[:12]}")
+
+
+def fetch_bundle(release: str, commit: str, bundle: Path, original: Path) -> str:
+    """:func:`fetch_history` from a git bundle."""
+    return fetch_history(release, commit, bundle, original, "bundle")
+
+
+def git_url(upstream: str) -> str:
+    """Where ``git fetch`` finds an upstream repository: ``$ARCHIVE_GIT_URL`` (a template with
+    ``{owner}`` and ``{repo}``, for tests) or the upstream URL with ``.git``."""
+    parts = upstream.rstrip("/").split("/")
+    template = os.environ.get("ARCHIVE_GIT_URL")
+    if template:
+        return template.format(owner=parts[-2], repo=parts[-1].removesuffix(".git"))
+    return upstream.rstrip("/").removesuffix(".git") + ".git"
 
 
 # --- the stitched repository --------------------------------------------------------------------

@@ -216,3 +216,40 @@ def test_real_layer_cu_counts_and_schema(real, tmp_path):
     new = [i for i in d["lines"] if d["revisions"][i]["svn"] is None]
     assert len(new) == 1075 and len(d["lines"]) - len(new) == 927
     assert all(i < len(d["revisions"]) for i in d["lines"])
+
+
+def test_fetch_history_from_a_git_directory_and_a_url(toy, tmp_path, monkeypatch):
+    base, _, pins, _ = toy
+    out = h.fetch_history(REL_A, pins[REL_A], base / "up-a", tmp_path, "git")
+    assert "history of 2 commits" in out and h.has_history(tmp_path, REL_A, pins[REL_A])
+    monkeypatch.setenv("ARCHIVE_GIT_URL", f"file://{base}/up-{{repo}}")
+    assert h.git_url("https://example.invalid/someone/c") == f"file://{base}/up-c"
+    out = h.fetch_history(REL_C, pins[REL_C], h.git_url("https://example.invalid/someone/c"), tmp_path, "url")
+    assert "history of 2 commits" in out
+    with pytest.raises(h.UserError, match="cannot fetch the history"):
+        h.fetch_history(REL_B, "1" * 40, base / "up-b", tmp_path / "other", "git")
+
+
+def test_fetch_cli_from_bundle_installs_history_and_tree(tmp_path, monkeypatch, capsys):
+    """`archive fetch RELEASE --from-bundle FILE` on a made-up release with its manifest."""
+    from archive.manifest import from_git, write as write_manifest
+    repo = tmp_path / "up"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    commit(repo, {"a.txt": "one\n"}, "first", "2011-01-01T12:00:00+00:00")
+    pin = commit(repo, {"a.txt": "one\ntwo\n", "b/c.txt": "three\n"}, "second", "2011-02-01T12:00:00+00:00")
+    git(repo, "branch", "-q", "-f", "made-up", pin)
+    git(repo, "bundle", "create", "-q", str(tmp_path / "m.bundle"), "refs/heads/made-up")
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    write_manifest(from_git(repo / ".git", "made-up", pin, "https://example.invalid/x/made-up",
+                            "made up", "made up"), manifests)
+    monkeypatch.setenv("ARCHIVE_RELEASES_DIR", str(manifests))
+    monkeypatch.setenv("ARCHIVE_ORIGINAL", str(tmp_path / "original"))
+    assert main(["fetch", "made-up", "--from-bundle", str(tmp_path / "m.bundle")]) == 0
+    out = capsys.readouterr().out
+    assert "history of 2 commits" in out and "installed 2 files" in out
+    assert (tmp_path / "original/made-up/b/c.txt").read_text() == "three\n"
+    assert h.has_history(tmp_path / "original", "made-up", pin)
+    assert main(["fetch", "made-up", "--from-bundle", str(tmp_path / "nope.bundle")]) == 2
+    assert main(["fetch", "--from-bundle", str(tmp_path / "m.bundle")]) == 2  # no RELEASE
