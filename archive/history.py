@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -535,3 +536,66 @@ def provenance(stitched: Stitched, files: dict[str, Iterable[str]], cache_dir: P
         if old != cache:
             old.unlink(missing_ok=True)
     return Provenance(stitched, out, seconds)
+
+
+# --- functions through the revisions ------------------------------------------------------------
+
+_HUNK_RE = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+def function_history(gdir: Path, commit: str, path: str, nlines: int,
+                     spans: list[tuple[str, int, int]]) -> dict[str, list[str]]:
+    """The commits that changed each function of ``path`` at ``commit``, newest first.
+
+    ``spans``: (id, first line, last line) of each function in that version. Git lists every
+    first-parent commit that changed the file, following renames, with its hunks
+    (``git log -w -U0 --follow``); walking back from ``commit``, each commit's hunks are mapped
+    onto the functions through the line numbers of the version after it, and the lines it
+    replaced are given, in the version before, to the function its new lines belong to (a
+    deletion to the function around it). A function is followed as far back as its lines go."""
+    raw = _git(gdir, "log", "--first-parent", "-m", "--follow", "-M", "-w", "-U0", "--no-color",
+               "--format=@@@%H", commit, "--", path)
+    commits: list[tuple[str, list[tuple[int, int, int, int]], bool]] = []
+    for line in raw.split(b"\n"):
+        if line.startswith(b"@@@"):
+            commits.append((line[3:].decode(), [], False))
+        elif line.startswith(b"@@ ") and commits:
+            m = _HUNK_RE.match(line)
+            if m:
+                os_, ol, ns, nl = (int(m.group(1)), int(m.group(2) or 1), int(m.group(3)),
+                                   int(m.group(4) or 1))
+                commits[-1][1].append((os_, ol, ns, nl))
+        elif line.startswith(b"--- /dev/null") and commits:
+            cid, hunks, _ = commits[-1]
+            commits[-1] = (cid, hunks, True)
+    owner: list[str | None] = [None] * (nlines + 2)
+    for fid, first, last in sorted(spans, key=lambda s: s[2] - s[1], reverse=True):
+        for n in range(max(1, first), min(nlines, last) + 1):
+            owner[n] = fid          # the innermost (shortest) span wins
+    out: dict[str, list[str]] = defaultdict(list)
+    for cid, hunks, added in commits:
+        touched: set[str] = set()
+        before: list[str | None] = [None]
+        pos = 1
+        for os_, ol, ns, nl in sorted(hunks, key=lambda h: h[2]):
+            start = ns if nl > 0 else ns + 1
+            before.extend(owner[pos:start])
+            new = [o for o in owner[ns:ns + nl] if o] if nl > 0 else []
+            if nl > 0:
+                touched.update(new)
+                fill = Counter(new).most_common(1)[0][0] if new else None
+            else:
+                a = owner[ns] if 1 <= ns < len(owner) else None
+                b = owner[ns + 1] if ns + 1 < len(owner) else None
+                fill = a if a is not None and a == b else None
+                if fill is not None:
+                    touched.add(fill)
+            before.extend([fill] * ol)
+            pos = start + nl if nl > 0 else start
+        before.extend(owner[pos:])
+        for fid in touched:
+            out[fid].append(cid)
+        owner = before + [None]
+        if added:
+            break
+    return dict(out)

@@ -137,7 +137,10 @@ def _status(a: Version | None, b: Version | None) -> str:
     return "same" if a.body == b.body else "changed"
 
 
-def history_page(site: Site, chain: Chain, fs: list[Function], cache: Cache) -> tuple[str, str]:
+def history_page(site: Site, chain: Chain, fs: list[Function], cache: Cache,
+                 revs_line=None) -> tuple[str, str]:  # noqa: ANN001
+    """The functions of one file across releases; ``revs_line(page, fid)``: the HTML of the
+    public revisions that changed a function (:mod:`revisions`), where the history is fetched."""
     page = page_of_history(chain.key)
     releases = [r for r in site.order if r in chain.members]
     budget = PAGE_BUDGET
@@ -178,8 +181,9 @@ def history_page(site: Site, chain: Chain, fs: list[Function], cache: Cache) -> 
                          f'<thead><tr><th colspan="2">{ra}/{html.escape(a.path)}</th><th colspan="2">'
                          f'{rb}/{html.escape(b.path)}</th></tr></thead><tbody>{body_rows}</tbody></table></div>')
         kinds = sorted({v.kind for v in f.versions.values()})
+        revs = revs_line(page, f.fid) if revs_line is not None else ""
         sections.append(f'<section class="fn-history" id="{f.fid}"><h2><code>{html.escape(f.title)}</code> '
-                        f'<span class="status">{"/".join(kinds)}</span></h2>{"".join(steps)}</section>')
+                        f'<span class="status">{"/".join(kinds)}</span></h2>{revs}{"".join(steps)}</section>')
     body = (f'<h1>Functions of {html.escape(chain.key)} across releases</h1>'
             f'<p>Each function, kernel and method of the file (Universal Ctags) in every release, matched by name, '
             f'then by content; the lines of each version, and the diff of each changed step. '

@@ -137,10 +137,14 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None =
         if len(chain.members) > 1:
             yield page_of_versions(chain.key), "diff", *versions.versions_page(site, chain, cache)
     yield "versions/index", "diff", *versions.versions_index(site, chains)
+    fn_revs = {} if hist is None else revisions.function_revisions(site, hist, hist_chains, chains, cache)
     for chain in chains:
         if chain.key in hist_chains:
+            got = fn_revs.get(chain.key, {})
+            line = None if hist is None else (
+                lambda page, fid, got=got: revisions.revisions_line(page, got[fid], hist) if got.get(fid) else "")
             yield history.page_of_history(chain.key), "diff", *history.history_page(
-                site, chain, hist_chains[chain.key], cache)
+                site, chain, hist_chains[chain.key], cache, line)
     for pagename, title, body in revisions.pages(site, hist, hist_why, cache, tags, chains):
         yield pagename, "history", title, body
     yield "coverage", "table", *coverage.coverage_page(site, cov)

@@ -246,6 +246,46 @@ def cudaconv3_note(site: Site, release: str, path: str, chain) -> str:  # noqa: 
             f'differences.</p>')
 
 
+# --- functions through the revisions ----------------------------------------------------------------
+
+def function_revisions(site: Site, sh: SiteHistory, chains_fs: dict, chains: list, cache: Cache
+                       ) -> dict[str, dict[str, list[hist.Revision]]]:
+    """chain key → function id → the revisions that changed it, oldest first, through every
+    release of the chain (:func:`archive.history.function_history`, cached by the pinned ids)."""
+    import concurrent.futures
+    import os
+    jobs = []
+    for chain in chains:
+        fs = chains_fs.get(chain.key)
+        if not fs:
+            continue
+        for r, path in chain.members.items():
+            spans = [(f.fid, f.versions[r].first, f.versions[r].last) for f in fs if r in f.versions]
+            if spans and r in sh.stitched.pinned:
+                jobs.append((chain.key, r, path, site.manifests[r].files[path].lines, spans))
+
+    def one(job):  # noqa: ANN001, ANN202
+        key, r, path, n, spans = job
+        memo = f"fnrevs:{hist.VERSION}:{sh.stitched.pinned[r]}:{path}:{json.dumps(spans)}"
+        return key, cache.memo(memo, lambda: hist.function_history(sh.stitched.path, sh.stitched.pinned[r],
+                                                                    path, n, spans))
+    out: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        for key, got in pool.map(one, jobs):
+            for fid, ids in got.items():
+                out[key][fid].update(ids)
+    return {k: {fid: sorted((sh.by_id[i] for i in ids), key=lambda r: sh.pos[r.id]) for fid, ids in v.items()}
+            for k, v in out.items()}
+
+
+def revisions_line(page: str, revs: list[hist.Revision], sh: SiteHistory) -> str:
+    """A function's revisions as links, oldest first."""
+    links = " · ".join(f'<a class="oe oe-t oe{sh.eras[r.release]}" href="{relative(page, page_of_revision(r))}" '
+                       f'title="{r.day} · {esc(r.summary[:SUMMARY_CHARS])}">{esc(r.label)}</a>' for r in revs)
+    return (f'<p class="fn-revs">Changed in {len(revs)} public revision{"s" if len(revs) != 1 else ""} '
+            f'(<code>git log -w -L</code>-like, renames followed): {links}</p>')
+
+
 # --- the revision pages ----------------------------------------------------------------------------
 
 class _Blobs:

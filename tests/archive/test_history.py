@@ -139,6 +139,17 @@ def test_blame_of_the_three_stages(toy):
     assert by[view[3]].release == REL_C and by[view[3]].summary == "successor"
 
 
+def test_function_history_through_every_revision(toy):
+    """Each function's changes, followed across the move to src/ (whitespace ignored, -w)."""
+    _, _, _, st = toy
+    by = {r.id: r for r in st.revisions}
+    got = h.function_history(st.path, st.pinned[REL_C], "src/f.c", 7, [("top", 1, 2), ("rest", 3, 7)])
+    names = {f: [by[i].label if by[i].svn else by[i].summary for i in reversed(ids)] for f, ids in got.items()}
+    assert names["top"] == ["r1", "r2"]  # the reindent of line 2 in "successor" is whitespace
+    assert names["rest"][:2] == ["r1", "r2"] and names["rest"][3:] == ["successor", "later"]
+    assert by[got["rest"][2]].release == REL_B
+
+
 def test_provenance_json_and_its_cache(toy, tmp_path):
     _, _, pins, st = toy
     files = {REL_B: ["f.c", "g.c"], REL_C: ["src/f.c"]}

@@ -108,3 +108,16 @@ def test_without_history_the_site_says_so(built):
     src = page(out, "releases/rel-b/src2/kern.cu.html")
     assert 'class="pv-legend"' in src and "Who wrote each line is not shown" in src
     assert not (out / "provenance").exists()
+
+
+def test_function_history_through_the_revisions(site):
+    from archive.sphinxext.idents import ctags_available
+    if not ctags_available():
+        pytest.skip("Universal Ctags is not installed (apt-get install universal-ctags)")
+    out, pins, _ = site
+    hist = page(out, "history/src/kern.cu.html")
+    fprop = hist[hist.index('id="f-Layer-fpropActs"'):hist.index('id="f-Layer-bpropActs"')]
+    bprop = hist[hist.index('id="f-Layer-bpropActs"'):]
+    assert "Changed in 1 public revision " in fprop and 'href="../../revisions/r7.html"' in fprop
+    assert "Changed in 2 public revisions " in bprop
+    assert 'href="../../revisions/r9.html"' in bprop and f'href="../../revisions/{pins["rel-b"][:8]}.html"' in bprop
