@@ -30,7 +30,7 @@ import subprocess
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from sphinx.util import logging
 
@@ -124,9 +124,9 @@ def _changes(stitched: hist.Stitched) -> dict[str, list[Change]]:
     lines = "".join(f"{r.id} {r.parents[0]}\n" if r.parents else f"{r.id}\n" for r in stitched.revisions)
     out = subprocess.run(["git", f"--git-dir={stitched.path}", "diff-tree", "--stdin", "-r", "-M", "--root",
                           "--raw", "--numstat", "-z"], input=lines.encode(), capture_output=True, check=True).stdout
-    # -z: "<id>\0" headers (with the parent: "<id> <parent>\0"? no: diff-tree prints the commit id),
-    # raw records ":<modes> <blobs> <status>\0<path>\0[<path>\0]", numstat "<a>\t<r>\t<path>\0" or
-    # "<a>\t<r>\t\0<old>\0<new>\0" for renames.
+    # -z: each commit's id, then its raw records ":<modes> <blobs> <status>\0<path>\0" (a rename:
+    # two paths), then its numstat records "<added>\t<removed>\t<path>\0" (a rename: "\t\0<old>\0<new>\0"),
+    # in the same order as the raw records.
     toks = out.split(b"\0")
     changes: dict[str, list[Change]] = {}
     cur: list[Change] | None = None
