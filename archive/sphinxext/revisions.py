@@ -30,7 +30,7 @@ import subprocess
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from sphinx.util import logging
 
@@ -388,7 +388,8 @@ def revision_page(site: Site, sh: SiteHistory, r: hist.Revision, blobs: _Blobs, 
                      f'<col class="lno"><col class="t"></colgroup><thead><tr><th colspan="2">{esc(c.old_path) if c.status[0] != "A" else "(none)"}'
                      f'</th><th colspan="2">{esc(c.path) if c.status[0] != "D" else "(deleted)"}</th></tr></thead>'
                      f'<tbody>{body_rows}</tbody></table></div>')
-    body = (f'<h1><span class="oe oe{era}"></span> {esc(r.label)}: {esc(r.summary)}</h1>{navhtml}'
+    short = r.summary if len(r.summary) <= 90 else r.summary[:88].rstrip() + "…"
+    body = (f'<h1><span class="oe oe{era}"></span> {esc(r.label)}: {esc(short)}</h1>{navhtml}'
             f'<dl class="provenance rev">{"".join(dl)}</dl><h2>Message</h2><pre class="message">{esc(r.message)}</pre>'
             f'{files}{"".join(diffs)}{navhtml}')
     return f"{r.label}: {r.summary[:80]}", body
@@ -443,7 +444,7 @@ def index_page(site: Site, sh: SiteHistory | None, why: str) -> tuple[str, str]:
                     f'<td>{esc(r.summary[:SUMMARY_CHARS])}</td></tr>')
     stages = "".join(
         f'<li><span class="oe oe{i}"></span> {esc(s.release)}: '
-        + (f"one commit of the released tree, dated {s.date} ({esc(s.why)})" if s.mode == hist.SNAPSHOT else
+        + (f"one commit of the released tree. {esc(s.why)}" if s.mode == hist.SNAPSHOT else
            f"{sum(1 for r in sh.stitched.revisions if r.release == s.release)} commits, every ancestor of "
            f"<code>{s.commit[:12]}</code> ({esc(s.upstream)})") + "</li>" for i, s in enumerate(sh.stages))
     body = ('<h1>The public history, revision by revision</h1>'
@@ -563,6 +564,8 @@ def write_files(site: Site, sh: SiteHistory | None, outdir: Path, write) -> int:
         return 0
     n = 0
     for (release, path) in sorted(sh.prov.lines):
+        if PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
+            continue  # never outside provenance/ (the manifests' paths are checked when fetched)
         data = json.dumps(sh.prov.json_of(release, path), separators=(",", ":")).encode()
         write(outdir / "provenance" / release / f"{path}.json", data)
         n += 1
