@@ -17,7 +17,11 @@ so each pinned release's stitched commit holds exactly its upstream tree.
 
 :func:`provenance` asks git who wrote each line (``git blame -w -M -C -C``) of every file of
 every release, at that release's stitched commit, in parallel over files, and caches the answer
-on disk keyed by the pinned ids (:data:`VERSION`), so a site build computes it once.
+on disk keyed by the pinned ids (:data:`VERSION`), so a site build computes it once. A history
+that follows a snapshot is also replayed on a side line (``refs/archive/view/<release>``) whose
+first commit holds the older release's files the snapshot lacks, and its files are blamed there
+(:func:`_views`): cuda-convnet2's cudaconv3 descends from r561's cudaconv2, which the 2012 tree
+does not hold. :func:`function_history` lists the commits that changed each function.
 """
 from __future__ import annotations
 
@@ -100,6 +104,8 @@ def fetch_history(release: str, commit: str, source: Path | str, original: Path,
         raise UserError(f"{source}: no such file (expected a git bundle of {release})")
     root = history_root(original)
     root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(f".{release}.git-*"):  # what a killed fetch left
+        shutil.rmtree(stale, ignore_errors=True)
     target = history_dir(original, release)
     if has_history(original, release, commit):
         return f"{release}: history already installed ({target}), branch at {commit[:12]}"
