@@ -12,9 +12,10 @@ already installed and verified: that is what ``make original`` runs. A mistake (
 unreachable network, a source that differs from the manifest) is one line on stderr and exit
 code 2. ``fetch --from-bundle`` brings the release's history (a git bundle) into
 ``original/.history/<release>.git`` and installs its tree from it (``--history`` does the same
-from a git directory or upstream); ``history`` writes the
-histories joined into one git repository (:mod:`archive.history`). ``verify`` exits 1, naming every file that differs, when an installed tree is not the
-release. The work itself is in :mod:`archive.fetch` and :mod:`archive.verify`.
+from a git directory or upstream); ``history`` writes the histories joined into one git
+repository (:mod:`archive.history`). ``verify`` exits 1, naming every file that differs, when an
+installed tree is not the release. The work itself is in :mod:`archive.fetch` and
+:mod:`archive.verify`.
 """
 from __future__ import annotations
 
