@@ -270,10 +270,12 @@ def function_revisions(site: Site, sh: SiteHistory, chains_fs: dict, chains: lis
         return key, cache.memo(memo, lambda: hist.function_history(sh.stitched.path, sh.stitched.pinned[r],
                                                                     path, n, spans))
     out: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as pool:
         for key, got in pool.map(one, jobs):
             for fid, ids in got.items():
                 out[key][fid].update(ids)
+    logger.info(f"archive: functions through the revisions, {len(jobs)} files, {time.perf_counter() - t0:.1f} s")
     return {k: {fid: sorted((sh.by_id[i] for i in ids), key=lambda r: sh.pos[r.id]) for fid, ids in v.items()}
             for k, v in out.items()}
 
