@@ -42,7 +42,7 @@ from pathlib import Path
 from benchmarks import nets
 from benchmarks.timing import save_report
 from port import backend
-from port.convnet import guess_data_dims
+from port.layer_def import guess_data_dims
 from port.cudaconv2 import fast
 from port.errors import UserError, main_guard
 from port.layer import parse_layers

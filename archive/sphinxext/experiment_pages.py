@@ -16,8 +16,8 @@ The experiments are read from ``archive_experiments_dir`` (default: ``layers/`` 
 """
 from __future__ import annotations
 
+import ast
 import hashlib
-import sys
 from functools import lru_cache
 from html import escape
 from pathlib import Path
@@ -259,16 +259,34 @@ def _pages(app, t: ex.Timeline, base: Path) -> list[tuple[str, str, str]]:
 
 
 def _parser_sources() -> list[Path]:
-    """The files of the port's cfg parser: every ``port`` module loaded once ``port.convnet`` (its
-    data-size guess and ``port.layer``) is imported (the whole package if it cannot be)."""
+    """The files of the port's cfg parser: ``port/layer_def.py`` (the data-size guess that the
+    pages parse with) and every ``port`` module it imports, directly or through others, read off
+    their import statements (so the key does not depend on what this process has imported, and
+    an edit of the driver, which the parser does not import, leaves the pages cached). The whole
+    package when a file cannot be read as Python (the pages then say why they cannot parse)."""
     port_dir = ROOT / "port"
-    try:
-        import port.convnet  # noqa: F401 (late: a probe of what the parser loads, which may fail)
-    except Exception:  # parse_def says so on the pages; any port file may be the cause
-        return sorted(port_dir.rglob("*.py"))
-    files = {Path(m.__file__) for m in list(sys.modules.values())
-             if getattr(m, "__file__", None) and Path(m.__file__).is_relative_to(port_dir)}
-    return sorted(files)
+    seen: set[Path] = set()
+    todo = ["port.layer_def"]
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # a module's packages run their __init__ first
+            base = port_dir.parent.joinpath(*parts[:i])
+            f = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+            if not f.is_file() or f in seen:
+                continue
+            seen.add(f)
+            try:
+                tree = ast.parse(f.read_bytes(), filename=str(f))
+            except (OSError, SyntaxError, ValueError):
+                return sorted(port_dir.rglob("*.py"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    todo += [a.name for a in node.names if a.name.split(".")[0] == "port"]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level \
+                        and node.module.split(".")[0] == "port":
+                    todo += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return sorted(seen)
 
 
 def _pages_key(app, layers: Path) -> str:
