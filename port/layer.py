@@ -79,8 +79,8 @@ class ParamNeuronParser(NeuronParser):
     Values are digits, dots and minus signs only (no exponent), as the original's regex.
 
     Ports: alexnet-2012/layer.py:33-54 ParamNeuronParser
-    DIVERGES: a malformed number (``tanh[1.2.3,1]``) is "unable to parse", not a ValueError traceback;
-    so is one too long to be finite (``brelu[1111...]`` of 400 digits is inf).
+    DIVERGES: a malformed number (``tanh[1.2.3,1]``) is "unable to parse", not a ValueError
+    traceback; so is one too long to be finite (``brelu[1111...]`` of 400 digits is inf).
     """
     neuron_regex = re.compile(r"^\s*(\w+)\s*\[\s*(\w+(\s*,\w+)*)\s*\]\s*$")
 
@@ -478,7 +478,8 @@ class NailbedLayerParser(LayerWithInputParser):
     ``imgSize``, ``outputsX`` = ⌈img/stride⌉, ``start`` = (img − stride·(outputsX − 1))/2.
 
     Ports: alexnet-2012/layer.py:404-431 NailbedLayerParser
-    DIVERGES: ``stride`` 1 is refused here; the original parsed it and the kernel asserted at run time.
+    DIVERGES: ``stride`` 1 is refused here; the original parsed it and the kernel asserted at run
+    time.
     """
 
     def __init__(self):
@@ -1404,9 +1405,9 @@ class NormLayerParser(LayerWithInputParser):
         2012-03-13 (dnouri/cuda-convnet 3878e8f renamed the key ``size``) and took ``scale``/``pow``
         from the params file from 2012-06-08 on (35d0bc4); the 2012 parser refuses them.
 
-        DIVERGES: read here, as the 2011 parser read them: ``size`` = ``sizeX``, and ``scale``/``pow``
-        from the def file unless the params file gives them (the layer then needs no params
-        section); the scale is divided by size² in both forms.
+        DIVERGES: read here, as the 2011 parser read them: ``size`` = ``sizeX``, and
+        ``scale``/``pow`` from the def file unless the params file gives them (the layer then needs
+        no params section); the scale is divided by size² in both forms.
         """
         dic, name = self.dic, self.dic["name"]
         dic["size"] = mcp.safe_get_int(name, "sizeX")
@@ -1672,8 +1673,8 @@ def conv_to_local(layers: dict, name: str) -> dict:
     weights are converted too. A non-conv layer is left as it is.
 
     Ports: alexnet-2012/layer.py:914-944 conv_to_local
-    DIVERGES: works on the layers dict by name; the 2012 code still indexes a list, and its
-    caller (alexnet-2012/convnet.py:45-48) enumerates the dict, so ``--conv-to-local`` could not run there.
+    DIVERGES: works on the layers dict by name; the 2012 code still indexes a list, and its caller
+    (alexnet-2012/convnet.py:45-48) enumerates the dict, so ``--conv-to-local`` could not run there.
     """
     layer = layers[name]
     if layer["type"] != "conv":
