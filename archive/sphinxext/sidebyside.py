@@ -6,7 +6,8 @@ first line, the code of the port function or class that carries the line (its sp
 ``PortsRef.owner``), linked to the port page. A port page shows the port module line-numbered;
 each ``Ports:`` target in it is a link to the cited lines, and the margin beside each function
 shows the original lines it ports. One click either way. ``divergences.html`` lists every
-``DIVERGES:`` line. All references come from :func:`archive.xref.scan`.
+``DIVERGES:`` line, then every ``Port-only:`` line (a check the port adds). All references come
+from :func:`archive.xref.scan`.
 """
 from __future__ import annotations
 
@@ -124,10 +125,13 @@ def port_page(site: Site, port_file: str, cache: Cache) -> tuple[str, str] | Non
             notes[at].append(f'<div class="note orig">{head}{code}</div>')
     for d in divs:
         at = d.owner.first if d.owner.qualname != "<module>" else d.line
-        notes[at].append(f'<div class="note diverges"><p class="nh"><span class="tag">diverges</span> '
+        tag = "diverges" if d.kind == "DIVERGES" else "port-only"
+        notes[at].append(f'<div class="note {tag}"><p class="nh"><span class="tag">{tag}</span> '
                          f'<a href="#{line_fragment(d.line, max(d.last, d.line))}">line {d.line}</a>: {plain_reason(d.reason)}</p></div>')
     body = (f'<h1>{html.escape(port_file)}</h1><p class="meta">Port module: {len(refs)} <code>Ports:</code> '
-            f'references, {len(divs)} <code>DIVERGES:</code> marks. '
+            f'references, {sum(d.kind == "DIVERGES" for d in divs)} <code>DIVERGES:</code> marks'
+            + (f', {npo} <code>Port-only:</code> checks' if (npo := sum(d.kind == "Port-only" for d in divs)) else "")
+            + '. '
             f'<a href="{relative(page, "port/index")}">All port modules</a>.</p>'
             + render_listing(lines, final_newline=hl.final_newline, marks=marks, notes=notes, ends=ends))
     return port_file, body
@@ -138,7 +142,7 @@ def port_index(site: Site) -> tuple[str, str]:
     rows = []
     for pf in site.port_files:
         nref = sum(1 for r in site.refs if r.port_file == pf)
-        ndiv = sum(1 for d in site.divergences if d.port_file == pf)
+        ndiv = sum(1 for d in site.divergences if d.port_file == pf and d.kind == "DIVERGES")
         rows.append(f'<tr><td class="path"><a href="{relative(page, page_of_port(pf))}">{html.escape(pf)}</a></td>'
                     f'<td class="num">{nref}</td><td class="num">{ndiv}</td></tr>')
     body = ('<h1>The port</h1><p>Every port module, with its <code>Ports:</code> references to the '
@@ -204,8 +208,9 @@ def _linked_reason(site: Site, d: xref.Divergence, page: str, prefer: list[tuple
 
 
 def divergences_page(site: Site) -> tuple[str, str]:
+    """Every ``DIVERGES:`` line, then every ``Port-only:`` line (a check the port adds)."""
     page = "divergences"
-    rows = []
+    rows: dict[str, list[str]] = {"DIVERGES": [], "Port-only": []}
     refs_by_owner: dict[tuple[str, xref.Owner], list[xref.PortsRef]] = defaultdict(list)
     for r in site.refs:
         refs_by_owner[(r.port_file, r.owner)].append(r)
@@ -219,14 +224,20 @@ def divergences_page(site: Site) -> tuple[str, str]:
             f'{html.escape(r.target)}</a>' for r in ported) or '<span class="status">no Ports: line</span>'
         owner = (f'<a href="{relative(page, page_of_port(d.port_file), line_fragment(d.owner.first, d.owner.last))}">'
                  f'<code>{html.escape(d.owner.qualname)}</code></a>') if d.owner.qualname != "<module>" else "the module"
-        rows.append(f'<li class="divergence" id="{html.escape(d.port_file)}:{d.line}">'
+        rows[d.kind].append(f'<li class="{"divergence" if d.kind == "DIVERGES" else "port-only"}" '
+                            f'id="{html.escape(d.port_file)}:{d.line}">'
                     f'<p class="where"><a class="to-port" href="{url}">{html.escape(d.port_file)}:{d.line}'
                     f'{f"–{last}" if last > d.line else ""}</a> in {owner}</p>'
                     f'<p class="reason">{_linked_reason(site, d, page, prefer)}</p>'
                     f'<p class="orig"><span class="tag">ports</span> {orig}</p></li>')
     body = ('<h1>Divergences</h1><p>Every place where the port deliberately differs from the original, '
-            f'as marked by a <code>DIVERGES:</code> line in the port ({len(rows)} in all): where it is, the '
-            'whole reason, and the original lines the function ports. File and line citations in a reason '
-            'link to those lines.</p>'
-            f'<ol class="divergences">{"".join(rows)}</ol>')
+            f'as marked by a <code>DIVERGES:</code> line in the port ({len(rows["DIVERGES"])} in all): where it '
+            'is, the whole reason, and the original lines the function ports. File and line citations in a '
+            'reason link to those lines.</p>'
+            f'<ol class="divergences">{"".join(rows["DIVERGES"])}</ol>')
+    if rows["Port-only"]:
+        body += ('<h2 id="port-only">Checks the port adds</h2><p>Every input the port refuses, or output it '
+                 'routes, where the original had no check, as marked by a <code>Port-only:</code> line '
+                 f'({len(rows["Port-only"])} in all): the original crashed, asserted in a kernel or went on.</p>'
+                 f'<ol class="divergences">{"".join(rows["Port-only"])}</ol>')
     return "Divergences", body

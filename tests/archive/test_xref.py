@@ -154,3 +154,28 @@ def test_no_divergence_line_of_the_port_is_longer_than_100():
         long += [f"{d.port_file}:{n}: {len(lines[n - 1])} chars" for n in range(d.line, (d.last or d.line) + 1)
                  if len(lines[n - 1]) > 100]
     assert long == [], "\n".join(long)
+
+
+def test_port_only_is_a_divergence_of_its_own_kind(tmp_path):
+    """``Port-only:`` (a check the port adds) is scanned like ``DIVERGES:``, with its kind; a
+    reason stops at the next marker of either kind."""
+    (tmp_path / "port").mkdir()
+    (tmp_path / "port" / "mod.py").write_text(textwrap.dedent('''\
+        def f(x):
+            # DIVERGES: one reason
+            # Port-only: a refused input,
+            # said on two lines.
+            if x < 0:  # Port-only: another
+                raise ValueError(x)
+    '''))
+    _, divs = xref.scan([tmp_path / "port"], root=tmp_path)
+    assert [(d.kind, d.reason, d.line, d.last) for d in divs] == [
+        ("DIVERGES", "one reason", 2, 2), ("Port-only", "a refused input, said on two lines.", 3, 4),
+        ("Port-only", "another", 5, 5)]
+
+
+def test_the_port_marks_its_checks_port_only():
+    """The port's Port-only: lines are found (listed on the site's divergences page)."""
+    _, divs = xref.scan([ROOT / "port"])
+    assert {d.kind for d in divs} == {"DIVERGES", "Port-only"}
+    assert all(d.reason for d in divs)
