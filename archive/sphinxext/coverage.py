@@ -65,7 +65,9 @@ def coverage_page(site: Site, cov: dict[tuple[str, str], FileCoverage]) -> tuple
                             '<td class="num" data-cited="{}">{}</td><td>{}</td>'
                             '<td class="num" data-annotated="{}">{}</td><td>{}</td>'
                             '<td class="num">{}</td></tr>',
-                            release, release, len(files), lines, cited, cited, _bar(cited / lines if lines else 0, 'pc'), ann, ann, _bar(ann / lines if lines else 0, 'an'), touched))
+                            release, release, len(files), lines, cited, cited,
+                            _bar(cited / lines if lines else 0, "pc"), ann, ann,
+                            _bar(ann / lines if lines else 0, "an"), touched))
         for path, c in sorted(files):
             if not c.lines:
                 continue
@@ -74,7 +76,9 @@ def coverage_page(site: Site, cov: dict[tuple[str, str], FileCoverage]) -> tuple
                              '{}</a></td><td class="num">{}</td>'
                              '<td class="num">{}</td><td>{}</td>'
                              '<td class="num">{}</td><td>{}</td></tr>',
-                             'touched' if c.cited or c.annotated else 'untouched', release, relative(page, page_of_source(release, path)), path, c.lines, c.cited, _bar(c.cited_share, 'pc'), c.annotated, _bar(c.annotated_share, 'an')))
+                             "touched" if c.cited or c.annotated else "untouched", release,
+                             relative(page, page_of_source(release, path)), path, c.lines, c.cited,
+                             _bar(c.cited_share, "pc"), c.annotated, _bar(c.annotated_share, "an")))
     body = (html('<h1>Coverage</h1><p>For every release file: how many of its lines the port cites in '
                  '<code>Ports:</code> lines, and how many are annotated. A line is counted once however '
                  'many ranges cover it.</p>'
