@@ -237,3 +237,68 @@ def test_a_killed_rank_stops_the_job_and_keeps_the_last_checkpoint(net, tmp_path
     last = checkpoint.load(d)["model_state"]
     assert (last["epoch"], last["batchnum"]) >= (1, 2)
     assert last["layers"]["conv1"]["weights"][0].any()
+
+
+# ---- NCCL (CuPy) without a GPU: the calls, on a stand-in ---------------------------------------------
+
+class _FakeNccl:
+    """``cupy.cuda.nccl``'s names used by NcclAllreduce; allReduce sums ``ranks`` equal buffers."""
+
+    NCCL_FLOAT32, NCCL_FLOAT64, NCCL_SUM = 7, 8, 0
+
+    def __init__(self, ranks: int):
+        self.ranks, self.calls, self.made = ranks, [], []
+
+    def get_unique_id(self):
+        return tuple(range(128))
+
+    def NcclCommunicator(self, ndev, uid, rank):  # noqa: N802 (cupy's name)
+        self.made.append((ndev, uid, rank))
+        return self
+
+    def allReduce(self, send, recv, count, dtype, op, stream):  # noqa: N802
+        import ctypes  # noqa: PLC0415
+
+        self.calls.append((count, dtype, op, stream))
+        assert send == recv and dtype == self.NCCL_FLOAT32 and op == self.NCCL_SUM
+        a = np.ctypeslib.as_array((ctypes.c_float * count).from_address(recv))
+        a *= self.ranks
+
+
+class _DeviceBuffer:
+    """A NumPy buffer seen through CuPy's ``.data.ptr``."""
+
+    def __init__(self, a):
+        self.a, self.size, self.dtype = a, a.size, a.dtype
+        self.data = type("Mem", (), {"ptr": a.ctypes.data})()
+
+
+class _BcastComm:
+    def __init__(self, rank, size, root_value):
+        self.rank, self.size, self.root_value = rank, size, root_value
+
+    def bcast(self, value, root=0):
+        assert root == 0 and (value is None) == (self.rank != 0)
+        return self.root_value
+
+
+def test_nccl_gets_rank_0s_unique_id_over_mpi_and_sums_in_place():
+    fake = _FakeNccl(ranks=2)
+    cupy = type("cupy", (), {"cuda": type("cuda", (), {
+        "get_current_stream": staticmethod(lambda: type("S", (), {"ptr": 1234})())})})
+    uid = fake.get_unique_id()
+    ar = parallel.NcclAllreduce(_BcastComm(1, 2, uid), nccl=fake, cupy=cupy)
+    assert fake.made == [(2, uid, 1)]
+    buf = np.arange(6, dtype=np.float32)
+    ar(_DeviceBuffer(buf))
+    assert fake.calls == [(6, fake.NCCL_FLOAT32, fake.NCCL_SUM, 1234)]
+    np.testing.assert_array_equal(buf, 2 * np.arange(6, dtype=np.float32))
+
+
+def test_cupy_nccl_imports_where_cupy_is_installed():
+    pytest.importorskip("cupy", reason="CuPy is not installed (the [cuda12]/[cuda13] extras)")
+    try:
+        from cupy.cuda import nccl  # noqa: PLC0415
+    except ImportError as e:
+        pytest.skip(f"this CuPy has no NCCL ({e}); the MPI engine stages through the host instead")
+    assert hasattr(nccl, "NcclCommunicator") and hasattr(nccl, "get_unique_id")
