@@ -71,7 +71,7 @@ def microbatch(num_cases: int, rank: int, size: int) -> tuple[int, int]:
     """The columns ``[lo, hi)`` of a minibatch of ``num_cases`` that rank ``rank`` of ``size`` takes:
     slices of ``ceil(num_cases / size)`` cases in rank order (the last ranks may get fewer or none).
 
-    Ports: cuda-convnet2/cudaconvnet/src/layer.cu:1556-1560 DataCopyThread::run
+    Ports: cuda-convnet2/cudaconvnet/src/layer.cu:1525-1560 DataCopyThread::run
     """
     micro = -(-num_cases // size)
     return min(num_cases, rank * micro), min(num_cases, (rank + 1) * micro)
@@ -121,7 +121,7 @@ class GradientBuckets:
     global sum and the global case count (``Weights.accumulate``), as one process would have.
 
     Ports: cuda-convnet2/cudaconvnet/src/layer.cu:848-856 WeightLayer::getGradScale
-    Ports: cuda-convnet2/cudaconvnet/include/weights.cuh:38-70 IWeightReducer
+    Ports: cuda-convnet2/cudaconvnet/include/weights.cuh:38-67 IWeightReducer
     DIVERGES: cuda-convnet2 scaled each replica's gradient by 1/(global minibatch) in the backward
     pass and reduced matrix by matrix, shard by shard; here the raw sums travel, in buckets, and the
     scaling is applied once after the sum (one rounding fewer, one call per bucket).
@@ -349,7 +349,7 @@ class DataParallel:
     def run_batch(self, model, data: list, progress: float, test: bool):
         """Train (or test) on this rank's share of every global minibatch of ``data``.
 
-        Ports: cuda-convnet2/cudaconvnet/src/convnet.cu:299-325 ConvNet::fprop
+        Ports: cuda-convnet2/cudaconvnet/src/convnet.cu:296-325 ConvNet::fprop
         """
         from port.layers.base import PASS_TEST, PASS_TRAIN  # noqa: PLC0415
         from port.model import Cost  # noqa: PLC0415
@@ -376,7 +376,14 @@ class DataParallel:
         return cost
 
     def step(self, model, n: int, has_cases: bool) -> None:
-        """Backward pass on this rank's cases, the sum over the ranks, the update, and the checks."""
+        """Backward pass on this rank's cases, the sum over the ranks, the update, and the checks.
+
+        Ports: cuda-convnet2/cudaconvnet/src/weights.cu:277-318 Weights::aggregateReplicaGradients
+        Ports: cuda-convnet2/cudaconvnet/src/layer.cu:698-720 WeightLayer::WeightLayer
+        DIVERGES: cuda-convnet2 forced useGrad on replicated layers so that the increment is
+        written once, after the sum; here fc and local weights keep the 2012 increment rule
+        (Weights.accumulate), applied once to the summed gradient, which is the same thing.
+        """
         from port.layers.base import PASS_TRAIN  # noqa: PLC0415
 
         self.buckets.begin()
