@@ -42,6 +42,8 @@ def _mpiexec() -> str | None:
 
 
 MPIEXEC = _mpiexec()
+# one xdist worker runs the module, so its module fixtures (the runs compared) run once
+pytestmark = pytest.mark.xdist_group("parallel")
 needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec or mpi4py is not installed "
                                "(pip install -e '.[mpi]' brings both)")
 
@@ -170,6 +172,23 @@ def test_two_ranks_train_as_one_process(one_process, two_ranks):
     assert len(re.findall(r"^1\.4\.\.\. ", r.stdout, re.M)) == 1          # rank 0 alone prints
     assert len(checkpoint.list_checkpoints(d2)) == 2                     # 1.2 and 1.4, rank 0's
     _assert_close(checkpoint.load(one_process / "1.4"), checkpoint.load(d2 / "1.4"))
+
+
+@needs_mpi
+def test_one_rank_is_bit_identical_to_one_process(net, one_process):
+    """With one rank nothing is summed over ranks: the buffers, the allreduce and the deferred
+    update must change no bit."""
+    r = run_ranks(1, _args(net, net / "one-rank", epochs=1))
+    assert r.returncode == 0, r.stderr[-3000:]
+    (d,) = save_dirs(net / "one-rank")
+    a, b = checkpoint.load(one_process / "1.4"), checkpoint.load(d / "1.4")
+    for name, layer in a["model_state"]["layers"].items():
+        for key in ("weights", "weightsInc", "biases", "biasesInc"):
+            if key in layer:
+                xs, ys = layer[key], b["model_state"]["layers"][name][key]
+                for x, y in zip(*((xs, ys) if isinstance(xs, list) else ([xs], [ys])), strict=True):
+                    assert np.array_equal(x, y), f"{name}.{key}"
+    assert a["model_state"]["train_outputs"] == b["model_state"]["train_outputs"]
 
 
 @needs_mpi
