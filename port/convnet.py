@@ -671,8 +671,15 @@ def main(argv=None) -> int:
     Ports: alexnet-2012/convnet.py:212-218 __main__
     """
     op = ConvNet.get_options_parser()
-    op, load_dic = IGPUModel.parse_options(op, argv, fresh_parser=ConvNet.get_options_parser)
-    _validate(op)
+    try:
+        op, load_dic = IGPUModel.parse_options(op, argv, fresh_parser=ConvNet.get_options_parser)
+        _validate(op)
+    except UserError:
+        # every rank of an mpiexec meets a mistake on the command line: rank 0 alone says it
+        if parallel.launched_rank() > 0 and any(a.startswith("--data-parallel")
+                                                for a in (sys.argv[1:] if argv is None else argv)):
+            return 2
+        raise
     dp = None
     if op.get_value("data_parallel"):
         dp = parallel.DataParallel.start(hash_freq=op.get_value("dp_hash_freq"),
@@ -697,6 +704,8 @@ def _run(op: OptionsParser, load_dic: dict | None, dp: parallel.DataParallel | N
             backend.set_backend(op.get_value("backend"))
         except backend.BackendError as e:
             raise UserError(str(e)) from None
+        if dp is not None and op.get_value("dp_engine") == "nccl" and backend.name() != "cupy":
+            raise UserError(f"option --dp-engine=nccl needs the CuPy backend (this run uses {backend.name()})")
         if not op.get_value("check_grads") and not op.get_value("load_file"):
             if not os.path.isdir(op.get_value("data_path")):
                 raise UserError(f"{op.get_value('data_path')}: data path does not exist or is not a directory")

@@ -55,7 +55,19 @@ DEFAULT_BUCKET_MB = 64
 
 
 class CollectiveError(UserError):
-    """An error every rank raises at the same point: printed once (rank 0), exit 2, no abort."""
+    """An error every rank raises at the same point: printed once (rank 0), exit 2, no abort.
+    Other errors that every rank meets together say so with a true ``collective`` attribute."""
+
+    collective = True
+
+
+def launched_rank() -> int:
+    """This process's rank as the MPI launcher says it (MPICH, Open MPI, PMIx), before MPI starts;
+    0 when not launched by one."""
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
 
 
 def load_mpi():
@@ -304,17 +316,22 @@ class DataParallel:
         """An error that is not collective prints one line naming the rank and aborts the job."""
         try:
             yield
-        except CollectiveError:
+        except UserError as e:
+            if not getattr(e, "collective", False):
+                self._abort(prog, e)
             if not self.is_root:
                 sys.stderr = open(os.devnull, "w")
             raise
         except SystemExit:
             raise
         except BaseException as e:  # noqa: BLE001 (a rank that stops alone must stop the others)
-            what = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
-            sys.stderr.write(f"{prog}: rank {self.rank} of {self.size}: {what}; stopping every rank\n")
-            sys.stderr.flush()
-            self.comm.Abort(2)
+            self._abort(prog, e)
+
+    def _abort(self, prog: str, e: BaseException) -> None:
+        what = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+        sys.stderr.write(f"{prog}: rank {self.rank} of {self.size}: {what}; stopping every rank\n")
+        sys.stderr.flush()
+        self.comm.Abort(2)
 
     # the model ------------------------------------------------------------------------------
     def attach(self, model) -> None:

@@ -106,7 +106,7 @@ def test_the_flag_without_mpi4py_says_what_to_install(tmp_path, monkeypatch, cap
 
 # ---- mpiexec -n 2 against one process --------------------------------------------------------------
 
-def _args(root: Path, save: Path, epochs: int, **over) -> list[str]:
+def _args(root: Path, save: Path, epochs: int = 1, **over) -> list[str]:
     # 4 training batches of 80 cases, minibatches of 16: 5 steps a batch, 20 steps an epoch
     return train_args(root / "data", save, root / "layers-hs.cfg", root / "layer-params-hs.cfg",
                       epochs=epochs, **{"train-range": "1-4", "test-range": "5", "mini": 16,
@@ -321,3 +321,42 @@ def test_cupy_nccl_imports_where_cupy_is_installed():
     except ImportError as e:
         pytest.skip(f"this CuPy has no NCCL ({e}); the MPI engine stages through the host instead")
     assert hasattr(nccl, "NcclCommunicator") and hasattr(nccl, "get_unique_id")
+
+
+_ONE_RANK_FAILS = """
+import sys
+from port import parallel
+from port.errors import UserError
+dp = parallel.DataParallel.start()
+with dp.guard("prog"):
+    if dp.rank == 1:
+        raise UserError("only here")
+    dp.comm.Barrier()   # rank 0 waits for a rank that will never come
+"""
+
+
+@needs_mpi
+def test_an_error_on_one_rank_prints_one_line_and_stops_the_others():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    t = time.monotonic()
+    r = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-c", _ONE_RANK_FAILS], capture_output=True,
+                       text=True, timeout=120, cwd=ROOT, env=env)
+    assert time.monotonic() - t < 60
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    ours = [line for line in r.stderr.splitlines() if line.startswith("prog:")]
+    assert ours == ["prog: rank 1 of 2: only here; stopping every rank"], r.stderr
+
+
+@needs_mpi
+def test_device_buffers_staged_through_the_host_on_the_strict_stand_in(net, tmp_path):
+    """On the strict CuPy stand-in the gradient buffers are device arrays, summed by MPI through
+    host copies (CuPy without NCCL takes this path): the same result as one NumPy process."""
+    over = {"train-range": "1", "epochs": 1}
+    one = run_cli(_args(net, tmp_path / "one", **over))
+    assert one.returncode == 0, one.stderr[-3000:]
+    strict = run_ranks(2, _args(net, tmp_path / "strict", **{**over, "backend": "auto"}),
+                       env={"ALEXNET_BACKEND": "strict"})
+    assert strict.returncode == 0, strict.stderr[-3000:]
+    assert "strict CuPy stand-in" in strict.stdout and "summed by MPI" in strict.stdout
+    (a,), (b,) = save_dirs(tmp_path / "one"), save_dirs(tmp_path / "strict")
+    _assert_close(checkpoint.load(a), checkpoint.load(b))
