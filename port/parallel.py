@@ -324,6 +324,11 @@ class DataParallel:
             raise
         except SystemExit:
             raise
+        except KeyboardInterrupt:   # mpiexec hands Ctrl-C to every rank: rank 0 says it
+            if self.is_root:
+                sys.stderr.write(f"{prog}: interrupted\n")
+                sys.stderr.flush()
+            self.comm.Abort(130)
         except BaseException as e:  # noqa: BLE001 (a rank that stops alone must stop the others)
             self._abort(prog, e)
 
