@@ -26,7 +26,7 @@ from pathlib import Path
 
 from benchmarks import nets
 from benchmarks.timing import save_report
-from port.errors import UserError, main_guard
+from port.errors import ArgumentParser, UserError, main_guard
 
 
 def _mpiexec() -> str | None:
@@ -35,7 +35,7 @@ def _mpiexec() -> str | None:
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.parallel", description=__doc__.split("\n\n")[0])
+    ap = ArgumentParser(prog="python -m benchmarks.parallel", description=__doc__.split("\n\n")[0])
     ap.add_argument("--net", default="layers-80sec", choices=sorted(nets.NETS), help="net trained for steps/s")
     ap.add_argument("--big-net", default="layers-145", choices=sorted(nets.NETS),
                     help="net whose gradient allreduce is timed alone")
@@ -54,7 +54,7 @@ def parse_args(argv):
 
 def _model(name: str, minibatch: int):
     from port import model  # noqa: PLC0415
-    from port.convnet import guess_data_dims  # noqa: PLC0415
+    from port.layer_def import guess_data_dims  # noqa: PLC0415
     from port.layer import parse_layers  # noqa: PLC0415
 
     d, p, nc = nets.release_files(name)
