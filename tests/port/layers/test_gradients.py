@@ -254,6 +254,36 @@ def test_treefc():
     np.testing.assert_allclose(eff[:, 4], w[:, 4] + w[:, 7])
 
 
+def test_treefc_biases_take_a_constant_rate_and_no_super_eps():
+    """alexnet-2012/src/layer.cu:716 makes treefc's biases again with a constant schedule at epsB
+    and superEps 0 (weight decay 0, useGrad): with schedB = linear[tgtFactor=10] and superEps 0.5
+    one update at progress 0.5 is inc = momB·inc + epsB·grad, as in Weights::update (superEps ≤ 0);
+    a plain fc layer with the same cfg keeps the schedule (0.55·epsB at that progress)."""
+    from port.backend import to_device, to_host
+    rng = np.random.default_rng(22)
+    linear = {"type": "linear", "params": {"tgtFactor": 10.0, "noiseStdev": 0.0}}
+    t = nu.fc("tree", ["a"], [4], 3, rng, eps_b=0.2, mom=0.5)
+    t.update(type="treefc", tree=[[], [], [], [0, 1], [2, 3]], rootLabel=4, schedB=linear,
+             superEps=0.5)
+    t["weights"] = [np.asfortranarray((0.3 * rng.standard_normal((4, 5))).astype(np.float32))]
+    t["weightsInc"] = [np.zeros_like(t["weights"][0])]
+    f = nu.fc("fc", ["a"], [4], 3, rng, eps_b=0.2, mom=0.5)
+    f.update(schedB=linear, superEps=0.5)
+    layers = nu.as_dict(nu.data("a", 4, 0), t, f, nu.sum2("s1", "tree"), nu.sum2("s2", "fc"))
+    net = ConvNet(layers, minibatch_size=N, dtype=np.float64, rng=1)
+    b = net.layers["tree"].biases
+    assert b.get_eps(0.5) == b.get_eps(0.0) == 0.2 and b.super_eps == 0 and b.wc == 0 and b.use_grad
+    assert net.layers["fc"].biases.get_eps(0.5) == pytest.approx(0.2 * 0.55)
+    assert net.layers["fc"].biases.super_eps == 0.5
+    inc0 = rng.standard_normal((1, 3))
+    grad = rng.standard_normal((1, 3))
+    w0 = to_host(b.w).copy()
+    b.inc, b.grad = to_device(inc0.copy()), to_device(grad.copy())
+    b.update(0.5)
+    np.testing.assert_allclose(to_host(b.inc), 0.5 * inc0 + 0.2 * grad, rtol=1e-12)
+    np.testing.assert_allclose(to_host(b.w), w0 + 0.5 * inc0 + 0.2 * grad, rtol=1e-12)
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_crossent2_over_logistic(fused):
     """flickr-102's cost: fused (the logistic layer sends coeff·(t − y)) and stand-alone."""
