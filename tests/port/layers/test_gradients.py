@@ -329,6 +329,23 @@ def test_multisoftmax(set_size):
     _check(layers, [5, None], 6)
 
 
+@pytest.mark.parametrize("size, max_scale, num_scales", [(18, 1.2, 5), (33, 1.1, 4), (8, 1.5, 4)])
+def test_rscale_min_scaled_size_is_a_float32_quotient(size, max_scale, num_scales):
+    """_minScaledSize = _imgSize / _maxScale with _maxScale a float (alexnet-2012/src/layer.cu:1366,
+    1370): 18 / 1.2f = 14.999999 truncates to 14, so 5 scales (the double quotient, 15.0: 4), and
+    33 / 1.1f = 30.0 gives 30, so 4 (the double, 29.999…: 5);
+    each scale's cumulative probability Σ_{k ≤ s} (k + 1)² / numCrops, numCrops an int quotient."""
+    layers = nu.as_dict(nu.data("img", 3 * size * size, 0),
+                        nu.simple("rs", "rscale", ["img"], 3 * 6 * 6, channels=3, maxScale=max_scale,
+                                  imgSize=size, tgtSize=6),
+                        nu.sum2("sq", "rs"))
+    probs = ConvNet(layers, minibatch_size=N, dtype=np.float64, rng=3).layers["rs"].scale_probs
+    assert len(probs) == num_scales
+    crops = num_scales * (num_scales + 1) * (2 * num_scales + 1) // 6
+    np.testing.assert_allclose(probs, np.cumsum([(k + 1) ** 2 / crops for k in range(num_scales)]),
+                               rtol=1e-12)
+
+
 def test_rscale_forward_only():
     """rscale has no backward (the parser forbids weight layers below it): training passes give a
     tgtSize crop of a rescaled image, other passes the centre crop."""
