@@ -506,9 +506,34 @@ def conv_bed_of_nails_undo(acts_grad, num_channels, img_size, start_x, stride_x)
     return out.reshape(-1, acts_grad.shape[1])
 
 
+def _fmaf(xp, a, b, c):
+    """fmaf(a, b, c) for float32 operands, one rounding: what nvcc (``-fmad=true``, its default)
+    makes of a kernel's ``a * b + c``. a·b is exact in float64; the sum is rounded to float64 and
+    then to float32, and where the first rounding made a float32 tie, the sum's exact error
+    (Knuth's TwoSum) settles it."""
+    f64 = xp.float64
+    p = xp.asarray(a, dtype=f64) * xp.asarray(b, dtype=f64)
+    c = xp.asarray(c, dtype=f64)
+    s = p + c
+    bv = s - p
+    err = (p - (s - bv)) + (c - bv)                      # s + err == p + c exactly
+    r = s.astype(xp.float32)
+    d = s - r.astype(f64)
+    inf = xp.float32(xp.inf)
+    toward = xp.nextafter(r, xp.where(d > 0, inf, -inf))
+    tie = (d != 0) & (2 * d == toward.astype(f64) - r.astype(f64))
+    return xp.where(tie & (err != 0) & ((err > 0) == (d > 0)), toward, r)
+
+
 def conv_resize_bilinear(images, img_size, tgt_size, scale):
-    """Bilinear resize to tgt_size², source coordinate px·scale + img/2 − (tgt/2)·scale clamped
-    to [0, img − 1.01], computed in float32 as the kernel does.
+    """Bilinear resize to tgt_size², source coordinate px·scale + centre clamped to
+    [0, img − 1.01], computed as the kernel computes it: ``scale`` a float32 (the original's
+    parameter type), the centre img/2 − (tgt/2)·scale in double from that float and passed as a
+    float32, px·scale + centre one fused multiply-add (nvcc's default contraction: nvcc 13 for
+    sm_90 emits ``fma.rn.f32`` for these lines), then u = ⌊x + 1⌋ − x and w = y − ⌊y⌋ in float32. A coordinate one rounding
+    away from an integer moves the read by a whole pixel, so these roundings are the kernel's.
+    The interpolation u·(a − b) + b, w·(c1 − c0) + c0 is fused too for float32 images (the same
+    bits as the kernel's); float64 images round it in float64.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2416-2464 convResizeBilinear
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:287-339 kResizeBilinear
@@ -519,17 +544,25 @@ def conv_resize_bilinear(images, img_size, tgt_size, scale):
             f"images has {images.shape[0]} rows, not a multiple of imgSize² = {img_size ** 2}")
     C = images.shape[0] // (img_size * img_size)
     f32 = xp.float32
-    center = f32(img_size * 0.5 - tgt_size * 0.5 * scale)
-    src = xp.arange(tgt_size, dtype=f32) * f32(scale) + center
+    scale = f32(scale)
+    center = f32(img_size * 0.5 - tgt_size * 0.5 * float(scale))
+    src = _fmaf(xp, xp.arange(tgt_size, dtype=f32), scale, center)
     src = xp.maximum(f32(0), xp.minimum(f32(img_size) - f32(1.01), src))
     i0 = xp.floor(src).astype(xp.int64)
     u = (xp.floor(src + 1) - src).astype(images.dtype)  # weight of the left/top neighbour in x
     w = (src - xp.floor(src)).astype(images.dtype)      # weight of the bottom neighbour in y
     x4 = _4d(images, C, img_size)
     rows0, rows1 = x4[:, i0], x4[:, i0 + 1]  # (C, T, S, N)
-    c0 = u[None, None, :, None] * (rows0[:, :, i0] - rows0[:, :, i0 + 1]) + rows0[:, :, i0 + 1]
-    c1 = u[None, None, :, None] * (rows1[:, :, i0] - rows1[:, :, i0 + 1]) + rows1[:, :, i0 + 1]
-    out = w[None, :, None, None] * (c1 - c0) + c0
+    u4, w4 = u[None, None, :, None], w[None, :, None, None]
+    if images.dtype == f32:
+        def lerp(t, a, b):
+            return _fmaf(xp, t, a - b, b)
+    else:
+        def lerp(t, a, b):
+            return t * (a - b) + b
+    c0 = lerp(u4, rows0[:, :, i0], rows0[:, :, i0 + 1])
+    c1 = lerp(u4, rows1[:, :, i0], rows1[:, :, i0 + 1])
+    out = lerp(w4, c1, c0)
     return out.reshape(C * tgt_size * tgt_size, images.shape[1])
 
 
