@@ -123,9 +123,12 @@ def conv_local_pool(images, *args, num_filters: int | None = None):
     Called as the original (``images, num_filters, subs_x, start_x, stride_x, outputs_x, pooler``)
     or without ``num_filters`` (``images, subs_x, start_x, stride_x, outputs_x, pooler``, the
     channel count then given as the ``num_filters=`` keyword or inferred from the sizes).
-    ``pooler`` is ``'max'`` (base −2e38), ``'avg'`` (sum / clipped window area) or ``'maxabs'``
-    (keeps the value of largest |x|, the last one in scan order on ties, base 0).
-    Returns (numChannels·outputsX², N).
+    ``pooler`` is ``'max'`` (``fmaxf`` from a base of −2e38, as MaxPooler: NaN is skipped, a
+    window of NaN gives −2e38, and no output is below −2e38, −inf and −3e38 included), ``'avg'``
+    (sum / clipped window area) or ``'maxabs'`` (keeps the value of largest |x|, the last one in
+    scan order on ties, base 0; a NaN is kept until the next value replaces it, as the kernel's
+    ``fabsf(a) > fabsf(b) ? a : b``). Returns (numChannels·outputsX², N). The max of two equal
+    zeros may be either (neither CUDA's fmaxf nor NumPy's fmax fixes the sign).
 
     Ports: cuda-convnet-r561/include/cudaconv2/conv_util.cuh:326-516 convLocalPool
     Ports: cuda-convnet-r561/include/cudaconv2/conv_util.cuh:126-190 kLocalPool
@@ -160,10 +163,13 @@ def conv_local_pool(images, *args, num_filters: int | None = None):
     acc = None
     for sl in _pool_window_slices(img_size, subs_x, start_x, stride_x, outputs_x):
         v = xpad[sl]  # (C, O, O, N)
-        if acc is None:
-            acc = v.copy()  # agg(base, v) is v for all three poolers
-        elif pooler == "max":
-            xp.maximum(acc, v, out=acc)
+        if pooler == "max":     # fmaxf(prod, img) from prod = base (padding is base too)
+            if acc is None:
+                acc = xp.fmax(v, v.dtype.type(base))
+            else:
+                xp.fmax(acc, v, out=acc)
+        elif acc is None:
+            acc = v.copy()  # agg(base, v) is v for avg and maxabs (base 0)
         elif pooler == "avg":
             acc += v
         else:

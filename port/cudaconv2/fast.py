@@ -5,7 +5,8 @@ which stays the oracle (the tests compare the two) and the fallback: without Num
 (mixed dtypes, non-contiguous), the NumPy code runs.
 
 - :func:`max_pool`: max-pooling forward in one pass over the image (the NumPy version makes a
-  strided copy and a comparison pass per window offset); max is exact, so bit-identical.
+  strided copy and a comparison pass per window offset); max is exact, so the same values
+  (NaN skipped by both, as fmaxf); the max of two equal zeros may differ in sign.
 - :func:`max_undo`: max-pooling backward without temporaries (the NumPy version makes a mask and
   a masked copy per window offset), each input pixel gathering its windows' gradients in the
   NumPy version's order (bit-identical).
@@ -90,35 +91,28 @@ def _serial_and_parallel(py_func):
 
 if numba is not None:
     def _max_pool(images, out, subs_x, start_x, stride_x, base):  # pragma: no cover (JIT)
-        # Window offsets in scan order, a pixel outside the image counting as ``base`` (the NumPy
-        # path's padding); NaN wins as in np.maximum.
+        # fmaxf(out, v) from out = base over the window's pixels in the image, as MaxPooler: a
+        # NaN v is skipped (v > out is false), nothing goes below base; the pixels outside the
+        # image (the NumPy path's padding at base) change nothing.
         C, S, _, N = images.shape
         O = out.shape[1]
         for c in numba.prange(C):
             for oy in range(O):
                 for ox in range(O):
-                    first = True
+                    for n in range(N):
+                        out[c, oy, ox, n] = base
                     for dy in range(subs_x):
                         y = start_x + oy * stride_x + dy
+                        if y < 0 or y >= S:
+                            continue
                         for dx in range(subs_x):
                             x = start_x + ox * stride_x + dx
-                            if 0 <= y < S and 0 <= x < S:
-                                if first:
-                                    for n in range(N):
-                                        out[c, oy, ox, n] = images[c, y, x, n]
-                                else:
-                                    for n in range(N):
-                                        v = images[c, y, x, n]
-                                        if v > out[c, oy, ox, n] or v != v:
-                                            out[c, oy, ox, n] = v
-                            elif first:
-                                for n in range(N):
-                                    out[c, oy, ox, n] = base
-                            else:
-                                for n in range(N):
-                                    if base > out[c, oy, ox, n]:
-                                        out[c, oy, ox, n] = base
-                            first = False
+                            if x < 0 or x >= S:
+                                continue
+                            for n in range(N):
+                                v = images[c, y, x, n]
+                                if v > out[c, oy, ox, n]:
+                                    out[c, oy, ox, n] = v
 
     def _max_undo(images, acts, grads, out, subs_x, start_x, stride_x):  # pragma: no cover (JIT)
         # Each input pixel gathers from the windows that hold it, window offsets (dy, dx) in scan
@@ -199,9 +193,10 @@ def col2im_rows_add(xpad, cols6, r0: int, stride: int) -> None:
 
 def max_pool(images4, subs_x: int, start_x: int, stride_x: int, outputs_x: int, base: float):
     """(C, O, O, N) window maxima of (C, S, S, N) images, as the ``max`` pooler of
-    :func:`port.cudaconv2.conv_util.conv_local_pool`.
+    :func:`port.cudaconv2.conv_util.conv_local_pool`: fmaxf from ``base``.
 
     Ports: cuda-convnet-r561/include/cudaconv2/conv_util.cuh:126-190 kLocalPool
+    Ports: cuda-convnet-r561/include/cudaconv2/conv_util.cuh:84-95 MaxPooler
     """
     C, _, _, N = images4.shape
     out = np.empty((C, outputs_x, outputs_x, N), dtype=images4.dtype)

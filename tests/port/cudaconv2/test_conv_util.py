@@ -225,6 +225,54 @@ def test_resize_bilinear_follows_the_kernel_coordinates():
     np.testing.assert_allclose(half[:, 1, 1], x4[:, 2, 2], atol=1e-6)
 
 
+def _fmaxf(a, b):
+    """CUDA's fmaxf: the larger of a and b; a NaN argument gives the other one."""
+    return b if a != a else a if b != b else max(a, b)
+
+
+def _max_pool_ref(x4, size, start, stride, outputs):
+    """kLocalPool with MaxPooler from their lines (cuda-convnet-r561/include/cudaconv2/
+    conv_util.cuh:84-95, 126-190): prod = −2e38 as a float, then prod = fmaxf(prod, img) over
+    the window's pixels inside the image."""
+    C, S, _, N = x4.shape
+    out = np.empty((C, outputs, outputs, N), x4.dtype)
+    for c, oy, ox, n in np.ndindex(out.shape):
+        prod = x4.dtype.type(-2e38)
+        for y in range(max(0, start + oy * stride), min(S, start + oy * stride + size)):
+            for x in range(max(0, start + ox * stride), min(S, start + ox * stride + size)):
+                prod = _fmaxf(prod, x4[c, y, x, n])
+        out[c, oy, ox, n] = prod
+    return out
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("C,S,size,start,stride", POOLS[:4])
+def test_max_pool_is_fmaxf_from_minus_2e38(monkeypatch, jit, C, S, size, start, stride):
+    """NaN is skipped (a window of NaN gives −2e38) and nothing is below −2e38 (−inf, −3e38 give
+    it), on the NumPy path and in the Numba kernel."""
+    from port.cudaconv2 import fast
+    if jit and not fast.ENABLED:
+        pytest.skip("Numba is not installed or ALEXNET_NO_JIT is set")
+    monkeypatch.setattr(fast, "ENABLED", jit)
+    monkeypatch.setattr(fast, "PARALLEL_MIN_ELEMENTS", 0)
+    rng = np.random.default_rng(24)
+    O = pool_outputs(S, size, start, stride)
+    x = rng.standard_normal((C, S, S, 4)).astype(np.float32)
+    x[0] = np.nan                                            # every window of map 0: NaN only
+    x[1] = -np.inf
+    x[2] = np.float32(-3e38)
+    x[3, ::2] = np.nan                                       # NaN beside numbers
+    x[4, 1::2] = -np.inf
+    x[5, :, :, 0] = np.inf
+    got = cc.conv_local_pool(x.reshape(-1, 4), C, size, start, stride, O, "max").reshape(C, O, O, 4)
+    ref = _max_pool_ref(x, size, start, stride, O)
+    np.testing.assert_array_equal(got, ref)
+    base = np.float32(-2e38)
+    assert not np.isnan(got).any() and got.min() == base
+    assert (got[:3] == base).all() and (got[5, :, :, 0] == np.inf).all()
+    assert (got[3] > base).any() and (got[4] > base).all()
+
+
 def _fmaf_ref(a, b, c):
     """fmaf written from its definition: the exact a·b + c rounded once to float32 (nearest, ties
     to even), by exact rationals."""
