@@ -195,9 +195,11 @@ def _pool_geometry(func, grads, images_rows, subs_x, start_x, stride_x, outputs_
 
 
 def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, outputs_x):
-    """Max-pooling backward: each output's gradient goes to every input of its window equal to
-    the output (ties all receive it; maxabs and rand pooling use this undo too,
-    alexnet-2012/src/layer.cu:1333,1356).
+    """Max-pooling backward: each input pixel adds (img == max)·grad over the windows that hold
+    it, as the kernel's ``prod += (img == ma) * mg``: the output's gradient goes to every input
+    equal to it (ties all receive it; maxabs and rand pooling use this undo too,
+    alexnet-2012/src/layer.cu:1333,1356), and an inf or NaN gradient makes NaN (0·inf, 0·NaN)
+    at the window's other pixels too.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1869-1958 convLocalMaxUndo
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1496-1587 kLocalMaxUndo
@@ -216,8 +218,10 @@ def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, 
     grads = _4d(max_grads, C, outputs_x)
     dtype = xp.result_type(images.dtype, max_grads.dtype)
     gpad = xp.zeros(xpad.shape, dtype=dtype)  # (C, Sp, Sp, N)
-    for sl in _pool_window_slices(S, subs_x, start_x, stride_x, outputs_x):
-        gpad[sl] += xp.where(xpad[sl] == acts, grads, 0)   # not grads·hit: inf·0 would be NaN
+    # Offsets last to first: each pixel then adds its windows' terms in the kernel's order (its
+    # outputs my, mx ascending), so a pixel that is the max of three or more windows sums as there.
+    for sl in reversed(list(_pool_window_slices(S, subs_x, start_x, stride_x, outputs_x))):
+        gpad[sl] += (xpad[sl] == acts) * grads
     return _unpad(gpad, before, S).reshape(C * S * S, N)
 
 

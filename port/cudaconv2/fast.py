@@ -8,8 +8,8 @@ which stays the oracle (the tests compare the two) and the fallback: without Num
   strided copy and a comparison pass per window offset); max is exact, so the same values
   (NaN skipped by both, as fmaxf); the max of two equal zeros may differ in sign.
 - :func:`max_undo`: max-pooling backward without temporaries (the NumPy version makes a mask and
-  a masked copy per window offset), each input pixel gathering its windows' gradients in the
-  NumPy version's order (bit-identical).
+  a product per window offset), each input pixel gathering its windows' gradients in the NumPy
+  version's order (the same values).
 - :func:`spatial_denoms`: the within-map (rnorm, cnorm) denominators 1 + α·Σ_{size² window} u²
   in one pass, rows then columns as the NumPy version sums them (bit-identical).
 - :func:`spatial_undo`: the within-map backward in one pass per channel (the NumPy version's
@@ -115,9 +115,9 @@ if numba is not None:
                                     out[c, oy, ox, n] = v
 
     def _max_undo(images, acts, grads, out, subs_x, start_x, stride_x):  # pragma: no cover (JIT)
-        # Each input pixel gathers from the windows that hold it, window offsets (dy, dx) in scan
-        # order: the order in which the NumPy path adds them into that pixel, so the two agree
-        # bit for bit (starting from +0, the skipped zero terms change nothing).
+        # Each input pixel gathers (img == max)·grad from the windows that hold it, window offsets
+        # (dy, dx) last to first (its outputs in ascending order, as the kernel and the NumPy path
+        # add them), so the two agree in value (a 0·inf or 0·NaN term is NaN, as in the kernel).
         C, S, _, N = images.shape
         O = acts.shape[1]
         for c in numba.prange(C):
@@ -125,19 +125,19 @@ if numba is not None:
                 for x in range(S):
                     for n in range(N):
                         out[c, y, x, n] = 0
-                    for dy in range(subs_x):
+                    for dy in range(subs_x - 1, -1, -1):
                         ty = y - start_x - dy
                         if ty < 0 or ty % stride_x != 0 or ty // stride_x >= O:
                             continue
                         oy = ty // stride_x
-                        for dx in range(subs_x):
+                        for dx in range(subs_x - 1, -1, -1):
                             tx = x - start_x - dx
                             if tx < 0 or tx % stride_x != 0 or tx // stride_x >= O:
                                 continue
                             ox = tx // stride_x
                             for n in range(N):
-                                if images[c, y, x, n] == acts[c, oy, ox, n]:
-                                    out[c, y, x, n] += grads[c, oy, ox, n]
+                                hit = 1.0 if images[c, y, x, n] == acts[c, oy, ox, n] else 0.0
+                                out[c, y, x, n] += hit * grads[c, oy, ox, n]
 
 
     def _im2col_rows(xpad, cols, r0, stride):  # pragma: no cover (JIT)
@@ -205,8 +205,8 @@ def max_pool(images4, subs_x: int, start_x: int, stride_x: int, outputs_x: int, 
 
 
 def max_undo(images4, acts4, grads4, subs_x: int, start_x: int, stride_x: int):
-    """(C, S, S, N) gradient: each output's gradient to every input of its (clipped) window that
-    equals the output, as :func:`port.cudaconv2.conv_util.conv_local_max_undo`.
+    """(C, S, S, N) gradient: Σ (img == max)·grad over the (clipped) windows holding each input,
+    as :func:`port.cudaconv2.conv_util.conv_local_max_undo`.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1496-1587 kLocalMaxUndo
     """

@@ -273,6 +273,39 @@ def test_max_pool_is_fmaxf_from_minus_2e38(monkeypatch, jit, C, S, size, start, 
     assert (got[3] > base).any() and (got[4] > base).all()
 
 
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("C,S,size,start,stride", POOLS[:4])
+def test_max_undo_is_the_kernels_sum_of_products(monkeypatch, jit, C, S, size, start, stride):
+    """kLocalMaxUndo's prod += (img == ma)·mg over the windows holding the pixel
+    (cuda-convnet-r561/src/cudaconv2/conv_util.cu:1545-1559): an inf or NaN gradient gives NaN
+    (0·inf, 0·NaN) at the window's pixels that are not its max, inf at the max; each pixel's
+    terms added in the kernel's order (bit for bit where a pixel is the max of several windows)."""
+    from port.cudaconv2 import fast
+    if jit and not fast.ENABLED:
+        pytest.skip("Numba is not installed or ALEXNET_NO_JIT is set")
+    monkeypatch.setattr(fast, "ENABLED", jit)
+    rng = np.random.default_rng(25)
+    O = pool_outputs(S, size, start, stride)
+    N = 3
+    x = np.maximum(rng.standard_normal((C, S, S, N)), 0).astype(np.float32)   # ties at 0
+    acts = cc.conv_local_pool(x.reshape(-1, N), C, size, start, stride, O, "max").reshape(C, O, O, N)
+    g = rng.standard_normal(acts.shape).astype(np.float32)
+    g[0, 0, 0, 0] = np.inf
+    g[1, O - 1, O - 1, 1] = np.nan
+    g[2, 0, O - 1, 2] = -np.inf
+    ref = np.zeros(x.shape, np.float32)
+    with np.errstate(invalid="ignore"):
+        for c, oy, ox, n in np.ndindex(acts.shape):     # each pixel's outputs in ascending order
+            for y in range(max(0, start + oy * stride), min(S, start + oy * stride + size)):
+                for xx in range(max(0, start + ox * stride), min(S, start + ox * stride + size)):
+                    ref[c, y, xx, n] += np.float32(x[c, y, xx, n] == acts[c, oy, ox, n]) * g[c, oy, ox, n]
+        got = cc.conv_local_max_undo(x.reshape(-1, N), g.reshape(-1, N), acts.reshape(-1, N),
+                                     size, start, stride, O).reshape(x.shape)
+    np.testing.assert_array_equal(got, ref)
+    assert np.isnan(got[0, :, :, 0]).any() and np.isnan(got[1, :, :, 1]).any()
+    assert np.isnan(got[2, :, :, 2]).any() and not np.isnan(got[3:]).any()
+
+
 def _fmaf_ref(a, b, c):
     """fmaf written from its definition: the exact a·b + c rounded once to float32 (nearest, ties
     to even), by exact rationals."""
