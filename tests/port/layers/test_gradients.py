@@ -320,6 +320,39 @@ def test_tica():
     _check_data(layers, [rng.standard_normal((3 * size * size, N))])
 
 
+@pytest.mark.parametrize("size_x", [2, 3, 4, 5])
+def test_tica_gradient_is_the_reported_values_for_odd_size_x_only(size_x):
+    """The port keeps the gradient kernel's sum, −x_p·Σ r_q over q in [p − sizeX/2, p − sizeX/2
+    + sizeX) (cuda-convnet-r561/src/cudaconv2/conv_util.cu:1310-1344, the forward's window): for
+    odd sizeX the value reported is the function it belongs to, for even sizeX (the parser takes
+    2 and 4) it is not, and the check fails (as the original's would, on any value)."""
+    rng = np.random.default_rng(26)
+    size, C = 5, 16
+    layers = nu.as_dict(nu.data("data", 3 * size * size, 0),
+                        nu.conv("conv1", ["data"], 3, size, C, 3, rng, padding=1),
+                        nu.simple("tica", "cost.tica", ["conv1"], 0, coeff=0.6, channels=C,
+                                  sizeX=size_x))
+    net = ConvNet(layers, minibatch_size=N, dtype=np.float64, rng=1)
+    data = net._to_device([rng.standard_normal((3 * size * size, N))])
+    err = nu.central_difference_check(net, data)
+    if size_x % 2:
+        assert err < TOL, err
+    else:
+        assert err > 0.1, err
+    from port.backend import to_host
+    tica = net.layers["tica"]
+    x4 = to_host(tica.inputs[0]).reshape(C, size, size, N)
+    r4 = to_host(tica.acts).reshape(C, size, size, N)
+    ref = np.zeros_like(x4)
+    lo = -(size_x // 2)
+    for y, x in np.ndindex(size, size):
+        win = r4[:, max(0, y + lo):y + lo + size_x, max(0, x + lo):x + lo + size_x]
+        ref[:, y, x] = -0.6 * x4[:, y, x] * win.sum(axis=(1, 2))
+    from port.layers.base import PASS_GC
+    got = to_host(tica.bprop_acts(None, 0, PASS_GC)).reshape(ref.shape)
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("set_size", [1, 2, 4])
 def test_multisoftmax(set_size):
     rng = np.random.default_rng(24)
