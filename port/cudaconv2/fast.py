@@ -4,30 +4,36 @@ which stays the oracle (the tests compare the two) and the fallback: without Num
 ``ALEXNET_NO_JIT=1`` in the environment, on CuPy, or for arrays the kernel does not take
 (mixed dtypes, non-contiguous), the NumPy code runs.
 
+A kernel gives its twin's values: the same number wherever that is a number, with the same
+bits, NaN wherever that is NaN, ±0 wherever that is ±0. A NaN's sign and payload and a zero's
+sign may differ (compiled and SIMD code may take a NaN from the other operand, or keep the other
+of two equal zeros; test_fast's ``_same_values`` checks exactly this). "The same values" below
+means that.
+
 - :func:`max_pool`: max-pooling forward in one pass over the image (the NumPy version makes a
   strided copy and a comparison pass per window offset); max is exact, so the same values
-  (NaN skipped by both, as fmaxf); the max of two equal zeros may differ in sign.
+  (NaN skipped by both, as fmaxf).
 - :func:`max_undo`: max-pooling backward without temporaries (the NumPy version makes a mask and
   a product per window offset), each input pixel gathering its windows' gradients in the NumPy
   version's order (the same values).
 - :func:`spatial_denoms`: the within-map (rnorm, cnorm) denominators 1 + α·Σ_{size² window} u²
-  in one pass, rows then columns as the NumPy version sums them (bit-identical).
+  in one pass, rows then columns as the NumPy version sums them (the same values).
 - :func:`spatial_undo`: the within-map backward in one pass per channel (the NumPy version's
   full-size temporaries peak at four arrays of the input's size with the result, this at one),
-  bit-identical.
+  the same values.
 - :func:`map_denoms`: the cross-map (cmrnorm, blocked or not) denominators in one pass,
-  bit-identical.
+  the same values.
 - :func:`map_undo`: the cross-map backward in one pass (one array at its peak, the NumPy
-  version four), bit-identical.
+  version four), the same values.
 - :func:`im2col_rows` / :func:`col2im_rows_add`: a block of the convolutions' im2col columns
   copied from, or added back into, the padded images in one pass on all cores (the NumPy version
   makes one strided copy or add per filter offset, on one core); the adds keep the NumPy
-  version's order (bit-identical).
+  version's order (the same values).
 
 The kernels run in parallel over channels (``prange``; Numba's threads, as many as cores): every
 channel's outputs are its own, so no two threads write the same element and the sums keep their
 order. The norms' d^(−β) stays NumPy's ``power`` (a SIMD loop faster than a compiled scalar
-pow, and the oracle's own bits).
+pow, and the oracle's own results).
 """
 from __future__ import annotations
 
@@ -155,7 +161,7 @@ if numba is not None:
 
     def _col2im_rows_add(xpad, cols, r0, stride):  # pragma: no cover (JIT)
         # xpad[c, fy + stride·(r0 + r), fx + stride·x, n] += cols[c, fy, fx, r, x, n], the offsets
-        # (fy, fx) in scan order as the NumPy path adds them (bit-identical); a thread a channel.
+        # (fy, fx) in scan order as the NumPy path adds them (the same values); a thread a channel.
         C, fs, _, R, X, N = cols.shape
         for c in numba.prange(C):
             for fy in range(fs):
@@ -219,8 +225,8 @@ def max_undo(images4, acts4, grads4, subs_x: int, start_x: int, stride_x: int):
 # Response normalization: the window sums of the denominators (forward) and the whole backward,
 # one pass each, over the channels (each channel's outputs are its own). The sums are added in
 # the NumPy path's order (conv_util._box_sum: the zero shift first, then the shifts in window
-# order), so the two agree bit for bit; d^(−β) stays NumPy's ``power`` (its SIMD version is
-# faster than a compiled scalar pow, and the same bits).
+# order), so the two give the same values; d^(−β) stays NumPy's ``power`` (its SIMD version is
+# faster than a compiled scalar pow, and the same results).
 
 if numba is not None:
     @numba.njit(cache=True, inline="always")
@@ -366,7 +372,7 @@ def spatial_undo(grads4, denoms4, inputs4, acts4, lo: int, size: int, coeff: flo
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1592-1605 kRNormUndoPrelims
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1628-1712 kRNormUndo
     """
-    out = denoms4 ** -pow_scale             # as the NumPy path writes it (the same bits)
+    out = denoms4 ** -pow_scale             # as the NumPy path writes it (the same results)
     _spatial_undo(grads4, denoms4, inputs4, acts4, out, lo, size, *_scalars(grads4.dtype, coeff))
     return out
 
