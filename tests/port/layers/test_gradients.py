@@ -140,6 +140,35 @@ def test_conv_rand_sparse():
     _check(layers, [4 * size * size])
 
 
+def test_conv_rand_sparse_oversampled_adds_to_the_other_consumers_gradient(monkeypatch):
+    """A random-sparse conv (overSample 2) and an fc both read ``pre``: pre's gradient is the sum
+    of both (the gradient check of pre's weights passes). The original overwrites it with the
+    conv's sum over the copies (alexnet-2012/src/layer.cu:888-891, nvmatrix.cu:904-906), losing
+    the fc's part: dropping that part here fails the check."""
+    rng = np.random.default_rng(27)
+    size = 4
+    c1 = nu.conv("conv1", ["pre"], 4, size, 32, 3, rng, padding=1, groups=2, eps_w=0.0, eps_b=0.0)
+    c1.update(randSparse=[True], filterChannels=[4], overSample=[2], weightsPerFilter=[4 * 9],
+              filterConns=[[2, 0, 3, 1, 1, 3, 0, 2]], gradConsumer=True)
+    c1["weights"] = [(0.1 * rng.standard_normal((4 * 9, 32))).astype(np.float32)]
+    c1["weightsInc"] = [np.zeros_like(c1["weights"][0])]
+    pre = nu.fc("pre", ["data"], [3], 4 * size * size, rng, init_w=0.5)
+    f2 = nu.fc("fc2", ["pre"], [4 * size * size], 2, rng, eps_w=0.0, eps_b=0.0)
+    f2["gradConsumer"] = True
+    layers = nu.as_dict(nu.data("data", 3, 0), pre, c1, f2,
+                        nu.sum2("sq1", "conv1", coeff=0.05), nu.sum2("sq2", "fc2"))
+    net = _check(layers, [3])
+    assert net.layers["conv1"].weights[0].base_rate == 0       # pre's matrices alone are checked
+    # the fc's part dropped, as the original's overwrite drops it when the fc has sent first
+    from port.layers.weight import FCLayer
+    orig = FCLayer.bprop_acts
+    monkeypatch.setattr(FCLayer, "bprop_acts",
+                        lambda self, v, i, p: None if self.name == "fc2" else orig(self, v, i, p))
+    net2 = ConvNet(layers, minibatch_size=N, dtype=np.float64, rng=1)
+    data = net2._to_device(nu.random_batch(np.random.default_rng(0), [3], N))
+    assert nu.central_difference_check(net2, data) > 0.01
+
+
 @pytest.mark.strict_heavy
 @pytest.mark.parametrize("pool,size_x,start,stride", [
     ("max", 3, 0, 2), ("avg", 3, 0, 2), ("maxabs", 2, 0, 2), ("avg", 3, -1, 1)])
