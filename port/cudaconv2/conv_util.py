@@ -540,8 +540,9 @@ def conv_resize_bilinear(images, img_size, tgt_size, scale):
     [0, img − 1.01], computed as the kernel computes it: ``scale`` a float32 (the original's
     parameter type), the centre img/2 − (tgt/2)·scale in double from that float and passed as a
     float32, px·scale + centre one fused multiply-add (nvcc's default contraction: nvcc 13 for
-    sm_90 emits ``fma.rn.f32`` for these lines), then u = ⌊x + 1⌋ − x and w = y − ⌊y⌋ in float32. A coordinate one rounding
-    away from an integer moves the read by a whole pixel, so these roundings are the kernel's.
+    sm_90 emits ``fma.rn.f32`` for these lines), then u = ⌊x + 1⌋ − x and w = y − ⌊y⌋ in
+    float32. A coordinate one rounding away from an integer moves the read by a whole pixel, so
+    these roundings are the kernel's.
     The interpolation u·(a − b) + b, w·(c1 − c0) + c0 is fused too for float32 images (the same
     bits as the kernel's); float64 images round it in float64.
 

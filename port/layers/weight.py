@@ -185,9 +185,10 @@ class ConvLayer(LocalLayer):
         DIVERGES: with randSparse and overSample > 1 the original writes the sparse gradient into
         a scratch buffer (with scaleTargets, so a second consumer's pass adds the scratch's old
         contents) and then sets the producer's gradient to the scratch's sum over the copies
-        (``_actGradTmp.sum(0, ...)``, which overwrites: cuda-convnet-r561/src/nvmatrix/
-        nvmatrix.cu:904-906), so what another consumer of that input had sent is lost; the port
-        returns the summed gradient and the caller adds it, as for any other layer.
+        (``_actGradTmp.sum(0, ...)``, which overwrites:
+        cuda-convnet-r561/src/nvmatrix/nvmatrix.cu:904-906), so what another consumer of that
+        input had sent is lost; the port returns the summed gradient and the caller adds it, as
+        for any other layer.
 
         Ports: alexnet-2012/src/layer.cu:881-897 ConvLayer::bpropActs
         """
