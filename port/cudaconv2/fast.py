@@ -142,8 +142,10 @@ if numba is not None:
                                 continue
                             ox = tx // stride_x
                             for n in range(N):
-                                hit = 1.0 if images[c, y, x, n] == acts[c, oy, ox, n] else 0.0
-                                out[c, y, x, n] += hit * grads[c, oy, ox, n]
+                                g = grads[c, oy, ox, n]
+                                if images[c, y, x, n] != acts[c, oy, ox, n]:
+                                    g = g - g       # 0·g in the dtype: +0, or NaN for inf and NaN
+                                out[c, y, x, n] += g
 
 
     def _im2col_rows(xpad, cols, r0, stride):  # pragma: no cover (JIT)
