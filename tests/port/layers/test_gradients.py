@@ -353,7 +353,7 @@ def test_tica():
 def test_tica_gradient_is_the_reported_values_for_odd_size_x_only(size_x):
     """The port keeps the gradient kernel's sum, −x_p·Σ r_q over q in [p − sizeX/2, p − sizeX/2
     + sizeX) (cuda-convnet-r561/src/cudaconv2/conv_util.cu:1310-1344, the forward's window): for
-    odd sizeX the value reported is the function it belongs to, for even sizeX (the parser takes
+    odd sizeX the value reported is the function it belongs to, for even sizeX (the kernel takes
     2 and 4) it is not, and the check fails (as the original's would, on any value)."""
     rng = np.random.default_rng(26)
     size, C = 5, 16
