@@ -33,6 +33,13 @@ from port.data.cifar import centre_crop_mean, plottable
 from port.data.provider import LabeledDataProvider
 from port.errors import UserError
 
+Image.init()  # register every plugin, so formats=[...] below can name them
+
+try:
+    import simplejpeg as _simplejpeg
+except ImportError:  # declared in pyproject.toml; Pillow decodes alone without it
+    _simplejpeg = None
+
 CROP_CHUNK = 32  # this many consecutive images are cropped the same way
 
 _decode_pool: ThreadPoolExecutor | None = None
@@ -47,12 +54,34 @@ def decode_pool() -> ThreadPoolExecutor:
     return _decode_pool
 
 
+def decode_rgb(s: bytes, buffer=None) -> np.ndarray:
+    """JPEG bytes -> (H, W, 3) uint8 RGB, decoded into ``buffer`` when one is given.
+
+    simplejpeg (libjpeg-turbo, measured about twice Pillow's rate at 256 px, bit-identical to
+    Pillow's decode: the tests) for YCbCr and grayscale JPEGs; Pillow for anything else (CMYK,
+    PNG, ...). Raises OSError (or ValueError) when neither can read it.
+    """
+    if _simplejpeg is not None and isinstance(s, (bytes, bytearray, memoryview)):
+        try:
+            h, w, colorspace, _ = _simplejpeg.decode_jpeg_header(s)
+        except ValueError:
+            colorspace = None
+        if colorspace in ("YCbCr", "Gray"):
+            if buffer is not None and buffer.nbytes < h * w * 3:
+                buffer = None
+            try:
+                return _simplejpeg.decode_jpeg(s, colorspace="RGB", buffer=buffer)
+            except ValueError:
+                pass  # Pillow decides (and names the error)
+    with Image.open(io.BytesIO(s), formats=["JPEG", "PNG"]) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 def _decode(s: bytes) -> np.ndarray | None:
-    """One JPEG string -> (H, W, 3) uint8, or None when Pillow cannot read it."""
+    """One JPEG string -> (H, W, 3) uint8, or None when it cannot be read."""
     try:
-        with Image.open(io.BytesIO(s)) as im:
-            return np.asarray(im.convert("RGB"))
-    except OSError:  # the original skipped images that raised IOError
+        return decode_rgb(s)
+    except (OSError, ValueError, TypeError, SyntaxError):  # the original skipped IOError ones
         return None
 
 

@@ -182,11 +182,14 @@ def test_cli_imagenet(tmp_path, capsys):
     tree = make_jpeg_tree(tmp_path / "tree", classes=("a", "b"), per_class=5, seed=1)
     (tree / "a" / "notes.txt").write_text("not an image")
     (tree / "b" / "broken.jpg").write_bytes(b"\xff\xd8garbage")
-    with pytest.warns(UserWarning, match="1 files Pillow could not read"):
+    with pytest.warns(UserWarning, match=r"2 files skipped .* listed in .*skipped.txt"):
         rc = main(["imagenet", "--source", str(tree), "--out", str(tmp_path / "o"), "--batch-size", "4",
-                   "--size", "64"])
+                   "--size", "64", "--workers", "0"])
     assert rc == 0
-    assert "2 classes, training batches 1-3 (10 images), test batches none, 1 unreadable" in capsys.readouterr().out
+    assert ("2 classes, training batches 1-3 (10 images), test batches none (0 images), 2 files skipped"
+            in capsys.readouterr().out)
+    report = (tmp_path / "o" / "skipped.txt").read_text().splitlines()
+    assert sorted(line.split("\t")[0].rsplit("/", 1)[1] for line in report) == ["broken.jpg", "notes.txt"]
     assert unpickle(tmp_path / "o" / "batches.meta")["num_vis"] == 3 * 64 * 64
     assert main(["imagenet", "--source", str(tmp_path / "none"), "--out", str(tmp_path / "o2")]) == 2
-    assert "none: image folder tree does not exist" in capsys.readouterr().err
+    assert "none: does not exist (expected ILSVRC2012_img_train.tar" in capsys.readouterr().err
