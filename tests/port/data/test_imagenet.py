@@ -307,3 +307,49 @@ def test_resume_after_sigkill(official, tmp_path):
                          workers=0)
     _same_output(tmp_path / "clean", out, 19)
     assert not list(out.glob(".*.tmp"))
+
+
+def test_hostile_images_one_line_each_and_memory_bounded(tmp_path):
+    """Under a 1 GiB address-space limit: a 1×60000 PNG, an 8000² JPEG (decoded at 1/8 scale), two
+    12000² JPEG headers (past the bomb limit), a PNG that makes Pillow raise SyntaxError, links
+    out of the tree, a FIFO and a file name with a newline: exit 0, each skip one report line."""
+    tree, outside = tmp_path / "tree", tmp_path / "outside"
+    for d in (tree / "a", tree / "b", outside / "c"):
+        d.mkdir(parents=True)
+    (tree / "a" / "ok.jpg").write_bytes(_jpeg((200, 30, 30)))
+    (tree / "a" / "tall.png").write_bytes(_jpeg((30, 200, 30), size=(1, 60000), fmt="PNG"))
+    big = io.BytesIO()
+    Image.new("L", (8000, 8000), 128).save(big, format="JPEG", quality=75)
+    (tree / "b" / "big.jpg").write_bytes(big.getvalue())
+    (tree / "b" / "bomb1.jpg").write_bytes(_bomb_header())
+    (tree / "b" / "bomb2.jpg").write_bytes(_bomb_header())
+    (tree / "b" / "chunk.png").write_bytes(_broken_png())
+    (tree / "b" / "new\nline.jpg").write_bytes(b"\xff\xd8 truncated")
+    (outside / "secret.jpg").write_bytes(_jpeg((1, 1, 1)))
+    (outside / "c" / "x.jpg").write_bytes(_jpeg((2, 2, 2)))
+    (tree / "a" / "link.jpg").symlink_to(outside / "secret.jpg")
+    (tree / "c").symlink_to(outside / "c")
+    os.mkfifo(tree / "b" / "fifo.jpg")
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+            "from port.data.__main__ import main; sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", code, "imagenet", "--source", str(tree), "--out",
+                        str(tmp_path / "out"), "--size", str(S), "--workers", "0"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr    # one warning line
+    assert "2 classes, training batches 1 (3 images)" in r.stdout               # ok, tall, big
+    report = (tmp_path / "out" / "skipped.txt").read_text().splitlines()
+    reasons = {line.split("\t")[0].replace(str(tree) + "/", ""): line.split("\t")[1] for line in report}
+    assert len(report) == 7 and all(line.count("\t") == 1 for line in report)
+    assert "over Pillow's decompression-bomb limit" in reasons["b/bomb1.jpg"] == reasons["b/bomb2.jpg"]
+    assert "SyntaxError" in reasons["b/chunk.png"]
+    assert "FIFO" in reasons["b/fifo.jpg"]
+    assert "symbolic link out of the tree" in reasons["a/link.jpg"]
+    assert "class folder is a symbolic link out of the tree" in reasons["c"]
+    assert repr(str(tree / "b" / "new\nline.jpg")) in report[[i for i, x in enumerate(report)
+                                                              if "new\\nline" in x][0]]
+    cases = unpickle(tmp_path / "out" / "data_batch_1")
+    assert sorted(c for _, c in cases[2]) == [0, 0, 1] and sorted(cases[1]) == [(1, 60000), (48, 40),
+                                                                             (8000, 8000)]
