@@ -641,6 +641,7 @@ def _run(tasks: list, workers: int):
             yield convert_batch(t)
         return
     ctx = get_context("forkserver")
+    ctx.set_forkserver_preload(["port.data.imagenet"])  # imported once, in the fork server
     pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx)
     try:
         pending = {pool.submit(convert_batch, t) for t in tasks}

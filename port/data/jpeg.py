@@ -24,11 +24,13 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
 
+from port import backend
+from port.data import feed as _feed
 from port.data.cifar import centre_crop_mean, plottable
 from port.data.provider import LabeledDataProvider
 from port.errors import UserError
@@ -95,14 +97,7 @@ def load_jpeg_batch(batch, data_mean, no_crop: bool, label_offset: int, img_size
 
     Ports: alexnet-2012/convdata_jpeg.py:27-47 JPEGBatchLoaderThread.load_jpeg_batch
     """
-    try:
-        strings, _orig_sizes, labels = batch
-        strings, labels = list(strings), list(labels)
-    except (TypeError, ValueError):
-        raise UserError(f"{where}: expected a pickled (jpeg_strings, orig_sizes, labels) "
-                        f"triple") from None
-    if len(strings) != len(labels):
-        raise UserError(f"{where}: {len(strings)} JPEG strings but {len(labels)} labels")
+    strings, labels = _parse_triple(batch, where)
     images = list(decode_pool().map(_decode, strings))
     keep = [k for k, im in enumerate(images) if im is not None]
     if len(keep) < len(images):
@@ -129,6 +124,19 @@ def load_jpeg_batch(batch, data_mean, no_crop: bool, label_offset: int, img_size
     return {"data": tgt.transpose(3, 1, 2, 0), "labels": lab}                 # (3, S, S, N)
 
 
+def _parse_triple(batch, where: str) -> tuple[list, list]:
+    """(jpeg_strings, labels) of an unpickled batch, or a one-line error."""
+    try:
+        strings, _orig_sizes, labels = batch
+        strings, labels = list(strings), list(labels)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: expected a pickled (jpeg_strings, orig_sizes, labels) "
+                        f"triple") from None
+    if len(strings) != len(labels):
+        raise UserError(f"{where}: {len(strings)} JPEG strings but {len(labels)} labels")
+    return strings, labels
+
+
 def _class_id(label, label_offset: int, where: str, k: int) -> int:
     if isinstance(label, (tuple, list)):
         if len(label) < 2:
@@ -139,6 +147,34 @@ def _class_id(label, label_offset: int, where: str, k: int) -> int:
     if not isinstance(label, (int, np.integer)):
         raise UserError(f"{where}: label {k} is {label!r}; expected an integer class id")
     return int(label) + label_offset
+
+
+def crop_draws(rng: np.random.Generator, chunks: int, border: int):
+    """One (off_y, off_x) in [0, 2·border]² and one mirror flag per chunk of 32 cases, drawn in
+    this order (three arrays of length ``chunks``); flip = the draw was 0, as the original's
+    ``nr.randint(2) == 0``."""
+    off_y = rng.integers(0, 2 * border + 1, size=chunks)
+    off_x = rng.integers(0, 2 * border + 1, size=chunks)
+    flip = rng.integers(0, 2, size=chunks) == 0
+    return off_y, off_x, flip
+
+
+def finish_crops(u8, mean, noise: np.ndarray | None, coeff: float):
+    """uint8 crops (3·inner², N) -> float32 less the mean, plus c·noise per image and channel,
+    divided by (1 + c), as the in-process path does, in the chosen array module (:mod:`port.backend`):
+    on CuPy the uint8 crops are uploaded and everything else happens on the device.
+
+    Ports: alexnet-2012/convdata_jpeg.py:160-181 JPEGCroppedImageNetDP.get_next_batch
+    """
+    xp = backend.xp()
+    x = xp.asarray(u8).astype(xp.float32)                                     # (3·inner², N)
+    x -= xp.asarray(mean)
+    if noise is not None:
+        n = x.shape[1]
+        per_channel = x.reshape(3, -1, n)                                      # view (3, inner², N)
+        per_channel += xp.asarray((noise.T * np.float32(coeff))[:, None, :])
+        x /= np.float32(1.0 + coeff)
+    return x
 
 
 def color_noise(rng: np.random.Generator, n: int, stdevs: np.ndarray, vecs: np.ndarray) -> np.ndarray:
@@ -198,6 +234,14 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
                                                self.border_size)               # (3·inner², 1)
         if self.no_crop or self.scalar_mean:
             self.data_mean_crop = np.float32(self.data_mean.mean())
+        # the feed: worker processes decoding into shared memory, K batches in flight
+        self.feed_workers = int(p.get("feed_workers", os.cpu_count() or 1))
+        self.feed_batches = max(1, int(p.get("feed_batches", 3)))
+        if self.feed_workers < 0:
+            raise UserError(f"feed_workers={self.feed_workers}: must be at least 0")
+        self._feed: _feed.Feed | None = None
+        self._jobs: dict = {}
+        self._finisher: ThreadPoolExecutor | None = None
 
     def get_data_dims(self, idx: int = 0) -> int:
         """Ports: alexnet-2012/convdata_jpeg.py:99-102 JPEGCroppedImageNetDP.get_data_dims"""
@@ -228,6 +272,100 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
             cropped /= np.float32(1.0 + self.color_noise_coeff)
         return [cropped, self.get_labels(dic["labels"])]
 
+    # ---- the feed (worker processes, shared memory, K batches prefetched) -------------------
+
+    def uses_feed(self) -> bool:
+        """Whether batches come from the worker processes: single-view crops with workers > 0.
+        Multiview test batches and ``no_crop`` batches take the in-process path."""
+        return self.feed_workers > 0 and not self.multiview and not self.no_crop
+
+    def _positions(self, epoch: int, batchnum: int, k: int) -> list[tuple[int, int]]:
+        idx = self.batch_range.index(batchnum)
+        out = []
+        for _ in range(k):
+            out.append((epoch, self.batch_range[idx]))
+            idx += 1
+            if idx == len(self.batch_range):
+                idx, epoch = 0, epoch + 1
+        return out
+
+    def _dispatch(self, epoch: int, batchnum: int) -> Future:
+        """Hand (epoch, batchnum) to the workers; a future of [crops, labels]. The random draws
+        are those of :meth:`make_batch` (crops, then noise), so both paths give the same batch."""
+        if self._feed is None:
+            self._feed = _feed.Feed(self.feed_workers, self.feed_batches + 1)
+            self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dp-finish")
+        try:
+            where = f"{self.get_data_file_name(batchnum)} (batch {batchnum})"
+            strings, labels = _parse_triple(self.get_batch(batchnum), where)
+            for k, s in enumerate(strings):
+                if not isinstance(s, (bytes, bytearray)):
+                    raise UserError(f"{where}: JPEG string {k} is {type(s).__name__}; expected bytes")
+            n = len(strings)
+            lab = np.array([[_class_id(l, self.label_offset, where, k)
+                             for k, l in enumerate(labels)]], dtype=np.float32).reshape(1, n)
+            rng = self.batch_rng(epoch, batchnum)
+            b = self.border_size
+            if self.test:
+                oy = ox = np.full(n, b)
+                flip = np.zeros(n, dtype=bool)
+            else:
+                off_y, off_x, fl = crop_draws(rng, -(-n // self.crop_chunk), b)
+                oy, ox, flip = (np.repeat(a, self.crop_chunk)[:n] for a in (off_y, off_x, fl))
+            noise = (color_noise(rng, n, self.color_stdevs, self.color_eig)
+                     if self.color_noise_coeff > 0 and not self.test else None)
+            job = self._feed.submit(strings, self.img_size, self.inner_size, oy, ox, flip)
+        except BaseException as e:  # raised when this batch is taken, not while prefetching
+            failed: Future = Future()
+            failed.set_exception(e)
+            return failed
+        return self._finisher.submit(self._finish, job, epoch, batchnum, lab, noise)
+
+    def _finish(self, job, epoch: int, batchnum: int, lab: np.ndarray, noise) -> list:
+        try:
+            if job.failed():  # an image that does not decode to S×S: the in-process path decides
+                job.release()
+                return self.make_batch(epoch, batchnum)
+            crops = finish_crops(job.crops(), self.data_mean_crop, noise, self.color_noise_coeff)
+        finally:
+            job.release()
+        return [crops, self.get_labels(lab)]
+
+    def _take(self, epoch: int, batchnum: int):
+        if not self.uses_feed():
+            return super()._take(epoch, batchnum)
+        fut = self._jobs.pop((epoch, batchnum), None)
+        if fut is None:  # not prefetched (the first batch, or a jump): drop the others
+            self._drop_jobs()
+            fut = self._dispatch(epoch, batchnum)
+        return fut.result()
+
+    def _start_prefetch(self, epoch: int, batchnum: int) -> None:
+        if not self.uses_feed():
+            return super()._start_prefetch(epoch, batchnum)
+        for pos in self._positions(epoch, batchnum, self.feed_batches):
+            if pos not in self._jobs:
+                self._jobs[pos] = self._dispatch(*pos)
+
+    def _drop_jobs(self) -> None:
+        jobs, self._jobs = self._jobs, {}
+        for fut in jobs.values():
+            try:
+                fut.result()
+            except BaseException:  # noqa: BLE001 (a dropped batch's error is not this batch's)
+                pass
+
+    def close(self) -> None:
+        """Stop the workers and free the shared memory (and the base class's prefetch thread)."""
+        self._drop_jobs()
+        if self._finisher is not None:
+            self._finisher.shutdown(wait=True)
+            self._finisher = None
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
+        super().close()
+
     def trim_borders(self, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Crops of ``y`` (3, S, S, N) uint8 -> float32 (3·inner², N·data_mult).
 
@@ -246,9 +384,7 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
                 pics = [y[:, b:b + inner, b:b + inner, :]]
             return np.concatenate([p.reshape(-1, n) for p in pics], axis=1).astype(np.float32)
         chunks = -(-n // self.crop_chunk)
-        off_y = rng.integers(0, 2 * b + 1, size=chunks)
-        off_x = rng.integers(0, 2 * b + 1, size=chunks)
-        flip = rng.integers(0, 2, size=chunks) == 0
+        off_y, off_x, flip = crop_draws(rng, chunks, b)
         target = np.empty((3, inner, inner, n), dtype=np.float32)             # (3, inner, inner, N)
 
         def crop_chunk(k: int) -> None:  # one strided slice per chunk of 32 cases

@@ -1,0 +1,209 @@
+"""Worker processes that decode, crop and mirror JPEG batches into shared memory (the provider's feed).
+
+What this is: the machinery behind ``inet-lr-cropped-jpeg``'s training path at GPU rates. A batch's
+JPEG strings are copied once into a shared-memory buffer; worker processes (default: one per core)
+each take a run of cases, decode them (simplejpeg), cut the crop and mirror it, and write uint8
+crops straight into a shared (3, inner, inner, N) output buffer, the layout of the provider's
+(3·inner², N) matrix. Nothing is pickled but the task's few numbers; K batches are in flight at
+once (a ring of K buffer pairs). The provider then turns the uint8 crops into float32 and applies
+the mean and the colour noise with the chosen array module (:mod:`port.backend`), so on CuPy only
+uint8 crops cross to the device. What this is not: the semantics (which crops, which noise), which
+the provider fixes and hands over as arrays of offsets and flips.
+
+Shared memory is plain files in ``/dev/shm`` mapped by both sides (``mmap``), unlinked by the
+provider when it closes (and at exit); the workers never own them.
+"""
+from __future__ import annotations
+
+import atexit
+import mmap
+import os
+import tempfile
+import weakref
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import get_context
+
+import numpy as np
+
+SHM_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
+CASES_PER_TASK = 32  # one crop chunk of the original per task
+
+
+class SharedBuffer:
+    """A file in /dev/shm mapped here; workers map the same file by its path."""
+
+    def __init__(self, size: int):
+        self.size = max(1, int(size))
+        fd, self.path = tempfile.mkstemp(prefix="alexnet-feed-", dir=SHM_DIR)
+        try:
+            os.ftruncate(fd, self.size)
+            self.map = mmap.mmap(fd, self.size)
+        finally:
+            os.close(fd)
+        self._unlink = weakref.finalize(self, _unlink, self.path)
+
+    def array(self, dtype, shape) -> np.ndarray:
+        count = int(np.prod(shape))
+        return np.frombuffer(self.map, dtype=dtype, count=count).reshape(shape)
+
+    def close(self) -> None:
+        self._unlink()
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class Slot:
+    """One batch in flight: the JPEG bytes in, the uint8 crops out (grown when a batch needs more)."""
+
+    def __init__(self):
+        self.inp: SharedBuffer | None = None
+        self.out: SharedBuffer | None = None
+
+    def ensure(self, in_bytes: int, out_bytes: int) -> None:
+        if self.inp is None or self.inp.size < in_bytes:
+            if self.inp is not None:
+                self.inp.close()
+            self.inp = SharedBuffer(max(in_bytes, 1 << 20) * 5 // 4)
+        if self.out is None or self.out.size < out_bytes:
+            if self.out is not None:
+                self.out.close()
+            self.out = SharedBuffer(out_bytes)
+
+    def close(self) -> None:
+        for b in (self.inp, self.out):
+            if b is not None:
+                b.close()
+
+
+# ---- in the workers ----------------------------------------------------------------------------
+
+_maps: dict[str, mmap.mmap] = {}
+
+
+def _attach(path: str, size: int) -> mmap.mmap:
+    m = _maps.get(path)
+    if m is None or len(m) < size:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            m = mmap.mmap(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        _maps[path] = m
+    return m
+
+
+def crop_task(task: tuple) -> list[int]:
+    """Decode cases lo..hi of a batch from shared memory, crop (and mirror) each, and write the uint8
+    crops into columns lo..hi of the shared (3, inner, inner, N) output; return the cases that
+    could not be decoded to S×S×3 (the provider then redoes the batch in process, as the original
+    would: it drops them)."""
+    from port.data.jpeg import decode_rgb  # noqa: PLC0415 (the worker imports it once)
+
+    in_path, in_size, bounds, out_path, n, lo, hi, img_size, inner, oy, ox, flip = task
+    src = memoryview(_attach(in_path, in_size))
+    out = np.frombuffer(_attach(out_path, 3 * inner * inner * n), dtype=np.uint8,
+                        count=3 * inner * inner * n).reshape(3, inner, inner, n)
+    tmp = np.empty((hi - lo, inner, inner, 3), dtype=np.uint8)                  # (g, inner, inner, 3)
+    buf = np.empty((img_size, img_size, 3), dtype=np.uint8)
+    failed = []
+    for j in range(hi - lo):
+        try:
+            img = decode_rgb(src[bounds[j]:bounds[j + 1]], buffer=buf)
+        except Exception:  # noqa: BLE001 (a bad image: the provider redoes the batch in process)
+            failed.append(lo + j)
+            continue
+        if img.shape != (img_size, img_size, 3):
+            failed.append(lo + j)
+            continue
+        c = img[oy[j]:oy[j] + inner, ox[j]:ox[j] + inner]
+        tmp[j] = c[:, ::-1] if flip[j] else c
+    out[:, :, :, lo:hi] = tmp.transpose(3, 1, 2, 0)
+    src.release()
+    return failed
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+# ---- in the provider ---------------------------------------------------------------------------
+
+class Feed:
+    """``workers`` processes and ``slots`` buffer pairs; :meth:`submit` returns a job whose
+    :meth:`Job.result` is the (3·inner², N) uint8 view of its output slot (valid until released)."""
+
+    def __init__(self, workers: int, slots: int):
+        self.workers = workers
+        ctx = get_context("forkserver")
+        ctx.set_forkserver_preload(["port.data.jpeg"])  # imported once, in the fork server
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+        self.free = [Slot() for _ in range(max(1, slots))]
+        self.all = list(self.free)
+        self._closed = False
+        atexit.register(self.close)
+
+    def submit(self, strings: list[bytes], img_size: int, inner: int, oy, ox, flip) -> "Job":
+        """Start decoding and cropping one batch; ``oy``, ``ox``, ``flip`` per case (N,)."""
+        if not self.free:
+            raise RuntimeError("no free feed slot (release a job first)")
+        slot = self.free.pop()
+        n = len(strings)
+        lens = np.fromiter((len(s) for s in strings), dtype=np.int64, count=n)
+        bounds = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lens, out=bounds[1:])
+        slot.ensure(int(bounds[-1]), 3 * inner * inner * n)
+        slot.inp.map[:int(bounds[-1])] = b"".join(strings)
+        futures = []
+        for lo in range(0, n, CASES_PER_TASK):
+            hi = min(lo + CASES_PER_TASK, n)
+            task = (slot.inp.path, slot.inp.size, bounds[lo:hi + 1].tolist(), slot.out.path,
+                    n, lo, hi, img_size, inner, oy[lo:hi].tolist(), ox[lo:hi].tolist(),
+                    flip[lo:hi].tolist())
+            futures.append(self.pool.submit(crop_task, task))
+        return Job(self, slot, futures, n, inner)
+
+    def release(self, slot: Slot) -> None:
+        self.free.append(slot)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for s in self.all:
+            s.close()
+
+
+class Job:
+    def __init__(self, feed: Feed, slot: Slot, futures: list[Future], n: int, inner: int):
+        self.feed, self.slot, self.futures, self.n, self.inner = feed, slot, futures, n, inner
+        self._released = False
+
+    def failed(self) -> list[int]:
+        """Wait for the workers; the cases they could not decode."""
+        out = []
+        for f in self.futures:
+            out += f.result()
+        return out
+
+    def crops(self) -> np.ndarray:
+        """(3·inner², N) uint8 view of the shared output (after :meth:`failed`)."""
+        return self.slot.out.array(np.uint8, (3 * self.inner * self.inner, self.n))
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            for f in self.futures:
+                f.cancel()
+            for f in self.futures:
+                if not f.cancelled():
+                    try:
+                        f.result()
+                    except Exception:  # noqa: BLE001 (the slot is free either way)
+                        pass
+            self.feed.release(self.slot)
