@@ -5,9 +5,13 @@ JPEG strings are copied once into a shared-memory buffer; worker processes (defa
 each take a run of cases, decode them (simplejpeg), cut the crop and mirror it, and write uint8
 crops straight into a shared (3, inner, inner, N) output buffer, the layout of the provider's
 (3·inner², N) matrix. Nothing is pickled but the task's few numbers; K batches are in flight at
-once (a ring of K buffer pairs). The provider then turns the uint8 crops into float32 and applies
-the mean and the colour noise with the chosen array module (:mod:`port.backend`), so on CuPy only
-uint8 crops cross to the device. What this is not: the semantics (which crops, which noise), which
+once (a ring of K buffer pairs). On CuPy the provider uploads the uint8 crops and applies the mean
+and the colour noise on the device (:func:`port.data.jpeg.finish_crops` through
+:mod:`port.backend`); on NumPy the workers run that same function on their own columns and write
+finished float32 crops (the provider's single thread would otherwise be the bottleneck: four
+passes over 600 MB per 1,024 images), and the provider hands out the shared buffer itself, leased:
+the slot returns to the ring when the batch's array is freed (the ring grows while the trainer
+holds more batches than are in flight). What this is not: the semantics (which crops, which noise), which
 the provider fixes and hands over as arrays of offsets and flips.
 
 Shared memory is plain files in ``/dev/shm`` mapped by both sides (``mmap``), unlinked by the
@@ -16,6 +20,7 @@ provider when it closes (and at exit); the workers never own them.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import mmap
 import os
 import tempfile
@@ -98,16 +103,19 @@ def _attach(path: str, size: int) -> mmap.mmap:
 
 
 def crop_task(task: tuple) -> list[int]:
-    """Decode cases lo..hi of a batch from shared memory, crop (and mirror) each, and write the uint8
-    crops into columns lo..hi of the shared (3, inner, inner, N) output; return the cases that
-    could not be decoded to S×S×3 (the provider then redoes the batch in process, as the original
-    would: it drops them)."""
-    from port.data.jpeg import decode_rgb  # noqa: PLC0415 (the worker imports it once)
+    """Decode cases lo..hi of a batch from shared memory, crop (and mirror) each, and write them
+    into columns lo..hi of the shared output: uint8 (3·inner², N) crops, or, given the mean
+    (``finish``), the finished float32 crops (:func:`port.data.jpeg.finish_crops` on NumPy).
+    Returns the cases that could not be decoded to S×S×3 (the provider then redoes the batch in
+    process, as the original would: it drops them)."""
+    from port.data.jpeg import decode_rgb, finish_crops  # noqa: PLC0415 (imported once)
 
-    in_path, in_size, bounds, out_path, n, lo, hi, img_size, inner, oy, ox, flip = task
+    in_path, in_size, bounds, out_path, n, lo, hi, img_size, inner, oy, ox, flip, finish = task
+    d = 3 * inner * inner
     src = memoryview(_attach(in_path, in_size))
-    out = np.frombuffer(_attach(out_path, 3 * inner * inner * n), dtype=np.uint8,
-                        count=3 * inner * inner * n).reshape(3, inner, inner, n)
+    dtype = np.float32 if finish else np.uint8
+    out = np.frombuffer(_attach(out_path, d * n * np.dtype(dtype).itemsize), dtype=dtype,
+                        count=d * n).reshape(d, n)
     tmp = np.empty((hi - lo, inner, inner, 3), dtype=np.uint8)                  # (g, inner, inner, 3)
     buf = np.empty((img_size, img_size, 3), dtype=np.uint8)
     failed = []
@@ -122,8 +130,17 @@ def crop_task(task: tuple) -> list[int]:
             continue
         c = img[oy[j]:oy[j] + inner, ox[j]:ox[j] + inner]
         tmp[j] = c[:, ::-1] if flip[j] else c
-    out[:, :, :, lo:hi] = tmp.transpose(3, 1, 2, 0)
     src.release()
+    if failed:
+        return failed
+    cols = tmp.transpose(3, 1, 2, 0).reshape(d, hi - lo)                       # (3·inner², g) uint8
+    if finish:
+        mean_path, mean_value, noise, coeff = finish
+        mean = mean_value if mean_path is None else \
+            np.frombuffer(_attach(mean_path, 4 * d), dtype=np.float32, count=d).reshape(d, 1)
+        noise = None if noise is None else np.asarray(noise, dtype=np.float32).reshape(hi - lo, 3)
+        cols = finish_crops(cols, mean, noise, coeff, xp=np)
+    out[:, lo:hi] = cols
     return failed
 
 
@@ -137,8 +154,16 @@ class Feed:
     """``workers`` processes and ``slots`` buffer pairs; :meth:`submit` returns a job whose
     :meth:`Job.result` is the (3·inner², N) uint8 view of its output slot (valid until released)."""
 
-    def __init__(self, workers: int, slots: int):
+    def __init__(self, workers: int, slots: int, mean=None):
         self.workers = workers
+        self.host = mean is not None  # the workers finish the crops (NumPy): float32 out
+        self.mean_value, self.mean = None, None
+        if self.host and np.ndim(mean) == 0:
+            self.mean_value = np.float32(mean)
+        elif self.host:
+            m = np.ascontiguousarray(mean, dtype=np.float32).reshape(-1)
+            self.mean = SharedBuffer(m.nbytes)
+            self.mean.array(np.float32, m.shape)[:] = m
         ctx = get_context("forkserver")
         ctx.set_forkserver_preload(["port.data.jpeg"])  # imported once, in the fork server
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
@@ -147,28 +172,34 @@ class Feed:
         self._closed = False
         atexit.register(self.close)
 
-    def submit(self, strings: list[bytes], img_size: int, inner: int, oy, ox, flip) -> "Job":
-        """Start decoding and cropping one batch; ``oy``, ``ox``, ``flip`` per case (N,)."""
-        if not self.free:
-            raise RuntimeError("no free feed slot (release a job first)")
+    def submit(self, strings: list[bytes], img_size: int, inner: int, oy, ox, flip,
+               noise=None, coeff: float = 0.0) -> "Job":
+        """Start decoding and cropping one batch; ``oy``, ``ox``, ``flip`` per case (N,); the
+        colour noise (N, 3) and its coefficient are applied by the workers when they finish."""
+        if not self.free:  # every slot in flight or held by a batch still in use: one more
+            self.all.append(Slot())
+            self.free.append(self.all[-1])
         slot = self.free.pop()
         n = len(strings)
         lens = np.fromiter((len(s) for s in strings), dtype=np.int64, count=n)
         bounds = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lens, out=bounds[1:])
-        slot.ensure(int(bounds[-1]), 3 * inner * inner * n)
+        slot.ensure(int(bounds[-1]), 3 * inner * inner * n * (4 if self.host else 1))
         slot.inp.map[:int(bounds[-1])] = b"".join(strings)
         futures = []
         for lo in range(0, n, CASES_PER_TASK):
             hi = min(lo + CASES_PER_TASK, n)
             task = (slot.inp.path, slot.inp.size, bounds[lo:hi + 1].tolist(), slot.out.path,
                     n, lo, hi, img_size, inner, oy[lo:hi].tolist(), ox[lo:hi].tolist(),
-                    flip[lo:hi].tolist())
+                    flip[lo:hi].tolist(),
+                    (self.mean.path if self.mean else None, self.mean_value,
+                     None if noise is None else noise[lo:hi].tolist(), coeff) if self.host else None)
             futures.append(self.pool.submit(crop_task, task))
         return Job(self, slot, futures, n, inner)
 
     def release(self, slot: Slot) -> None:
-        self.free.append(slot)
+        if not self._closed:
+            self.free.append(slot)
 
     def close(self) -> None:
         if self._closed:
@@ -177,11 +208,24 @@ class Feed:
         self.pool.shutdown(wait=True, cancel_futures=True)
         for s in self.all:
             s.close()
+        if self.mean is not None:
+            self.mean.close()
+
+
+class _Lease:
+    """Gives a slot back to its feed when the array holding it is freed."""
+
+    def __init__(self, feed: "Feed", slot: Slot):
+        self.feed, self.slot = feed, slot
+
+    def __del__(self):
+        self.feed.release(self.slot)
 
 
 class Job:
     def __init__(self, feed: Feed, slot: Slot, futures: list[Future], n: int, inner: int):
         self.feed, self.slot, self.futures, self.n, self.inner = feed, slot, futures, n, inner
+        self.host = feed.host
         self._released = False
 
     def failed(self) -> list[int]:
@@ -191,9 +235,21 @@ class Job:
             out += f.result()
         return out
 
+    def leased_crops(self) -> np.ndarray:
+        """The finished float32 crops (3·inner², N) in place, without a copy: the slot goes back to
+        the ring only when this array (and every view of it) has been freed."""
+        shape = (3 * self.inner * self.inner, self.n)
+        nbytes = 4 * shape[0] * shape[1]
+        holder = (ctypes.c_char * nbytes).from_buffer(self.slot.out.map)
+        holder.lease = _Lease(self.feed, self.slot)
+        self._released = True  # the lease gives the slot back
+        return np.frombuffer(holder, dtype=np.float32, count=shape[0] * shape[1]).reshape(shape)
+
     def crops(self) -> np.ndarray:
-        """(3·inner², N) uint8 view of the shared output (after :meth:`failed`)."""
-        return self.slot.out.array(np.uint8, (3 * self.inner * self.inner, self.n))
+        """(3·inner², N) view of the shared output (after :meth:`failed`): float32 finished crops
+        when the workers finish them (``host``), else uint8 crops."""
+        return self.slot.out.array(np.float32 if self.host else np.uint8,
+                                   (3 * self.inner * self.inner, self.n))
 
     def release(self) -> None:
         if not self._released:

@@ -159,14 +159,15 @@ def crop_draws(rng: np.random.Generator, chunks: int, border: int):
     return off_y, off_x, flip
 
 
-def finish_crops(u8, mean, noise: np.ndarray | None, coeff: float):
+def finish_crops(u8, mean, noise: np.ndarray | None, coeff: float, xp=None):
     """uint8 crops (3·inner², N) -> float32 less the mean, plus c·noise per image and channel,
-    divided by (1 + c), as the in-process path does, in the chosen array module (:mod:`port.backend`):
-    on CuPy the uint8 crops are uploaded and everything else happens on the device.
+    divided by (1 + c), as the in-process path does, in ``xp`` (default: the chosen array module,
+    :mod:`port.backend`): on CuPy the uint8 crops are uploaded and everything else happens on the
+    device; on NumPy the feed's workers run it on their own columns (elementwise, so the same bits).
 
     Ports: alexnet-2012/convdata_jpeg.py:160-181 JPEGCroppedImageNetDP.get_next_batch
     """
-    xp = backend.xp()
+    xp = xp or backend.xp()
     x = xp.asarray(u8).astype(xp.float32)                                     # (3·inner², N)
     x -= xp.asarray(mean)
     if noise is not None:
@@ -292,8 +293,10 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
     def _dispatch(self, epoch: int, batchnum: int) -> Future:
         """Hand (epoch, batchnum) to the workers; a future of [crops, labels]. The random draws
         are those of :meth:`make_batch` (crops, then noise), so both paths give the same batch."""
-        if self._feed is None:
-            self._feed = _feed.Feed(self.feed_workers, self.feed_batches + 1)
+        if self._feed is None:  # on NumPy the workers finish the crops too (mean, noise)
+            host = backend.xp() is np
+            self._feed = _feed.Feed(self.feed_workers, self.feed_batches + 1,
+                                    self.data_mean_crop if host else None)
             self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dp-finish")
         try:
             where = f"{self.get_data_file_name(batchnum)} (batch {batchnum})"
@@ -314,7 +317,8 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
                 oy, ox, flip = (np.repeat(a, self.crop_chunk)[:n] for a in (off_y, off_x, fl))
             noise = (color_noise(rng, n, self.color_stdevs, self.color_eig)
                      if self.color_noise_coeff > 0 and not self.test else None)
-            job = self._feed.submit(strings, self.img_size, self.inner_size, oy, ox, flip)
+            job = self._feed.submit(strings, self.img_size, self.inner_size, oy, ox, flip,
+                                    noise, self.color_noise_coeff)
         except BaseException as e:  # raised when this batch is taken, not while prefetching
             failed: Future = Future()
             failed.set_exception(e)
@@ -326,7 +330,10 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
             if job.failed():  # an image that does not decode to S×S: the in-process path decides
                 job.release()
                 return self.make_batch(epoch, batchnum)
-            crops = finish_crops(job.crops(), self.data_mean_crop, noise, self.color_noise_coeff)
+            if job.host:
+                crops = job.leased_crops()                                    # (3·inner², N) f32
+            else:
+                crops = finish_crops(job.crops(), self.data_mean_crop, noise, self.color_noise_coeff)
         finally:
             job.release()
         return [crops, self.get_labels(lab)]
