@@ -79,7 +79,7 @@ def _jpeg(im: Image.Image, quality: int = 90) -> bytes:
 def make_data(folder: Path, batches: int, batch_size: int, seed: int = 0) -> Path:
     """Synthetic converter output: ``batches`` batches of 256×256 JPEGs and a batches.meta."""
     rng = np.random.default_rng(seed)
-    pool = [_jpeg(im) for im in _variants(rng, 64, (256, 256))]
+    pool = [_jpeg(im) for im in _variants(rng, min(64, batches * batch_size), (256, 256))]
     for b in range(1, batches + 1):
         idx = rng.integers(0, len(pool), batch_size)
         pickle(folder / f"data_batch_{b}", ([pool[i] for i in idx], [(256, 256)] * batch_size,

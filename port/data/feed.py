@@ -107,7 +107,11 @@ def crop_task(task: tuple) -> list[int]:
     into columns lo..hi of the shared output: uint8 (3·inner², N) crops, or, given the mean
     (``finish``), the finished float32 crops (:func:`port.data.jpeg.finish_crops` on NumPy).
     Returns the cases that could not be decoded to S×S×3 (the provider then redoes the batch in
-    process, as the original would: it drops them)."""
+    process, as the original would: it drops them).
+
+    Ports: alexnet-2012/convdata_jpeg.py:27-47 JPEGBatchLoaderThread.load_jpeg_batch
+    Ports: alexnet-2012/convdata_jpeg.py:221-262 JPEGCroppedImageNetDP.__trim_borders
+    """
     from port.data.jpeg import decode_rgb, finish_crops  # noqa: PLC0415 (imported once)
 
     in_path, in_size, bounds, out_path, n, lo, hi, img_size, inner, oy, ox, flip, finish = task

@@ -6,8 +6,10 @@ unpacking it (``ILSVRC2012_img_train.tar``: a tar of 1,000 ``<wnid>.tar``, each 
 ``ILSVRC2012_devkit_t12.tar.gz`` with ``data/meta.mat`` and
 ``data/ILSVRC2012_validation_ground_truth.txt``), the Kaggle copy (class-folder tree for training,
 a flat val folder, ``LOC_val_solution.csv`` + ``LOC_synset_mapping.txt``), and any folder tree of
-class folders. What this is not: a downloader, or a port (the release ships no data scripts; the
-output is the format the provider reads, inventory §5).
+class folders. What this is not: a downloader.
+
+Not a port: the release ships no data scripts; the output is the format the provider reads
+(inventory §5).
 
 Reading. An uncompressed tar is indexed by its headers only (the outer tar's 1,000 members, then
 each inner tar's headers, read in place): every image becomes (file, byte offset, size), and the

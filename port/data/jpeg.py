@@ -152,7 +152,12 @@ def _class_id(label, label_offset: int, where: str, k: int) -> int:
 def crop_draws(rng: np.random.Generator, chunks: int, border: int):
     """One (off_y, off_x) in [0, 2·border]² and one mirror flag per chunk of 32 cases, drawn in
     this order (three arrays of length ``chunks``); flip = the draw was 0, as the original's
-    ``nr.randint(2) == 0``."""
+    ``nr.randint(2) == 0``.
+
+    Ports: alexnet-2012/convdata_jpeg.py:221-262 JPEGCroppedImageNetDP.__trim_borders
+    DIVERGES: the original drew (y, x, flip) chunk after chunk from NumPy's global state; here
+    three arrays come from the batch's own generator (the module's note on determinism).
+    """
     off_y = rng.integers(0, 2 * border + 1, size=chunks)
     off_x = rng.integers(0, 2 * border + 1, size=chunks)
     flip = rng.integers(0, 2, size=chunks) == 0
@@ -165,7 +170,8 @@ def finish_crops(u8, mean, noise: np.ndarray | None, coeff: float, xp=None):
     :mod:`port.backend`): on CuPy the uint8 crops are uploaded and everything else happens on the
     device; on NumPy the feed's workers run it on their own columns (elementwise, so the same bits).
 
-    Ports: alexnet-2012/convdata_jpeg.py:160-181 JPEGCroppedImageNetDP.get_next_batch
+    Ports: alexnet-2012/convdata_jpeg.py:126-199 JPEGCroppedImageNetDP.get_next_batch
+    Ports: alexnet-2012/convdata_jpeg.py:209-211 JPEGCroppedImageNetDP.subtract_mean
     """
     xp = xp or backend.xp()
     x = xp.asarray(u8).astype(xp.float32)                                     # (3·inner², N)
