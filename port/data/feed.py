@@ -14,7 +14,8 @@ the slot returns to the ring when the batch's array is freed (the ring grows whi
 holds more batches than are in flight). What this is not: the semantics (which crops, which noise), which
 the provider fixes and hands over as arrays of offsets and flips.
 
-Shared memory is plain files in ``/dev/shm`` mapped by both sides (``mmap``), unlinked by the
+Shared memory is plain files in ``/dev/shm`` (the temp folder when that is short) mapped by both
+sides (``mmap``), unlinked by the
 provider when it closes (and at exit); the workers never own them.
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ class SharedBuffer:
 
     def __init__(self, size: int):
         self.size = max(1, int(size))
-        fd, self.path = tempfile.mkstemp(prefix="alexnet-feed-", dir=SHM_DIR)
+        fd, self.path = tempfile.mkstemp(prefix="alexnet-feed-", dir=_folder_for(self.size))
         try:
             os.ftruncate(fd, self.size)
             self.map = mmap.mmap(fd, self.size)
@@ -53,6 +54,20 @@ class SharedBuffer:
 
     def close(self) -> None:
         self._unlink()
+
+
+def _folder_for(size: int) -> str | None:
+    """/dev/shm when it has room for ``size`` twice over (a container's is often 64 MiB, and a
+    write past a full tmpfs kills the writer with SIGBUS), else the temp folder (a mapped file
+    there is shared through the page cache as well)."""
+    if SHM_DIR is not None:
+        try:
+            st = os.statvfs(SHM_DIR)
+            if st.f_bavail * st.f_frsize >= 2 * size:
+                return SHM_DIR
+        except OSError:
+            pass
+    return None
 
 
 def _unlink(path: str) -> None:
