@@ -15,8 +15,8 @@ holds more batches than are in flight). What this is not: the semantics (which c
 the provider fixes and hands over as arrays of offsets and flips.
 
 Shared memory is plain files in ``/dev/shm`` (the temp folder when that is short) mapped by both
-sides (``mmap``), unlinked by the
-provider when it closes (and at exit); the workers never own them.
+sides (``mmap``), unlinked by the provider when it closes (and at exit); the workers never own
+them.
 """
 from __future__ import annotations
 
