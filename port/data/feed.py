@@ -140,7 +140,7 @@ def crop_task(task: tuple) -> list[int]:
     failed = []
     for j in range(hi - lo):
         try:
-            img = decode_rgb(src[bounds[j]:bounds[j + 1]], buffer=buf)
+            img = decode_rgb(src[bounds[j]:bounds[j + 1]], buffer=buf, max_pixels=buf.size // 3)
         except Exception:  # noqa: BLE001 (a bad image: the provider redoes the batch in process)
             failed.append(lo + j)
             continue

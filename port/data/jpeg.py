@@ -56,12 +56,21 @@ def decode_pool() -> ThreadPoolExecutor:
     return _decode_pool
 
 
-def decode_rgb(s: bytes, buffer=None) -> np.ndarray:
+class ImageTooLarge(ValueError):
+    """A JPEG whose header is larger than the provider's images; nothing was decoded."""
+
+    def __init__(self, w: int, h: int):
+        super().__init__(f"{w}×{h}")
+        self.w, self.h = w, h
+
+
+def decode_rgb(s: bytes, buffer=None, max_pixels: int | None = None) -> np.ndarray:
     """JPEG bytes -> (H, W, 3) uint8 RGB, decoded into ``buffer`` when one is given.
 
     simplejpeg (libjpeg-turbo, measured about twice Pillow's rate at 256 px, bit-identical to
     Pillow's decode: the tests) for YCbCr and grayscale JPEGs; Pillow for anything else (CMYK,
-    PNG, ...). Raises OSError (or ValueError) when neither can read it.
+    PNG, ...). Raises OSError (or ValueError) when neither can read it, and
+    :class:`ImageTooLarge` before decoding anything when the header says more than ``max_pixels``.
     """
     if _simplejpeg is not None and isinstance(s, (bytes, bytearray, memoryview)):
         try:
@@ -69,6 +78,8 @@ def decode_rgb(s: bytes, buffer=None) -> np.ndarray:
         except ValueError:
             colorspace = None
         if colorspace in ("YCbCr", "Gray"):
+            if max_pixels is not None and h * w > max_pixels:
+                raise ImageTooLarge(w, h)
             if buffer is not None and buffer.nbytes < h * w * 3:
                 buffer = None
             try:
@@ -76,15 +87,20 @@ def decode_rgb(s: bytes, buffer=None) -> np.ndarray:
             except ValueError:
                 pass  # Pillow decides (and names the error)
     with Image.open(io.BytesIO(s), formats=["JPEG", "PNG"]) as im:
+        if max_pixels is not None and im.size[0] * im.size[1] > max_pixels:
+            raise ImageTooLarge(*im.size)
         return np.asarray(im.convert("RGB"))
 
 
-def _decode(s: bytes) -> np.ndarray | None:
-    """One JPEG string -> (H, W, 3) uint8, or None when it cannot be read."""
+def _decode(s: bytes, max_pixels: int | None = None):
+    """One JPEG string -> (H, W, 3) uint8; None when it cannot be read; the
+    :class:`ImageTooLarge` (returned) when its header is over ``max_pixels``."""
     try:
-        return decode_rgb(s)
-    except (OSError, ValueError, TypeError, SyntaxError):  # the original skipped IOError ones
-        return None
+        return decode_rgb(s, max_pixels=max_pixels)
+    except ImageTooLarge as e:
+        return e
+    except (OSError, ValueError, TypeError, SyntaxError, Image.DecompressionBombError):
+        return None  # the original skipped the images that raised IOError
 
 
 def load_jpeg_batch(batch, data_mean, no_crop: bool, label_offset: int, img_size: int,
@@ -98,7 +114,11 @@ def load_jpeg_batch(batch, data_mean, no_crop: bool, label_offset: int, img_size
     Ports: alexnet-2012/convdata_jpeg.py:27-47 JPEGBatchLoaderThread.load_jpeg_batch
     """
     strings, labels = _parse_triple(batch, where)
-    images = list(decode_pool().map(_decode, strings))
+    limit = img_size * img_size  # a larger header is refused before anything is decoded
+    images = list(decode_pool().map(lambda x: _decode(x, limit), strings))
+    for k, im in enumerate(images):
+        if isinstance(im, ImageTooLarge):
+            raise UserError(f"{where}: image {k} is {im.w}×{im.h}; larger than {img_size}×{img_size}")
     keep = [k for k, im in enumerate(images) if im is not None]
     if len(keep) < len(images):
         warnings.warn(f"{where}: skipped {len(images) - len(keep)} images Pillow could not decode",

@@ -247,3 +247,23 @@ def test_feed_falls_back_on_a_bad_image(tmp_path):
         with get_instance(tmp_path, [2], type="inet-lr-cropped-jpeg",
                           dp_params={"crop_border": B, "feed_workers": 1}) as dp:
             dp.get_next_batch()
+
+
+def test_a_huge_jpeg_header_is_refused_before_decoding(tmp_path):
+    """A 30000×30000 header in a batch: one line naming the batch and the image, nothing decoded
+    (the feed's workers and the in-process path alike)."""
+    small = io.BytesIO()
+    Image.fromarray(np.full((S, S, 3), 100, np.uint8)).save(small, format="JPEG")
+    data = bytearray(small.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = (30000).to_bytes(2, "big") * 2
+    pickle(tmp_path / "batches.meta", {"data_mean": np.zeros((3 * S * S, 1), np.float32),
+                                       "color_pca": (np.ones(3), np.eye(3)), "label_names": ["a"],
+                                       "num_vis": 3 * S * S, "batch_size": 2})
+    pickle(tmp_path / "data_batch_1", ([small.getvalue(), bytes(data)], [(S, S)] * 2, [("a", 0)] * 2))
+    for workers in (0, 1):
+        with pytest.raises(UserError, match=r"data_batch_1 \(batch 1\): image 1 is 30000×30000; "
+                                            r"larger than 256×256"):
+            with get_instance(tmp_path, [1], type="inet-lr-cropped-jpeg",
+                              dp_params={"crop_border": B, "feed_workers": workers}) as dp:
+                dp.get_next_batch()
