@@ -59,6 +59,7 @@ import sys
 import tarfile
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -650,7 +651,12 @@ def _run(tasks: list, workers: int):
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in finished:
-                yield f.result()
+                try:
+                    res = f.result()
+                except BrokenProcessPool as e:
+                    raise UserError(f"a converter process died ({e}); the finished batches are "
+                                    f"kept: run the same command again to go on") from None
+                yield res
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
