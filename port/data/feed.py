@@ -27,6 +27,7 @@ import os
 import tempfile
 import weakref
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
 import numpy as np
@@ -251,7 +252,14 @@ class Job:
         """Wait for the workers; the cases they could not decode."""
         out = []
         for f in self.futures:
-            out += f.result()
+            try:
+                out += f.result()
+            except BrokenProcessPool as e:
+                from port.errors import UserError  # noqa: PLC0415
+
+                raise UserError(f"a JPEG feed worker process died ({e}); a script that builds the "
+                                f"provider needs `if __name__ == '__main__':`, or pass "
+                                f"feed_workers=0 to decode in this process") from None
         return out
 
     def leased_crops(self) -> np.ndarray:
