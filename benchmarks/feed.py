@@ -4,17 +4,18 @@ doing the same work, in the same run, interleaved; the converter's rate; the JPE
 The feed: ``inet-lr-cropped-jpeg`` on its training path (decode, random 224 crop shared by each
 chunk of 32, mirror, mean, PCA colour noise; ``--workers`` processes, ``--batches`` batches in
 flight), timed over whole batches through ``get_next_batch`` as the trainer calls it. The peer: a
-``torch.utils.data.DataLoader`` with as many workers and about ``--batches`` batches in flight, whose
-dataset decodes each JPEG string with Pillow and crops, mirrors, subtracts the mean and adds the
-colour noise per image (the usual torchvision-style loader), collated into float32 batches. The
+``torch.utils.data.DataLoader`` with as many workers and about ``--batches`` batches in flight,
+whose dataset decodes each JPEG string with Pillow and crops, mirrors, subtracts the mean and adds
+the colour noise per image (the usual torchvision-style loader), collated into float32 batches. The
 two take turns (``--rounds`` rounds of [feed, peer]; each turn first takes, untimed, the batches
-that were prefetched during the other's turn), so the load of a shared machine falls on both alike; each number is the median of the rounds, in images per second, in all and per worker
-(keys ``images_per_s``, ``images_per_s_per_worker``, ``peer_images_per_s``,
-``peer_images_per_s_per_worker``), and per CPU-second of the main process and its workers
-together (``images_per_cpu_s``, ``peer_images_per_cpu_s``: the per-core rate, which a machine
-shared with other work distorts less than the wall clock). Without ``--data-path`` a folder of synthetic 256×256 batches
-is made from matplotlib's sample photograph (random crops, scales and mirrors of it, JPEG quality
-90, as the converter writes them).
+that were prefetched during the other's turn), so the load of a shared machine falls on both alike;
+each number is the median of the rounds, in images per second, in all and per worker (keys
+``images_per_s``, ``images_per_s_per_worker``, ``peer_images_per_s``,
+``peer_images_per_s_per_worker``), and per CPU-second of the main process and its workers together
+(``images_per_cpu_s``, ``peer_images_per_cpu_s``: the per-core rate, which a machine shared with
+other work distorts less than the wall clock). Without ``--data-path`` a folder of synthetic
+256×256 batches is made from matplotlib's sample photograph (random crops, scales and mirrors of
+it, JPEG quality 90, as the converter writes them).
 
 ``--convert N`` (default 96 in ``make bench``: 0 skips) also times ``python -m port.data imagenet``
 on N full-size JPEGs (500×375, as an average ImageNet image) with ``--workers`` processes:

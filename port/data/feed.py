@@ -1,4 +1,4 @@
-"""Worker processes that decode, crop and mirror JPEG batches into shared memory (the provider's feed).
+"""Worker processes that decode, crop and mirror JPEG batches into shared memory (the JPEG feed).
 
 What this is: the machinery behind ``inet-lr-cropped-jpeg``'s training path at GPU rates. A batch's
 JPEG strings are copied once into a shared-memory buffer; worker processes (default: one per core)
@@ -8,10 +8,10 @@ crops straight into a shared (3, inner, inner, N) output buffer, the layout of t
 once (a ring of K buffer pairs). On CuPy the provider uploads the uint8 crops and applies the mean
 and the colour noise on the device (:func:`port.data.jpeg.finish_crops` through
 :mod:`port.backend`); on NumPy the workers run that same function on their own columns and write
-finished float32 crops (the provider's single thread would otherwise be the bottleneck: four
-passes over 600 MB per 1,024 images), and the provider hands out the shared buffer itself, leased:
-the slot returns to the ring when the batch's array is freed (the ring grows while the trainer
-holds more batches than are in flight). What this is not: the semantics (which crops, which noise), which
+finished float32 crops (the provider's single thread would otherwise be the bottleneck: four passes
+over 600 MB per 1,024 images), and the provider hands out the shared buffer itself, leased: the
+slot returns to the ring when the batch's array is freed (the ring grows while the trainer holds
+more batches than are in flight). What this is not: the semantics (which crops, which noise), which
 the provider fixes and hands over as arrays of offsets and flips.
 
 Shared memory is plain files in ``/dev/shm`` (the temp folder when that is short) mapped by both

@@ -1,4 +1,4 @@
-"""``python -m port.data imagenet``: ImageNet as people have it -> the JPEG batches of ``inet-lr-cropped-jpeg``.
+"""``python -m port.data imagenet``: ImageNet as people have it -> ``inet-lr-cropped-jpeg`` batches.
 
 What this is: a converter that reads the official ILSVRC2012 distribution as downloaded, without
 unpacking it (``ILSVRC2012_img_train.tar``: a tar of 1,000 ``<wnid>.tar``, each holding
