@@ -226,6 +226,9 @@ def test_mistakes_are_one_line(official, tmp_path, capsys):
         assert main(args) == 2, extra
         err = capsys.readouterr().err
         assert expected in err and err.count("\n") == 1, (extra, err)
+    assert main(["imagenet", "--source", str(root / "val"), "--out", str(root / "val" / "o")]) == 2
+    assert "lies inside the source" in capsys.readouterr().err
+    assert not (root / "val" / "o").exists()
     # a folder holding batches of something else is refused, not mixed into
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "data_batch_1").write_bytes(b"x")
