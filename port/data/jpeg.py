@@ -1,18 +1,24 @@
 """The ImageNet JPEG provider ``inet-lr-cropped-jpeg`` (the twin of ``convdata_jpeg.py``).
 
 What this is: the provider the 2012 runs trained with from diary #115 on. A batch file is a pickled
-``(jpeg_strings, orig_sizes, labels)``; each string decodes (Pillow) to a 256×256 RGB image; training
+``(jpeg_strings, orig_sizes, labels)``; each string decodes (simplejpeg, else Pillow) to a 256×256
+RGB image; training
 takes random 224×224 crops (inner size 256 − 2·border) with a mirror, shared by every chunk of 32
 consecutive images, adds PCA colour noise and divides by (1 + c); testing takes the centre crop or
-10 views. What this is not: the converter that writes such batches (``convert.py``), or the raw-pixel
-providers ``inet-lr`` / ``inet-lr-cropped`` of ``convdata.py`` (not ported).
+10 views. What this is not: the converter that writes such batches (``imagenet.py``), or the
+raw-pixel providers ``inet-lr`` / ``inet-lr-cropped`` of ``convdata.py`` (not ported).
 
 Layout: decoded images are held as (3, S, S, N) uint8 (channel-major, S = 256); outputs are
 float32 (3·inner², N·views), row c·inner² + y·inner + x, and labels (1, N·views).
 
-Threads: the base class computes the next batch in one background thread; inside it the JPEGs of
-a batch are decoded, and the crops of its chunks copied, by a shared pool of threads (Pillow and
-NumPy release the GIL while they work). All random draws of a batch come from
+Processes: single-view batches (training, and the test centre crop) come from the feed
+(``feed.py``): ``feed_workers`` processes (``dp_params``; default every core) decode, crop and
+mirror 32 cases each into shared memory, ``feed_batches`` (K, default 3) batches in flight; on
+NumPy they also subtract the mean and add the noise, on CuPy that happens on the device
+(:func:`finish_crops`). Multiview and ``no_crop`` batches, ``feed_workers=0``, and a batch with an
+image that does not decode take the in-process path: the base class's background thread, whose
+JPEGs are decoded, and whose chunks' crops are copied, by a shared pool of threads. Both paths give
+the same bits. All random draws of a batch come from
 ``batch_rng(epoch, batchnum)``, in this order: for every chunk of 32 images off_y, off_x (integers
 in [0, 2b]) and flip (0 = mirror) drawn as three arrays of length ⌈N/32⌉, then the colour-noise
 normals z (N, 3).
@@ -217,7 +223,8 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
     """Cropped, mirrored, colour-jittered 256×256 JPEG batches.
 
     dp_params read (the driver's options): ``crop_border`` (16 for 224 crops), ``multiview_test``,
-    ``color_noise`` (c; 0 = off), ``scalar_mean``; and the port's ``seed`` and ``prefetch``.
+    ``color_noise`` (c; 0 = off), ``scalar_mean``; and the port's ``seed``, ``prefetch``,
+    ``feed_workers`` and ``feed_batches``.
 
     Ports: alexnet-2012/convdata_jpeg.py:68-262 JPEGCroppedImageNetDP
     Ports: alexnet-2012/convdata.py:37-45 ImageNetDP.init_commons
