@@ -170,6 +170,35 @@ def _worker_init() -> None:
 
 # ---- in the provider ---------------------------------------------------------------------------
 
+_pools: dict[int, ProcessPoolExecutor] = {}
+
+
+def shared_pool(workers: int) -> ProcessPoolExecutor:
+    """The process pool of ``workers`` workers, started once per process and shared by every
+    provider (the driver's training and test providers use the same processes)."""
+    pool = _pools.get(workers)
+    if pool is None:
+        ctx = get_context("forkserver")
+        ctx.set_forkserver_preload(["port.data.jpeg"])  # imported once, in the fork server
+        pool = _pools[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                                     initializer=_worker_init)
+    return pool
+
+
+def _drop_pool(pool: ProcessPoolExecutor) -> None:
+    for k, p in list(_pools.items()):
+        if p is pool:
+            del _pools[k]
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+@atexit.register
+def _shutdown_pools() -> None:
+    for pool in _pools.values():
+        pool.shutdown(wait=True, cancel_futures=True)
+    _pools.clear()
+
+
 class Feed:
     """``workers`` processes and ``slots`` buffer pairs; :meth:`submit` returns a job whose
     :meth:`Job.result` is the (3·inner², N) uint8 view of its output slot (valid until released)."""
@@ -184,13 +213,10 @@ class Feed:
             m = np.ascontiguousarray(mean, dtype=np.float32).reshape(-1)
             self.mean = SharedBuffer(m.nbytes)
             self.mean.array(np.float32, m.shape)[:] = m
-        ctx = get_context("forkserver")
-        ctx.set_forkserver_preload(["port.data.jpeg"])  # imported once, in the fork server
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+        self.pool = shared_pool(workers)
         self.free = [Slot() for _ in range(max(1, slots))]
         self.all = list(self.free)
-        self._closed = False
-        atexit.register(self.close)
+        self._closed = False  # the files go at exit anyway (SharedBuffer's finalizer)
 
     def submit(self, strings: list[bytes], img_size: int, inner: int, oy, ox, flip,
                noise=None, coeff: float = 0.0) -> "Job":
@@ -225,9 +251,9 @@ class Feed:
         if self._closed:
             return
         self._closed = True
-        self.pool.shutdown(wait=True, cancel_futures=True)
         for s in self.all:
             s.close()
+        self.all, self.free = [], []  # unmapped once no batch array holds them
         if self.mean is not None:
             self.mean.close()
 
@@ -256,6 +282,8 @@ class Job:
                 out += f.result()
             except BrokenProcessPool as e:
                 from port.errors import UserError  # noqa: PLC0415
+
+                _drop_pool(self.feed.pool)  # the next provider starts fresh workers
 
                 raise UserError(f"a JPEG feed worker process died ({e}); a script that builds the "
                                 f"provider needs `if __name__ == '__main__':`, or pass "
