@@ -356,3 +356,27 @@ def test_hostile_images_one_line_each_and_memory_bounded(tmp_path):
     cases = unpickle(tmp_path / "out" / "data_batch_1")
     assert sorted(c for _, c in cases[2]) == [0, 0, 1] and sorted(cases[1]) == [(1, 60000), (48, 40),
                                                                              (8000, 8000)]
+
+
+def test_convnet_trains_on_the_converted_tars(official, tmp_path):
+    """The converted fake trains one epoch through port.convnet (the feed's workers on the
+    training batches, the test batch beside), and the checkpoint is written."""
+    from tests.port.cfgnets import TINY_DEF, edit, tiny_params
+    from tests.port.test_convnet import run_cli
+
+    root = official[0]
+    out = tmp_path / "data"
+    with pytest.warns(UserWarning):
+        s = convert_imagenet(root / "ILSVRC2012_img_train.tar", out, batch_size=8, size=S,
+                             val=root / "ILSVRC2012_img_val.tar",
+                             devkit=root / "ILSVRC2012_devkit_t12.tar.gz", workers=0)
+    layer_def, params = tmp_path / "layers.cfg", tmp_path / "params.cfg"    # 24×24×3: S − 2·4
+    layer_def.write_text(edit(TINY_DEF, "fc10", "outputs=10", "outputs=3"))    # 3 classes
+    params.write_text(tiny_params(eps_w=1e-6))                                # 0–255 inputs
+    r = run_cli([f"--data-path={out}", f"--save-path={tmp_path / 'save'}", "--train-range=1-3",
+                 f"--test-range={s['test_range'][0]}", f"--layer-def={layer_def}",
+                 f"--layer-params={params}", "--data-provider=inet-lr-cropped-jpeg",
+                 "--crop-border=4", "--color-noise=0.1", "--scalar-mean=1", "--test-freq=3",
+                 "--epochs=1", "--mini=8", "--backend=numpy"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and list((tmp_path / "save").glob("ConvNet__*/1.3"))
