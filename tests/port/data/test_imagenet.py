@@ -380,3 +380,18 @@ def test_convnet_trains_on_the_converted_tars(official, tmp_path):
                  "--epochs=1", "--mini=8", "--backend=numpy"])
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Traceback" not in r.stderr and list((tmp_path / "save").glob("ConvNet__*/1.3"))
+
+
+def test_ustar_headers_read_directly_agree_with_tarfile(tmp_path):
+    """The fast header reader gives tarfile's members for plain ustar, and defers (None) to
+    tarfile for a long (pax) name."""
+    for names, fast in ((["a.JPEG", "d/b.JPEG"], True), (["x" * 120 + ".JPEG"], False)):
+        path = tmp_path / f"{fast}.tar"
+        with tarfile.open(path, "w") as tar:
+            for i, n in enumerate(names):
+                _add(tar, n, bytes(range(i + 1)) * 300)
+        with open(path, "rb") as f:
+            got = imagenet._ustar_members(f, 0, path.stat().st_size)
+        with tarfile.open(path) as tar:
+            want = [(m.name, m.offset_data, m.size, True) for m in tar if m.isfile()]
+        assert got == (want if fast else None)
