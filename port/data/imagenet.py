@@ -14,7 +14,8 @@ Not a port: the release ships no data scripts; the output is the format the prov
 Reading. An uncompressed tar is indexed by its headers only (the outer tar's 1,000 members, then
 each inner tar's headers, read in place): every image becomes (file, byte offset, size), and the
 workers read their images with ``pread`` straight from the tar. Nothing is unpacked to disk and
-memory holds the index (about 100 bytes an image) and one image per worker.
+memory holds the index (about 250 bytes an image) and one image per worker. The reads of a batch
+are scattered over the tar (training images are shuffled across batches): meant for an SSD.
 
 Labels. Class k is the k-th of the training classes' WNIDs in sorted order (folder names for a
 tree). In the 2012 devkit the 1,000 leaf synsets have ILSVRC2012_ID 1..1000 in that same sorted
