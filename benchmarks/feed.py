@@ -110,6 +110,26 @@ def _cpu_seconds(pids) -> float:
     return total
 
 
+def _border(data: Path) -> int:
+    """The crop border: 16 at 256 px (224 crops), S/16 for other sizes."""
+    return int(round((unpickle(data / "batches.meta")["num_vis"] / 3) ** 0.5)) // 16
+
+
+def _per_cpu_s(n: int, cpu_s: float) -> float | None:
+    """Images per CPU-second, or None when too little CPU time was counted (/proc counts 10 ms
+    ticks)."""
+    return n / cpu_s if cpu_s >= 0.1 else None
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _rate(v) -> str:
+    return "     —" if v is None else f"{v:6.0f}"
+
+
 # ---- the port's feed ----------------------------------------------------------------------------
 
 class PortFeed:
@@ -117,7 +137,7 @@ class PortFeed:
         from port.data import get_instance  # noqa: PLC0415
 
         self.dp = get_instance(data, None, type="inet-lr-cropped-jpeg",
-                               dp_params={"crop_border": 16, "color_noise": noise, "seed": 1,
+                               dp_params={"crop_border": _border(data), "color_noise": noise, "seed": 1,
                                           "feed_workers": workers, "feed_batches": k})
 
     def pids(self):
@@ -176,8 +196,9 @@ class TorchPeer:
             strings += s
             labels += [c for _, c in lab]
         meta = unpickle(data / "batches.meta")
-        mean = meta["data_mean"].reshape(3, 256, 256)[:, 16:240, 16:240].copy()
-        ds = _TorchSet(strings, labels, mean, meta["color_pca"][0], meta["color_pca"][1], noise)
+        size, b = int(round((meta["num_vis"] / 3) ** 0.5)), _border(data)
+        mean = meta["data_mean"].reshape(3, size, size)[:, b:size - b, b:size - b].copy()
+        ds = _TorchSet(strings, labels, mean, meta["color_pca"][0], meta["color_pca"][1], noise, b)
         per_worker = -(-k // max(1, workers))        # about k batches in flight, as the feed
         self.in_flight = per_worker * max(1, workers)
         self.loader = torch.utils.data.DataLoader(
@@ -317,22 +338,22 @@ def main(argv=None) -> int:
             t0, c0 = time.perf_counter(), _cpu_seconds(feed.pids())
             n = feed.run(a.steps)
             rates.append(n / (time.perf_counter() - t0))
-            cpu.append(n / max(1e-9, _cpu_seconds(feed.pids()) - c0))
+            cpu.append(_per_cpu_s(n, _cpu_seconds(feed.pids()) - c0))
             if peer:
                 peer.run(peer.in_flight)
                 t0, c0 = time.perf_counter(), _cpu_seconds(peer.pids())
                 n = peer.run(a.steps)
                 peer_rates.append(n / (time.perf_counter() - t0))
-                peer_cpu.append(n / max(1e-9, _cpu_seconds(peer.pids()) - c0))
+                peer_cpu.append(_per_cpu_s(n, _cpu_seconds(peer.pids()) - c0))
         feed.close()
         if peer:
             peer.close()
         rep["images_per_s"] = statistics.median(rates)
         rep["images_per_s_per_worker"] = rep["images_per_s"] / a.workers
         rep["rounds_images_per_s"] = rates
-        rep["images_per_cpu_s"] = statistics.median(cpu)     # all processes' CPU time: per core
+        rep["images_per_cpu_s"] = _median(cpu)               # all processes' CPU time: per core
         if peer:
-            rep["peer_images_per_cpu_s"] = statistics.median(peer_cpu)
+            rep["peer_images_per_cpu_s"] = _median(peer_cpu)
             rep["peer_images_per_s"] = statistics.median(peer_rates)
             rep["peer_images_per_s_per_worker"] = rep["peer_images_per_s"] / a.workers
             rep["rounds_peer_images_per_s"] = peer_rates
@@ -347,11 +368,11 @@ def main(argv=None) -> int:
               f"{rep['batch_size']}, load average {rep['loadavg_start'][0]:.1f}")
         print(f"feed (port)        {rep['images_per_s']:8.0f} images/s  "
               f"{rep['images_per_s_per_worker']:6.0f} per worker  "
-              f"{rep['images_per_cpu_s']:6.0f} per CPU-second")
+              f"{_rate(rep['images_per_cpu_s'])} per CPU-second")
         if "peer_images_per_s" in rep:
             print(f"DataLoader (torch) {rep['peer_images_per_s']:8.0f} images/s  "
                   f"{rep['peer_images_per_s_per_worker']:6.0f} per worker  "
-                  f"{rep['peer_images_per_cpu_s']:6.0f} per CPU-second")
+                  f"{_rate(rep['peer_images_per_cpu_s'])} per CPU-second")
         if "converter_images_per_s" in rep:
             print(f"converter          {rep['converter_images_per_s']:8.0f} images/s  "
                   f"{rep['converter_images_per_s_per_worker']:6.0f} per worker  "
