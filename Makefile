@@ -37,6 +37,7 @@ bench: venv
 	$(BIN)/python -m benchmarks
 	$(BIN)/python -m benchmarks.networks
 	$(BIN)/python -m benchmarks.parallel
+	$(BIN)/python -m benchmarks.feed
 
 clean:
 	rm -rf _build .pytest_cache

@@ -200,7 +200,8 @@ class ConvNet:
         for i, d in enumerate(data):
             if d.ndim != 2 or d.shape[1] != n:
                 raise UserError(f"data matrix {i} has shape {d.shape}; expected (D, {n}) like matrix 0")
-        return [backend.to_device(np.asarray(d, dtype=self.dtype)) for d in data]
+        return [d.astype(self.dtype, copy=False) if backend.get_array_module(d) is not np  # on the
+                else backend.to_device(np.asarray(d, dtype=self.dtype)) for d in data]  # device already
 
     def reset(self) -> None:
         """Ports: alexnet-2012/src/convnet.cu:200-202 ConvNet::reset"""

@@ -27,8 +27,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--split", action="store_true",
                    help="hold out the last training batch as the test batch (for a source "
                         "without test_batch, e.g. the shared subset)")
-    i = sub.add_parser("imagenet", help="folder tree of class folders of images -> JPEG batches")
-    i.add_argument("--source", type=Path, required=True, help="TREE/<class>/<image>")
+    i = sub.add_parser("imagenet", help="ILSVRC2012 tars (or Kaggle's copy, or a tree of class "
+                                        "folders) -> JPEG batches")
+    i.add_argument("--source", type=Path, required=True,
+                   help="ILSVRC2012_img_train.tar (a tar of <wnid>.tar), or TREE/<class>/<image>")
+    i.add_argument("--val", type=Path, default=None,
+                   help="ILSVRC2012_img_val.tar or a flat folder of ILSVRC2012_val_*.JPEG, written "
+                        "as the test batches (labels from --devkit or --val-labels/--synsets)")
+    i.add_argument("--devkit", type=Path, default=None,
+                   help="ILSVRC2012_devkit_t12.tar.gz (meta.mat and the validation ground truth)")
+    i.add_argument("--val-labels", type=Path, default=None, help="Kaggle's LOC_val_solution.csv")
+    i.add_argument("--synsets", type=Path, default=None, help="Kaggle's LOC_synset_mapping.txt")
+    i.add_argument("--workers", type=int, default=None,
+                   help="processes converting images (default: every core; 0: this process)")
+    i.add_argument("--follow-links", action="store_true",
+                   help="pack symbolic links that point out of the tree (default: skip and list)")
     i.add_argument("--out", type=Path, required=True, help="folder to write the batches into")
     i.add_argument("--test-source", type=Path, default=None,
                    help="a second tree with the same class folders, written as the test batches")
@@ -50,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             s = convert_imagenet(args.source, args.out, batch_size=args.batch_size, size=args.size,
                                  test_source=args.test_source, test_fraction=args.test_fraction,
-                                 quality=args.quality, seed=args.seed)
+                                 quality=args.quality, seed=args.seed, val=args.val,
+                                 devkit=args.devkit, val_labels=args.val_labels,
+                                 synsets=args.synsets, workers=args.workers,
+                                 follow_links=args.follow_links)
     except OSError as e:  # e.g. --out is a file, or a folder without permission
         raise UserError(f"{e.filename or args.out}: {e.strerror or e}") from None
     if args.command == "cifar10":
@@ -58,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
               f"images), test batches {_fmt(s['test_range'])} ({s['test_cases']} images)")
     else:
         print(f"wrote {args.out}: {s['classes']} classes, training batches {_fmt(s['train_range'])} "
-              f"({s['train_cases']} images), test batches {_fmt(s['test_range'])}"
-              + (f", {s['skipped']} unreadable files skipped" if s["skipped"] else ""))
+              f"({s['train_cases']} images), test batches {_fmt(s['test_range'])} "
+              f"({s['test_cases']} images), {s['skipped']} files skipped (listed in {s['report']})"
+              + (f"; {s['resumed_batches']} batches kept from an earlier run"
+                 if s["resumed_batches"] else ""))
     return 0
 
 

@@ -24,24 +24,21 @@ training pixels' RGB covariance (0–255 scale, σ = standard deviations, eigenv
 'label_names', 'num_vis', 'batch_size', 'dp_type': 'inet-lr-cropped-jpeg'}. Each image is rescaled
 so its shorter side is S (256) and the central S×S square is kept (the paper's §2; cc2's make-data
 does the same), then JPEG-encoded. The mean and PCA are computed from the decoded JPEGs, i.e. from
-exactly what the provider will see.
+exactly what the provider will see. The ImageNet converter (official tars, devkit, Kaggle labels,
+process pool, resume) lives in ``imagenet.py``.
 """
 from __future__ import annotations
 
 import hashlib
-import io
-import os
 import sys
 import tarfile
 import urllib.request
-import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
+from port.data.imagenet import IMAGE_SUFFIXES, convert_imagenet, resize_jpeg  # noqa: F401 (re-exported)
 from port.errors import UserError
 from port.util import atomic_write_bytes, pickle, unpickle, unpickle_bytes
 
@@ -50,7 +47,6 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                   "truck"]
 CIFAR_DIM = 3 * 32 * 32
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp"}
 
 
 def _progress(iterable=None, **kw):
@@ -196,151 +192,3 @@ def convert_cifar10(source: Path | None, out: Path, split: bool = False) -> dict
     return {"train_range": (1, ntrain),
             "test_range": (ntrain + 1, ntrain + 1) if test is not None else None,
             "train_cases": count, "test_cases": 0 if test is None else test["data"].shape[0]}
-
-
-# ---- ImageNet-style JPEG folder trees ---------------------------------------------------------
-
-def _list_tree(tree: Path, classes: list[str] | None = None) -> tuple[list[str], list[list[Path]]]:
-    """(class names, files per class) of a folder of class folders; classes sorted by name."""
-    if not tree.is_dir():
-        raise UserError(f"{tree}: image folder tree does not exist")
-    found = sorted(p.name for p in tree.iterdir() if p.is_dir())
-    if classes is None:
-        classes = found
-        if not classes:
-            raise UserError(f"{tree}: no class folders (expected TREE/<class>/<image>.jpg)")
-    else:
-        extra = sorted(set(found) - set(classes))
-        if extra:
-            raise UserError(f"{tree}: class folder '{extra[0]}' is not among the training classes")
-    files = [sorted(p for p in (tree / c).rglob("*") if p.is_file()
-                    and p.suffix.lower() in IMAGE_SUFFIXES) if (tree / c).is_dir() else []
-             for c in classes]
-    if not any(files):
-        raise UserError(f"{tree}: no image files (suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
-    return classes, files
-
-
-def resize_jpeg(path: Path, size: int, quality: int) -> tuple[bytes, tuple[int, int]] | None:
-    """Shorter side -> ``size``, central size×size square, JPEG bytes; None if Pillow cannot read it."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            s = size / min(w, h)
-            nw, nh = max(size, round(w * s)), max(size, round(h * s))
-            im = im.resize((nw, nh), Image.BICUBIC)
-            left, top = (nw - size) // 2, (nh - size) // 2
-            im = im.crop((left, top, left + size, top + size))
-            buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=quality)
-            return buf.getvalue(), (w, h)
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return None
-
-
-def convert_imagenet(source: Path, out: Path, batch_size: int = 1024, size: int = 256,
-                     test_source: Path | None = None, test_fraction: float = 0.0,
-                     quality: int = 90, seed: int = 0) -> dict:
-    """Write JPEG batches of a class-folder tree into ``out``; returns a summary (ranges, counts).
-
-    Training images are shuffled (seeded) so every batch mixes the classes. Test images come from
-    ``test_source`` (same class folders) or, with ``test_fraction`` f, from the last ⌈f·n⌉ files of
-    each class (sorted by name). Training batches are numbered from 1, test batches follow.
-    """
-    if batch_size < 1:
-        raise UserError(f"--batch-size={batch_size}: must be at least 1")
-    if size < 1:
-        raise UserError(f"--size={size}: must be at least 1")
-    if not 0.0 <= test_fraction < 1.0:
-        raise UserError(f"--test-fraction={test_fraction}: must lie in [0, 1)")
-    classes, files = _list_tree(Path(source))
-    train = [(p, c) for c, fs in enumerate(files) for p in fs]
-    test: list[tuple[Path, int]] = []
-    if test_source is not None:
-        _, tfiles = _list_tree(Path(test_source), classes)
-        test = [(p, c) for c, fs in enumerate(tfiles) for p in fs]
-    elif test_fraction > 0:
-        train, test = [], []
-        for c, fs in enumerate(files):
-            k = int(np.ceil(test_fraction * len(fs))) if fs else 0
-            train += [(p, c) for p in fs[:len(fs) - k]]
-            test += [(p, c) for p in fs[len(fs) - k:]]
-    if not train:
-        raise UserError(f"{source}: no training images left")
-    rng = np.random.default_rng(seed)
-    train = [train[i] for i in rng.permutation(len(train))]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    stats = _PixelStats(size)
-    skipped: list[Path] = []
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool, \
-            _progress(total=len(train) + len(test), unit="img", desc="imagenet") as bar:
-        batchnum = 0
-        ranges = {}
-        for part, items in (("train", train), ("test", test)):
-            first = batchnum + 1
-            for start in range(0, len(items), batch_size):
-                chunk = items[start:start + batch_size]
-                strings, sizes, labels = [], [], []
-                for (path, c), res in zip(chunk, pool.map(lambda it: resize_jpeg(it[0], size, quality),
-                                                          chunk)):
-                    bar.update(1)
-                    if res is None:
-                        skipped.append(path)
-                        continue
-                    strings.append(res[0])
-                    sizes.append(res[1])
-                    labels.append((classes[c], c))
-                    if part == "train":
-                        stats.add(res[0])
-                if strings:
-                    batchnum += 1
-                    pickle(out / f"data_batch_{batchnum}", (strings, sizes, labels))
-            ranges[part] = (first, batchnum) if batchnum >= first else None
-    if skipped:
-        warnings.warn(f"{len(skipped)} files Pillow could not read were skipped "
-                      f"(first: {skipped[0]})", stacklevel=2)
-    if stats.count == 0:
-        raise UserError(f"{source}: none of the training images could be read")
-    data_mean, color_pca = stats.result()
-    pickle(out / "batches.meta", {
-        "data_mean": data_mean,
-        "color_pca": color_pca,
-        "label_names": classes,
-        "num_vis": 3 * size * size,
-        "batch_size": batch_size,
-        "dp_type": "inet-lr-cropped-jpeg",
-    })
-    return {"train_range": ranges["train"], "test_range": ranges["test"],
-            "train_cases": stats.count, "skipped": len(skipped), "classes": len(classes)}
-
-
-class _PixelStats:
-    """Running mean image and RGB covariance of decoded JPEGs (float64 accumulators)."""
-
-    def __init__(self, size: int):
-        self.sum_img = np.zeros((size, size, 3), dtype=np.float64)             # (S, S, 3)
-        self.sum_rgb = np.zeros(3, dtype=np.float64)                            # (3,)
-        self.sum_outer = np.zeros((3, 3), dtype=np.float64)                     # (3, 3)
-        self.count = 0
-        self.pixels = 0
-
-    def add(self, jpeg: bytes) -> None:
-        with Image.open(io.BytesIO(jpeg)) as im:
-            x = np.asarray(im.convert("RGB"), dtype=np.float64)                 # (S, S, 3)
-        self.sum_img += x
-        flat = x.reshape(-1, 3)                                                 # (S², 3)
-        self.sum_rgb += flat.sum(axis=0)
-        self.sum_outer += flat.T @ flat
-        self.count += 1
-        self.pixels += flat.shape[0]
-
-    def result(self) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        mean_img = self.sum_img / self.count
-        data_mean = mean_img.transpose(2, 0, 1).reshape(-1, 1).astype(np.float32)  # (3·S², 1)
-        mu = self.sum_rgb / self.pixels
-        cov = self.sum_outer / self.pixels - np.outer(mu, mu)
-        evals, evecs = np.linalg.eigh(cov)                                      # ascending
-        stdevs = np.sqrt(np.clip(evals, 0, None)).astype(np.float32)            # (3,)
-        return data_mean, (stdevs, evecs.astype(np.float32))                    # evecs: columns

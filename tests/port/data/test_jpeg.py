@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from port import backend
 from port.data import get_instance
 from port.data.__main__ import main
 from port.data.jpeg import color_noise
@@ -182,11 +184,86 @@ def test_cli_imagenet(tmp_path, capsys):
     tree = make_jpeg_tree(tmp_path / "tree", classes=("a", "b"), per_class=5, seed=1)
     (tree / "a" / "notes.txt").write_text("not an image")
     (tree / "b" / "broken.jpg").write_bytes(b"\xff\xd8garbage")
-    with pytest.warns(UserWarning, match="1 files Pillow could not read"):
+    with pytest.warns(UserWarning, match=r"2 files skipped .* listed in .*skipped.txt"):
         rc = main(["imagenet", "--source", str(tree), "--out", str(tmp_path / "o"), "--batch-size", "4",
-                   "--size", "64"])
+                   "--size", "64", "--workers", "0"])
     assert rc == 0
-    assert "2 classes, training batches 1-3 (10 images), test batches none, 1 unreadable" in capsys.readouterr().out
+    assert ("2 classes, training batches 1-3 (10 images), test batches none (0 images), 2 files skipped"
+            in capsys.readouterr().out)
+    report = (tmp_path / "o" / "skipped.txt").read_text().splitlines()
+    assert sorted(line.split("\t")[0].rsplit("/", 1)[1] for line in report) == ["broken.jpg", "notes.txt"]
     assert unpickle(tmp_path / "o" / "batches.meta")["num_vis"] == 3 * 64 * 64
     assert main(["imagenet", "--source", str(tmp_path / "none"), "--out", str(tmp_path / "o2")]) == 2
-    assert "none: image folder tree does not exist" in capsys.readouterr().err
+    assert "none: does not exist (expected ILSVRC2012_img_train.tar" in capsys.readouterr().err
+
+
+def _walk(dp, steps):
+    out = []
+    for _ in range(steps):
+        epoch, batchnum, (crops, labels) = dp.get_next_batch()
+        out.append((epoch, batchnum, backend.to_host(crops), labels))
+    return out
+
+
+def test_feed_workers_match_the_in_process_path(jpeg_batches, xp_backend):
+    """Worker processes + shared memory + 3 batches in flight give the in-process path's batches,
+    bit for bit, over two epochs (crops, mirrors, mean, colour noise), on NumPy and on the strict
+    CuPy stand-in (where the uint8 crops are uploaded and finished on the device)."""
+    out, _, _ = jpeg_batches
+    p = {"crop_border": B, "seed": 5, "color_noise": 0.1}
+    with get_instance(out, [1, 2], type="inet-lr-cropped-jpeg", dp_params={**p, "feed_workers": 0}) as dp:
+        ref = _walk(dp, 4)
+    with get_instance(out, [1, 2], type="inet-lr-cropped-jpeg",
+                      dp_params={**p, "feed_workers": 2, "feed_batches": 3}) as dp:
+        assert dp.uses_feed()
+        got = _walk(dp, 4)
+        assert len(dp._jobs) == 3                                            # K batches in flight
+        first = dp.get_next_batch()[2][0]
+        assert backend.get_array_module(first) is backend.xp()               # finished on the device
+        files = [b.path for slot in dp._feed.all for b in (slot.inp, slot.out) if b is not None]
+    assert files and not any(os.path.exists(f) for f in files)              # shared memory freed
+    assert [g[:2] for g in got] == [r[:2] for r in ref] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    for (_, _, c, lab), (_, _, rc, rlab) in zip(got, ref):
+        np.testing.assert_array_equal(c, rc)
+        np.testing.assert_array_equal(lab, rlab)
+
+
+def test_feed_falls_back_on_a_bad_image(tmp_path):
+    """An undecodable image: the batch is redone in process, dropping it as the original did."""
+    good = io.BytesIO()
+    Image.fromarray(np.full((S, S, 3), 100, np.uint8)).save(good, format="JPEG")
+    pickle(tmp_path / "batches.meta", {"data_mean": np.zeros((3 * S * S, 1), np.float32),
+                                       "color_pca": (np.ones(3), np.eye(3)), "label_names": ["a", "b"],
+                                       "num_vis": 3 * S * S, "batch_size": 3})
+    pickle(tmp_path / "data_batch_1", ([good.getvalue(), b"\xff\xd8 broken", good.getvalue()],
+                                       [(S, S)] * 3, [("a", 0), ("b", 1), ("b", 1)]))
+    with pytest.warns(UserWarning, match="skipped 1 images"):
+        with get_instance(tmp_path, [1], type="inet-lr-cropped-jpeg",
+                          dp_params={"crop_border": B, "feed_workers": 1}) as dp:
+            crops, labels = dp.get_next_batch()[2]
+    assert crops.shape == (3 * INNER * INNER, 2) and labels.tolist() == [[0.0, 1.0]]
+    pickle(tmp_path / "data_batch_2", ([good.getvalue(), 7], [(S, S)] * 2, [("a", 0), ("b", 1)]))
+    with pytest.raises(UserError, match=r"data_batch_2 \(batch 2\): JPEG string 1 is int; expected bytes"):
+        with get_instance(tmp_path, [2], type="inet-lr-cropped-jpeg",
+                          dp_params={"crop_border": B, "feed_workers": 1}) as dp:
+            dp.get_next_batch()
+
+
+def test_a_huge_jpeg_header_is_refused_before_decoding(tmp_path):
+    """A 30000×30000 header in a batch: one line naming the batch and the image, nothing decoded
+    (the feed's workers and the in-process path alike)."""
+    small = io.BytesIO()
+    Image.fromarray(np.full((S, S, 3), 100, np.uint8)).save(small, format="JPEG")
+    data = bytearray(small.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = (30000).to_bytes(2, "big") * 2
+    pickle(tmp_path / "batches.meta", {"data_mean": np.zeros((3 * S * S, 1), np.float32),
+                                       "color_pca": (np.ones(3), np.eye(3)), "label_names": ["a"],
+                                       "num_vis": 3 * S * S, "batch_size": 2})
+    pickle(tmp_path / "data_batch_1", ([small.getvalue(), bytes(data)], [(S, S)] * 2, [("a", 0)] * 2))
+    for workers in (0, 1):
+        with pytest.raises(UserError, match=r"data_batch_1 \(batch 1\): image 1 is 30000×30000; "
+                                            r"larger than 256×256"):
+            with get_instance(tmp_path, [1], type="inet-lr-cropped-jpeg",
+                              dp_params={"crop_border": B, "feed_workers": workers}) as dp:
+                dp.get_next_batch()
