@@ -52,7 +52,7 @@ def _decode(s: bytes) -> np.ndarray | None:
     try:
         with Image.open(io.BytesIO(s)) as im:
             return np.asarray(im.convert("RGB"))
-    except OSError:  # the original skipped images that raised IOError
+    except (OSError, Image.DecompressionBombError):  # the original skipped what raised IOError
         return None
 
 
@@ -138,7 +138,7 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
                  dp_params=None, test=False):
         super().__init__(data_dir, batch_range, init_epoch, init_batchnum, dp_params, test)
         p = self.dp_params
-        num_vis = int(self.meta_value("num_vis"))
+        num_vis = self.meta_int("num_vis", 3, 3 * 4096 ** 2)
         self.img_size = int(round((num_vis / self.num_colors) ** 0.5))
         if self.img_size ** 2 * self.num_colors != num_vis:
             raise UserError(f"{self.data_dir / 'batches.meta'}: num_vis={num_vis} is not 3·S²")
@@ -162,7 +162,7 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
         self.data_mult = self.num_views if self.multiview else 1
         self.crop_chunk = CROP_CHUNK
         self.batch_size = self.meta_value("batch_size")
-        self.label_offset = int(self.batch_meta.get("label_offset", 0))
+        self.label_offset = self.meta_int("label_offset", -(2 ** 31), 2 ** 31 - 1, default=0)
         self.no_crop = bool(self.batch_meta.get("no_crop", False))
         self.scalar_mean = bool(p.get("scalar_mean", False))
         self.data_mean_crop = centre_crop_mean(self.data_mean, self.num_colors, self.img_size,
@@ -184,8 +184,11 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
         Ports: alexnet-2012/convdata_jpeg.py:126-199 JPEGCroppedImageNetDP.get_next_batch
         """
         where = f"{self.get_data_file_name(batchnum)} (batch {batchnum})"
-        dic = load_jpeg_batch(self.get_batch(batchnum), self.data_mean_crop, self.no_crop,
+        batch = self.get_batch(batchnum)
+        self.check_jpeg_batch(batchnum, batch, where)
+        dic = load_jpeg_batch(batch, self.data_mean_crop, self.no_crop,
                               self.label_offset, self.img_size, where)
+        dic["labels"] = self.check_labels(batchnum, dic["labels"], dic["labels"].shape[1])
         rng = self.batch_rng(epoch, batchnum)
         cropped = self.trim_borders(dic["data"], rng)                          # (3·inner², N·V)
         cropped -= self.data_mean_crop
@@ -198,6 +201,35 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
             per_channel += (noise.T * np.float32(self.color_noise_coeff))[:, None, :]
             cropped /= np.float32(1.0 + self.color_noise_coeff)
         return [cropped, self.get_labels(dic["labels"])]
+
+    def check_jpeg_batch(self, batchnum: int, batch, where: str) -> None:
+        """Before anything is decoded: the batch is a (strings, sizes, labels) triple of JPEG byte
+        strings, its case count fits in memory, and no image's header claims more than S×S pixels
+        (a 30000×30000 header is one line, not a 2.7 GB decode or Pillow's bomb error).
+
+        Port-only: the original decoded whatever the batch held.
+        """
+        try:
+            strings = batch[0]
+            n = len(strings)
+        except (TypeError, KeyError, IndexError):
+            raise UserError(f"{where}: expected a pickled (jpeg_strings, orig_sizes, labels) "
+                            f"triple") from None
+        s, inner = self.img_size, self.inner_size
+        self.check_batch_cases(batchnum, n, 2 * 3 * s * s + 2 * 4 * 3 * inner * inner * self.data_mult)
+        for k, js in enumerate(strings):
+            if not isinstance(js, (bytes, bytearray)):
+                raise UserError(f"{where}: JPEG string {k} is a {type(js).__name__}, not bytes")
+            try:
+                with Image.open(io.BytesIO(js)) as im:
+                    w, h = im.size
+            except Image.DecompressionBombError as e:
+                raise UserError(f"{where}: image {k} is too large to decode ({e})") from None
+            except Exception:  # noqa: BLE001 (unreadable: the decoder skips it, as the original did)
+                continue
+            if w > s or h > s:
+                raise UserError(f"{where}: image {k} is {w}×{h}; expected {s}×{s}"
+                                f"{' or smaller' if self.no_crop else ''}")
 
     def trim_borders(self, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Crops of ``y`` (3, S, S, N) uint8 -> float32 (3·inner², N·data_mult).
