@@ -192,7 +192,7 @@ def _mean_column(dp, rows: int) -> np.ndarray:
         raise UserError(f"{dp.data_dir / 'batches.meta'}: no 'data_mean' (is this the official "
                         f"python release? convert it with `python -m port.data cifar10 --source "
                         f"{dp.data_dir} --out DIR`)")
-    mean = np.asarray(dp.batch_meta["data_mean"], dtype=np.float32)
+    mean = dp.meta_floats("data_mean")
     if mean.size != rows:
         raise UserError(f"{dp.data_dir / 'batches.meta'}: 'data_mean' has {mean.size} values; "
                         f"expected {rows}")

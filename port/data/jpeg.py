@@ -142,7 +142,7 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
         self.img_size = int(round((num_vis / self.num_colors) ** 0.5))
         if self.img_size ** 2 * self.num_colors != num_vis:
             raise UserError(f"{self.data_dir / 'batches.meta'}: num_vis={num_vis} is not 3·S²")
-        self.data_mean = np.asarray(self.meta_value("data_mean"), dtype=np.float32)
+        self.data_mean = self.meta_floats("data_mean")
         if self.data_mean.size != num_vis:
             raise UserError(f"{self.data_dir / 'batches.meta'}: 'data_mean' has "
                             f"{self.data_mean.size} values; expected num_vis={num_vis}")

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from port.errors import UserError
-from port.util import alphanum_key, format_bytes, memory_ceiling, unpickle
+from port.util import alphanum_key, format_bytes, memory_ceiling, not_a_file, unpickle
 
 BATCH_META_FILE = "batches.meta"
 
@@ -194,6 +194,9 @@ class DataProvider:
     def _check_batches_exist(self) -> None:
         for b in self.batch_range:
             path = self.get_data_file_name(b)
+            for p in (path, path.with_name(path.name + ".1")):
+                if os.path.lexists(p) and (why := not_a_file(p)) is not None:
+                    raise UserError(f"{p}: batch {b} {why}")  # a FIFO would block its reader
             if not (path.is_file() or path.with_name(path.name + ".1").is_file()):
                 have = DataProvider.get_batch_nums(self.data_dir)
                 raise UserError(f"{path}: batch {b} of the batch range "
@@ -261,9 +264,18 @@ class DataProvider:
         """``batch_meta[key]`` as an int in [low, high], or a one-line error naming the meta file."""
         v = self.batch_meta.get(key, default) if default is not None else self.meta_value(key)
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not low <= v <= high:
-            raise UserError(f"{self.data_dir / BATCH_META_FILE}: '{key}' is {str(v)[:40]!r}; "
+            raise UserError(f"{self.data_dir / BATCH_META_FILE}: '{key}' is {v!r:.40}; "
                             f"expected an integer in {low}..{high}")
         return int(v)
+
+    def meta_floats(self, key: str) -> np.ndarray:
+        """``batch_meta[key]`` as a float32 array, or a one-line error naming the meta file."""
+        v = self.meta_value(key)
+        try:
+            return np.asarray(v, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise UserError(f"{self.data_dir / BATCH_META_FILE}: '{key}' is {v!r:.40}; expected "
+                            "an array of numbers") from None
 
     def check_batch_cases(self, batchnum: int, num_cases: int, bytes_per_case: int) -> None:
         """Refuse a batch whose processing would need more memory than this process can still
@@ -306,7 +318,7 @@ class LabeledDataProvider(DataProvider):
         names = self.meta_value("label_names")
         if not isinstance(names, (list, tuple)) or not names:
             raise UserError(f"{self.data_dir / BATCH_META_FILE}: 'label_names' is "
-                            f"{str(names)[:40]!r}; expected a list of class names")
+                            f"{names!r:.40}; expected a list of class names")
         return len(names)
 
 
@@ -328,8 +340,10 @@ class LabeledMemoryDataProvider(LabeledDataProvider):
             raise UserError(f"{self.get_data_file_name(batchnum)}: batch {batchnum} must be a dict "
                             f"with 'data' and 'labels'")
         data = np.asarray(dic["data"])
-        ncases = data.shape[-1] if data.ndim == 2 else -1
-        dic["labels"] = self.check_labels(batchnum, dic["labels"], ncases)
+        if data.ndim != 2 or data.dtype.kind not in "biuf":
+            raise UserError(f"{self.get_data_file_name(batchnum)}: batch {batchnum} 'data' holds "
+                            f"{data.dtype} values of shape {data.shape}; expected a 2-D array of numbers")
+        dic["labels"] = self.check_labels(batchnum, dic["labels"], data.shape[-1])
         return dic
 
     def make_batch(self, epoch: int, batchnum: int):

@@ -389,3 +389,164 @@ def test_cifar_conversion_killed_midway_leaves_the_old_folder(tmp_path, capsys):
     assert rc == 0 and not err and len(warns) == 1 and left.name in warns[0]
     assert not left.exists()
     assert len(list(out.iterdir())) == 5
+
+
+# ---- batches read by port.convnet --------------------------------------------------------------
+
+def cifar_batches(root: Path, n: int = 16) -> Path:
+    """Two converted-layout CIFAR batches of ``n`` cases (data (3072, N) uint8) and the meta."""
+    from tests.port.test_convnet import write_cifar_like
+
+    return write_cifar_like(root, num_batches=2, n=n)
+
+
+def _rewrite(path: Path, change) -> None:
+    with open(path, "rb") as f:
+        dic = pickle.load(f)
+    change(dic)
+    with open(path, "wb") as f:
+        pickle.dump(dic, f)
+
+
+def _read_first_batch(data: Path, dp_type: str, **dp_params):
+    def fn():
+        dp = get_instance(data, [1], type=dp_type, dp_params={"crop_border": 4, "prefetch": False, **dp_params},
+                          test=False)
+        try:
+            epoch, batchnum, out = dp.get_next_batch()
+            assert (epoch, batchnum) == (1, 1) and out[0].dtype == np.float32
+        finally:
+            dp.close()
+    return fn
+
+
+CIFAR_READ_CASES = [  # (name, file, change, needle)
+    ("label 999", "data_batch_1", lambda d: d.update(labels=[999] * 16), "labels must be integers in [0, 10)"),
+    ("label -5", "data_batch_1", lambda d: d.update(labels=[-5] + [0] * 15), "found -5..0"),
+    ("labels str", "data_batch_1", lambda d: d.update(labels=["abc"] * 16), "'labels' are not numbers"),
+    ("labels NaN", "data_batch_1", lambda d: d.update(labels=[float("nan")] * 16), "labels must be integers"),
+    ("labels an int", "data_batch_1", lambda d: d.update(labels=5), "1 labels for 16 cases"),
+    ("data str", "data_batch_1", lambda d: d.update(data="abc"), "'data' holds <U3 values"),
+    ("data objects", "data_batch_1", lambda d: d.update(data=np.full((3072, 16), None)),
+     "'data' holds object values"),
+    ("data rows", "data_batch_1", lambda d: d.update(data=np.zeros((100, 16), np.uint8)),
+     "'data' has shape (100, 16); expected (3072, N)"),
+    ("not a dict", "data_batch_1", lambda d: (d.clear(), d.update(x=1)), "data"),
+    ("label_names=5", "batches.meta", lambda d: d.update(label_names=5), "'label_names' is 5"),
+    ("label_names=[]", "batches.meta", lambda d: d.update(label_names=[]), "'label_names' is []"),
+    ("data_mean str", "batches.meta", lambda d: d.update(data_mean="x"), "data_mean"),
+]
+
+
+@pytest.mark.parametrize("dp_type", ["cifar", "cifar-cropped"])
+def test_cifar_batches_read_by_the_driver(tmp_path, capsys, dp_type):
+    data = cifar_batches(tmp_path / "clean")
+    assert run_guarded(_read_first_batch(data, dp_type), capsys)[0] == 0
+    for name, file, change, needle in CIFAR_READ_CASES:
+        d = cifar_batches(tmp_path / name)
+        _rewrite(d / file, change)
+        outcome = run_guarded(_read_first_batch(d, dp_type), capsys)
+        try:
+            refused(outcome, f"{file}", needle)
+        except AssertionError as e:
+            raise AssertionError(f"{dp_type} {name}: {e}") from None
+
+
+def test_cifar_batch_files_that_are_bombs_or_special(tmp_path, capsys, monkeypatch):
+    cases = [("bytearray", "data_batch_1", lambda p: p.write_bytes(bytearray_bomb()), "bytearray()"),
+             ("gzip bomb", "data_batch_1", lambda p: gzip_bomb(p, 0.25), "decompresses to more than"),
+             ("FIFO batch", "data_batch_1", make_fifo, "is a FIFO (named pipe)"),
+             ("FIFO meta", "batches.meta", make_fifo, "is a FIFO (named pipe)"),
+             ("/dev/zero meta", "batches.meta", lambda p: p.symlink_to("/dev/zero"), "is a character device")]
+    from port import util
+    monkeypatch.setattr(util, "MAX_PICKLE_FILE_BYTES", 64 << 20)  # the bomb stops at 64 MiB, fast
+    for name, file, make, needle in cases:
+        d = cifar_batches(tmp_path / name.replace("/", "_"))
+        (d / file).unlink()
+        make(d / file)
+        with no_hang():
+            refused(run_guarded(_read_first_batch(d, "cifar"), capsys), file, needle)
+    # a batch bigger than the memory left (the issue's 150,000 cases): refused before float32
+    from port.data import provider
+    d = cifar_batches(tmp_path / "big", n=64)
+    monkeypatch.setattr(provider, "memory_ceiling", lambda: 1 << 20)
+    refused(run_guarded(_read_first_batch(d, "cifar"), capsys),
+            "batch 1 has 64 cases, which need 1575424 bytes", "more than the 1048576 bytes (1.0 MiB) left")
+
+
+S = 32  # the JPEG tests' image side (the 2012 batches: 256)
+
+
+def jpeg_bytes(w: int = S, h: int = S, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def jpeg_claiming(w: int, h: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) claims w×h pixels."""
+    raw = bytearray(jpeg_bytes(8, 8))
+    sof = raw.index(b"\xff\xc0")
+    raw[sof + 5:sof + 7] = h.to_bytes(2, "big")
+    raw[sof + 7:sof + 9] = w.to_bytes(2, "big")
+    return bytes(raw)
+
+
+def jpeg_batches(root: Path, strings=None, labels=None, size: int = S, meta_change=None) -> Path:
+    """A JPEG batch folder as ``python -m port.data imagenet`` writes it: 3 classes."""
+    root.mkdir(parents=True)
+    n = 6
+    strings = [jpeg_bytes(size, size, i) for i in range(n)] if strings is None else strings
+    labels = [("abc"[i % 3], i % 3) for i in range(len(strings))] if labels is None else labels
+    with open(root / "data_batch_1", "wb") as f:
+        pickle.dump((strings, [(size, size)] * len(strings if isinstance(strings, list) else []), labels), f)
+    meta = {"data_mean": np.full((3 * size * size, 1), 128, np.float32),
+            "color_pca": (np.ones(3, np.float32), np.eye(3, dtype=np.float32)),
+            "label_names": ["a", "b", "c"], "num_vis": 3 * size * size, "batch_size": n,
+            "dp_type": "inet-lr-cropped-jpeg"}
+    (meta_change or (lambda m: None))(meta)
+    with open(root / "batches.meta", "wb") as f:
+        pickle.dump(meta, f)
+    return root
+
+
+def test_jpeg_batches_read_by_the_driver(tmp_path, capsys):
+    ok = jpeg_batches(tmp_path / "ok")
+    assert run_guarded(_read_first_batch(ok, "inet-lr-cropped-jpeg"), capsys)[0] == 0
+    good = [jpeg_bytes(S, S, i) for i in range(6)]
+    cases = [  # (name, jpeg_batches keyword arguments, needle)
+        ("string an int", dict(strings=[5] + good[1:]), "JPEG string 0 is a int, not bytes"),
+        ("string a str", dict(strings=good[:5] + ["abc"]), "JPEG string 5 is a str, not bytes"),
+        ("30000x30000 header", dict(strings=good[:2] + [jpeg_claiming(30000, 30000)] + good[3:]),
+         "image 2 is too large to decode"),
+        ("64x64 image", dict(strings=good[:3] + [jpeg_bytes(64, 64)] + good[4:]), "image 3 is 64×64; expected 32×32"),
+        ("label 999", dict(labels=[("a", 999)] + [("a", 0)] * 5), "labels must be integers in [0, 3); found 0..999"),
+        ("label -5", dict(labels=[("a", 0)] * 5 + [("a", -5)]), "found -5..0"),
+        ("label str", dict(labels=[("a", "x")] * 6), "label 0 is 'x'; expected an integer class id"),
+        ("label 1-tuple", dict(labels=[("a",)] * 6), "label 0 is ('a',); expected (name, class id)"),
+        ("not a triple", dict(strings=5, labels=[]), "expected a pickled (jpeg_strings, orig_sizes, labels)"),
+        ("num_vis str", dict(meta_change=lambda m: m.update(num_vis="abc")), "'num_vis' is 'abc'"),
+        ("num_vis huge", dict(meta_change=lambda m: m.update(num_vis=3 * 10 ** 9)), "'num_vis' is 3000000000"),
+        ("label_names=5", dict(meta_change=lambda m: m.update(label_names=5)), "'label_names' is 5"),
+        ("label_offset str", dict(meta_change=lambda m: m.update(label_offset="1")), "'label_offset' is '1'"),
+    ]
+    for name, kw, needle in cases:
+        d = jpeg_batches(tmp_path / name, **kw)
+        outcome = run_guarded(_read_first_batch(d, "inet-lr-cropped-jpeg"), capsys)
+        try:
+            refused(outcome, needle)
+        except AssertionError as e:
+            raise AssertionError(f"{name}: {e}") from None
+    # an undecodable string is skipped with a warning, as the original skipped IOError images
+    d = jpeg_batches(tmp_path / "junk", strings=good[:5] + [b"not a jpeg"])
+    rc, err, warns = run_guarded(_read_first_batch(d, "inet-lr-cropped-jpeg"), capsys)
+    assert rc == 0 and not err and len(warns) == 1 and "skipped 1 images" in warns[0]
+
+
+def test_jpeg_batch_of_150000_cases_is_refused_before_decoding(tmp_path, capsys):
+    """150,000 (empty) strings in a 2 MB file: 256×256 images would need 240 GB."""
+    d = jpeg_batches(tmp_path / "many", strings=[b""] * 150_000, labels=[("a", 0)] * 150_000, size=256)
+    assert (d / "data_batch_1").stat().st_size < 4 << 20
+    refused(run_guarded(_read_first_batch(d, "inet-lr-cropped-jpeg", crop_border=16), capsys),
+            "batch 1 has 150000 cases, which need", "more than the")
