@@ -240,12 +240,12 @@ class ShowConvNet:
         where = self.load_file
         tbr = _op_value(self.op, "train_batch_range", []) or []
         if not isinstance(tbr, (list, tuple, range)) or not all(type(b) is int for b in tbr):
-            raise ShowNetError(f"{where}: op['train_batch_range'] is {str(tbr)[:40]!r}; expected a "
+            raise ShowNetError(f"{where}: op['train_batch_range'] is {tbr!r:.40}; expected a "
                                "list of batch numbers")
         self.train_batch_range = list(tbr)
         self.testing_freq = _op_value(self.op, "testing_freq", 50)
         if type(self.testing_freq) is not int or self.testing_freq < 1:
-            raise ShowNetError(f"{where}: op['testing_freq'] is {str(self.testing_freq)[:40]!r}; "
+            raise ShowNetError(f"{where}: op['testing_freq'] is {self.testing_freq!r:.40}; "
                                "expected an integer >= 1")
         self.forward = forward
         self._dp = data_provider
@@ -457,7 +457,7 @@ class ModelForward:
             lay.check_saved_layers(load_dic["model_state"]["layers"])
             mini = _op_value(load_dic.get("op", {}), "minibatch_size", 128)
             if type(mini) is not int or not 1 <= mini <= 1 << 16:
-                raise ShowNetError(f"op['minibatch_size'] is {str(mini)[:40]!r}; expected 1..65536")
+                raise ShowNetError(f"op['minibatch_size'] is {mini!r:.40}; expected 1..65536")
             self.net = ConvNet(load_dic["model_state"]["layers"], minibatch_size=mini)
         outs = []
         n = data[0].shape[1]

@@ -95,9 +95,9 @@ def download_cifar10(dest_dir: Path, url: str = CIFAR10_URL, md5: str = CIFAR10_
 #: and must have its published MD5 (a flipped byte keeps the size).
 CIFAR10_SIZE = 170498071
 #: The most a CIFAR tarball may decompress to (the official one: 185 MB), read as a stream.
-MAX_CIFAR_TAR_BYTES = 1 << 30
+MAX_CIFAR_TAR_BYTES = 256 << 20
 #: The largest batch or meta file of a CIFAR source (an official batch is 31 MB).
-MAX_CIFAR_FILE_BYTES = 256 << 20
+MAX_CIFAR_FILE_BYTES = 64 << 20
 
 
 def _cifar_file_limit() -> int:

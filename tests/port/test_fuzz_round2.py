@@ -232,7 +232,7 @@ def test_cifar_tarball_corruptions(tmp_path, capsys, monkeypatch):
     garbage.write_bytes(raw[:10] + np.random.default_rng(SEED).bytes(4000))
     refused(call(data_main, ["cifar10", "--source", garbage, "--out", tmp_path / "o3"], capsys),
             "garbage.tar.gz: corrupt or truncated gzip stream")
-    monkeypatch.setattr(convert, "MAX_CIFAR_TAR_BYTES", 8 << 20)  # the 1 GiB case: test_bombs_under_1_gib
+    monkeypatch.setattr(convert, "MAX_CIFAR_TAR_BYTES", 8 << 20)  # the real limit: test_bombs_under_1_gib
     refused(call(data_main, ["cifar10", "--source", gzip_bomb(tmp_path / "bomb.tar.gz", 1 / 64),
                              "--out", tmp_path / "o4"], capsys), "decompresses to more than")
     sparse = sparse_member_tgz(tmp_path / "sparse.tar.gz", "cifar-10-batches-py/data_batch_1", 3 * GIB)
@@ -550,3 +550,290 @@ def test_jpeg_batch_of_150000_cases_is_refused_before_decoding(tmp_path, capsys)
     assert (d / "data_batch_1").stat().st_size < 4 << 20
     refused(run_guarded(_read_first_batch(d, "inet-lr-cropped-jpeg", crop_border=16), capsys),
             "batch 1 has 150000 cases, which need", "more than the")
+
+
+# ---- port.shownet -f ---------------------------------------------------------------------------
+
+def shownet_checkpoint(path: Path, change=None) -> Path:
+    """A saved net of shownet's tests (conv1 filters, an fc layer, costs), changed by ``change``."""
+    from tests.port.test_shownet import _checkpoint_dict
+
+    dic = _checkpoint_dict(np.random.default_rng(SEED), n_train=40, test_freq=4, batches=4)
+    if change is not None:
+        change(dic)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.save(path, dic)
+    return path
+
+
+def _ms(key, value):
+    return lambda d: d["model_state"].__setitem__(key, value)
+
+
+def _layer(name, key, value):
+    return lambda d: d["model_state"]["layers"][name].__setitem__(key, value)
+
+
+def _op(key, value):
+    return lambda d: d["op"].__setitem__(key, {"value": value, "value_given": True})
+
+
+SHOWNET_CASES = [  # (name, change, view, needle or None for a correct run)
+    ("model_state an int", lambda d: d.__setitem__("model_state", 5), "cost", "no 'model_state' dict"),
+    ("layers an int", _ms("layers", 5), "cost", "model_state['layers'] is not a dict of layer dicts"),
+    ("layers a list of ints", _ms("layers", [5]), "cost", "is a list that does not hold layer dicts"),
+    ("layers empty", _ms("layers", {}), "cost", "missing or empty"),
+    ("a layer a str", lambda d: d["model_state"]["layers"].__setitem__("conv1", "x"), "filters",
+     "is not a dict of layer dicts"),
+    ("layer misnamed", _layer("conv1", "name", "other"), "filters", "is not a layer dict with its name and type"),
+    ("layer type int", _layer("conv1", "type", 5), "filters", "is not a layer dict with its name and type"),
+    ("filters str", _layer("conv1", "filters", "abc"), "filters", "layer 'conv1' is not a well-formed"),
+    ("weights empty", _layer("conv1", "weights", []), "filters", "has no weights[0]"),
+    ("weights strs", _layer("conv1", "weights", ["abc"]), "filters", "layer 'conv1' is not a well-formed"),
+    ("filterChannels int", _layer("conv1", "filterChannels", 5), "filters", "layer 'conv1' is not a well-formed"),
+    ("filterChannels 7", _layer("conv1", "filterChannels", [7]), "filters", "layer 'conv1' is not a well-formed"),
+    ("train_outputs int", _ms("train_outputs", 5), "cost", "model_state['train_outputs'] is not a list"),
+    ("train_outputs of strs", _ms("train_outputs", ["x"]), "cost", "model_state['train_outputs'][0] is not a"),
+    ("cost values strs", _ms("train_outputs", [({"logprob": ["a", "b"]}, 1)]), "cost", "are not numbers"),
+    ("test_outputs of ints", _ms("test_outputs", [5]), "cost", "model_state['test_outputs'][0] is not a"),
+    ("epoch str", _ms("epoch", "x"), "cost", "model_state['epoch'] is not an integer >= 0"),
+    ("op an int", lambda d: d.__setitem__("op", 5), "cost", "'op' is not a dict"),
+    ("op entry an int", lambda d: d["op"].__setitem__("testing_freq", 5), "cost", "'op' is not a dict"),
+    ("testing_freq str", _op("testing_freq", "abc"), "cost", "op['testing_freq'] is 'abc'"),
+    ("testing_freq 0", _op("testing_freq", 0), "cost", "op['testing_freq'] is 0"),
+    ("testing_freq 10**12", _op("testing_freq", 10 ** 12), "cost", None),   # the issue's 14.6 TiB
+    ("train_batch_range int", _op("train_batch_range", 5), "cost", "op['train_batch_range'] is 5"),
+    ("train_batch_range strs", _op("train_batch_range", ["a"]), "cost", "op['train_batch_range'] is ['a']"),
+]
+
+
+@pytest.mark.parametrize("name,change,view,needle", SHOWNET_CASES, ids=[c[0] for c in SHOWNET_CASES])
+def test_shownet_checkpoint_trees(tmp_path, capsys, name, change, view, needle):
+    from port.shownet import main as shownet_main
+
+    path = shownet_checkpoint(tmp_path / "save" / "11.1", change)
+    args = ["--show-cost=logprob"] if view == "cost" else ["--show-filters=conv1"]
+    outcome = call(shownet_main, ["-f", path.parent, *args, "--out", tmp_path / "png"], capsys)
+    if needle is None:
+        assert outcome[0] == 0 and not outcome[1], outcome
+        assert (tmp_path / "png" / "cost-logprob-0.png").is_file()
+    else:
+        refused(outcome, needle)
+
+
+def test_special_files_where_a_checkpoint_is_expected(tmp_path, capsys):
+    """shownet -f, convnet -f (a file, or a save folder whose newest checkpoint is special) and
+    --initw-source: refused before open(), which would block on a FIFO."""
+    from port.convnet import main as convnet_main
+    from port.layer import parse_layers
+    from port.shownet import main as shownet_main
+
+    fifo = make_fifo(tmp_path / "fifo")
+    folder = tmp_path / "save"
+    shownet_checkpoint(folder / "1.1")
+    make_fifo(folder / "2.1")                       # the newest name
+    zero = tmp_path / "zero"
+    zero.symlink_to("/dev/zero")
+    with no_hang():
+        for target, needle in ((fifo, "fifo: checkpoint is a FIFO (named pipe)"),
+                               (folder, "2.1: checkpoint is a FIFO (named pipe)"),
+                               (zero, "zero: checkpoint is a character device")):
+            refused(call(shownet_main, ["-f", target, "--show-cost=logprob"], capsys), needle)
+            refused(call(convnet_main, ["-f", target], capsys), needle)
+        d = tmp_path / "layers.cfg"
+        d.write_text(TINY_DEF.replace("initW=0.01\nneuron=ident", "initW=0.01\nneuron=ident\n"
+                                      "initWFunc=initw.makew(fc10)"))
+        refused(run_guarded(lambda: parse_layers(d, None, {"data_dims": {0: 3 * 24 * 24, 1: 1},
+                                                           "initw_source": str(fifo)}), capsys),
+                "[fc10] initWFunc", "checkpoint is a FIFO (named pipe)")
+
+
+# ---- port.compat: special params files, code named by a cfg -------------------------------------
+
+def compat_release(root: Path, params_maker=None, def_text: str = TINY_DEF) -> Path:
+    """A release folder with one def file (example-layers/layers-x.cfg) and its params file."""
+    ex = root / "example-layers"
+    ex.mkdir(parents=True)
+    (ex / "layers-x.cfg").write_text(def_text)
+    params = ex / "layer-params-x.cfg"
+    if params_maker is None:
+        params.write_text(tiny_params())
+    else:
+        params_maker(params)
+    return root
+
+
+def compat_rows(tmp_path, release: Path, capsys, *extra) -> list[dict]:
+    import json
+
+    from port.compat import main as compat_main
+
+    out = tmp_path / f"compat-{release.name}.json"
+    with no_hang():
+        rc, err, _ = call(compat_main, [release, "--out", out, *extra], capsys)
+    assert rc == 0 and not err, err
+    return json.loads(out.read_text())["rows"]
+
+
+def test_compat_params_files_that_are_special(tmp_path, capsys):
+    (row,) = compat_rows(tmp_path, compat_release(tmp_path / "ok"), capsys)
+    assert row["ran"], row
+    for name, make, needle in (("fifo", make_fifo, "is a FIFO (named pipe), not a regular file"),
+                               ("zero", lambda p: p.symlink_to("/dev/zero"), "is a character device"),
+                               ("sparse", lambda p: sparse_file(p, 1_500_000_000), "a cfg file is text of at most")):
+        (row,) = compat_rows(tmp_path, compat_release(tmp_path / name, make), capsys)
+        assert not row["parsed"] and needle in row["reason"], row
+
+
+PWN = """
+from pathlib import Path
+Path(__file__).with_name("ran").write_text("the cfg's module ran")
+import numpy as np
+def makew(name, idx, shape, params=None):
+    return np.zeros(shape, dtype=np.float32)
+"""
+
+
+def test_code_named_by_a_cfg_runs_only_with_trust_code(tmp_path, capsys):
+    """``initWFunc=pwn.makew(x)`` beside a def file: compat refuses to import pwn.py unless given
+    --trust-code, and says what it refused."""
+    evil = TINY_DEF.replace("initW=0.01\nneuron=ident", "initW=0.01\nneuron=ident\ninitWFunc=pwn.makew(x)")
+    release = compat_release(tmp_path / "rel", def_text=evil)
+    (release / "example-layers" / "pwn.py").write_text(PWN)
+    (row,) = compat_rows(tmp_path, release, capsys)
+    assert not (release / "example-layers" / "ran").exists()
+    assert not row["parsed"] and "refused to import the Python module 'pwn'" in row["reason"], row
+    assert "--trust-code" in row["reason"]
+    (row,) = compat_rows(tmp_path, release, capsys, "--trust-code")
+    assert (release / "example-layers" / "ran").exists() and row["ran"], row
+
+
+# ---- resuming, and the first save ---------------------------------------------------------------
+
+def test_resume_from_an_older_checkpoint_keeps_the_newer_ones(tmp_path):
+    """``-f DIR/1.1`` while DIR holds 1.2 and 1.3 (--max-filesize=0 deletes all but the newest):
+    the run saves into a new folder beside DIR, saying so; DIR's files stay byte for byte."""
+    from tests.port.cfgnets import write_cfgs
+    from tests.port.test_convnet import run_cli, save_dirs, train_args
+
+    from tests.port.test_convnet import write_cifar_like
+
+    data = write_cifar_like(tmp_path / "data", num_batches=4, n=8)
+    layer_def, params = write_cfgs(tmp_path)
+    save = tmp_path / "save"
+    r = run_cli(train_args(data, save, layer_def, params, epochs=1, **{"test-freq": 1, "max-filesize": 1000}))
+    assert r.returncode == 0, r.stderr[-2000:]
+    (d,) = save_dirs(save)
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    assert sorted(before) == ["1.1", "1.2", "1.3"]
+    r = run_cli(["-f", str(d / "1.1"), "--epochs=2", "--max-filesize=0"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+    (branch,) = [p for p in save_dirs(save) if p != d]
+    assert branch.name.startswith(f"{d.name}_from_1.1_") and f"saving into {branch}" in r.stdout
+    assert [p.name for p in checkpoint.list_checkpoints(branch)] == ["2.3"]   # --max-filesize=0: the newest
+    r = run_cli(["-f", str(branch), "--epochs=3"])                          # the newest: same folder
+    assert r.returncode == 0 and "saving into" not in r.stdout, r.stderr[-2000:]
+    assert checkpoint.list_checkpoints(branch)[-1].name == "3.3"
+
+
+FIRST_SAVE_KILL = """
+import os, signal, sys
+from port import checkpoint, gpumodel, util
+m = object.__new__(gpumodel.IGPUModel)
+m.model_state = {"layers": {}, "epoch": 1, "batchnum": 1}
+m.op = type("Op", (), {"to_state": lambda self: {}})()
+m.save_path, m.save_file = sys.argv[1], "ConvNet__killed"
+m.epoch, m.batchnum, m.zip_save, m.max_filesize_mb = 1, 1, 0, 0
+real = util.atomic_write_bytes
+def die_while_writing(path, write):
+    def w(f):
+        f.write(b"half a checkpoint")
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(path, w)
+checkpoint.atomic_write_bytes = die_while_writing
+m.save_state()
+"""
+
+
+def test_a_kill_during_the_first_save_leaves_no_save_folder(tmp_path, capsys):
+    from port import gpumodel
+
+    save = tmp_path / "save"
+    r = subprocess.run([sys.executable, "-c", FIRST_SAVE_KILL, str(save)], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+    (left,) = list(save.iterdir())
+    assert left.name.startswith(".ConvNet__killed.") and left.name.endswith(".tmp")   # hidden, no save folder
+    # the next run's first save in that place writes its folder whole and reports the leftover
+    m = object.__new__(gpumodel.IGPUModel)
+    m.model_state = {"layers": {}, "epoch": 1, "batchnum": 1}
+    m.op = type("Op", (), {"to_state": lambda self: {}})()
+    m.save_path, m.save_file = str(save), "ConvNet__next"
+    m.epoch, m.batchnum, m.zip_save, m.max_filesize_mb = 1, 1, 0, 0
+    rc, err, warns = run_guarded(m.save_state, capsys)
+    assert rc == 0 and not err and len(warns) == 1 and left.name in warns[0] and "can be deleted" in warns[0]
+    assert [p.name for p in checkpoint.list_checkpoints(save / "ConvNet__next")] == ["1.1"]
+    assert sorted(p.name for p in save.iterdir()) == [left.name, "ConvNet__next"]
+
+
+# ---- the bombs as real command lines, under RLIMIT_AS = 1 GiB ------------------------------------
+
+JPEG_BOMB_READ = """
+import sys
+from port.data import get_instance
+from port.errors import main_guard
+
+@main_guard("read")
+def main():
+    dp = get_instance(sys.argv[1], [1], type="inet-lr-cropped-jpeg",
+                      dp_params={"crop_border": 4, "prefetch": False})
+    dp.get_next_batch()
+    return 0
+
+sys.exit(main())
+"""
+
+
+def test_bombs_under_1_gib(tmp_path):
+    """Representative bombs, each through its real command line in a child whose address space
+    is capped at 1 GiB: one line and exit 2 (a MemoryError traceback would fail), or a correct run."""
+    def folder_with(name: str, make) -> Path:
+        src = official_like(tmp_path / name)
+        (src / "data_batch_1").unlink()
+        make(src / "data_batch_1")
+        return src
+
+    cifar = ["-m", "port.data", "cifar10", "--out", str(tmp_path / "out"), "--source"]
+    cases = [
+        ("bytearray(1.5e9) pickle", cifar + [str(folder_with("ba", lambda p: p.write_bytes(bytearray_bomb())))],
+         "bytearray() from something other"),
+        ("ndarray of 1 TiB pickle", cifar + [str(folder_with("nd", lambda p: p.write_bytes(ndarray_bomb())))],
+         "an array of 1099511627776 bytes"),
+        ("2.5 GB sparse batch", cifar + [str(folder_with("sp", lambda p: sparse_file(p, 2_500_000_000)))],
+         "more than the"),
+        ("3 GiB gzip bomb batch", cifar + [str(folder_with("gz", lambda p: gzip_bomb(p, 3)))],
+         "decompresses to more than"),
+        ("0.3 GiB gzip bomb tarball", cifar + [str(gzip_bomb(tmp_path / "bomb.tar.gz", 0.3))],
+         "decompresses to more than 268435456 bytes"),
+        ("3 GiB sparse tar member", cifar + [str(sparse_member_tgz(
+            tmp_path / "sparse.tar.gz", "cifar-10-batches-py/data_batch_1", 3 * GIB))], "3.0 GiB), more than"),
+        ("30000x30000 JPEG header", ["-c", JPEG_BOMB_READ, str(jpeg_batches(
+            tmp_path / "jpeg", strings=[jpeg_bytes(), jpeg_claiming(30000, 30000)], labels=[("a", 0)] * 2))],
+         "image 1 is too large to decode"),
+    ]
+    bad = []
+    for name, args, needle in cases:
+        r = cli_1gib(args, tmp_path)
+        try:
+            refused_cli(r, needle)
+        except AssertionError as e:
+            bad.append(f"{name}: {e}")
+    # a correct run: shownet on a checkpoint whose testing_freq is 10**12 (np.repeat: 14.6 TiB)
+    ck = shownet_checkpoint(tmp_path / "save" / "11.1", _op("testing_freq", 10 ** 12))
+    r = cli_1gib(["-m", "port.shownet", "-f", str(ck), "--show-cost=logprob", "--out", str(tmp_path / "png")],
+                 tmp_path)
+    if r.returncode != 0 or not (tmp_path / "png" / "cost-logprob-0.png").is_file():
+        bad.append(f"shownet testing_freq=10**12: rc={r.returncode} {r.stderr[-1000:]}")
+    assert not bad, "\n".join(bad)
