@@ -837,3 +837,30 @@ def test_bombs_under_1_gib(tmp_path):
     if r.returncode != 0 or not (tmp_path / "png" / "cost-logprob-0.png").is_file():
         bad.append(f"shownet testing_freq=10**12: rc={r.returncode} {r.stderr[-1000:]}")
     assert not bad, "\n".join(bad)
+
+
+def test_legacy_checkpoint_bombs_with_trust_pickle(tmp_path, capsys):
+    """--trust-pickle reads a Python 2 pickle through the restricted unpickler: its sizes are
+    bounded too (a range of 10**12, a bytearray(1.5e9), a 2.5 GB sparse file, a zip bomb)."""
+    from port.shownet import main as shownet_main
+
+    cases = [("range", b"\x80\x02c__builtin__\nlist\nc__builtin__\nxrange\n\x8a\x06\x00\x10\xa5\xd4\xe8\x00"
+                       b"\x85R\x85R.", "range of 1000000000000 values"),
+             ("bytearray", bytearray_bomb(), "bytearray() from something other"),
+             ("sparse", None, "more than the"),
+             ("zip bomb", "zip", "would inflate to")]
+    for name, payload, needle in cases:
+        path = tmp_path / name / "1.1"
+        path.parent.mkdir()
+        if payload is None:
+            sparse_file(path, 2_500_000_000)
+        elif payload == "zip":
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+                z.writestr("data", b"\0" * (1 << 20))
+            raw = bytearray(path.read_bytes())  # then claim 3 GiB in the central directory
+            entry = raw.rindex(b"PK\x01\x02")
+            raw[entry + 24:entry + 28] = (3 * GIB).to_bytes(4, "little")
+            path.write_bytes(bytes(raw))
+        else:
+            path.write_bytes(payload)
+        refused(call(shownet_main, ["-f", path, "--show-cost=x", "--trust-pickle"], capsys), needle)
