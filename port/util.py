@@ -15,8 +15,12 @@ hold dicts, lists, tuples, strings, bytes, numbers and NumPy arrays, so :class:`
 resolves only the handful of globals that rebuild those (``numpy`` array/dtype/scalar
 reconstruction, ``_codecs.encode`` for bytes written by Python 3 at protocol 2, ``set``,
 ``OrderedDict``...) plus the ``extra_globals`` its caller names, and refuses any other name with a
-one-line :class:`~port.errors.UserError`. Files we write ourselves go through the ordinary
-:func:`pickle.dump` (trusted, local).
+one-line :class:`~port.errors.UserError`. Nor may a small file ask for much memory: the callables
+that allocate by size (``bytearray(n)``, ``numpy.ndarray(shape)``, numpy's ``_reconstruct``) are
+wrapped so that a size over :data:`MAX_UNPICKLED_ARRAY_BYTES` or the memory left is refused
+first, and :func:`read_payload` opens only a regular file whose size, and decompressed size,
+fit under :func:`read_limit` (a FIFO or device is refused before ``open()``). Files we write
+ourselves go through the ordinary :func:`pickle.dump` (trusted, local).
 
 **Python 2 pickles** (the official CIFAR-10 files, the subset's ``batches.meta``, cuda-convnet
 batches and checkpoints) hold byte strings; they are decoded with ``encoding='latin1'``, which NumPy
@@ -63,11 +67,9 @@ _numeric = _numpy_core("numeric")
 # (module, name) as written in the pickle -> the object it may resolve to. Nothing else resolves
 # unless a caller adds it through RestrictedUnpickler's extra_globals.
 _SAFE_GLOBALS: dict[tuple[str, str], object] = {}
-for _mod in ("numpy.core", "numpy._core"):
-    _SAFE_GLOBALS[(f"{_mod}.multiarray", "_reconstruct")] = _multiarray._reconstruct
+for _mod in ("numpy.core", "numpy._core"):  # _reconstruct and ndarray: bounded, below
     _SAFE_GLOBALS[(f"{_mod}.multiarray", "scalar")] = _multiarray.scalar
     _SAFE_GLOBALS[(f"{_mod}.numeric", "_frombuffer")] = _numeric._frombuffer
-_SAFE_GLOBALS[("numpy", "ndarray")] = numpy.ndarray
 _SAFE_GLOBALS[("numpy", "dtype")] = numpy.dtype
 _SAFE_GLOBALS[("_codecs", "encode")] = codecs.encode
 
