@@ -276,6 +276,9 @@ def prepare_out(out: Path, source: Path | None) -> Path:
         if o == src or src in o.parents:
             raise UserError(f"--out {out} is inside --source {source}; converting would write "
                             f"over the source: give a folder outside it")
+    if out.exists() and out.resolve() == Path.cwd().resolve():
+        raise UserError(f"--out {out} is the current folder, which the conversion would replace "
+                        "whole; give a folder below it")
     if out.exists() or out.is_symlink():
         if not out.is_dir():
             raise UserError(f"{out}: --out exists and is not a folder")
@@ -314,7 +317,7 @@ def convert_cifar10(source: Path | None, out: Path, split: bool = False) -> dict
     when complete (:func:`prepare_out`, :func:`install_out`): a killed conversion leaves ``out``
     as it was, and no stale batch of a former conversion survives.
     """
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "." has no name to put a sibling folder beside
     new = prepare_out(out, source)
     try:
         summary = _convert_cifar10(source, new, split)

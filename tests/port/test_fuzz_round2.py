@@ -331,7 +331,7 @@ def test_imagenet_size_and_seed_ranges(tmp_path, capsys, args, needle):
             needle)
 
 
-def test_cifar_reconversion_replaces_the_folder(tmp_path, capsys):
+def test_cifar_reconversion_replaces_the_folder(tmp_path, capsys, monkeypatch):
     """A second conversion into a used folder leaves exactly its own batches; leftovers of an
     interrupted one are removed (with a warning); --out in --source, or a folder holding other
     files, is refused."""
@@ -346,10 +346,14 @@ def test_cifar_reconversion_replaces_the_folder(tmp_path, capsys):
     assert rc == 0 and not err, err
     assert len(warns) == 1 and ".out.partial-zzz, left by an interrupted conversion" in warns[0]
     assert sorted(p.name for p in out.iterdir()) == ["batches.meta", "data_batch_1", "data_batch_2"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["big", "out", "small"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big", "out", "small"]  # no leftover
     refused(call(data_main, ["cifar10", "--source", big, "--out", big], capsys), "is inside --source")
     refused(call(data_main, ["cifar10", "--source", big.parent, "--out", big / "sub"], capsys),
             "is inside --source")
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    refused(call(data_main, ["cifar10", "--source", small, "--out", "."], capsys),
+            "is the current folder, which the conversion would replace")
     before = {p.name: p.read_bytes() for p in big.iterdir()}
     refused(call(data_main, ["cifar10", "--source", small, "--out", big.parent], capsys),
             "--out holds 'cifar-10-batches-py', which is not a batch file")
