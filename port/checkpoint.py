@@ -433,7 +433,8 @@ def check_training_checkpoint(dic: Any, where) -> dict:
     need(isinstance(ms.get("layers"), dict) and len(ms["layers"]) > 0,
          "model_state['layers'] is missing or empty; refusing to resume from an empty model")
     for name, layer in ms["layers"].items():
-        need(isinstance(layer, dict) and layer.get("name") == name and isinstance(layer.get("type"), str),
+        need(isinstance(layer, dict) and isinstance(layer.get("name"), str) and layer["name"] == name
+             and isinstance(layer.get("type"), str),
              f"layer {str(name)[:80]!r} is not a layer dict with its name and type")
     for key in ("epoch", "batchnum"):
         need(type(ms.get(key)) is int and ms[key] >= 0, f"model_state[{key!r}] is not an integer >= 0")

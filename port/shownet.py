@@ -38,7 +38,7 @@ from port.data import get_instance
 from port.errors import ArgumentParser, UserError, main_guard
 from port.model import ConvNet
 from port.options import OptionException, OptionParser, RangeOptionParser
-from port.util import atomic_write_bytes, pickle
+from port.util import atomic_write_bytes, brief, pickle
 
 FILTERS_PER_ROW = 16
 MAX_ROWS = 24
@@ -238,14 +238,14 @@ class ShowConvNet:
         self.train_outputs = self.model_state.get("train_outputs", [])
         self.test_outputs = self.model_state.get("test_outputs", [])
         where = self.load_file
-        tbr = _op_value(self.op, "train_batch_range", []) or []
+        tbr = _op_value(self.op, "train_batch_range", [])
         if not isinstance(tbr, (list, tuple, range)) or not all(type(b) is int for b in tbr):
-            raise ShowNetError(f"{where}: op['train_batch_range'] is {tbr!r:.40}; expected a "
+            raise ShowNetError(f"{where}: op['train_batch_range'] is {brief(tbr)}; expected a "
                                "list of batch numbers")
         self.train_batch_range = list(tbr)
         self.testing_freq = _op_value(self.op, "testing_freq", 50)
         if type(self.testing_freq) is not int or self.testing_freq < 1:
-            raise ShowNetError(f"{where}: op['testing_freq'] is {self.testing_freq!r:.40}; "
+            raise ShowNetError(f"{where}: op['testing_freq'] is {brief(self.testing_freq)}; "
                                "expected an integer >= 1")
         self.forward = forward
         self._dp = data_provider
@@ -311,7 +311,7 @@ class ShowConvNet:
                 layer, self.input_idx, self.channels, self.local_plane, self.yuv_to_rgb, self.no_rgb,
                 self.norm_filters, self.show_filters)
             grid, end, _ = make_filter_grid(filters, 0, num_filters, combine, per_row)
-        except (KeyError, IndexError, TypeError, ValueError) as e:  # a crafted layer dict
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as e:  # a crafted layer
             raise ShowNetError(f"{self.load_file}: layer '{self.show_filters}' is not a well-formed "
                                f"conv, local or fc layer ({type(e).__name__}: "
                                f"{' '.join(str(e).split())[:120]})") from None
@@ -457,7 +457,7 @@ class ModelForward:
             lay.check_saved_layers(load_dic["model_state"]["layers"])
             mini = _op_value(load_dic.get("op", {}), "minibatch_size", 128)
             if type(mini) is not int or not 1 <= mini <= 1 << 16:
-                raise ShowNetError(f"op['minibatch_size'] is {mini!r:.40}; expected 1..65536")
+                raise ShowNetError(f"op['minibatch_size'] is {brief(mini)}; expected 1..65536")
             self.net = ConvNet(load_dic["model_state"]["layers"], minibatch_size=mini)
         outs = []
         n = data[0].shape[1]

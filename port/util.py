@@ -161,7 +161,9 @@ class RestrictedUnpickler(_pickle.Unpickler):
         try:
             return self._allowed[(module, name)]
         except KeyError:
-            raise UserError(self.refusal.format(where=self.where, name=f"{module}.{name}")) from None
+            shown = f"{module}.{name}".encode("unicode_escape").decode("ascii")  # one line, always
+            shown = shown if len(shown) <= 100 else shown[:97] + "..."
+            raise UserError(self.refusal.format(where=self.where, name=shown)) from None
 
 
 #: The largest batch or meta file read (an ImageNet batch of 1024 JPEGs is about 120 MiB; the
@@ -281,9 +283,10 @@ def unpickle_bytes(payload: bytes, where, what: str = "file"):
     except UserError:
         raise
     except (EOFError, _pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError,
-            AttributeError, OSError, MemoryError) as e:
+            AttributeError, OSError, MemoryError, LookupError, OverflowError) as e:
+        why = " ".join(str(e).split())[:200]  # one line, whatever the exception says
         raise UserError(f"{where}: {what} is not a readable batch pickle "
-                        f"(truncated or corrupt: {type(e).__name__}: {e})") from None
+                        f"(truncated or corrupt: {type(e).__name__}: {why})") from None
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -425,6 +428,13 @@ def memory_ceiling() -> int:
     is allocated (cfg files, checkpoints, archives)."""
     known = [v for v in (_meminfo_available(), _address_space_left(), _cgroup_left()) if v is not None]
     return min(known) if known else 1 << 62
+
+
+def brief(value, width: int = 40) -> str:
+    """``repr(value)`` on one line, cut to ``width`` characters: a value found in a file, for an
+    error message (an array's repr spans lines; a crafted string may hold newlines)."""
+    text = " ".join(repr(value).split())  # repr escapes a string's newlines; arrays span lines
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def format_bytes(n: int) -> str:

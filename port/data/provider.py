@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from port.errors import UserError
-from port.util import alphanum_key, format_bytes, memory_ceiling, not_a_file, unpickle
+from port.util import alphanum_key, brief, format_bytes, memory_ceiling, not_a_file, unpickle
 
 BATCH_META_FILE = "batches.meta"
 
@@ -264,7 +264,7 @@ class DataProvider:
         """``batch_meta[key]`` as an int in [low, high], or a one-line error naming the meta file."""
         v = self.batch_meta.get(key, default) if default is not None else self.meta_value(key)
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not low <= v <= high:
-            raise UserError(f"{self.data_dir / BATCH_META_FILE}: '{key}' is {v!r:.40}; "
+            raise UserError(f"{self.data_dir / BATCH_META_FILE}: '{key}' is {brief(v)}; "
                             f"expected an integer in {low}..{high}")
         return int(v)
 
@@ -274,7 +274,7 @@ class DataProvider:
         try:
             return np.asarray(v, dtype=np.float32)
         except (TypeError, ValueError):
-            raise UserError(f"{self.data_dir / BATCH_META_FILE}: '{key}' is {v!r:.40}; expected "
+            raise UserError(f"{self.data_dir / BATCH_META_FILE}: '{key}' is {brief(v)}; expected "
                             "an array of numbers") from None
 
     def check_batch_cases(self, batchnum: int, num_cases: int, bytes_per_case: int) -> None:
@@ -318,7 +318,7 @@ class LabeledDataProvider(DataProvider):
         names = self.meta_value("label_names")
         if not isinstance(names, (list, tuple)) or not names:
             raise UserError(f"{self.data_dir / BATCH_META_FILE}: 'label_names' is "
-                            f"{names!r:.40}; expected a list of class names")
+                            f"{brief(names)}; expected a list of class names")
         return len(names)
 
 

@@ -868,3 +868,111 @@ def test_legacy_checkpoint_bombs_with_trust_pickle(tmp_path, capsys):
         else:
             path.write_bytes(payload)
         refused(call(shownet_main, ["-f", path, "--show-cost=x", "--trust-pickle"], capsys), needle)
+
+
+# ---- seeded mutations -----------------------------------------------------------------------
+
+N_PICKLE = 60
+N_TREE = 40
+
+
+def mutate_bytes(b: bytes, rng: random.Random) -> bytes:
+    """A truncation, a few overwritten bytes, or those and an insertion."""
+    b = bytearray(b)
+    kind = rng.randrange(4)
+    if kind == 0:
+        return bytes(b[:rng.randrange(len(b))])
+    for _ in range(rng.randint(1, 4)):
+        b[rng.randrange(len(b))] = rng.randrange(256)
+    if kind == 3:
+        i = rng.randrange(len(b))
+        b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+    return bytes(b)
+
+
+def test_fuzz_batch_pickle_mutations(tmp_path, capsys):
+    """Mutated batch and meta pickles through the converter and both CIFAR providers; among them
+    the two shapes the first runs of this fuzzer found: a refused global whose name holds a
+    newline (it split the message in two) and an unknown encoding for ``_codecs.encode``."""
+    rng = random.Random(SEED)
+    src = write_official_cifar(tmp_path / "src", random_cifar_batches(np.random.default_rng(0), [6, 6]))
+    good_batch, good_meta = (src / "data_batch_1").read_bytes(), (src / "batches.meta").read_bytes()
+    conv = cifar_batches(tmp_path / "conv", n=8)
+    conv_batch, conv_meta = (conv / "data_batch_1").read_bytes(), (conv / "batches.meta").read_bytes()
+    found = [b"\x80\x04X\x02\x00\x00\x00osX\x07\x00\x00\x00sys\ntem\x93.",          # os.'sys\ntem'
+             b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x06\x00\x00\x00latik1\x86R."]  # encode('a', 'latik1')
+    bad, outcomes = [], {0: 0, 2: 0}
+    for i in range(N_PICKLE + len(found)):
+        s, d = tmp_path / f"s{i}", tmp_path / f"d{i}"
+        s.mkdir()
+        d.mkdir()
+        if i < len(found):
+            batch, meta, cbatch, cmeta = found[i], good_meta, found[i], conv_meta
+        else:
+            mutate_meta = i % 3 == 0
+            batch = good_batch if mutate_meta else mutate_bytes(good_batch, rng)
+            meta = mutate_bytes(good_meta, rng) if mutate_meta else good_meta
+            cbatch = conv_batch if mutate_meta else mutate_bytes(conv_batch, rng)
+            cmeta = mutate_bytes(conv_meta, rng) if mutate_meta else conv_meta
+        for folder, b, m, other in ((s, batch, meta, good_batch), (d, cbatch, cmeta, conv_batch)):
+            (folder / "data_batch_1").write_bytes(b)
+            (folder / "data_batch_2").write_bytes(other)
+            (folder / "batches.meta").write_bytes(m)
+        runs = [("convert", call(data_main, ["cifar10", "--source", s, "--out", tmp_path / f"o{i}"], capsys))]
+        runs += [(t, run_guarded(_read_first_batch(d, t), capsys)) for t in ("cifar", "cifar-cropped")]
+        for what, (rc, err, _) in runs:
+            if not (rc == 0 or (rc == 2 and len(err) == 1)):
+                bad.append(f"case {i} {what}: rc={rc} {err[:3]}")
+            outcomes[rc] = outcomes.get(rc, 0) + 1
+    assert not bad, "\n".join(bad)
+    assert outcomes[2] >= N_PICKLE, outcomes   # most mutations are refused, some still load
+
+
+TREE_VALUES = [None, 0, -1, 10 ** 12, 1.5, float("nan"), "x", "a\nb", [], {}, [1], {"a": 1}, (1, 2),
+               np.zeros(3), np.zeros((2, 2), np.float32), True, [[1]], ["a", "b"]]
+
+
+def _tree_paths(o, at=()):
+    yield at
+    if isinstance(o, dict):
+        for k, v in o.items():
+            yield from _tree_paths(v, at + (k,))
+    elif isinstance(o, list):
+        for i, v in enumerate(o[:3]):
+            yield from _tree_paths(v, at + (i,))
+
+
+def test_fuzz_shownet_tree_mutations(tmp_path, capsys):
+    """Random places of a saved net set to random values (the first runs found an array where a
+    layer's name was, which the resume validator itself choked on, and a filterChannels of 0)."""
+    import copy
+
+    from port.shownet import main as shownet_main
+    from tests.port.test_shownet import _checkpoint_dict
+
+    rng = random.Random(SEED)
+    base = _checkpoint_dict(np.random.default_rng(0), n_train=20, test_freq=4, batches=4)
+    first = copy.deepcopy(base)                      # the two found, then random ones
+    first["model_state"]["layers"]["conv1"]["name"] = np.zeros(3)
+    second = copy.deepcopy(base)
+    second["model_state"]["layers"]["conv1"]["filterChannels"] = [0]
+    bad, outcomes = [], {0: 0, 2: 0}
+    for i in range(N_TREE + 2):
+        dic = [first, second][i] if i < 2 else copy.deepcopy(base)
+        for _ in range(rng.randint(1, 2) if i >= 2 else 0):
+            at = rng.choice(list(_tree_paths(dic))[1:])
+            parent = dic
+            for k in at[:-1]:
+                parent = parent[k]
+            if not isinstance(parent, tuple):
+                parent[at[-1]] = copy.deepcopy(rng.choice(TREE_VALUES))
+        path = tmp_path / f"c{i}" / "1.1"
+        path.parent.mkdir()
+        checkpoint.save(path, dic)
+        for view in (["--show-cost=logprob"], ["--show-filters=conv1"]):
+            rc, err, _ = call(shownet_main, ["-f", path, *view, "--out", tmp_path / "png"], capsys)
+            if not (rc == 0 or (rc == 2 and len(err) == 1)):
+                bad.append(f"case {i} {view}: rc={rc} {err[:3]}")
+            outcomes[rc] = outcomes.get(rc, 0) + 1
+    assert not bad, "\n".join(bad)
+    assert outcomes[0] >= 5 and outcomes[2] >= N_TREE // 2, outcomes
