@@ -1,6 +1,8 @@
 """``python -m archive``: fetch, verify, list the pinned releases, and regenerate their manifests.
 
-    python -m archive fetch [RELEASE ...] [--from-git DIR | --from PATH] [--force]
+    python -m archive fetch [RELEASE ...] [--from-git DIR | --from PATH | --from-bundle FILE]
+                            [--history] [--force]
+    python -m archive history --out DIR
     python -m archive verify [RELEASE ...]
     python -m archive list
     python -m archive manifest --from-git DIR RELEASE [--out DIR]
@@ -8,8 +10,12 @@
 ``fetch`` with no RELEASE handles every release, skipping (without touching the network) those
 already installed and verified: that is what ``make original`` runs. A mistake (unknown release,
 unreachable network, a source that differs from the manifest) is one line on stderr and exit
-code 2; ``verify`` exits 1, naming every file that differs, when an installed tree is not the
-release. The work itself is in :mod:`archive.fetch` and :mod:`archive.verify`.
+code 2. ``fetch --from-bundle`` brings the release's history (a git bundle) into
+``original/.history/<release>.git`` and installs its tree from it (``--history`` does the same
+from a git directory or upstream); ``history`` writes the histories joined into one git
+repository (:mod:`archive.history`). ``verify`` exits 1, naming every file that differs, when an
+installed tree is not the release. The work itself is in :mod:`archive.fetch` and
+:mod:`archive.verify`.
 """
 from __future__ import annotations
 
@@ -17,10 +23,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from archive import fetch as fetching
+from archive import fetch as fetching, history
 from archive.manifest import PINS, pinned_from_git, write as write_manifest
 from archive.verify import check_tree, is_installed, summarize
-from port.errors import UserError, main_guard
+from port.errors import ArgumentParser, UserError, main_guard
 
 PROG = "python -m archive"
 EXIT_DIFFERS = 1
@@ -36,6 +42,18 @@ def _releases(names: list[str]) -> list[str]:
 def cmd_fetch(args: argparse.Namespace) -> int:
     if args.from_path is not None and len(args.releases) != 1:
         raise UserError("--from PATH holds one release: name exactly one RELEASE")
+    if args.from_bundle is not None:
+        if len(args.releases) != 1:
+            raise UserError("--from-bundle FILE holds one release's history: name exactly one RELEASE")
+        release = _releases(args.releases)[0]
+        manifest = fetching.load_manifest(release)
+        root = fetching.original_root()
+        print(history.fetch_bundle(release, manifest.commit, args.from_bundle, root))
+        print(fetching.fetch(release, from_git=history.history_dir(root, release), force=args.force))
+        return 0
+    if args.history and args.from_path is not None:
+        raise UserError("--history needs git objects: give --from-git DIR, --from-bundle FILE or "
+                        "no source (upstream), not --from PATH")
     releases = _releases(args.releases)
     if args.from_git is not None and not args.releases:
         gdir = fetching.git_dir(args.from_git)
@@ -48,6 +66,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         result = fetching.fetch(release, from_git=args.from_git, from_path=args.from_path,
                                 force=args.force)
         print(result)
+        if args.history:
+            manifest = fetching.load_manifest(release)
+            source, kind = ((fetching.git_dir(args.from_git), "git") if args.from_git is not None
+                            else (history.git_url(manifest.upstream), "url"))
+            print(history.fetch_history(release, manifest.commit, source, fetching.original_root(),
+                                        kind))
     return 0
 
 
@@ -72,6 +96,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"{release}: OK, {summary.files} files, {summary.bytes} bytes match "
                   f"commit {manifest.commit[:12]}")
     return status
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from archive.manifest import load_all
+    root = fetching.original_root()
+    manifests = load_all(fetching.releases_dir())
+    order = history.lineage_order(manifests)
+    missing = [r for r in order if not history.has_history(root, r, manifests[r].commit)]
+    if missing:
+        raise UserError(f"no history for {', '.join(missing)} in {history.history_root(root)}: "
+                        f"`{PROG} fetch RELEASE --from-bundle FILE` brings one")
+    stages = history.default_stages(manifests, order, root)
+    st = history.stitch(stages, root, args.out, bare=False)
+    print(f"{args.out}: {len(st.revisions)} commits on branch main; tags "
+          + ", ".join(f"{r} = {c[:12]}" for r, c in st.pinned.items()))
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -109,15 +149,10 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line (and exit 2) like every other mistake."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: {message} (see --help)\n")
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__.split("\n")[0])
+    # port.errors.ArgumentParser: a usage mistake is a UserError, one line and exit 2 through
+    # main_guard, like every other mistake (the archive may import the port; never the reverse).
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     f = sub.add_parser("fetch", help="install releases into original/, checked against their "
@@ -128,8 +163,15 @@ def parser() -> argparse.ArgumentParser:
                      help="a local git clone or bare repository holding the pinned commit")
     src.add_argument("--from", dest="from_path", type=Path, metavar="PATH",
                      help="a tarball (.tar, .tar.gz) or unpacked folder of one release")
+    src.add_argument("--from-bundle", type=Path, metavar="FILE",
+                     help="a git bundle of one release's history (refs/heads/<release> at the "
+                          "pinned commit): kept in original/.history/<release>.git, the tree "
+                          "installed from it")
     f.add_argument("--force", action="store_true",
                    help="fetch again even if the installed release verifies")
+    f.add_argument("--history", action="store_true",
+                   help="also keep the release's history (every ancestor of the pinned commit) in "
+                        "original/.history/<release>.git, from --from-git DIR or upstream (git)")
     f.add_argument("--missing", action="store_true",
                    help="fetch only what is missing or differs (the default; accepted, changes nothing)")
     f.set_defaults(run=cmd_fetch)
@@ -137,6 +179,12 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="check installed releases against their manifests")
     v.add_argument("releases", nargs="*", metavar="RELEASE")
     v.set_defaults(run=cmd_verify)
+
+    h = sub.add_parser("history", help="write the releases' histories joined into one git "
+                       "repository (needs the histories: fetch --from-bundle)")
+    h.add_argument("--out", type=Path, metavar="DIR", required=True,
+                   help="a new folder for the repository")
+    h.set_defaults(run=cmd_history)
 
     ls = sub.add_parser("list", help="the pinned releases, their commits, installed or not")
     ls.set_defaults(run=cmd_list)

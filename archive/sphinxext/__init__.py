@@ -20,12 +20,16 @@ fetched trees under ``original/<release>/`` and the port's ``Ports:``/``DIVERGES
 ``port/<module>.html``, ``port/index.html``      port modules (``port/layers/weight.py`` →
                                                  ``port/layers/weight.html``), ``#L<n>`` anchors
 ``coverage.html``                                share of each file cited by the port, annotated
-``divergences.html``                             every ``DIVERGES:`` line of the port
+``divergences.html``                             every ``DIVERGES:`` line of the port, then
+                                                 every ``Port-only:`` line (a check it adds)
 ``identifiers.html`` (+ ``identifiers.js``)      identifier search over the code, ``?q=name``
 ``_ids/files.js``, ``_ids/<k>.js``               the identifier index (:mod:`idents`), loaded
                                                  when a reader clicks a name in a listing
 ``experiments/index.html``, ``experiments/<n>``  the experiment history of the 2012 ``layers/``
                                                  folder, a page per experiment (:mod:`experiment_pages`)
+``revisions/<label>.html``, ``revisions/index``   a page per revision of the joined public history,
+``revisions/new-in-2012.html``,                  the timeline, what 2012 added, and who wrote each
+``provenance/<release>/<path>.json``             line (:mod:`revisions`; needs the histories)
 ==============================================  ==============================================
 
 For MyST content:
@@ -44,8 +48,14 @@ fetched original differs from its manifest. Configuration (paths relative to the
 ``archive_manifests_dir``, ``archive_original_dir``, ``archive_root`` (the repository, for port
 paths), ``archive_port_paths`` (default ``[<root>/port]``), ``archive_release_order`` (lineage,
 oldest first), ``archive_fail_on_integrity`` (default True; False only warns, for drafting),
-``archive_experiments_dir`` (default ``<archive_original_dir>/alexnet-2012/layers``).
+``archive_experiments_dir`` (default ``<archive_original_dir>/alexnet-2012/layers``),
+``archive_history_snapshots`` (the releases joined to the history as one commit, and how each is
+dated: ``{"alexnet-2012": "diaries"}``).
 The theme ``archive`` (offline, light/dark, phone, print) ships with it.
+
+Every module builds its HTML with :mod:`markup` (``html('<a href="{}">{}</a>', url, name)``), which
+escapes each value for its place unless it is markup already: a file name or a reason cannot
+inject markup, and a module cannot forget to escape.
 """
 from __future__ import annotations
 
@@ -67,10 +77,12 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("archive_fail_on_integrity", True, "", types=[bool])
     app.add_config_value("archive_experiments_dir", "", "env", types=[str])
     app.add_config_value("archive_start_here", "reading-order", "html", types=[str])
+    app.add_config_value("archive_history_snapshots", {"alexnet-2012": "diaries"}, "env", types=[dict])
     app.add_html_theme("archive", str(pages.THEME))
     app.add_css_file("archive.css")
     app.add_js_file("archive.js", loading_method="defer")
     app.add_js_file("archive-idents.js", loading_method="defer")
+    app.add_js_file("archive-origin.js", loading_method="defer")
     setup_annotations(app)
     setup_tables(app)
     app.connect("config-inited", experiment_pages.resolve_layers_dir)

@@ -23,8 +23,8 @@ from sphinx.util import logging
 
 from archive import ORIGINAL, RELEASES_DIR, ROOT, xref
 from archive.manifest import load_all
-from archive.sphinxext import (coverage, experiment_pages, history, idents, integrity, search, sidebyside,
-                               sources, versions)
+from archive.sphinxext import (coverage, experiment_pages, history, idents, integrity, revisions, search,
+                               sidebyside, sources, versions)
 from archive.sphinxext.annotations import ArchiveDomain, rendered_bodies
 from archive.sphinxext.highlight import Cache
 from archive.sphinxext.model import Site, page_of_port, page_of_source, page_of_versions, raw_of_source
@@ -108,9 +108,11 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, lambda f: f.write(data))
 
 
-def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None = None
+def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None = None,
+               hist: "revisions.SiteHistory | None" = None, hist_why: str = ""
                ) -> Iterator[tuple[str, str, str, str]]:
-    """(pagename, kind, title, body) of every generated page."""
+    """(pagename, kind, title, body) of every generated page; ``hist``: the joined public
+    history (:mod:`revisions`), None (and why) where it is not fetched."""
     cov = coverage.compute(site)
     chains = versions.lineage(site)
     by_file = versions.chains_by_file(chains)
@@ -118,10 +120,16 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None =
     hist_links, hist_chains = history.links(site, chains, tags)
     for release in site.order:
         for e in site.files(release):
+            chain = by_file.get((release, e.path))
+            page = page_of_source(release, e.path)
+            origin = None if hist is None else revisions.origin(
+                hist, release, e.path, page, revisions.cudaconv3_note(site, release, e.path, chain))
+            why = (f'<p class="origin-missing">Who wrote each line is not shown: {hist_why}.</p>'
+                   if hist is None and hist_why else "")
             title, body = sources.source_page(site, release, e, cache, bodies,
-                                              by_file.get((release, e.path)), cov.get((release, e.path)),
+                                              chain, cov.get((release, e.path)),
                                               None if tags is None else tags.get((release, e.path), []),
-                                              hist_links.get((release, e.path)))
+                                              hist_links.get((release, e.path)), origin, why)
             yield page_of_source(release, e.path), "source", title, body
         yield f"releases/{release}/index", "tree", *versions.release_index(site, release, chains, cov)
     yield "releases/index", "tree", *sources.releases_index(site)
@@ -129,10 +137,16 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None =
         if len(chain.members) > 1:
             yield page_of_versions(chain.key), "diff", *versions.versions_page(site, chain, cache)
     yield "versions/index", "diff", *versions.versions_index(site, chains)
+    fn_revs = {} if hist is None else revisions.function_revisions(site, hist, hist_chains, chains, cache)
     for chain in chains:
         if chain.key in hist_chains:
+            got = fn_revs.get(chain.key, {})
+            line = None if hist is None else (
+                lambda page, fid, got=got: revisions.revisions_line(page, got[fid], hist) if got.get(fid) else "")
             yield history.page_of_history(chain.key), "diff", *history.history_page(
-                site, chain, hist_chains[chain.key], cache)
+                site, chain, hist_chains[chain.key], cache, line)
+    for pagename, title, body in revisions.pages(site, hist, hist_why, cache, tags, chains):
+        yield pagename, "history", title, body
     yield "coverage", "table", *coverage.coverage_page(site, cov)
     yield "divergences", "table", *sidebyside.divergences_page(site)
     for pf in site.port_files:
@@ -158,7 +172,8 @@ def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
     if tags is None:
         logger.info("archive: Universal Ctags is not installed; definitions come from the highlighter "
                     "(apt-get install universal-ctags)")
-    for pagename, kind, title, body in _all_pages(app, site, cache, tags):
+    hist, hist_why = revisions.load(app, site)
+    for pagename, kind, title, body in _all_pages(app, site, cache, tags, hist, hist_why):
         key = hashlib.sha256(f"{salt}\0{title}\0{body}".encode("utf-8", "surrogateescape")).hexdigest()
         new[pagename] = key
         if old.get(pagename) == key and (outdir / f"{pagename}.html").is_file():
@@ -172,6 +187,7 @@ def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
             data = site.data(release, e.path)
             if data is not None:
                 _write_if_changed(outdir / "releases" / release / raw_of_source(e.path), data)
+    revisions.write_files(site, hist, outdir, _write_if_changed)
     ids_key = idents.key(site)
     new["identifiers.js"] = ids_key
     if old.get("identifiers.js") != ids_key or not (outdir / "_ids" / "files.js").is_file():

@@ -320,3 +320,34 @@ def test_diff_line_numbers_open_the_source(browser, site_url):
     page.wait_for_url("**/releases/rel-b/src2/kern.cu.html#L10")
     assert highlighted(page) == ["L10"]
     page.close()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("real_site")
+def test_real_site_origin_column(browser, real_site, shots):
+    """layer.cu's origin column: hidden at first, shown by its button with one revision link
+    per line (927 from r1-r561, the rest from the 2012 release), and a link opens the page of
+    the revision."""
+    if "origin-toggle" not in (real_site / "releases/alexnet-2012/src/layer.cu.html").read_text():
+        pytest.skip("the site was built without the releases' histories (archive fetch --from-bundle)")
+    handler = functools.partial(_Quiet, directory=str(real_site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{url}/releases/alexnet-2012/src/layer.cu.html#L823", wait_until="load")
+        assert page.locator("a.org").count() == 0
+        page.locator("button.origin-toggle").first.click()
+        assert page.evaluate("document.body.classList.contains('show-origin')")
+        hrefs = page.eval_on_selector_all("a.org", "els => els.map(e => e.getAttribute('href'))")
+        assert len(hrefs) == 2002
+        assert sum("revisions/alexnet-2012.html" in h for h in hrefs) == 1075
+        assert page.locator("#L823 a.org").is_visible()
+        snap(page, shots, "origin-column.png", full=False)
+        page.locator("#L823 a.org").click()
+        page.wait_for_url("**/revisions/*.html")
+        assert page.locator("dl.rev").is_visible()
+        page.close()
+    finally:
+        server.shutdown()
