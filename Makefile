@@ -36,6 +36,7 @@ test: venv
 bench: venv
 	$(BIN)/python -m benchmarks
 	$(BIN)/python -m benchmarks.networks
+	$(BIN)/python -m benchmarks.parallel
 
 clean:
 	rm -rf _build .pytest_cache

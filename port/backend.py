@@ -210,9 +210,12 @@ def to_device(a):
 # ---- random numbers drawn on the device ------------------------------------------------------------
 # Dropout masks and nrelu noise are drawn where the activations live,
 # as the original drew them with cuRAND on the GPU, but by a counter-based hash keyed by one
-# 64-bit draw from the model's NumPy Generator. So a mask costs no host array and no upload, the
-# Generator's state alone (saved in checkpoints) makes a run repeatable, and NumPy, CuPy and the
-# strict stand-in draw bit-identical numbers for the same key.
+# 64-bit draw from the model's NumPy Generator. So a mask costs no host array and no upload, and
+# the Generator's state alone (saved in checkpoints) makes a run repeatable. NumPy, CuPy and the
+# strict stand-in draw bit-identical bits and uniforms (dropout) for the same key: integer
+# arithmetic, then an exact conversion. The normals (nrelu) are those uniforms through each
+# module's log, cos and sqrt: the same on NumPy and strict (NumPy's functions), not on CuPy,
+# whose CUDA log and cos differ in the last bits and whose kernels are compiled with -ftz=true.
 
 _GOLDEN, _M1, _M2 = 0x9E3779B9, 0x7FEB352D, 0x846CA68B
 
@@ -241,7 +244,8 @@ def random_bits(rng: numpy.random.Generator, n: int, module: ModuleType | None =
 
 
 def uniform(rng: numpy.random.Generator, shape, dtype=numpy.float32, module: ModuleType | None = None):
-    """U[0, 1) samples of ``shape`` in ``dtype`` (24 random bits each), on the device."""
+    """U[0, 1) samples of ``shape`` in ``dtype`` (24 random bits each, an exact conversion: the
+    same bits on every backend), on the device."""
     m = module or xp()
     shape = tuple(int(s) for s in (shape if isinstance(shape, tuple) else (shape,)))
     bits = random_bits(rng, int(numpy.prod(shape)), m) >> m.uint32(8)
@@ -249,7 +253,11 @@ def uniform(rng: numpy.random.Generator, shape, dtype=numpy.float32, module: Mod
 
 
 def standard_normal(rng: numpy.random.Generator, shape, dtype=numpy.float32, module: ModuleType | None = None):
-    """N(0, 1) samples of ``shape`` in ``dtype`` on the device (Box–Muller on 2·size uniforms)."""
+    """N(0, 1) samples of ``shape`` in ``dtype`` on the device (Box–Muller on 2·size uniforms).
+
+    The uniforms are bit-identical on every backend; the normals only within the last bits of
+    each module's log, cos and sqrt (NumPy and the strict stand-in agree bit for bit, CuPy not).
+    """
     m = module or xp()
     shape = tuple(int(s) for s in (shape if isinstance(shape, tuple) else (shape,)))
     n = int(numpy.prod(shape))

@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from port import backend, checkpoint, data, model
+from port import backend, checkpoint, data, model, parallel
 from port import layer as lay
 from port.devices import Devices
 from port.errors import UserError, main_guard
@@ -62,8 +62,13 @@ class ConvNet(IGPUModel):
     Ports: alexnet-2012/convnet.py:19-210 ConvNet
     """
 
-    def __init__(self, op: OptionsParser, load_dic: dict | None, dp_params: dict | None = None):
-        """Ports: alexnet-2012/convnet.py:20-26 ConvNet.__init__"""
+    def __init__(self, op: OptionsParser, load_dic: dict | None, dp_params: dict | None = None,
+                 data_parallel: parallel.DataParallel | None = None):
+        """``data_parallel``: this rank of a data-parallel run (port/parallel.py), or None.
+
+        Ports: alexnet-2012/convnet.py:20-26 ConvNet.__init__
+        """
+        self.parallel = data_parallel
         dp_params = dict(dp_params or {})
         filename_options = []
         for v in ("color_noise", "pca_noise", "multiview_test", "crop_border", "scalar_mean", "minibatch_size"):
@@ -79,10 +84,22 @@ class ConvNet(IGPUModel):
         """``--gpu=g0,g1,...``: the CUDA devices of the cfg's columns (CuPy; port/devices.py), the
         first made current. DIVERGES: fewer devices than columns run every column on the first."""
         self.device_ids = list(self.op.get_value("gpu") or [-1])
+        if self.parallel is not None and backend.name() == "cupy":
+            # DIVERGES: data-parallel, each rank runs the whole net on one device: the
+            # (local rank)-th of --gpu when given, else of the machine's devices.
+            given = [d for d in self.device_ids if d >= 0]
+            count = backend.xp().cuda.runtime.getDeviceCount()
+            self.device_ids = [given[self.parallel.local_rank % len(given)] if given
+                               else self.parallel.local_rank % count]
         if backend.name() == "cupy" and self.device_ids and self.device_ids[0] >= 0:
             backend.xp().cuda.Device(self.device_ids[0]).use()
 
     def device_description(self) -> str:
+        if self.parallel is not None:
+            return self._device_description() + "; " + self.parallel.describe()
+        return self._device_description()
+
+    def _device_description(self) -> str:
         if backend.name() == "cupy":
             return "CUDA device %d (CuPy)" % backend.xp().cuda.Device().id
         if backend.name() == backend.STRICT:
@@ -117,6 +134,8 @@ class ConvNet(IGPUModel):
                                       devices=Devices(ids or [0]))
         if saved is not None:
             self.libmodel.set_rng_state(saved)
+        if self.parallel is not None:
+            self.parallel.attach(self.libmodel)
 
     def layer_options(self) -> dict:
         """What ``port.layer.parse_layers`` needs from the driver and the data provider."""
@@ -295,6 +314,13 @@ class ConvNet(IGPUModel):
                                                               np.mean(np.abs(l["biasesInc"]))))
         self.write("", "\n")
 
+    def save_state(self):
+        """Data-parallel: rank 0 alone writes (every rank holds the same state)."""
+        if self.parallel is not None and not self.parallel.is_root:
+            self.last_saved = (self.epoch, self.batchnum)
+            return os.path.join(self.checkpoint_dir(), "%d.%d" % self.last_saved)
+        return IGPUModel.save_state(self)
+
     def conditional_save(self):
         """Ports: alexnet-2012/convnet.py:158-162 ConvNet.conditional_save"""
         path = self.save_state()
@@ -403,6 +429,18 @@ class ConvNet(IGPUModel):
         op.add_option("initw-source", "initw_source", StringOptionParser,
                       "Saved net that initw.makew/makeb/makec copy from (default: the path initw.py names)",
                       default="", save=False)
+        op.add_option("data-parallel", "data_parallel", BooleanOptionParser,
+                      "Data-parallel over the MPI ranks (run under mpiexec -n N; needs the [mpi] extra)",
+                      default=0, save=False)
+        op.add_option("dp-hash-freq", "dp_hash_freq", IntegerOptionParser,
+                      "Data-parallel: compare the ranks' weights every this many steps (0: never)",
+                      default=100, save=False)
+        op.add_option("dp-bucket-mb", "dp_bucket_mb", IntegerOptionParser,
+                      "Data-parallel: size of the gradient buffers summed by one allreduce each (MiB)",
+                      default=parallel.DEFAULT_BUCKET_MB, save=False)
+        op.add_option("dp-engine", "dp_engine", StringOptionParser,
+                      "Data-parallel: what sums the gradients: auto (NCCL on CuPy, else MPI), mpi or nccl",
+                      default="auto", save=False)
 
         op.prog = "python -m port.convnet"
         op.epilog = _help_epilog
@@ -458,6 +496,13 @@ def _validate(op: OptionsParser) -> None:
             raise UserError(f"option {o.prefixed_letter} ({o.desc}) is neither given nor in the checkpoint")
     if not op.get_value("check_grads") and not op.get_value("load_file"):
         _check_save_path(op.get_value("save_path"))  # on resume the checkpoint's own folder is used
+    if op.get_value("dp_engine") not in ("auto", "mpi", "nccl"):
+        raise UserError(f"option --dp-engine={op.get_value('dp_engine')}: must be one of auto, mpi, nccl")
+    if op.get_value("data_parallel") and op.get_value("check_grads"):
+        raise UserError("option --data-parallel: --check-grads runs in one process; drop one of them")
+    if op.get_value("data_parallel") and op.get_value("test_out"):
+        raise UserError("option --data-parallel: --test-out is not supported (each rank holds part of "
+                        "the predictions); write them from one process")
     if op.get_value("backend") not in backend.CHOICES:
         raise UserError(f"option --backend={op.get_value('backend')}: must be one of {', '.join(backend.CHOICES)}")
 
@@ -469,20 +514,54 @@ def main(argv=None) -> int:
     Ports: alexnet-2012/convnet.py:212-218 __main__
     """
     op = ConvNet.get_options_parser()
-    op, load_dic = IGPUModel.parse_options(op, argv, fresh_parser=ConvNet.get_options_parser)
-    _validate(op)
     try:
-        backend.set_backend(op.get_value("backend"))
-    except backend.BackendError as e:
-        raise UserError(str(e)) from None
+        op, load_dic = IGPUModel.parse_options(op, argv, fresh_parser=ConvNet.get_options_parser)
+        _validate(op)
+    except UserError:
+        # every rank of an mpiexec meets a mistake on the command line: rank 0 alone says it
+        if parallel.launched_rank() > 0 and any(a.startswith("--data-parallel")
+                                                for a in (sys.argv[1:] if argv is None else argv)):
+            return 2
+        raise
+    dp = None
+    if op.get_value("data_parallel"):
+        dp = parallel.DataParallel.start(hash_freq=op.get_value("dp_hash_freq"),
+                                         bucket_mb=op.get_value("dp_bucket_mb"),
+                                         engine=op.get_value("dp_engine"))
+        if not dp.is_root:   # rank 0 prints the run; the others print only their own errors
+            sys.stdout = open(os.devnull, "w")
+        with dp.guard(PROG):
+            return _run(op, load_dic, dp)
+    return _run(op, load_dic, None)
+
+
+def _run(op: OptionsParser, load_dic: dict | None, dp: parallel.DataParallel | None) -> int:
+    """Set up the driver (every rank agreeing that it could, when data-parallel) and run it."""
     if op.get_value("seed") is None or op.get_value("seed") < 0:
         op.set_value("seed", int(np.random.SeedSequence().entropy % (2 ** 31)), parse=False)
-    if not op.get_value("check_grads") and not op.get_value("load_file"):
-        if not os.path.isdir(op.get_value("data_path")):
-            raise UserError(f"{op.get_value('data_path')}: data path does not exist or is not a directory")
-    # NaN/overflow are reported once, by the cost check (print_costs), not as NumPy warnings.
+    if dp is not None:   # one seed for every rank: the same crops, the same initial weights
+        op.set_value("seed", dp.bcast(op.get_value("seed")), parse=False)
+    error = None
+    try:   # no collective call in here: a rank that fails must meet the others in dp.agree
+        try:
+            backend.set_backend(op.get_value("backend"))
+        except backend.BackendError as e:
+            raise UserError(str(e)) from None
+        if dp is not None and op.get_value("dp_engine") == "nccl" and backend.name() != "cupy":
+            raise UserError(f"option --dp-engine=nccl needs the CuPy backend (this run uses {backend.name()})")
+        if not op.get_value("check_grads") and not op.get_value("load_file"):
+            if not os.path.isdir(op.get_value("data_path")):
+                raise UserError(f"{op.get_value('data_path')}: data path does not exist or is not a directory")
+        # NaN/overflow are reported once, by the cost check (print_costs), not as NumPy warnings.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            model = ConvNet(op, load_dic, data_parallel=dp)
+    except UserError as e:
+        if dp is None:
+            raise
+        error = e
+    if dp is not None:
+        dp.agree(error)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        model = ConvNet(op, load_dic)
         return model.start()
 
 

@@ -41,6 +41,8 @@ class ModelStateException(UserError):
 class CostIsNaN(UserError):
     """The cost became NaN or infinite; training stops, the last checkpoint is kept."""
 
+    collective = True   # data-parallel ranks all see the same (summed) costs: one line, rank 0's
+
 
 class IGPUModel:
     """Ports: cuda-convnet-r561/gpumodel.py:44-331 IGPUModel"""

@@ -151,12 +151,18 @@ class ConvNet:
         self._data: list | None = None
         self._num_tests = self._num_failures = 0
         self._base_err = 0.0
+        # Data parallelism (port/parallel.py): None in one process.
+        self.parallel = None
+        self.gradient_sink = None
         self.copy_to_gpu()
 
     # ---- randomness
     def random_uniform(self, shape):
         """U[0, 1) samples of ``shape`` in the net's dtype, drawn on the device, keyed by the
-        model's Generator (port.backend.uniform: no host array, no upload)."""
+        model's Generator (port.backend.uniform: no host array, no upload). Data-parallel: drawn
+        for the global minibatch, this rank's columns kept (port/parallel.py)."""
+        if self.parallel is not None:
+            return self.parallel.random_uniform(shape, lambda s: backend.uniform(self.rng, s, self.dtype))
         return backend.uniform(self.rng, shape, self.dtype)
 
     def get_rng_state(self) -> dict:
@@ -297,6 +303,9 @@ class ConvNet:
         Ports: alexnet-2012/src/worker.cu:89-102 TrainingWorker::run
         """
         self.progress = float(progress)
+        if self.parallel is not None:   # this rank's share of every minibatch (port/parallel.py)
+            self._result = self.parallel.run_batch(self, data, self.progress, test)
+            return
         batch_cost = Cost(0)
         for mini in self._minibatches(self._to_device(data)):
             self.fprop(mini, PASS_TEST if test else PASS_TRAIN)
@@ -317,6 +326,8 @@ class ConvNet:
         if self._result is None:
             raise UserError("finish_batch called without a batch started")
         cost, self._result = self._result, None
+        if self.parallel is not None:   # summed over the ranks
+            return self.parallel.global_cost(cost.host_map(), cost.num_cases)
         return cost.host_map(), cost.num_cases
 
     def start_multiview_test(self, data: list, num_views: int, probs: np.ndarray | None = None,
@@ -330,6 +341,14 @@ class ConvNet:
         Ports: alexnet-2012/src/pyconvnet.cu:126-144 startMultiviewTest
         Ports: alexnet-2012/src/worker.cu:150-177 MultiviewTestWorker::run
         """
+        if self.parallel is not None:   # this rank's share of the real cases, in every view
+            if probs is not None:
+                raise UserError("--test-out is not supported with --data-parallel (each rank holds part "
+                                "of the predictions)")
+            n = data[0].shape[1]
+            if num_views >= 1 and n % num_views == 0:
+                cols = self.parallel.multiview_columns(n, num_views, self.minibatch_size)
+                data = [np.ascontiguousarray(d[:, cols]) for d in data]
         dev = self._to_device(data)
         n = dev[0].shape[1]
         if num_views < 1 or n % num_views != 0:

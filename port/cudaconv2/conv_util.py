@@ -123,9 +123,12 @@ def conv_local_pool(images, *args, num_filters: int | None = None):
     Called as the original (``images, num_filters, subs_x, start_x, stride_x, outputs_x, pooler``)
     or without ``num_filters`` (``images, subs_x, start_x, stride_x, outputs_x, pooler``, the
     channel count then given as the ``num_filters=`` keyword or inferred from the sizes).
-    ``pooler`` is ``'max'`` (base −2e38), ``'avg'`` (sum / clipped window area) or ``'maxabs'``
-    (keeps the value of largest |x|, the last one in scan order on ties, base 0).
-    Returns (numChannels·outputsX², N).
+    ``pooler`` is ``'max'`` (``fmaxf`` from a base of −2e38, as MaxPooler: NaN is skipped, a
+    window of NaN gives −2e38, and no output is below −2e38, −inf and −3e38 included), ``'avg'``
+    (sum / clipped window area) or ``'maxabs'`` (keeps the value of largest |x|, the last one in
+    scan order on ties, base 0; a NaN is kept until the next value replaces it, as the kernel's
+    ``fabsf(a) > fabsf(b) ? a : b``). Returns (numChannels·outputsX², N). The max of two equal
+    zeros may be either (neither CUDA's fmaxf nor NumPy's fmax fixes the sign).
 
     Ports: cuda-convnet-r561/include/cudaconv2/conv_util.cuh:326-516 convLocalPool
     Ports: cuda-convnet-r561/include/cudaconv2/conv_util.cuh:126-190 kLocalPool
@@ -160,10 +163,13 @@ def conv_local_pool(images, *args, num_filters: int | None = None):
     acc = None
     for sl in _pool_window_slices(img_size, subs_x, start_x, stride_x, outputs_x):
         v = xpad[sl]  # (C, O, O, N)
-        if acc is None:
-            acc = v.copy()  # agg(base, v) is v for all three poolers
-        elif pooler == "max":
-            xp.maximum(acc, v, out=acc)
+        if pooler == "max":     # fmaxf(prod, img) from prod = base (padding is base too)
+            if acc is None:
+                acc = xp.fmax(v, v.dtype.type(base))
+            else:
+                xp.fmax(acc, v, out=acc)
+        elif acc is None:
+            acc = v.copy()  # agg(base, v) is v for avg and maxabs (base 0)
         elif pooler == "avg":
             acc += v
         else:
@@ -189,9 +195,11 @@ def _pool_geometry(func, grads, images_rows, subs_x, start_x, stride_x, outputs_
 
 
 def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, outputs_x):
-    """Max-pooling backward: each output's gradient goes to every input of its window equal to
-    the output (ties all receive it; maxabs and rand pooling use this undo too,
-    alexnet-2012/src/layer.cu:1333,1356).
+    """Max-pooling backward: each input pixel adds (img == max)·grad over the windows that hold
+    it, as the kernel's ``prod += (img == ma) * mg``: the output's gradient goes to every input
+    equal to it (ties all receive it; maxabs and rand pooling use this undo too,
+    alexnet-2012/src/layer.cu:1333,1356), and an inf or NaN gradient makes NaN (0·inf, 0·NaN)
+    at the window's other pixels too.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1869-1958 convLocalMaxUndo
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1496-1587 kLocalMaxUndo
@@ -210,8 +218,10 @@ def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, 
     grads = _4d(max_grads, C, outputs_x)
     dtype = xp.result_type(images.dtype, max_grads.dtype)
     gpad = xp.zeros(xpad.shape, dtype=dtype)  # (C, Sp, Sp, N)
-    for sl in _pool_window_slices(S, subs_x, start_x, stride_x, outputs_x):
-        gpad[sl] += xp.where(xpad[sl] == acts, grads, 0)   # not grads·hit: inf·0 would be NaN
+    # Offsets last to first: each pixel then adds its windows' terms in the kernel's order (its
+    # outputs my, mx ascending), so a pixel that is the max of three or more windows sums as there.
+    for sl in reversed(list(_pool_window_slices(S, subs_x, start_x, stride_x, outputs_x))):
+        gpad[sl] += (xpad[sl] == acts) * grads
     return _unpad(gpad, before, S).reshape(C * S * S, N)
 
 
@@ -515,9 +525,35 @@ def conv_bed_of_nails_undo(acts_grad, num_channels, img_size, start_x, stride_x)
     return out.reshape(-1, acts_grad.shape[1])
 
 
+def _fmaf(xp, a, b, c):
+    """fmaf(a, b, c) for float32 operands, one rounding: what nvcc (``-fmad=true``, its default)
+    makes of a kernel's ``a * b + c``. a·b is exact in float64; the sum is rounded to float64 and
+    then to float32, and where the first rounding made a float32 tie, the sum's exact error
+    (Knuth's TwoSum) settles it."""
+    f64 = xp.float64
+    p = xp.asarray(a, dtype=f64) * xp.asarray(b, dtype=f64)
+    c = xp.asarray(c, dtype=f64)
+    s = p + c
+    bv = s - p
+    err = (p - (s - bv)) + (c - bv)                      # s + err == p + c exactly
+    r = s.astype(xp.float32)
+    d = s - r.astype(f64)
+    inf = xp.float32(xp.inf)
+    toward = xp.nextafter(r, xp.where(d > 0, inf, -inf))
+    tie = (d != 0) & (2 * d == toward.astype(f64) - r.astype(f64))
+    return xp.where(tie & (err != 0) & ((err > 0) == (d > 0)), toward, r)
+
+
 def conv_resize_bilinear(images, img_size, tgt_size, scale):
-    """Bilinear resize to tgt_size², source coordinate px·scale + img/2 − (tgt/2)·scale clamped
-    to [0, img − 1.01], computed in float32 as the kernel does.
+    """Bilinear resize to tgt_size², source coordinate px·scale + centre clamped to
+    [0, img − 1.01], computed as the kernel computes it: ``scale`` a float32 (the original's
+    parameter type), the centre img/2 − (tgt/2)·scale in double from that float and passed as a
+    float32, px·scale + centre one fused multiply-add (nvcc's default contraction: nvcc 13 for
+    sm_90 emits ``fma.rn.f32`` for these lines), then u = ⌊x + 1⌋ − x and w = y − ⌊y⌋ in
+    float32. A coordinate one rounding away from an integer moves the read by a whole pixel, so
+    these roundings are the kernel's.
+    The interpolation u·(a − b) + b, w·(c1 − c0) + c0 is fused too for float32 images (the same
+    bits as the kernel's); float64 images round it in float64.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2416-2464 convResizeBilinear
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:287-339 kResizeBilinear
@@ -528,17 +564,25 @@ def conv_resize_bilinear(images, img_size, tgt_size, scale):
             f"images has {images.shape[0]} rows, not a multiple of imgSize² = {img_size ** 2}")
     C = images.shape[0] // (img_size * img_size)
     f32 = xp.float32
-    center = f32(img_size * 0.5 - tgt_size * 0.5 * scale)
-    src = xp.arange(tgt_size, dtype=f32) * f32(scale) + center
+    scale = f32(scale)
+    center = f32(img_size * 0.5 - tgt_size * 0.5 * float(scale))
+    src = _fmaf(xp, xp.arange(tgt_size, dtype=f32), scale, center)
     src = xp.maximum(f32(0), xp.minimum(f32(img_size) - f32(1.01), src))
     i0 = xp.floor(src).astype(xp.int64)
     u = (xp.floor(src + 1) - src).astype(images.dtype)  # weight of the left/top neighbour in x
     w = (src - xp.floor(src)).astype(images.dtype)      # weight of the bottom neighbour in y
     x4 = _4d(images, C, img_size)
     rows0, rows1 = x4[:, i0], x4[:, i0 + 1]  # (C, T, S, N)
-    c0 = u[None, None, :, None] * (rows0[:, :, i0] - rows0[:, :, i0 + 1]) + rows0[:, :, i0 + 1]
-    c1 = u[None, None, :, None] * (rows1[:, :, i0] - rows1[:, :, i0 + 1]) + rows1[:, :, i0 + 1]
-    out = w[None, :, None, None] * (c1 - c0) + c0
+    u4, w4 = u[None, None, :, None], w[None, :, None, None]
+    if images.dtype == f32:
+        def lerp(t, a, b):
+            return _fmaf(xp, t, a - b, b)
+    else:
+        def lerp(t, a, b):
+            return t * (a - b) + b
+    c0 = lerp(u4, rows0[:, :, i0], rows0[:, :, i0 + 1])
+    c1 = lerp(u4, rows1[:, :, i0], rows1[:, :, i0 + 1])
+    out = lerp(w4, c1, c0)
     return out.reshape(C * tgt_size * tgt_size, images.shape[1])
 
 

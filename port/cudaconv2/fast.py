@@ -4,29 +4,36 @@ which stays the oracle (the tests compare the two) and the fallback: without Num
 ``ALEXNET_NO_JIT=1`` in the environment, on CuPy, or for arrays the kernel does not take
 (mixed dtypes, non-contiguous), the NumPy code runs.
 
+A kernel gives its twin's values: the same number wherever that is a number, with the same
+bits, NaN wherever that is NaN, ±0 wherever that is ±0. A NaN's sign and payload and a zero's
+sign may differ (compiled and SIMD code may take a NaN from the other operand, or keep the other
+of two equal zeros; test_fast's ``_same_values`` checks exactly this). "The same values" below
+means that.
+
 - :func:`max_pool`: max-pooling forward in one pass over the image (the NumPy version makes a
-  strided copy and a comparison pass per window offset); max is exact, so bit-identical.
+  strided copy and a comparison pass per window offset); max is exact, so the same values
+  (NaN skipped by both, as fmaxf).
 - :func:`max_undo`: max-pooling backward without temporaries (the NumPy version makes a mask and
-  a masked copy per window offset), each input pixel gathering its windows' gradients in the
-  NumPy version's order (bit-identical).
+  a product per window offset), each input pixel gathering its windows' gradients in the NumPy
+  version's order (the same values).
 - :func:`spatial_denoms`: the within-map (rnorm, cnorm) denominators 1 + α·Σ_{size² window} u²
-  in one pass, rows then columns as the NumPy version sums them (bit-identical).
+  in one pass, rows then columns as the NumPy version sums them (the same values).
 - :func:`spatial_undo`: the within-map backward in one pass per channel (the NumPy version's
   full-size temporaries peak at four arrays of the input's size with the result, this at one),
-  bit-identical.
+  the same values.
 - :func:`map_denoms`: the cross-map (cmrnorm, blocked or not) denominators in one pass,
-  bit-identical.
+  the same values.
 - :func:`map_undo`: the cross-map backward in one pass (one array at its peak, the NumPy
-  version four), bit-identical.
+  version four), the same values.
 - :func:`im2col_rows` / :func:`col2im_rows_add`: a block of the convolutions' im2col columns
   copied from, or added back into, the padded images in one pass on all cores (the NumPy version
   makes one strided copy or add per filter offset, on one core); the adds keep the NumPy
-  version's order (bit-identical).
+  version's order (the same values).
 
 The kernels run in parallel over channels (``prange``; Numba's threads, as many as cores): every
 channel's outputs are its own, so no two threads write the same element and the sums keep their
 order. The norms' d^(−β) stays NumPy's ``power`` (a SIMD loop faster than a compiled scalar
-pow, and the oracle's own bits).
+pow, and the oracle's own results).
 """
 from __future__ import annotations
 
@@ -90,40 +97,33 @@ def _serial_and_parallel(py_func):
 
 if numba is not None:
     def _max_pool(images, out, subs_x, start_x, stride_x, base):  # pragma: no cover (JIT)
-        # Window offsets in scan order, a pixel outside the image counting as ``base`` (the NumPy
-        # path's padding); NaN wins as in np.maximum.
+        # fmaxf(out, v) from out = base over the window's pixels in the image, as MaxPooler: a
+        # NaN v is skipped (v > out is false), nothing goes below base; the pixels outside the
+        # image (the NumPy path's padding at base) change nothing.
         C, S, _, N = images.shape
         O = out.shape[1]
         for c in numba.prange(C):
             for oy in range(O):
                 for ox in range(O):
-                    first = True
+                    for n in range(N):
+                        out[c, oy, ox, n] = base
                     for dy in range(subs_x):
                         y = start_x + oy * stride_x + dy
+                        if y < 0 or y >= S:
+                            continue
                         for dx in range(subs_x):
                             x = start_x + ox * stride_x + dx
-                            if 0 <= y < S and 0 <= x < S:
-                                if first:
-                                    for n in range(N):
-                                        out[c, oy, ox, n] = images[c, y, x, n]
-                                else:
-                                    for n in range(N):
-                                        v = images[c, y, x, n]
-                                        if v > out[c, oy, ox, n] or v != v:
-                                            out[c, oy, ox, n] = v
-                            elif first:
-                                for n in range(N):
-                                    out[c, oy, ox, n] = base
-                            else:
-                                for n in range(N):
-                                    if base > out[c, oy, ox, n]:
-                                        out[c, oy, ox, n] = base
-                            first = False
+                            if x < 0 or x >= S:
+                                continue
+                            for n in range(N):
+                                v = images[c, y, x, n]
+                                if v > out[c, oy, ox, n]:
+                                    out[c, oy, ox, n] = v
 
     def _max_undo(images, acts, grads, out, subs_x, start_x, stride_x):  # pragma: no cover (JIT)
-        # Each input pixel gathers from the windows that hold it, window offsets (dy, dx) in scan
-        # order: the order in which the NumPy path adds them into that pixel, so the two agree
-        # bit for bit (starting from +0, the skipped zero terms change nothing).
+        # Each input pixel gathers (img == max)·grad from the windows that hold it, window offsets
+        # (dy, dx) last to first (its outputs in ascending order, as the kernel and the NumPy path
+        # add them), so the two agree in value (a 0·inf or 0·NaN term is NaN, as in the kernel).
         C, S, _, N = images.shape
         O = acts.shape[1]
         for c in numba.prange(C):
@@ -131,19 +131,21 @@ if numba is not None:
                 for x in range(S):
                     for n in range(N):
                         out[c, y, x, n] = 0
-                    for dy in range(subs_x):
+                    for dy in range(subs_x - 1, -1, -1):
                         ty = y - start_x - dy
                         if ty < 0 or ty % stride_x != 0 or ty // stride_x >= O:
                             continue
                         oy = ty // stride_x
-                        for dx in range(subs_x):
+                        for dx in range(subs_x - 1, -1, -1):
                             tx = x - start_x - dx
                             if tx < 0 or tx % stride_x != 0 or tx // stride_x >= O:
                                 continue
                             ox = tx // stride_x
                             for n in range(N):
-                                if images[c, y, x, n] == acts[c, oy, ox, n]:
-                                    out[c, y, x, n] += grads[c, oy, ox, n]
+                                g = grads[c, oy, ox, n]
+                                if images[c, y, x, n] != acts[c, oy, ox, n]:
+                                    g = g - g       # 0·g in the dtype: +0, or NaN for inf and NaN
+                                out[c, y, x, n] += g
 
 
     def _im2col_rows(xpad, cols, r0, stride):  # pragma: no cover (JIT)
@@ -161,7 +163,7 @@ if numba is not None:
 
     def _col2im_rows_add(xpad, cols, r0, stride):  # pragma: no cover (JIT)
         # xpad[c, fy + stride·(r0 + r), fx + stride·x, n] += cols[c, fy, fx, r, x, n], the offsets
-        # (fy, fx) in scan order as the NumPy path adds them (bit-identical); a thread a channel.
+        # (fy, fx) in scan order as the NumPy path adds them (the same values); a thread a channel.
         C, fs, _, R, X, N = cols.shape
         for c in numba.prange(C):
             for fy in range(fs):
@@ -199,9 +201,10 @@ def col2im_rows_add(xpad, cols6, r0: int, stride: int) -> None:
 
 def max_pool(images4, subs_x: int, start_x: int, stride_x: int, outputs_x: int, base: float):
     """(C, O, O, N) window maxima of (C, S, S, N) images, as the ``max`` pooler of
-    :func:`port.cudaconv2.conv_util.conv_local_pool`.
+    :func:`port.cudaconv2.conv_util.conv_local_pool`: fmaxf from ``base``.
 
     Ports: cuda-convnet-r561/include/cudaconv2/conv_util.cuh:126-190 kLocalPool
+    Ports: cuda-convnet-r561/include/cudaconv2/conv_util.cuh:84-95 MaxPooler
     """
     C, _, _, N = images4.shape
     out = np.empty((C, outputs_x, outputs_x, N), dtype=images4.dtype)
@@ -210,8 +213,8 @@ def max_pool(images4, subs_x: int, start_x: int, stride_x: int, outputs_x: int, 
 
 
 def max_undo(images4, acts4, grads4, subs_x: int, start_x: int, stride_x: int):
-    """(C, S, S, N) gradient: each output's gradient to every input of its (clipped) window that
-    equals the output, as :func:`port.cudaconv2.conv_util.conv_local_max_undo`.
+    """(C, S, S, N) gradient: Σ (img == max)·grad over the (clipped) windows holding each input,
+    as :func:`port.cudaconv2.conv_util.conv_local_max_undo`.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1496-1587 kLocalMaxUndo
     """
@@ -224,8 +227,8 @@ def max_undo(images4, acts4, grads4, subs_x: int, start_x: int, stride_x: int):
 # Response normalization: the window sums of the denominators (forward) and the whole backward,
 # one pass each, over the channels (each channel's outputs are its own). The sums are added in
 # the NumPy path's order (conv_util._box_sum: the zero shift first, then the shifts in window
-# order), so the two agree bit for bit; d^(−β) stays NumPy's ``power`` (its SIMD version is
-# faster than a compiled scalar pow, and the same bits).
+# order), so the two give the same values; d^(−β) stays NumPy's ``power`` (its SIMD version is
+# faster than a compiled scalar pow, and the same results).
 
 if numba is not None:
     @numba.njit(cache=True, inline="always")
@@ -371,7 +374,7 @@ def spatial_undo(grads4, denoms4, inputs4, acts4, lo: int, size: int, coeff: flo
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1592-1605 kRNormUndoPrelims
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1628-1712 kRNormUndo
     """
-    out = denoms4 ** -pow_scale             # as the NumPy path writes it (the same bits)
+    out = denoms4 ** -pow_scale             # as the NumPy path writes it (the same results)
     _spatial_undo(grads4, denoms4, inputs4, acts4, out, lo, size, *_scalars(grads4.dtype, coeff))
     return out
 

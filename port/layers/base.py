@@ -238,7 +238,12 @@ class WeightLayer(Layer):
         self.grad_computed = False
 
     def _accumulate(self, weights: Weights, grad_sum, v, pass_type: int) -> None:
-        """Store one weight gradient (descent direction, summed over the cases of ``v``)."""
+        """Store one weight gradient (descent direction, summed over the cases of ``v``); with data
+        parallelism it goes to the net's gradient sink, to be summed over the ranks first."""
+        sink = getattr(self.net, "gradient_sink", None)
+        if sink is not None and pass_type != PASS_GC:
+            sink(weights, grad_sum)
+            return
         weights.accumulate(grad_sum, self.get_num_cases(v), pass_type == PASS_GC, self.net.progress)
 
     def bprop_common(self, v, pass_type: int) -> None:

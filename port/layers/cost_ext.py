@@ -176,11 +176,17 @@ class TICACostLayer(CostLayer):
         self.size_x = int(dic["sizeX"])
 
     def fprop_acts(self, inp_idx, scale_targets, pass_type):
-        """The value Σ_q [√S_q − 0.001·log(0.001 + √S_q)], whose gradient the kernel computes.
+        """The value Σ_q [√S_q − 0.001·log(0.001 + √S_q)], whose gradient the kernel computes
+        for odd sizeX.
 
         DIVERGES: the original reports Σ r, which its own comment calls wrong ("it contains
         reciprocals", alexnet-2012/src/layer.cu:1997), so its gradient check could not pass; the
-        port reports the function that the gradient belongs to (√S = 1/r − 0.001).
+        port reports the function that the gradient belongs to (√S = 1/r − 0.001) for odd sizeX
+        only. For even sizeX (2 or 4: the kernel asserts sizeX < 6) the gradient kernel, whose
+        sum the port keeps, adds r over the window [p − sizeX/2, p + sizeX/2) around p, where
+        this value's gradient needs the windows that hold p, [p − sizeX/2 + 1, p + sizeX/2]:
+        there the gradient is not this value's, and the gradient check fails as the original's
+        would.
 
         Ports: alexnet-2012/src/layer.cu:1992-1998 TICACostLayer::fpropActs
         """

@@ -12,6 +12,8 @@ direction −∂L/∂·.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from port import backend
 from port import cudaconv2 as cc
 from port.layers.base import PASS_TRAIN, Layer
@@ -111,6 +113,7 @@ class RandomScaleLayer(Layer):
     other passes take the centre crop. Forward only (no cfg of the release uses it).
 
     Scale s = tgtSize + k is drawn with P(k) ∝ (k + 1)², k < imgSize − ⌊imgSize/maxScale⌋ + 1
+    (the quotient in float32, as the original's)
     (the share of all crops that scale holds), its factor uniform in
     [max(1, img/(s + 1)), img/s].
 
@@ -123,7 +126,9 @@ class RandomScaleLayer(Layer):
         self.max_scale = float(dic["maxScale"])
         self.img_size = int(dic["imgSize"])
         self.tgt_size = int(dic["tgtSize"])
-        min_scaled = int(self.img_size / self.max_scale)
+        # int / float in float32 (maxScale is read as a float), then truncated; the double
+        # quotient differs (size 18 at 1.2: 18/1.2f = 14.999999 gives 14, 18/1.2 = 15.0 gives 15)
+        min_scaled = int(np.float32(self.img_size) / np.float32(self.max_scale))
         num_scales = self.img_size - min_scaled + 1
         num_crops = num_scales * (num_scales + 1) * (2 * num_scales + 1) // 6
         probs = [1.0 / num_crops]

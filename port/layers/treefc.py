@@ -200,6 +200,8 @@ class _AllNodes:
 class TreeFCLayer(FCLayer):
     """``treefc``: fc over the class tree's path sums; gradient-check step 0.001 for weights,
     which checks every node's vector (a gradient-check forward pass rebuilds the path sums).
+    Weights and biases both learn at a constant rate (their ``epsW``/``epsB``: ``schedW`` and
+    ``schedB`` are not read) and without superEps, as the original's.
 
     Ports: alexnet-2012/src/layer.cu:694-726 TreeFCLayer::TreeFCLayer
     """
@@ -217,6 +219,12 @@ class TreeFCLayer(FCLayer):
                                         make_schedule(DEFAULT_SCHEDULE, w.base_rate, net.rng),
                                         w.base_rate, w.wc, w.mom, net.dtype)
         self.weights[0] = self.tree_weights
+        # The biases too, made again as the original makes them: a constant rate and superEps 0,
+        # whatever the cfg's schedB and superEps say (weight decay and ball 0, use_grad).
+        b = self.biases
+        self.biases = Weights(b.host_w, b.host_inc,
+                              make_schedule(DEFAULT_SCHEDULE, b.base_rate, net.rng), b.base_rate,
+                              0.0, 0.0, b.mom, 0.0, True, dtype=net.dtype)
         self.w_step = 0.001
 
     def fprop_acts(self, inp_idx, scale_targets, pass_type):

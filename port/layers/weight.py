@@ -180,7 +180,18 @@ class ConvLayer(LocalLayer):
         self._accumulate(self.weights[i], g.reshape(self.weights[i].shape), v, pass_type)
 
     def bprop_acts(self, v, inp_idx, pass_type):
-        """Ports: alexnet-2012/src/layer.cu:881-897 ConvLayer::bpropActs"""
+        """The gradient to input ``inp_idx``; random-sparse, its ``overSample`` copies summed.
+
+        DIVERGES: with randSparse and overSample > 1 the original writes the sparse gradient into
+        a scratch buffer (with scaleTargets, so a second consumer's pass adds the scratch's old
+        contents) and then sets the producer's gradient to the scratch's sum over the copies
+        (``_actGradTmp.sum(0, ...)``, which overwrites:
+        cuda-convnet-r561/src/nvmatrix/nvmatrix.cu:904-906), so what another consumer of that
+        input had sent is lost; the port returns the summed gradient and the caller adds it, as
+        for any other layer.
+
+        Ports: alexnet-2012/src/layer.cu:881-897 ConvLayer::bpropActs
+        """
         i, w, s = inp_idx, self.weights[inp_idx].w, self.img_size[inp_idx]
         if self.rand_sparse[i]:
             g = cc.conv_img_acts_sparse(v, w, self.filter_conns[i], s, s, self.modules_x, self.padding[i],

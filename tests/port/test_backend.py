@@ -128,6 +128,36 @@ def test_device_random_numbers_are_the_same_on_every_backend():
     assert abs((numpy.abs(z) > 1.96).mean() - 0.05) < 0.003      # the tails of N(0, 1)
 
 
+def test_uniforms_are_bit_identical_and_normals_their_box_muller_within_the_last_bits():
+    """backend.py's claim, exactly: the uniforms are the same bits on every backend; the normals
+    are √(−2 log u1)·cos(2π u2) of those uniforms, the same bits on NumPy and strict (NumPy's
+    functions), and within a few float32 ulp of that formula in float64 (so on CuPy too, whose
+    CUDA log and cos round differently, run where CuPy is installed)."""
+    mods = [numpy, strict]
+    try:
+        import cupy
+        backend.probe.cache_clear()
+        if backend.probe().cupy is not None:
+            mods.append(cupy)
+    except ImportError:
+        pass
+    n = 20000
+    bits = backend.random_bits(numpy.random.default_rng(5), 2 * n, numpy) >> numpy.uint32(8)
+    u1 = (bits[:n].astype(numpy.float64) + 1) * 2.0 ** -24
+    u2 = bits[n:].astype(numpy.float64) * 2.0 ** -24
+    ref = numpy.sqrt(-2 * numpy.log(u1)) * numpy.cos(2 * numpy.pi * u2)
+    first = None
+    for m in mods:
+        u = backend.to_host(backend.uniform(numpy.random.default_rng(5), n, numpy.float32, m))
+        exact = bits[:n].astype(numpy.float32) * numpy.float32(2.0 ** -24)
+        numpy.testing.assert_array_equal(u.view(numpy.uint32), exact.view(numpy.uint32))
+        z = backend.to_host(backend.standard_normal(numpy.random.default_rng(5), n, numpy.float32, m))
+        numpy.testing.assert_allclose(z, ref, rtol=2e-6, atol=2e-6)
+        if m is strict:
+            numpy.testing.assert_array_equal(z.view(numpy.uint32), first.view(numpy.uint32))
+        first = z if first is None else first
+
+
 _REUSE = """
 import resource, sys
 import numpy as np

@@ -258,7 +258,7 @@ def test_check_gradients_on_the_released_gc_net(alexnet_2012, capsys):
 def test_conv_to_local_keeps_the_function_then_unties_the_modules(tmp_path):
     """--conv-to-local: the converted layer computes what the conv computed (its weights tiled
     per module), and one training step then moves each module's copy on its own."""
-    from port.convnet import apply_model_options
+    from port.layer_def import apply_model_options
     from tests.port.test_layer import parse
     rng = np.random.default_rng(9)
     conv = parse(tmp_path, options={"seed": 3})

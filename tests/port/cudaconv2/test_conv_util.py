@@ -225,6 +225,163 @@ def test_resize_bilinear_follows_the_kernel_coordinates():
     np.testing.assert_allclose(half[:, 1, 1], x4[:, 2, 2], atol=1e-6)
 
 
+def _fmaxf(a, b):
+    """CUDA's fmaxf: the larger of a and b; a NaN argument gives the other one."""
+    return b if a != a else a if b != b else max(a, b)
+
+
+def _max_pool_ref(x4, size, start, stride, outputs):
+    """kLocalPool with MaxPooler from their lines (cuda-convnet-r561/include/cudaconv2/
+    conv_util.cuh:84-95, 126-190): prod = −2e38 as a float, then prod = fmaxf(prod, img) over
+    the window's pixels inside the image."""
+    C, S, _, N = x4.shape
+    out = np.empty((C, outputs, outputs, N), x4.dtype)
+    for c, oy, ox, n in np.ndindex(out.shape):
+        prod = x4.dtype.type(-2e38)
+        for y in range(max(0, start + oy * stride), min(S, start + oy * stride + size)):
+            for x in range(max(0, start + ox * stride), min(S, start + ox * stride + size)):
+                prod = _fmaxf(prod, x4[c, y, x, n])
+        out[c, oy, ox, n] = prod
+    return out
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("C,S,size,start,stride", POOLS[:4])
+def test_max_pool_is_fmaxf_from_minus_2e38(monkeypatch, jit, C, S, size, start, stride):
+    """NaN is skipped (a window of NaN gives −2e38) and nothing is below −2e38 (−inf, −3e38 give
+    it), on the NumPy path and in the Numba kernel."""
+    from port.cudaconv2 import fast
+    if jit and not fast.ENABLED:
+        pytest.skip("Numba is not installed or ALEXNET_NO_JIT is set")
+    monkeypatch.setattr(fast, "ENABLED", jit)
+    monkeypatch.setattr(fast, "PARALLEL_MIN_ELEMENTS", 0)
+    rng = np.random.default_rng(24)
+    O = pool_outputs(S, size, start, stride)
+    x = rng.standard_normal((C, S, S, 4)).astype(np.float32)
+    x[0] = np.nan                                            # every window of map 0: NaN only
+    x[1] = -np.inf
+    x[2] = np.float32(-3e38)
+    x[3, ::2] = np.nan                                       # NaN beside numbers
+    x[4, 1::2] = -np.inf
+    x[5, :, :, 0] = np.inf
+    got = cc.conv_local_pool(x.reshape(-1, 4), C, size, start, stride, O, "max").reshape(C, O, O, 4)
+    ref = _max_pool_ref(x, size, start, stride, O)
+    np.testing.assert_array_equal(got, ref)
+    base = np.float32(-2e38)
+    assert not np.isnan(got).any() and got.min() == base
+    assert (got[:3] == base).all() and (got[5, :, :, 0] == np.inf).all()
+    assert (got[3] > base).any() and (got[4] > base).all()
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("C,S,size,start,stride", POOLS[:4])
+def test_max_undo_is_the_kernels_sum_of_products(monkeypatch, jit, C, S, size, start, stride):
+    """kLocalMaxUndo's prod += (img == ma)·mg over the windows holding the pixel
+    (cuda-convnet-r561/src/cudaconv2/conv_util.cu:1545-1559): an inf or NaN gradient gives NaN
+    (0·inf, 0·NaN) at the window's pixels that are not its max, inf at the max; each pixel's
+    terms added in the kernel's order (bit for bit where a pixel is the max of several windows)."""
+    from port.cudaconv2 import fast
+    if jit and not fast.ENABLED:
+        pytest.skip("Numba is not installed or ALEXNET_NO_JIT is set")
+    monkeypatch.setattr(fast, "ENABLED", jit)
+    rng = np.random.default_rng(25)
+    O = pool_outputs(S, size, start, stride)
+    N = 3
+    x = np.maximum(rng.standard_normal((C, S, S, N)), 0).astype(np.float32)   # ties at 0
+    acts = cc.conv_local_pool(x.reshape(-1, N), C, size, start, stride, O, "max").reshape(C, O, O, N)
+    g = rng.standard_normal(acts.shape).astype(np.float32)
+    g[0, 0, 0, 0] = np.inf
+    g[1, O - 1, O - 1, 1] = np.nan
+    g[2, 0, O - 1, 2] = -np.inf
+    ref = np.zeros(x.shape, np.float32)
+    with np.errstate(invalid="ignore"):
+        for c, oy, ox, n in np.ndindex(acts.shape):     # each pixel's outputs in ascending order
+            for y in range(max(0, start + oy * stride), min(S, start + oy * stride + size)):
+                for xx in range(max(0, start + ox * stride), min(S, start + ox * stride + size)):
+                    ref[c, y, xx, n] += np.float32(x[c, y, xx, n] == acts[c, oy, ox, n]) * g[c, oy, ox, n]
+        got = cc.conv_local_max_undo(x.reshape(-1, N), g.reshape(-1, N), acts.reshape(-1, N),
+                                     size, start, stride, O).reshape(x.shape)
+    np.testing.assert_array_equal(got, ref)
+    assert np.isnan(got[0, :, :, 0]).any() and np.isnan(got[1, :, :, 1]).any()
+    assert np.isnan(got[2, :, :, 2]).any() and not np.isnan(got[3:]).any()
+
+
+def _fmaf_ref(a, b, c):
+    """fmaf written from its definition: the exact a·b + c rounded once to float32 (nearest, ties
+    to even), by exact rationals."""
+    from fractions import Fraction
+    exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+    r = np.float32(float(exact))
+    best = None
+    for cand in (np.nextafter(r, np.float32(-np.inf)), r, np.nextafter(r, np.float32(np.inf))):
+        key = (abs(Fraction(float(cand)) - exact), int(np.float32(cand).view(np.uint32)) & 1)
+        if best is None or key < best[0]:
+            best = (key, cand)
+    return np.float32(best[1])
+
+
+def _resize_ref(x4, img, tgt, scale):
+    """kResizeBilinear per pixel from its lines (cuda-convnet-r561/src/cudaconv2/conv_util.cu:
+    310-334, 2416-2431): scale a float, centerScale = imgSize·0.5 − tgtSize·0.5·scale in double
+    passed as a float, nvcc's fused multiply-adds, float32 throughout."""
+    f = np.float32
+    s = f(scale)
+    center = f(img * 0.5 - tgt * 0.5 * float(s))
+    C, _, _, N = x4.shape
+    out = np.empty((C, tgt, tgt, N), np.float32)
+    for py in range(tgt):
+        for px in range(tgt):
+            sx = max(f(0), min(f(img) - f(1.01), _fmaf_ref(f(px), s, center)))
+            sy = max(f(0), min(f(img) - f(1.01), _fmaf_ref(f(py), s, center)))
+            u, w = f(np.floor(sx + f(1)) - sx), f(sy - np.floor(sy))
+            y0, x0 = int(np.floor(sy)), int(np.floor(sx))
+            for c in range(C):
+                for n in range(N):
+                    v0, v1 = x4[c, y0, x0, n], x4[c, y0, x0 + 1, n]
+                    v2, v3 = x4[c, y0 + 1, x0, n], x4[c, y0 + 1, x0 + 1, n]
+                    c0 = _fmaf_ref(u, f(v0 - v1), v1)
+                    c1 = _fmaf_ref(u, f(v2 - v3), v3)
+                    out[c, py, px, n] = _fmaf_ref(w, f(c1 - c0), c0)
+    return out
+
+
+def test_fused_multiply_add_rounds_once():
+    """The port's fmaf against its definition, on random triples and on a tie that rounding twice
+    gets wrong: (1 + 2⁻¹²)² = 1 + 2⁻¹¹ + 2⁻²⁴ is a float32 midpoint, so + 2⁻⁸⁰ rounds up once,
+    but to even (down) through float64."""
+    from port.cudaconv2.conv_util import _fmaf
+    rng = np.random.default_rng(23)
+    a, b = rng.standard_normal((2, 300)).astype(np.float32)
+    c = (rng.standard_normal(300) * 10.0 ** rng.integers(-12, 3, 300)).astype(np.float32)
+    a[0] = b[0] = np.float32(1 + 2 ** -12)
+    c[0] = np.float32(2 ** -80)
+    got = _fmaf(np, a, b, c)
+    ref = np.array([_fmaf_ref(*t) for t in zip(a, b, c)], np.float32)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))
+    assert got[0] == np.float32(1 + 2 ** -11 + 2 ** -23) != np.float32(np.float64(a[0]) * b[0] + c[0])
+
+
+@pytest.mark.parametrize("img, tgt, scale", [(8, 6, 1.3), (18, 15, 1.2), (33, 30, 1.1), (7, 9, 0.7)])
+def test_resize_bilinear_rounds_as_the_kernel(img, tgt, scale):
+    """Bit for bit against the kernel's arithmetic, where a coordinate lands one rounding from an
+    integer: at 8 → 6 by 1.3 target px 3 reads 3·1.3f + 0.10000014 = 4.0 (from the double scale's
+    centre 0.1: 3.9999998, a pixel to the left); at 18 → 15 by 1.2 px 5 reads 6.0 fused
+    (5.9999995 rounded twice)."""
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((2 * img * img, 3)).astype(np.float32)
+    got = cc.conv_resize_bilinear(x, img, tgt, scale).reshape(2, tgt, tgt, 3)
+    ref = _resize_ref(x.reshape(2, img, img, 3), img, tgt, scale)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))
+    if (img, tgt) == (8, 6):
+        x4 = x.reshape(2, img, img, 3)
+        # u = 1, w = 0: pixel 4 itself (up to the rounding of u·(a − b) + b)
+        np.testing.assert_allclose(got[:, 3, 3], x4[:, 4, 4], rtol=1e-6, atol=1e-6)
+    x64 = cc.conv_resize_bilinear(x.astype(np.float64), img, tgt, scale)    # same coordinates
+    np.testing.assert_allclose(x64.reshape(got.shape), got, rtol=1e-5, atol=1e-5)
+
+
 def test_rgb_to_yuv_and_lab():
     px = np.array([[0.2], [0.5], [0.9]])
     R, G, B = px[:, 0]

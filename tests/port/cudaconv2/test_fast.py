@@ -1,6 +1,7 @@
 """port.cudaconv2.fast: the Numba kernels agree with their NumPy twins (the oracle) within 1e-5
-relative in float32 (bit for bit, as they sum in the same order), ties and clipped windows
-included, on one thread and on all cores, and are the path actually taken."""
+relative in float32 (the same values, as they sum in the same order: the same bits but for a
+NaN's sign and payload and a zero's sign), ties and clipped windows included, on one thread and
+on all cores, and are the path actually taken."""
 from __future__ import annotations
 
 import numpy as np
@@ -41,7 +42,7 @@ def test_max_undo_agrees_with_the_numpy_path(monkeypatch, C, S, subs, start, str
     ref = cc.conv_local_max_undo(x, g, acts, subs, start, stride, outputs)
     assert jit.dtype == ref.dtype == dtype and jit.shape == ref.shape
     np.testing.assert_allclose(jit, ref, rtol=1e-5, atol=1e-5 * float(np.abs(ref).max()))
-    assert np.array_equal(jit, ref)      # the same sums in the same order: bit for bit
+    assert np.array_equal(jit, ref)      # the same sums in the same order: the same values
     assert np.count_nonzero(ref) > 0
 
 
@@ -51,9 +52,10 @@ def test_max_pool_agrees_with_the_numpy_path(monkeypatch, C, S, subs, start, str
     N = 5
     outputs = 1 + -(-(S - start - subs) // stride)
     x = rng.standard_normal((C * S * S, N)).astype(dtype)
-    x[:S * S] = -3e38 if dtype == np.float32 else -1e300   # below the base: clipped windows give it
-    x[S * S + 3, 2] = np.nan                                # NaN wins, as np.maximum's
+    x[:S * S] = -3e38 if dtype == np.float32 else -1e300   # below the base: the base wins
+    x[S * S + 3, 2] = np.nan                                # NaN is skipped, as by fmaxf
     x[S * S + 5, :] = np.inf
+    x[2 * S * S:3 * S * S, 1] = np.nan                      # a map of NaN: the base
     calls = []
     monkeypatch.setattr(fast, "max_pool", lambda *a, _f=fast.max_pool: calls.append(1) or _f(*a))
     jit = cc.conv_local_pool(x, C, subs, start, stride, outputs, "max")
@@ -61,10 +63,11 @@ def test_max_pool_agrees_with_the_numpy_path(monkeypatch, C, S, subs, start, str
     monkeypatch.setattr(fast, "ENABLED", False)
     ref = cc.conv_local_pool(x, C, subs, start, stride, outputs, "max")
     assert jit.dtype == ref.dtype == dtype and jit.shape == ref.shape
-    assert np.array_equal(jit, ref, equal_nan=True)         # max is exact: bit for bit
-    assert np.isnan(ref).any() and np.isinf(ref).any()
-    clipped = start < 0 or start + (outputs - 1) * stride + subs > S
-    assert (ref[:outputs * outputs] == dtype(cc.conv_util.MAX_POOL_BASE)).any() == clipped
+    assert np.array_equal(jit, ref)      # max is exact: the same values (zeros of either sign)
+    assert not np.isnan(ref).any() and np.isinf(ref).any()
+    base = dtype(cc.conv_util.MAX_POOL_BASE)
+    assert (ref[:outputs * outputs] == base).all() and ref.min() == base
+    assert (ref.reshape(C, -1, N)[2, :, 1] == base).all()
 
 
 def test_the_kernels_refuse_what_they_do_not_take():
@@ -128,7 +131,7 @@ def test_norm_kernels_agree_with_the_numpy_path(monkeypatch, kind, C, S, size, b
         assert a.dtype == b.dtype == dtype and a.shape == b.shape, name
         rtol = 1e-5 if dtype == np.float32 else 1e-12
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * float(np.abs(b).max()), err_msg=name)
-        assert np.array_equal(a, b), name  # the same sums in the same order, NumPy's own pow: bit for bit
+        assert np.array_equal(a, b), name  # the same sums in the same order, NumPy's own pow
     assert np.abs(jit[1] - (1.5 if kind == "cmrnorm" else 1)).max() > 0.1   # the windows matter
 
 
@@ -274,3 +277,59 @@ def test_im2col_and_col2im_agree_with_the_numpy_path(monkeypatch, C, S, fs, pad,
         assert (a is None) == (b is None)
         if a is not None:
             assert np.array_equal(a, b)       # the same copies and the same sums in the same order
+
+
+def _same_values(a, b, name):
+    """The kernels' claim, exactly: the NumPy path's values (a NaN where it has a NaN, ±0 where it
+    has ±0), its bits everywhere else; a NaN's sign and payload and a zero's sign may differ."""
+    assert a.dtype == b.dtype and a.shape == b.shape, name
+    assert np.array_equal(a, b, equal_nan=True), name
+    other = ~(np.isnan(b) | (b == 0))
+    ints = {4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
+    assert np.array_equal(a.view(ints)[other], b.view(ints)[other]), name
+    return int(np.count_nonzero(a.view(ints) != b.view(ints)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_kernels_give_the_numpy_paths_values_with_nan_inf_and_signed_zeros(monkeypatch, dtype):
+    """Every kernel on inputs holding NaN, ±inf and ±0: the values agree, the bits only up to NaN
+    sign and payload and zero sign (fast.py's module docstring)."""
+    monkeypatch.setattr(cc.filter_acts, "COLS_BLOCK_BYTES", 1)
+    rng = np.random.default_rng(5)
+    C, S, N = 16, 7, 6
+
+    def special(shape):
+        a = rng.standard_normal(shape).astype(dtype)
+        flat = a.reshape(-1)
+        k = flat.size // 10
+        idx = rng.permutation(flat.size)
+        flat[idx[:k]] = np.nan
+        flat[idx[k:2 * k]] = -np.nan
+        flat[idx[2 * k:3 * k]] = np.inf
+        flat[idx[3 * k:4 * k]] = -0.0
+        flat[idx[4 * k:5 * k]] = 0.0
+        return a
+    x, md, g = special((C * S * S, N)), special((C * S * S, N)), special((C * S * S, N))
+    relu = np.maximum(x, 0)                              # zeros of both signs tie in the windows
+
+    def run():
+        out = {}
+        for kind, size, blocked in [("rnorm", 3, False), ("cnorm", 5, False), ("cmrnorm", 5, False),
+                                    ("cmrnorm", 4, True)]:
+            for i, a in enumerate(_norm_calls(kind, x, md, g, C, size, blocked)):
+                out[f"{kind}{size}{blocked}[{i}]"] = a
+        acts = cc.conv_local_pool(relu, C, 3, 0, 2, 3, "max")
+        out["max_pool"] = acts
+        out["max_undo"] = cc.conv_local_max_undo(relu, g[:acts.shape[0]], acts, 3, 0, 2, 3)
+        w = special((C * 9, 16))
+        h = special((16 * S * S, N))
+        out["filter_acts"] = cc.conv_filter_acts(x, w, S, S, S, -1, 1, C, 1)
+        out["img_acts"] = cc.conv_img_acts(h, w, S, S, S, -1, 1, C, 1)
+        return out
+    with np.errstate(all="ignore"):
+        jit = run()
+        monkeypatch.setattr(fast, "ENABLED", False)
+        ref = run()
+    for name in ref:
+        _same_values(jit[name], ref[name], name)
+    assert any(np.isnan(v).any() for v in ref.values()) and any((v == 0).any() for v in ref.values())

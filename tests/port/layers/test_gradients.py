@@ -140,6 +140,35 @@ def test_conv_rand_sparse():
     _check(layers, [4 * size * size])
 
 
+def test_conv_rand_sparse_oversampled_adds_to_the_other_consumers_gradient(monkeypatch):
+    """A random-sparse conv (overSample 2) and an fc both read ``pre``: pre's gradient is the sum
+    of both (the gradient check of pre's weights passes). The original overwrites it with the
+    conv's sum over the copies (alexnet-2012/src/layer.cu:888-891, nvmatrix.cu:904-906), losing
+    the fc's part: dropping that part here fails the check."""
+    rng = np.random.default_rng(27)
+    size = 4
+    c1 = nu.conv("conv1", ["pre"], 4, size, 32, 3, rng, padding=1, groups=2, eps_w=0.0, eps_b=0.0)
+    c1.update(randSparse=[True], filterChannels=[4], overSample=[2], weightsPerFilter=[4 * 9],
+              filterConns=[[2, 0, 3, 1, 1, 3, 0, 2]], gradConsumer=True)
+    c1["weights"] = [(0.1 * rng.standard_normal((4 * 9, 32))).astype(np.float32)]
+    c1["weightsInc"] = [np.zeros_like(c1["weights"][0])]
+    pre = nu.fc("pre", ["data"], [3], 4 * size * size, rng, init_w=0.5)
+    f2 = nu.fc("fc2", ["pre"], [4 * size * size], 2, rng, eps_w=0.0, eps_b=0.0)
+    f2["gradConsumer"] = True
+    layers = nu.as_dict(nu.data("data", 3, 0), pre, c1, f2,
+                        nu.sum2("sq1", "conv1", coeff=0.05), nu.sum2("sq2", "fc2"))
+    net = _check(layers, [3])
+    assert net.layers["conv1"].weights[0].base_rate == 0       # pre's matrices alone are checked
+    # the fc's part dropped, as the original's overwrite drops it when the fc has sent first
+    from port.layers.weight import FCLayer
+    orig = FCLayer.bprop_acts
+    monkeypatch.setattr(FCLayer, "bprop_acts",
+                        lambda self, v, i, p: None if self.name == "fc2" else orig(self, v, i, p))
+    net2 = ConvNet(layers, minibatch_size=N, dtype=np.float64, rng=1)
+    data = net2._to_device(nu.random_batch(np.random.default_rng(0), [3], N))
+    assert nu.central_difference_check(net2, data) > 0.01
+
+
 @pytest.mark.strict_heavy
 @pytest.mark.parametrize("pool,size_x,start,stride", [
     ("max", 3, 0, 2), ("avg", 3, 0, 2), ("maxabs", 2, 0, 2), ("avg", 3, -1, 1)])
@@ -254,6 +283,36 @@ def test_treefc():
     np.testing.assert_allclose(eff[:, 4], w[:, 4] + w[:, 7])
 
 
+def test_treefc_biases_take_a_constant_rate_and_no_super_eps():
+    """alexnet-2012/src/layer.cu:716 makes treefc's biases again with a constant schedule at epsB
+    and superEps 0 (weight decay 0, useGrad): with schedB = linear[tgtFactor=10] and superEps 0.5
+    one update at progress 0.5 is inc = momB·inc + epsB·grad, as in Weights::update (superEps ≤ 0);
+    a plain fc layer with the same cfg keeps the schedule (0.55·epsB at that progress)."""
+    from port.backend import to_device, to_host
+    rng = np.random.default_rng(22)
+    linear = {"type": "linear", "params": {"tgtFactor": 10.0, "noiseStdev": 0.0}}
+    t = nu.fc("tree", ["a"], [4], 3, rng, eps_b=0.2, mom=0.5)
+    t.update(type="treefc", tree=[[], [], [], [0, 1], [2, 3]], rootLabel=4, schedB=linear,
+             superEps=0.5)
+    t["weights"] = [np.asfortranarray((0.3 * rng.standard_normal((4, 5))).astype(np.float32))]
+    t["weightsInc"] = [np.zeros_like(t["weights"][0])]
+    f = nu.fc("fc", ["a"], [4], 3, rng, eps_b=0.2, mom=0.5)
+    f.update(schedB=linear, superEps=0.5)
+    layers = nu.as_dict(nu.data("a", 4, 0), t, f, nu.sum2("s1", "tree"), nu.sum2("s2", "fc"))
+    net = ConvNet(layers, minibatch_size=N, dtype=np.float64, rng=1)
+    b = net.layers["tree"].biases
+    assert b.get_eps(0.5) == b.get_eps(0.0) == 0.2 and b.super_eps == 0 and b.wc == 0 and b.use_grad
+    assert net.layers["fc"].biases.get_eps(0.5) == pytest.approx(0.2 * 0.55)
+    assert net.layers["fc"].biases.super_eps == 0.5
+    inc0 = rng.standard_normal((1, 3))
+    grad = rng.standard_normal((1, 3))
+    w0 = to_host(b.w).copy()
+    b.inc, b.grad = to_device(inc0.copy()), to_device(grad.copy())
+    b.update(0.5)
+    np.testing.assert_allclose(to_host(b.inc), 0.5 * inc0 + 0.2 * grad, rtol=1e-12)
+    np.testing.assert_allclose(to_host(b.w), w0 + 0.5 * inc0 + 0.2 * grad, rtol=1e-12)
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_crossent2_over_logistic(fused):
     """flickr-102's cost: fused (the logistic layer sends coeff·(t − y)) and stand-alone."""
@@ -290,6 +349,39 @@ def test_tica():
     _check_data(layers, [rng.standard_normal((3 * size * size, N))])
 
 
+@pytest.mark.parametrize("size_x", [2, 3, 4, 5])
+def test_tica_gradient_is_the_reported_values_for_odd_size_x_only(size_x):
+    """The port keeps the gradient kernel's sum, −x_p·Σ r_q over q in [p − sizeX/2, p − sizeX/2
+    + sizeX) (cuda-convnet-r561/src/cudaconv2/conv_util.cu:1310-1344, the forward's window): for
+    odd sizeX the value reported is the function it belongs to, for even sizeX (the kernel takes
+    2 and 4) it is not, and the check fails (as the original's would, on any value)."""
+    rng = np.random.default_rng(26)
+    size, C = 5, 16
+    layers = nu.as_dict(nu.data("data", 3 * size * size, 0),
+                        nu.conv("conv1", ["data"], 3, size, C, 3, rng, padding=1),
+                        nu.simple("tica", "cost.tica", ["conv1"], 0, coeff=0.6, channels=C,
+                                  sizeX=size_x))
+    net = ConvNet(layers, minibatch_size=N, dtype=np.float64, rng=1)
+    data = net._to_device([rng.standard_normal((3 * size * size, N))])
+    err = nu.central_difference_check(net, data)
+    if size_x % 2:
+        assert err < TOL, err
+    else:
+        assert err > 0.1, err
+    from port.backend import to_host
+    tica = net.layers["tica"]
+    x4 = to_host(tica.inputs[0]).reshape(C, size, size, N)
+    r4 = to_host(tica.acts).reshape(C, size, size, N)
+    ref = np.zeros_like(x4)
+    lo = -(size_x // 2)
+    for y, x in np.ndindex(size, size):
+        win = r4[:, max(0, y + lo):y + lo + size_x, max(0, x + lo):x + lo + size_x]
+        ref[:, y, x] = -0.6 * x4[:, y, x] * win.sum(axis=(1, 2))
+    from port.layers.base import PASS_GC
+    got = to_host(tica.bprop_acts(None, 0, PASS_GC)).reshape(ref.shape)
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("set_size", [1, 2, 4])
 def test_multisoftmax(set_size):
     rng = np.random.default_rng(24)
@@ -297,6 +389,23 @@ def test_multisoftmax(set_size):
                         nu.simple("msm", "cost.msm", ["labels", "fc1"], 0, coeff=0.8, setSize=set_size,
                                   numOut=6, threads=2))
     _check(layers, [5, None], 6)
+
+
+@pytest.mark.parametrize("size, max_scale, num_scales", [(18, 1.2, 5), (33, 1.1, 4), (8, 1.5, 4)])
+def test_rscale_min_scaled_size_is_a_float32_quotient(size, max_scale, num_scales):
+    """_minScaledSize = _imgSize / _maxScale with _maxScale a float (alexnet-2012/src/layer.cu:1366,
+    1370): 18 / 1.2f = 14.999999 truncates to 14, so 5 scales (the double quotient, 15.0: 4), and
+    33 / 1.1f = 30.0 gives 30, so 4 (the double, 29.999…: 5);
+    each scale's cumulative probability Σ_{k ≤ s} (k + 1)² / numCrops, numCrops an int quotient."""
+    layers = nu.as_dict(nu.data("img", 3 * size * size, 0),
+                        nu.simple("rs", "rscale", ["img"], 3 * 6 * 6, channels=3, maxScale=max_scale,
+                                  imgSize=size, tgtSize=6),
+                        nu.sum2("sq", "rs"))
+    probs = ConvNet(layers, minibatch_size=N, dtype=np.float64, rng=3).layers["rs"].scale_probs
+    assert len(probs) == num_scales
+    crops = num_scales * (num_scales + 1) * (2 * num_scales + 1) // 6
+    np.testing.assert_allclose(probs, np.cumsum([(k + 1) ** 2 / crops for k in range(num_scales)]),
+                               rtol=1e-12)
 
 
 def test_rscale_forward_only():
