@@ -45,7 +45,8 @@ import numpy as np
 
 from port.backend import to_host
 from port.errors import UserError
-from port.util import RestrictedUnpickler, atomic_write_bytes, format_bytes, memory_ceiling, read_payload
+from port.util import (RestrictedUnpickler, atomic_write_bytes, check_regular_file, format_bytes,
+                       memory_ceiling, read_payload)
 
 FORMAT_NAME = "alexnet-port-checkpoint"
 FORMAT_VERSION = 1
@@ -294,9 +295,10 @@ def resolve(path: str | os.PathLike) -> Path:
             raise UserError(f"{p}: cannot list the save directory ({e.strerror})") from None
         if not found:
             raise UserError(f"{p}: no checkpoint files (named <epoch>.<batchnum>) in this directory")
-        return found[-1]
-    if not p.exists():
+        p = found[-1]
+    elif not p.exists():
         raise UserError(f"{p}: checkpoint does not exist")
+    check_regular_file(p, "checkpoint")  # a FIFO would block open(), a device never end
     return p
 
 
@@ -431,7 +433,8 @@ def check_training_checkpoint(dic: Any, where) -> dict:
     need(isinstance(ms.get("layers"), dict) and len(ms["layers"]) > 0,
          "model_state['layers'] is missing or empty; refusing to resume from an empty model")
     for name, layer in ms["layers"].items():
-        need(isinstance(layer, dict) and layer.get("name") == name and isinstance(layer.get("type"), str),
+        need(isinstance(layer, dict) and isinstance(layer.get("name"), str) and layer["name"] == name
+             and isinstance(layer.get("type"), str),
              f"layer {str(name)[:80]!r} is not a layer dict with its name and type")
     for key in ("epoch", "batchnum"):
         need(type(ms.get(key)) is int and ms[key] >= 0, f"model_state[{key!r}] is not an integer >= 0")
@@ -514,6 +517,18 @@ _OPTION_CLASSES = ("Option", "OptionsParser", "OptionParser", "IntegerOptionPars
 _STUBS = {name: _stub(name) for name in _OPTION_CLASSES}
 
 
+#: The longest range a legacy checkpoint may build (its ranges are batch ranges of a few thousand).
+MAX_LEGACY_RANGE = 1 << 20
+
+
+def _bounded_range(*args) -> range:
+    """``range`` for the unpickler: ``list(xrange(10**12))`` in a 100-byte pickle is refused."""
+    r = range(*args)
+    if len(r) > MAX_LEGACY_RANGE:
+        raise pickle.UnpicklingError(f"range of {len(r)} values (at most {MAX_LEGACY_RANGE})")
+    return r
+
+
 def _legacy_globals() -> dict[tuple[str, str], Any]:
     """What a cuda-convnet checkpoint needs beyond :class:`port.util.RestrictedUnpickler`'s base
     whitelist: ``copy_reg`` reconstruction, ``ordereddict``, a few more builtins (Python 2
@@ -525,7 +540,7 @@ def _legacy_globals() -> dict[tuple[str, str], Any]:
     }
     for mod in ("__builtin__", "builtins"):
         for name, obj in (("object", object), ("float", float), ("int", int), ("long", int),
-                          ("range", range), ("xrange", range)):
+                          ("range", _bounded_range), ("xrange", _bounded_range)):
             allowed[(mod, name)] = obj
     for name, stub in _STUBS.items():
         allowed[("options", name)] = stub

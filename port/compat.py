@@ -40,7 +40,8 @@ from port import layer as lay
 from port import model
 from port.layer_def import guess_data_dims
 from port.errors import ArgumentParser, UserError, main_guard
-from port.util import atomic_write_bytes
+from port.cfg_checks import MAX_CFG_BYTES
+from port.util import atomic_write_bytes, not_a_file
 
 PROG = "compat"
 DEF_DIRS = ("layers", "layers-cifar", "example-layers")
@@ -78,10 +79,15 @@ def params_files(release: Path, def_path: Path) -> list[tuple[Path, str]]:
     defs = {p.name for p in folder.glob("layers*.cfg")}
     out = []
     for p in sorted(folder.glob("layer-params*.cfg")):
-        try:
-            text = p.read_text(errors="replace")
-        except OSError:
+        # A FIFO would block the read and /dev/zero never end: only a regular file of a cfg's size
+        # is read for its diary; any other is still tried by stem, and the parser refuses it.
+        if not_a_file(p) is not None or p.stat().st_size > MAX_CFG_BYTES:
             text = ""
+        else:
+            try:
+                text = p.read_text(errors="replace")
+            except OSError:
+                text = ""
         for owner, how in cfg_pairs.def_files_of(p.name, cfg_pairs.comment_lines(text), defs):
             if owner == def_path.name:
                 out.append((p, how))
@@ -152,13 +158,18 @@ def synthetic_data(layers: dict, n: int, rng: np.random.Generator) -> list[np.nd
     return [out[i] for i in sorted(out)]
 
 
-def check(release: Path, def_path: Path, batch: int = 8, seed: int = 0) -> Row:
-    """Parse, build and step one def file; never raises for the net's own problems."""
+def check(release: Path, def_path: Path, batch: int = 8, seed: int = 0,
+          trust_code: bool = False) -> Row:
+    """Parse, build and step one def file; never raises for the net's own problems.
+
+    ``trust_code`` (``--trust-code``) lets an ``initWFunc`` import the module its cfg names from
+    the def file's folder; without it such a row stops at parsing, its reason saying what was
+    refused (a folder one points compat at should not run its code)."""
     row = Row(cfg=str(def_path.relative_to(release)))
     candidates = params_files(release, def_path)
     row.params = [str(p.relative_to(release)) for p, _ in candidates]
     t0 = time.perf_counter()
-    opts: dict = {"seed": seed, "minibatch_size": batch}
+    opts: dict = {"seed": seed, "minibatch_size": batch, "trust_code": trust_code}
     try:
         found = _treefc_classes(def_path)
     except Exception:  # noqa: BLE001 (the parse below reports it)
@@ -210,7 +221,8 @@ def check(release: Path, def_path: Path, batch: int = 8, seed: int = 0) -> Row:
     return row
 
 
-def run(release: Path, batch: int = 8, progress: bool = True, only: list[str] | None = None) -> list[Row]:
+def run(release: Path, batch: int = 8, progress: bool = True, only: list[str] | None = None,
+        trust_code: bool = False) -> list[Row]:
     files = def_files(release)
     if only:
         files = [f for f in files if f.name in only or str(f.relative_to(release)) in only]
@@ -220,7 +232,7 @@ def run(release: Path, batch: int = 8, progress: bool = True, only: list[str] | 
     bar = tqdm(files, desc="def files", unit="cfg", disable=not progress, file=sys.stderr)
     for f in bar:
         bar.set_postfix_str(f.name)
-        rows.append(check(release, f, batch))
+        rows.append(check(release, f, batch, trust_code=trust_code))
     return rows
 
 
@@ -251,13 +263,17 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="write the JSON to this file (atomically) instead of stdout")
     ap.add_argument("--batch", type=int, default=8, help="cases in the synthetic minibatch (default 8)")
     ap.add_argument("--only", action="append", help="only this def file (repeatable)")
+    ap.add_argument("--trust-code", action="store_true",
+                    help="let a cfg's initWFunc/initBFunc/initCFunc import Python modules from the "
+                         "release folder (off: only the port's initw runs; others are refused)")
     args = ap.parse_args(argv)
     if args.batch < 1:
         raise UserError(f"--batch must be at least 1, got {args.batch}")
     release = Path(args.release)
     if not release.is_dir():
         raise UserError(f"{release}: not a folder (fetch the release first: python -m archive fetch)")
-    rows = run(release, args.batch, progress=sys.stderr.isatty(), only=args.only)
+    rows = run(release, args.batch, progress=sys.stderr.isatty(), only=args.only,
+               trust_code=args.trust_code)
     if args.json or args.out:
         text = json.dumps({"release": release.name, "batch": args.batch, "summary": summary(rows),
                            "rows": [asdict(r) for r in rows]}, indent=1) + "\n"

@@ -142,6 +142,7 @@ class ConvNet(IGPUModel):
         dp = self.train_data_provider
         opts = {"conserve_mem": bool(self.conserve_mem), "minibatch_size": self.minibatch_size,
                 "initw_source": self.op.get_value("initw_source") or None,
+                "trust_code": bool(self.op.get_value("trust_code")),
                 "rng": np.random.default_rng([self.seed, 0]),
                 "log": lambda line: self.write(line, "\n")}
         # DIVERGES: a net may have more columns than devices (one device then runs them all,
@@ -420,6 +421,10 @@ class ConvNet(IGPUModel):
                       set_once=True)
         op.add_option("trust-pickle", "trust_pickle", BooleanOptionParser,
                       "Load a legacy cuda-convnet pickle checkpoint with -f (unpickling can run code)",
+                      default=0, save=False)
+        op.add_option("trust-code", "trust_code", BooleanOptionParser,
+                      "Let initWFunc/initBFunc/initCFunc import Python modules a cfg names (beside "
+                      "the def file or on sys.path); off: only the port's initw runs",
                       default=0, save=False)
         op.add_option("initw-source", "initw_source", StringOptionParser,
                       "Saved net that initw.makew/makeb/makec copy from (default: the path initw.py names)",

@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import copy
 import os
+import re
+import shutil
 import sys
+import tempfile
+import warnings
 from time import asctime, localtime, strftime, time
 
 from port import checkpoint
 from port.errors import UserError
+from port.util import _UMASK, fsync_dir
 from port.options import (BooleanOptionParser, IntegerOptionParser, ListOptionParser, OptionExpression,
                           OptionsParser, RangeOptionParser, StringOptionParser)
 
@@ -83,6 +88,7 @@ class IGPUModel:
     seed: int                           # --seed (port only): -1 draws one from the OS
     trust_pickle: int                   # --trust-pickle (port only, 0/1): legacy pickles
     initw_source: str                   # --initw-source (port only): initw.makew's saved net
+    trust_code: int                     # --trust-code (port only, 0/1): cfg-named Python modules
     # The model state (model_state's keys, saved in every checkpoint):
     train_outputs: list                 # per training batch: what finish_batch returned
     test_outputs: list                  # per test: get_test_error's aggregate
@@ -115,6 +121,7 @@ class IGPUModel:
             self.save_file = os.path.abspath(self.options["load_file"].value)
             if not os.path.isdir(self.save_file):
                 self.save_file = os.path.dirname(self.save_file)
+            self.save_file = self.branch_folder(self.save_file)
         else:
             self.model_state = {}
             if filename_options is not None:
@@ -137,6 +144,27 @@ class IGPUModel:
         self.init_model_lib()
         self.last_saved = None
         self.batches_this_run = 0
+
+    def branch_folder(self, folder: str) -> str:
+        """Where a resumed run saves: ``folder``, unless it holds checkpoints newer than the one
+        resumed from (``-f DIR/1.1`` while ``DIR/1.3`` exists), whose names the run would reuse
+        (and, with ``--max-filesize``, delete): then a new folder beside it,
+        ``<folder>_from_<epoch>.<batchnum>_<date>``, and one line says so.
+
+        DIVERGES: the original saved into the folder and overwrote the newer checkpoints.
+        """
+        ms = self.model_state
+        here = (ms.get("epoch", 0), ms.get("batchnum", 0))
+        try:
+            newer = [f for f in checkpoint.list_checkpoints(folder) if checkpoint.checkpoint_key(f.name) > here]
+        except OSError:
+            return folder
+        if not newer:
+            return folder
+        branch = f"{folder}_from_{here[0]}.{here[1]}_{strftime('%Y-%m-%d_%H.%M.%S')}"
+        self.write(f"Resuming from {here[0]}.{here[1]}, older than {newer[-1]}: saving into {branch} "
+                   f"so that the {len(newer)} newer checkpoint(s) stay\n")
+        return branch
 
     # ---- hooks the driver overrides ----------------------------------------------------------
 
@@ -350,11 +378,10 @@ class IGPUModel:
         checkpoint_file = "%d.%d" % (self.epoch, self.batchnum)
         checkpoint_file_full_path = os.path.join(checkpoint_dir, checkpoint_file)
         try:
-            os.makedirs(checkpoint_dir, exist_ok=True)
-        except OSError as e:
-            raise UserError(f"{checkpoint_dir}: cannot create the checkpoint directory ({e.strerror})") from None
-        try:
-            checkpoint.save(checkpoint_file_full_path, dic, compress=bool(self.zip_save))
+            if os.path.isdir(checkpoint_dir):
+                checkpoint.save(checkpoint_file_full_path, dic, compress=bool(self.zip_save))
+            else:
+                self._first_save(checkpoint_dir, checkpoint_file, dic)
         except OSError as e:
             raise UserError(f"{checkpoint_file_full_path}: cannot write the checkpoint "
                             f"({e.strerror or e})") from None
@@ -369,6 +396,29 @@ class IGPUModel:
             total -= os.path.getsize(f)
             os.remove(f)
         return checkpoint_file_full_path
+
+    def _first_save(self, checkpoint_dir: str, checkpoint_file: str, dic: dict) -> None:
+        """The first checkpoint of a save folder: written into a hidden folder beside it, renamed
+        into place once complete, so a kill leaves no save folder without a checkpoint (only the
+        hidden ``.<name>.<random>.tmp``, which the next first save in that place reports)."""
+        parent, name = os.path.split(checkpoint_dir)
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"{parent}: cannot create the checkpoint directory ({e.strerror})") from None
+        for left in sorted(os.listdir(parent)):
+            if re.match(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$", left) and os.path.isdir(os.path.join(parent, left)):
+                warnings.warn(f"{os.path.join(parent, left)}: left by a run killed during its first "
+                              "save; it holds no complete checkpoint and can be deleted", stacklevel=2)
+        tmp = tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=".tmp")
+        try:
+            os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp's 0700 -> what makedirs would give
+            checkpoint.save(os.path.join(tmp, checkpoint_file), dic, compress=bool(self.zip_save))
+            os.rename(tmp, checkpoint_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fsync_dir(parent)
 
     @staticmethod
     def load_checkpoint(load_dir, trust_pickle=False):

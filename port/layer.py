@@ -850,7 +850,9 @@ class WeightLayerParser(LayerWithInputParser):
         Ports: alexnet-2012/layer.py:763-775 call_init_func
         DIVERGES: any failure of the function (not only ImportError/AttributeError/TypeError) is a
         one-line ConfigError, and the module is also looked up beside the def file. The module
-        ``initw`` is the port's twin (port/initw.py), reading the ``initw_source`` option.
+        ``initw`` is the port's twin (port/initw.py), reading the ``initw_source`` option. Any
+        other module is imported only with the ``trust_code`` option (``--trust-code``): a cfg
+        from elsewhere would otherwise run the code of whatever .py lies beside it.
         """
         dic = self.dic
         func_pat = re.compile(r"^([^\.]+)\.([^\(\)]+)\s*(?:\(([^,]+(?:,[^,]+)*)\))?$")
@@ -861,6 +863,10 @@ class WeightLayerParser(LayerWithInputParser):
         module, func = m.group(1), m.group(2).strip()
         params = m.group(3).split(",") if m.group(3) is not None else []
         cfg_dir = str(self.ctx.def_path.resolve().parent)
+        if module != "initw" and not self.ctx.trust_code:
+            self.fail(param_name, f"{dic[param_name]}: refused to import the Python module "
+                                  f"'{module}' (from {cfg_dir} or sys.path); pass --trust-code to "
+                                  "run code that a cfg names")
         added = cfg_dir not in sys.path
         if added:
             sys.path.insert(0, cfg_dir)

@@ -24,6 +24,10 @@ Options (a mapping; every key optional):
 ``initw_source``
     the saved net that ``initw.makew``/``makeb``/``makec`` copy from (default: the path the
     release's initw.py names; port/initw.py).
+``trust_code``
+    import the Python modules a cfg's ``initWFunc``/``initBFunc``/``initCFunc`` names (from the def
+    file's folder, then ``sys.path``), as the original did. Default False: only the port's
+    ``initw`` twin runs; any other module is refused with one line (``--trust-code`` opts in).
 ``rng`` / ``seed``
     a numpy Generator (or its seed) for the initial weights and random connectivity.
 ``log``
@@ -61,6 +65,7 @@ class ParseContext:
     root_label: object = None
     conserve_mem: bool = False
     initw_source: str | None = None
+    trust_code: bool = False
     rng: np.random.Generator | None = None
     init_weights: bool = True
     log: Callable[[str], None] = lambda line: None
@@ -96,6 +101,7 @@ def make_context(def_path: Path, options: Mapping | None, init_weights: bool) ->
                         data_dims=data_dims_function(o["data_dims"]) if o.get("data_dims") is not None else None,
                         num_classes=o.get("num_classes"), tree=o.get("tree"), root_label=o.get("root_label"),
                         conserve_mem=bool(o.get("conserve_mem", False)), initw_source=o.get("initw_source"),
+                        trust_code=bool(o.get("trust_code", False)),
                         rng=rng, init_weights=init_weights, log=o.get("log") or (lambda line: None),
                         minibatch=int(o.get("minibatch_size") or DEFAULT_MINIBATCH),
                         memory_limit=o.get("memory_limit"))

@@ -33,11 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from port import checkpoint
+from port import layer as lay
 from port.data import get_instance
 from port.errors import ArgumentParser, UserError, main_guard
 from port.model import ConvNet
 from port.options import OptionException, OptionParser, RangeOptionParser
-from port.util import atomic_write_bytes, pickle
+from port.util import atomic_write_bytes, brief, pickle
 
 FILTERS_PER_ROW = 16
 MAX_ROWS = 24
@@ -233,12 +234,19 @@ class ShowConvNet:
         for k, v in opts.items():
             setattr(self, k, v)
         self.out = Path(self.out)
-        layers = self.model_state.get("layers", {})
-        self.layers = layers if isinstance(layers, dict) else {l["name"]: l for l in layers}
+        self.layers = _layers_by_name(self.model_state.get("layers", {}), self.load_file)
         self.train_outputs = self.model_state.get("train_outputs", [])
         self.test_outputs = self.model_state.get("test_outputs", [])
-        self.train_batch_range = list(_op_value(self.op, "train_batch_range", []) or [])
-        self.testing_freq = int(_op_value(self.op, "testing_freq", 50))
+        where = self.load_file
+        tbr = _op_value(self.op, "train_batch_range", [])
+        if not isinstance(tbr, (list, tuple, range)) or not all(type(b) is int for b in tbr):
+            raise ShowNetError(f"{where}: op['train_batch_range'] is {brief(tbr)}; expected a "
+                               "list of batch numbers")
+        self.train_batch_range = list(tbr)
+        self.testing_freq = _op_value(self.op, "testing_freq", 50)
+        if type(self.testing_freq) is not int or self.testing_freq < 1:
+            raise ShowNetError(f"{where}: op['testing_freq'] is {brief(self.testing_freq)}; "
+                               "expected an integer >= 1")
         self.forward = forward
         self._dp = data_provider
         self.written: list[Path] = []
@@ -265,11 +273,14 @@ class ShowConvNet:
         except (IndexError, KeyError):
             raise ShowNetError(f"cost '{self.show_cost}' has no value {self.cost_idx} "
                                f"(--cost-idx)") from None
+        except (TypeError, ValueError):
+            raise ShowNetError(f"{self.load_file}: the recorded values of cost '{self.show_cost}' "
+                               "are not numbers") from None
         numbatches = max(1, len(self.train_batch_range))
-        tiled = list(np.repeat(np.asarray(test_errors, dtype=np.float64), self.testing_freq))
-        if tiled:
-            tiled += [tiled[-1]] * max(0, len(train_errors) - len(tiled))
-        tiled = tiled[:len(train_errors)]
+        # Each test value repeated testing_freq times, the last one held to the end; indexed, not
+        # np.repeat-ed: a testing_freq of 10**12 would ask for terabytes.
+        tiled = [test_errors[min(i // self.testing_freq, len(test_errors) - 1)]
+                 for i in range(len(train_errors))] if test_errors else []
         plt = _pyplot()
         fig = plt.figure(figsize=(8, 5))
         x = range(len(train_errors))
@@ -295,10 +306,15 @@ class ShowConvNet:
             raise ShowNetError(f"layer with name '{self.show_filters}' not defined by the given "
                                f"convnet (layers: {', '.join(sorted(self.layers))})")
         layer = self.layers[self.show_filters]
-        filters, num_filters, combine, per_row = filters_for_display(
-            layer, self.input_idx, self.channels, self.local_plane, self.yuv_to_rgb, self.no_rgb,
-            self.norm_filters, self.show_filters)
-        grid, end, _ = make_filter_grid(filters, 0, num_filters, combine, per_row)
+        try:
+            filters, num_filters, combine, per_row = filters_for_display(
+                layer, self.input_idx, self.channels, self.local_plane, self.yuv_to_rgb, self.no_rgb,
+                self.norm_filters, self.show_filters)
+            grid, end, _ = make_filter_grid(filters, 0, num_filters, combine, per_row)
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as e:  # a crafted layer
+            raise ShowNetError(f"{self.load_file}: layer '{self.show_filters}' is not a well-formed "
+                               f"conv, local or fc layer ({type(e).__name__}: "
+                               f"{' '.join(str(e).split())[:120]})") from None
         s = int(math.isqrt(filters.shape[1]))
         title = f"Layer {self.show_filters} {s}x{s} filters 0-{end - 1}"
         path = self.out / f"filters-{_safe(self.show_filters)}.png"
@@ -438,7 +454,10 @@ class ModelForward:
 
     def __call__(self, load_dic: dict, data: list, names: Sequence[str]) -> list:
         if self.net is None:
-            mini = int(_op_value(load_dic.get("op", {}), "minibatch_size", 128))
+            lay.check_saved_layers(load_dic["model_state"]["layers"])
+            mini = _op_value(load_dic.get("op", {}), "minibatch_size", 128)
+            if type(mini) is not int or not 1 <= mini <= 1 << 16:
+                raise ShowNetError(f"op['minibatch_size'] is {brief(mini)}; expected 1..65536")
             self.net = ConvNet(load_dic["model_state"]["layers"], minibatch_size=mini)
         outs = []
         n = data[0].shape[1]
@@ -450,6 +469,34 @@ class ModelForward:
             self.net.finish_batch()
             outs.append(ftrs.T)                                                    # (D, N)
         return outs
+
+
+def _layers_by_name(layers, where) -> dict:
+    """The checkpoint's layers as {name: layer dict} (the port saves a dict, the original a list)."""
+    if isinstance(layers, (list, tuple)):
+        if not all(isinstance(l, dict) and isinstance(l.get("name"), str) for l in layers):
+            raise ShowNetError(f"{where}: model_state['layers'] is a list that does not hold layer "
+                               "dicts with names")
+        layers = {l["name"]: l for l in layers}
+    if not isinstance(layers, dict) or not all(isinstance(l, dict) for l in layers.values()):
+        raise ShowNetError(f"{where}: model_state['layers'] is not a dict of layer dicts")
+    return layers
+
+
+def check_checkpoint(dic, where) -> dict:
+    """What shownet reads of a loaded checkpoint, checked before any view: the training
+    checkpoint's tree (:func:`port.checkpoint.check_training_checkpoint`, the checks ``-f`` gets on
+    resume), then each recorded output a (costs {name: values}, cases) pair. Returns ``dic``."""
+    if isinstance(dic, dict) and isinstance(dic.get("model_state"), dict):
+        ms = dic["model_state"]
+        ms["layers"] = _layers_by_name(ms.get("layers"), where)
+    checkpoint.check_training_checkpoint(dic, where)
+    for key in ("train_outputs", "test_outputs"):
+        for i, o in enumerate(dic["model_state"].get(key, [])):
+            if not (isinstance(o, (list, tuple)) and len(o) == 2 and isinstance(o[0], dict)
+                    and all(isinstance(v, (list, tuple)) for v in o[0].values())):
+                raise ShowNetError(f"{where}: model_state['{key}'][{i}] is not a (costs, cases) pair")
+    return dic
 
 
 def _safe(name: str) -> str:
@@ -539,7 +586,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.show_cost or args.show_filters or args.show_preds or args.write_features):
         raise ShowNetError("nothing to do: give --show-cost, --show-filters, --show-preds or "
                            "--write-features")
-    dic = checkpoint.load(args.load_file, trust_pickle=args.trust_pickle)
+    dic = check_checkpoint(checkpoint.load(args.load_file, trust_pickle=args.trust_pickle),
+                           checkpoint.resolve(args.load_file))
     options = {k: v for k, v in vars(args).items()
                if k not in {o.replace("-", "_") for o in NOT_PORTED} | {"trust_pickle"}}
     for path in ShowConvNet(dic, options).start():

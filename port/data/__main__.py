@@ -16,6 +16,24 @@ def _fmt(r) -> str:
     return "none" if r is None else (f"{r[0]}" if r[0] == r[1] else f"{r[0]}-{r[1]}")
 
 
+def _int_in(lo: int, hi: int, why: str):
+    """An argparse type: an int in [lo, hi] (a value outside is one line, not a traceback)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must lie in {lo}..{hi} ({why}), got {v}")
+        return v
+    parse.__name__ = "int"
+    return parse
+
+
+#: --size bound: the mean image alone is 24·S² bytes of float64 while converting (S=4096: 400 MB).
+MAX_IMAGE_SIZE = 4096
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m port.data", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -48,9 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--test-fraction", type=float, default=0.0,
                    help="hold out this fraction of each class as test batches (default 0)")
     i.add_argument("--batch-size", type=int, default=1024, help="images per batch (default 1024)")
-    i.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    i.add_argument("--size", type=_int_in(1, MAX_IMAGE_SIZE, "pixels per side"), default=256,
+                   help="image side in pixels (default 256)")
     i.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
-    i.add_argument("--seed", type=int, default=0, help="shuffle seed for the training images")
+    i.add_argument("--seed", type=_int_in(0, 2 ** 63 - 1, "NumPy seeds are not negative"), default=0,
+                   help="shuffle seed for the training images")
     return p
 
 

@@ -82,6 +82,7 @@ class CIFARDataProvider(LabeledDataProvider):
         dic = self.get_batch(batchnum)
         data = self.check_data(batchnum, _field(self, batchnum, dic, "data"), self.data_dims[0])
         n = data.shape[1]
+        self.check_batch_cases(batchnum, n, 4 * (2 * data.shape[0] + self.get_num_classes()))
         labels = self.check_labels(batchnum, _field(self, batchnum, dic, "labels"), n)  # (1, N)
         x = np.require(data - self.data_mean, dtype=np.float32, requirements="C")        # (3072, N)
         one_hot = np.zeros((self.get_num_classes(), n), dtype=np.float32)               # (K, N)
@@ -126,6 +127,8 @@ class CroppedCIFARDataProvider(LabeledMemoryDataProvider):
         full = self.img_size ** 2 * self.num_colors
         for b, d in self.data_dic.items():
             d["data"] = self.check_data(b, d["data"], full)                    # (3072, N)
+            self.check_batch_cases(b, d["data"].shape[1], 2 * 4 * 3 * self.inner_size ** 2
+                                   * self.data_mult)                           # float32 crops
             d["labels"] = np.tile(d["labels"], (1, self.data_mult))            # (1, N·views)
         self.data_mean = centre_crop_mean(_mean_column(self, full), self.num_colors,
                                           self.img_size, self.border_size)     # (3·inner², 1)
@@ -189,7 +192,7 @@ def _mean_column(dp, rows: int) -> np.ndarray:
         raise UserError(f"{dp.data_dir / 'batches.meta'}: no 'data_mean' (is this the official "
                         f"python release? convert it with `python -m port.data cifar10 --source "
                         f"{dp.data_dir} --out DIR`)")
-    mean = np.asarray(dp.batch_meta["data_mean"], dtype=np.float32)
+    mean = dp.meta_floats("data_mean")
     if mean.size != rows:
         raise UserError(f"{dp.data_dir / 'batches.meta'}: 'data_mean' has {mean.size} values; "
                         f"expected {rows}")

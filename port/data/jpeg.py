@@ -237,11 +237,11 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
                  dp_params=None, test=False):
         super().__init__(data_dir, batch_range, init_epoch, init_batchnum, dp_params, test)
         p = self.dp_params
-        num_vis = int(self.meta_value("num_vis"))
+        num_vis = self.meta_int("num_vis", 3, 3 * 4096 ** 2)
         self.img_size = int(round((num_vis / self.num_colors) ** 0.5))
         if self.img_size ** 2 * self.num_colors != num_vis:
             raise UserError(f"{self.data_dir / 'batches.meta'}: num_vis={num_vis} is not 3·S²")
-        self.data_mean = np.asarray(self.meta_value("data_mean"), dtype=np.float32)
+        self.data_mean = self.meta_floats("data_mean")
         if self.data_mean.size != num_vis:
             raise UserError(f"{self.data_dir / 'batches.meta'}: 'data_mean' has "
                             f"{self.data_mean.size} values; expected num_vis={num_vis}")
@@ -261,7 +261,7 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
         self.data_mult = self.num_views if self.multiview else 1
         self.crop_chunk = CROP_CHUNK
         self.batch_size = self.meta_value("batch_size")
-        self.label_offset = int(self.batch_meta.get("label_offset", 0))
+        self.label_offset = self.meta_int("label_offset", -(2 ** 31), 2 ** 31 - 1, default=0)
         self.no_crop = bool(self.batch_meta.get("no_crop", False))
         self.scalar_mean = bool(p.get("scalar_mean", False))
         self.data_mean_crop = centre_crop_mean(self.data_mean, self.num_colors, self.img_size,
@@ -291,8 +291,11 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
         Ports: alexnet-2012/convdata_jpeg.py:126-199 JPEGCroppedImageNetDP.get_next_batch
         """
         where = f"{self.get_data_file_name(batchnum)} (batch {batchnum})"
-        dic = load_jpeg_batch(self.get_batch(batchnum), self.data_mean_crop, self.no_crop,
+        batch = self.get_batch(batchnum)
+        self.check_jpeg_batch(batchnum, batch, where)
+        dic = load_jpeg_batch(batch, self.data_mean_crop, self.no_crop,
                               self.label_offset, self.img_size, where)
+        dic["labels"] = self.check_labels(batchnum, dic["labels"], dic["labels"].shape[1])
         rng = self.batch_rng(epoch, batchnum)
         cropped = self.trim_borders(dic["data"], rng)                          # (3·inner², N·V)
         cropped -= self.data_mean_crop
@@ -333,13 +336,13 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
             self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dp-finish")
         try:
             where = f"{self.get_data_file_name(batchnum)} (batch {batchnum})"
-            strings, labels = _parse_triple(self.get_batch(batchnum), where)
-            for k, s in enumerate(strings):
-                if not isinstance(s, (bytes, bytearray)):
-                    raise UserError(f"{where}: JPEG string {k} is {type(s).__name__}; expected bytes")
+            batch = self.get_batch(batchnum)
+            self.check_jpeg_batch(batchnum, batch, where)
+            strings, labels = _parse_triple(batch, where)
             n = len(strings)
             lab = np.array([[_class_id(l, self.label_offset, where, k)
                              for k, l in enumerate(labels)]], dtype=np.float32).reshape(1, n)
+            lab = self.check_labels(batchnum, lab, n)
             rng = self.batch_rng(epoch, batchnum)
             b = self.border_size
             if self.test:
@@ -405,6 +408,25 @@ class JPEGCroppedImageNetDP(LabeledDataProvider):
             self._feed.close()
             self._feed = None
         super().close()
+
+    def check_jpeg_batch(self, batchnum: int, batch, where: str) -> None:
+        """Before anything is decoded: the batch is a (strings, sizes, labels) triple of JPEG byte
+        strings and its case count fits in memory. (An image whose header claims more than S×S
+        pixels is refused by the decoders before they decode it: :func:`decode_rgb`.)
+
+        Port-only: the original decoded whatever the batch held.
+        """
+        try:
+            strings = batch[0]
+            n = len(strings)
+        except (TypeError, KeyError, IndexError):
+            raise UserError(f"{where}: expected a pickled (jpeg_strings, orig_sizes, labels) "
+                            f"triple") from None
+        s, inner = self.img_size, self.inner_size
+        self.check_batch_cases(batchnum, n, 2 * 3 * s * s + 2 * 4 * 3 * inner * inner * self.data_mult)
+        for k, js in enumerate(strings):
+            if not isinstance(js, (bytes, bytearray)):
+                raise UserError(f"{where}: JPEG string {k} is {type(js).__name__}; expected bytes")
 
     def trim_borders(self, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Crops of ``y`` (3, S, S, N) uint8 -> float32 (3·inner², N·data_mult).

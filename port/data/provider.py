@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from port.errors import UserError
-from port.util import alphanum_key, unpickle
+from port.util import alphanum_key, brief, format_bytes, memory_ceiling, not_a_file, unpickle
 
 BATCH_META_FILE = "batches.meta"
 
@@ -176,13 +176,22 @@ class DataProvider:
         part = 2
         while (p := path.with_name(f"{path.name}.{part}")).exists():
             sub = unpickle(p, f"batch {batch_num} part {part}")
-            dic["data"] = np.r_[dic["data"], sub["data"]]
+            for where, d in ((first_part, dic), (p, sub)):
+                if not isinstance(d, dict) or not isinstance(d.get("data"), np.ndarray):
+                    raise UserError(f"{where}: a batch part must be a dict with a 'data' array")
+            try:
+                dic["data"] = np.r_[dic["data"], sub["data"]]
+            except ValueError as e:
+                raise UserError(f"{p}: its 'data' does not stack onto the parts before it ({e})") from None
             part += 1
         return dic
 
     def _check_batches_exist(self) -> None:
         for b in self.batch_range:
             path = self.get_data_file_name(b)
+            for p in (path, path.with_name(path.name + ".1")):
+                if os.path.lexists(p) and (why := not_a_file(p)) is not None:
+                    raise UserError(f"{p}: batch {b} {why}")  # a FIFO would block its reader
             if not (path.is_file() or path.with_name(path.name + ".1").is_file()):
                 have = DataProvider.get_batch_nums(self.data_dir)
                 raise UserError(f"{path}: batch {b} of the batch range "
@@ -237,11 +246,43 @@ class DataProvider:
         """``data`` as a 2-D array with ``rows`` rows (cases_axis=1) or columns (cases_axis=0)."""
         data = np.asarray(data)
         feat_axis = 1 - cases_axis
+        if data.dtype.kind not in "biuf":
+            raise UserError(f"{self.get_data_file_name(batchnum)}: batch {batchnum} '{name}' holds "
+                            f"{data.dtype} values; expected numbers")
         if data.ndim != 2 or data.shape[feat_axis] != rows:
             expected = f"({rows}, N)" if cases_axis == 1 else f"(N, {rows})"
             raise UserError(f"{self.get_data_file_name(batchnum)}: batch {batchnum} '{name}' has "
                             f"shape {data.shape}; expected {expected}")
         return data
+
+    def meta_int(self, key: str, low: int = 0, high: int = 2 ** 31 - 1, default=None) -> int:
+        """``batch_meta[key]`` as an int in [low, high], or a one-line error naming the meta file."""
+        v = self.batch_meta.get(key, default) if default is not None else self.meta_value(key)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not low <= v <= high:
+            raise UserError(f"{self.data_dir / BATCH_META_FILE}: '{key}' is {brief(v)}; "
+                            f"expected an integer in {low}..{high}")
+        return int(v)
+
+    def meta_floats(self, key: str) -> np.ndarray:
+        """``batch_meta[key]`` as a float32 array, or a one-line error naming the meta file."""
+        v = self.meta_value(key)
+        try:
+            return np.asarray(v, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise UserError(f"{self.data_dir / BATCH_META_FILE}: '{key}' is {brief(v)}; expected "
+                            "an array of numbers") from None
+
+    def check_batch_cases(self, batchnum: int, num_cases: int, bytes_per_case: int) -> None:
+        """Refuse a batch whose processing would need more memory than this process can still
+        allocate (``bytes_per_case`` per case), before anything of that size is allocated.
+
+        Port-only: the original ran out of memory (a MemoryError traceback, or the OOM killer).
+        """
+        need, left = num_cases * bytes_per_case, memory_ceiling()
+        if need > left:
+            raise UserError(f"{self.get_data_file_name(batchnum)}: batch {batchnum} has {num_cases} "
+                            f"cases, which need {format_bytes(need)}, more than the "
+                            f"{format_bytes(left)} left to this process")
 
     def check_labels(self, batchnum: int, labels, num_cases: int) -> np.ndarray:
         """Labels as a float32 (1, N) row, checked against the case count and the class count."""
@@ -269,7 +310,11 @@ class LabeledDataProvider(DataProvider):
 
     def get_num_classes(self) -> int:
         """Ports: cuda-convnet-r561/data.py:203-204 LabeledDataProvider.get_num_classes"""
-        return len(self.meta_value("label_names"))
+        names = self.meta_value("label_names")
+        if not isinstance(names, (list, tuple)) or not names:
+            raise UserError(f"{self.data_dir / BATCH_META_FILE}: 'label_names' is "
+                            f"{brief(names)}; expected a list of class names")
+        return len(names)
 
 
 class LabeledMemoryDataProvider(LabeledDataProvider):
@@ -290,8 +335,10 @@ class LabeledMemoryDataProvider(LabeledDataProvider):
             raise UserError(f"{self.get_data_file_name(batchnum)}: batch {batchnum} must be a dict "
                             f"with 'data' and 'labels'")
         data = np.asarray(dic["data"])
-        ncases = data.shape[-1] if data.ndim == 2 else -1
-        dic["labels"] = self.check_labels(batchnum, dic["labels"], ncases)
+        if data.ndim != 2 or data.dtype.kind not in "biuf":
+            raise UserError(f"{self.get_data_file_name(batchnum)}: batch {batchnum} 'data' holds "
+                            f"{data.dtype} values of shape {data.shape}; expected a 2-D array of numbers")
+        dic["labels"] = self.check_labels(batchnum, dic["labels"], data.shape[-1])
         return dic
 
     def make_batch(self, epoch: int, batchnum: int):

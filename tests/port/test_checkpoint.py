@@ -231,7 +231,7 @@ def test_shared_objects_stay_shared(tmp_path):
 
 def test_unreadable_checkpoint_is_a_user_error(tmp_path):
     (tmp_path / "1.1").mkdir()  # named like a checkpoint, but a folder: open() fails
-    with pytest.raises(UserError, match=r"1\.1: cannot read checkpoint"):
+    with pytest.raises(UserError, match=r"1\.1: checkpoint is a directory, not a regular file"):
         checkpoint.load(tmp_path)
 
 

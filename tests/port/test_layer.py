@@ -514,14 +514,18 @@ def boom(name, idx, shape, params=None):
     raise IOError("no checkpoint here")
 """)
     text = edit(BASE, "fc10", "initW=0.01", "initW=0.01\ninitWFunc=myinit.w(0.5)\ninitBFunc=myinit.b")
-    L = parse(tmp_path, text)
+    with pytest.raises(ConfigError) as e:  # not without trust_code (--trust-code)
+        parse(tmp_path, text)
+    check_error(e.value, tmp_path / "layers.cfg", "fc10", "initWFunc", "refused to import the Python "
+                "module 'myinit'.*--trust-code")
+    L = parse(tmp_path, text, options={"trust_code": True})
     assert np.all(L["fc10"]["weights"][0] == 0.5) and np.all(L["fc10"]["biases"] == 3)
     assert L["fc10"]["weights"][0].flags.f_contiguous
     for func, pattern in [("myinit.wrong", "wrong shape"), ("myinit.boom", "OSError: no checkpoint here"),
                           ("nosuchmodule.f", "ModuleNotFoundError"), ("bad", "must have format")]:
         bad = edit(BASE, "fc10", "initW=0.01", f"initW=0.01\ninitWFunc={func}")
         with pytest.raises(ConfigError) as e:
-            parse(tmp_path, bad)
+            parse(tmp_path, bad, options={"trust_code": True})
         check_error(e.value, tmp_path / "layers.cfg", "fc10", "initWFunc", pattern)
 
 
@@ -804,10 +808,11 @@ initCFunc=conns.good
 
 [fc10]""")
     text = edit(text, "fc10", "inputs=pool1", "inputs=sparse")
-    L = parse(tmp_path, text, params=None)
+    L = parse(tmp_path, text, params=None, options={"trust_code": True})
     assert L["sparse"]["filterConns"] == [list(range(15, -1, -1)) * 2] and L["sparse"]["overSample"] == [2]
     with pytest.raises(ConfigError) as e:
-        parse(tmp_path, text.replace("conns.good", "conns.repeats"), params=None)
+        parse(tmp_path, text.replace("conns.good", "conns.repeats"), params=None,
+              options={"trust_code": True})
     check_error(e.value, tmp_path / "layers.cfg", "sparse", "initCFunc", "permutation of 0-15")
     with pytest.raises(ConfigError) as e:
         parse(tmp_path, edit(text, "sparse", "groups=4", "groups=1"), params=None)

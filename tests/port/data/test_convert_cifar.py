@@ -128,4 +128,4 @@ def test_out_that_is_a_file_is_one_line(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     assert main(["cifar10", "--source", str(src), "--out", str(tmp_path / "afile")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "afile: File exists" in err
+    assert err.count("\n") == 1 and "afile: --out exists and is not a folder" in err

@@ -217,7 +217,7 @@ def test_mistakes_are_one_line(official, tmp_path, capsys):
         (["--devkit", str(root / "LOC_val_solution.csv"), "--val", str(root / "val")],
          "devkit is not a readable tar.gz"),
         (["--workers", "-1"], "--workers=-1: must be at least 0"),
-        (["--size", "0"], "--size=0: must lie in"),
+        (["--size", "0"], "--size: must lie in 1..4096"),
     ]
     for extra, expected in cases:
         args = ["imagenet", "--source", train, "--out", str(tmp_path / "o"), *extra]
