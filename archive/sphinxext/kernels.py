@@ -29,6 +29,8 @@ STYLE = """<style>
 .kernel-table tr.total td {
   font-weight: bold; border-top: 2px solid color-mix(in srgb, currentColor 40%, transparent); }
 .kernel-table code { font-size: 0.95em; }
+.kernel-table th { white-space: nowrap; }
+.kernel-table td.src { min-width: 17em; }
 details.kernel-file { margin: 0.4em 0; }
 details.kernel-file > summary { cursor: pointer; }
 </style>"""
@@ -46,7 +48,7 @@ def _src_link(doc: str, release: str, path: str, line: int | None = None) -> str
     frag = line_fragment(line) if line else ""
     label = f"{release}/{path}" + (f":{line}" if line else "")
     return (f'<a href="{escape(relative(doc, page_of_source(release, path), frag))}">'
-            f"<code>{escape(label)}</code></a>")
+            f"<code>{escape(label).replace('/', '/<wbr>')}</code></a>")
 
 
 def _short(demangled: str) -> str:
@@ -74,6 +76,15 @@ def _stat_cells(s: dict | None) -> str:
             f'<td class="num">{s["stack"]:,}</td>')
 
 
+def _arch_rows(label: str, kernels: list[dict], arches: list[str], css: str = "") -> str:
+    """One row per architecture, the label spanning them."""
+    rows = []
+    for i, a in enumerate(arches):
+        first = f'<td class="src" rowspan="{len(arches)}">{label}</td>' if i == 0 else ""
+        rows.append(f"<tr{css}>{first}<td>{escape(a)}</td>{_stat_cells(_stats(kernels, a))}</tr>")
+    return "".join(rows)
+
+
 class KernelTable(SphinxDirective):
     """The per-file summary with totals, then one folded table of kernels per file."""
     required_arguments = 1
@@ -81,23 +92,20 @@ class KernelTable(SphinxDirective):
     def run(self):
         data, doc = _load(self), self.env.docname
         arches = data["arches"]
-        head = "".join(f'<th colspan="5">{escape(a)}</th>' for a in arches)
-        sub = ("<th class=num>kernels</th><th class=num>registers</th>"
-               "<th class=num>spills (B)</th><th class=num>max smem (B)</th>"
-               "<th class=num>max stack (B)</th>") * len(arches)
+        head = ("<th>file</th><th>arch</th><th class=num>kernels</th><th class=num>registers</th>"
+                "<th class=num>spills (B)</th><th class=num>max smem (B)</th>"
+                "<th class=num>max stack (B)</th>")
         rows, every = [], []
         for u in data["units"]:
             link = _src_link(doc, u["release"], u["path"])
             if not u["compiled"]:
                 why = escape(u["diagnostics"][0]) if u["diagnostics"] else "failed"
-                rows.append(f'<tr><td>{link}</td><td colspan="{5 * len(arches)}">does not '
-                            f"compile: {why}</td></tr>")
+                rows.append(f'<tr><td class="src">{link}</td><td colspan="6">does not compile: '
+                            f"{why}</td></tr>")
                 continue
             every += u["kernels"]
-            rows.append(f"<tr><td>{link}</td>"
-                        + "".join(_stat_cells(_stats(u["kernels"], a)) for a in arches) + "</tr>")
-        rows.append('<tr class="total"><td>all files</td>'
-                    + "".join(_stat_cells(_stats(every, a)) for a in arches) + "</tr>")
+            rows.append(_arch_rows(link, u["kernels"], arches))
+        rows.append(_arch_rows("all files", every, arches, ' class="total"'))
         c = data["compiler"]
         html = [STYLE,
                 f"<p>nvcc {escape(c['nvcc'])}, for {escape(', '.join(arches))}; "
@@ -106,8 +114,7 @@ class KernelTable(SphinxDirective):
                 + f"; names demangled by {escape(c['demangler'])}. Spills are the bytes of "
                 "spill stores and loads summed over the file's kernels.</p>",
                 '<div class="kernel-wrap"><table class="kernel-table"><thead>'
-                f"<tr><th rowspan=2>file</th>{head}</tr><tr>{sub}</tr></thead><tbody>"
-                + "".join(rows) + "</tbody></table></div>"]
+                f"<tr>{head}</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"]
         for u in data["units"]:
             if u["compiled"]:
                 html.append(self._file(u, arches, doc))
@@ -115,29 +122,36 @@ class KernelTable(SphinxDirective):
 
     @staticmethod
     def _file(u: dict, arches: list[str], doc: str) -> str:
-        head = "".join(f'<th colspan="4">{escape(a)}</th>' for a in arches)
-        sub = ("<th class=num>reg</th><th class=num>spill st/ld (B)</th>"
-               "<th class=num>smem (B)</th><th class=num>cmem (B)</th>") * len(arches)
+        # a cmem column only for the architectures where ptxas reported constant memory
+        cm = {a: any(k.get(a, {}).get("cmem") for k in u["kernels"]) for a in arches}
+        width = {a: 4 if cm[a] else 3 for a in arches}
+        head = "".join(f'<th colspan="{width[a]}">{escape(a)}</th>' for a in arches)
+        sub = "".join("<th class=num>reg</th><th class=num>spill st/ld (B)</th>"
+                      "<th class=num>smem (B)</th>"
+                      + ("<th class=num>cmem (B)</th>" if cm[a] else "") for a in arches)
         rows = []
         for k in u["kernels"]:
             cells = []
             for a in arches:
                 r = k.get(a)
                 if r is None:
-                    cells.append('<td class="num">—</td>' * 4)
+                    cells.append('<td class="num">—</td>' * width[a])
                     continue
-                cmem = ", ".join(f"{n:,} [{b}]" for b, n in sorted(r["cmem"].items())) or "—"
                 cells.append(f'<td class="num">{r["registers"]}</td>'
                              f'<td class="num">{r["spill_stores"]}/{r["spill_loads"]}</td>'
-                             f'<td class="num">{r["smem"]:,}</td><td class="num">{cmem}</td>')
+                             f'<td class="num">{r["smem"]:,}</td>')
+                if cm[a]:
+                    cmem = ", ".join(f"{n:,} [{b}]" for b, n in sorted(r["cmem"].items()))
+                    cells.append(f'<td class="num">{cmem or "—"}</td>')
             rows.append(f'<tr><td title="{escape(k["name"])}"><code>{escape(_short(k["name"]))}'
                         f"</code></td>{''.join(cells)}</tr>")
-        stats = [_stats(u["kernels"], a) for a in arches]
+        stats = {a: _stats(u["kernels"], a) for a in arches}
         total = "".join(
-            ('<td class="num">—</td>' * 4) if s is None else
+            ('<td class="num">—</td>' * width[a]) if (s := stats[a]) is None else
             (f'<td class="num">≤ {s["reg_max"]}</td><td class="num">{s["spill"]:,}</td>'
-             f'<td class="num">≤ {s["smem"]:,}</td><td></td>') for s in stats)
-        n = max((s["n"] for s in stats if s), default=0)
+             f'<td class="num">≤ {s["smem"]:,}</td>' + ("<td></td>" if cm[a] else ""))
+            for a in arches)
+        n = max((s["n"] for s in stats.values() if s), default=0)
         return (f'<details class="kernel-file"><summary>{escape(u["release"])}/'
                 f'{escape(u["path"])}: {n} kernels</summary>'
                 '<div class="kernel-wrap"><table class="kernel-table"><thead>'
@@ -179,12 +193,12 @@ class KernelProbes(SphinxDirective):
                     said += "<br>" + "<br>".join(_diagnostic(doc, e) for e in p["errors"][1:6])
                     if len(p["errors"]) > 6:
                         said += f"<br>… {len(p['errors']) - 6} more"
-            rows.append(f"<tr><td>{escape(p['claim'])}</td><td>{src}<br>"
+            rows.append(f"<tr><td>{escape(p['claim'])}</td><td class=\"src\">{src}<br>"
                         f"<code>{escape(' '.join(p['flags']))}</code></td><td>{said}</td>"
                         f"<td>{'yes' if p['confirmed'] else '<strong>no</strong>'}</td></tr>")
         html = (STYLE + '<div class="kernel-wrap"><table class="kernel-table"><thead><tr>'
                 "<th>claim</th><th>tried</th><th>nvcc "
-                f"{escape(data['compiler']['nvcc'])} said</th><th>borne out</th></tr></thead>"
+                f"{escape(data['compiler']['nvcc'])} said</th><th>holds</th></tr></thead>"
                 "<tbody>" + "".join(rows) + "</tbody></table></div>")
         return [nodes.raw("", html, format="html")]
 
