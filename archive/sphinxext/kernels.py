@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from html import escape
 from pathlib import Path
 
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
+from archive.sphinxext.markup import HTML, esc, html, join
 from archive.sphinxext.model import line_fragment, page_of_source, relative
 
 STYLE = """<style>
@@ -36,6 +36,8 @@ details.kernel-file > summary { cursor: pointer; }
 </style>"""
 
 _WHERE = re.compile(r"^(?P<src>[\w.+-]+/[^()\s]+)\((?P<line>\d+)\)(?P<rest>:.*)$")
+_NUM = '<td class="num">{}</td>'
+_DASH = html('<td class="num">—</td>')
 
 
 def _load(directive: SphinxDirective) -> dict:
@@ -44,11 +46,13 @@ def _load(directive: SphinxDirective) -> dict:
     return json.loads(path.read_text())
 
 
-def _src_link(doc: str, release: str, path: str, line: int | None = None) -> str:
+def _src_link(doc: str, release: str, path: str, line: int | None = None) -> HTML:
+    """A release file (and line) linked to its page; the label may break after each slash."""
     frag = line_fragment(line) if line else ""
     label = f"{release}/{path}" + (f":{line}" if line else "")
-    return (f'<a href="{escape(relative(doc, page_of_source(release, path), frag))}">'
-            f"<code>{escape(label).replace('/', '/<wbr>')}</code></a>")
+    return html('<a href="{}"><code>{}</code></a>',
+                relative(doc, page_of_source(release, path), frag),
+                join(label.split("/"), html("/<wbr>")))
 
 
 def _short(demangled: str) -> str:
@@ -64,25 +68,24 @@ def _stats(kernels: list[dict], arch: str) -> dict | None:
     regs = [r["registers"] for r in rows]
     return {"n": len(rows), "reg_min": min(regs), "reg_max": max(regs),
             "spill": sum(r["spill_stores"] + r["spill_loads"] for r in rows),
-            "spilling": sum(1 for r in rows if r["spill_stores"] + r["spill_loads"]),
             "smem": max(r["smem"] for r in rows), "stack": max(r["stack"] for r in rows)}
 
 
-def _stat_cells(s: dict | None) -> str:
+def _stat_cells(s: dict | None) -> HTML:
     if s is None:
-        return '<td class="num">—</td>' * 5
-    return (f'<td class="num">{s["n"]}</td><td class="num">{s["reg_min"]}–{s["reg_max"]}</td>'
-            f'<td class="num">{s["spill"]:,}</td><td class="num">{s["smem"]:,}</td>'
-            f'<td class="num">{s["stack"]:,}</td>')
+        return join([_DASH] * 5)
+    return join(html(_NUM, v) for v in (s["n"], f'{s["reg_min"]}–{s["reg_max"]}',
+                                        f'{s["spill"]:,}', f'{s["smem"]:,}', f'{s["stack"]:,}'))
 
 
-def _arch_rows(label: str, kernels: list[dict], arches: list[str], css: str = "") -> str:
+def _arch_rows(label, kernels: list[dict], arches: list[str], total: bool = False) -> HTML:
     """One row per architecture, the label spanning them."""
     rows = []
     for i, a in enumerate(arches):
-        first = f'<td class="src" rowspan="{len(arches)}">{label}</td>' if i == 0 else ""
-        rows.append(f"<tr{css}>{first}<td>{escape(a)}</td>{_stat_cells(_stats(kernels, a))}</tr>")
-    return "".join(rows)
+        first = html('<td class="src" rowspan="{}">{}</td>', len(arches), label) if i == 0 else ""
+        tr = html('<tr class="total">') if total else html("<tr>")
+        rows.append(tr + first + html("<td>{}</td>{}</tr>", a, _stat_cells(_stats(kernels, a))))
+    return join(rows)
 
 
 class KernelTable(SphinxDirective):
@@ -92,88 +95,89 @@ class KernelTable(SphinxDirective):
     def run(self):
         data, doc = _load(self), self.env.docname
         arches = data["arches"]
-        head = ("<th>file</th><th>arch</th><th class=num>kernels</th><th class=num>registers</th>"
-                "<th class=num>spills (B)</th><th class=num>max smem (B)</th>"
-                "<th class=num>max stack (B)</th>")
         rows, every = [], []
         for u in data["units"]:
             link = _src_link(doc, u["release"], u["path"])
             if not u["compiled"]:
-                why = escape(u["diagnostics"][0]) if u["diagnostics"] else "failed"
-                rows.append(f'<tr><td class="src">{link}</td><td colspan="6">does not compile: '
-                            f"{why}</td></tr>")
+                why = u["diagnostics"][0] if u["diagnostics"] else "failed"
+                rows.append(html('<tr><td class="src">{}</td><td colspan="6">does not compile: '
+                                 "{}</td></tr>", link, why))
                 continue
             every += u["kernels"]
             rows.append(_arch_rows(link, u["kernels"], arches))
-        rows.append(_arch_rows("all files", every, arches, ' class="total"'))
+        rows.append(_arch_rows("all files", every, arches, total=True))
         c = data["compiler"]
-        html = [STYLE,
-                f"<p>nvcc {escape(c['nvcc'])}, for {escape(', '.join(arches))}; "
-                f"flags <code>{escape(' '.join(data['flags']))}</code>; shims "
-                + ", ".join(f"<code>{escape(s)}</code>" for s in data["shims"])
-                + f"; names demangled by {escape(c['demangler'])}. Spills are the bytes of "
-                "spill stores and loads summed over the file's kernels.</p>",
-                '<div class="kernel-wrap"><table class="kernel-table"><thead>'
-                f"<tr>{head}</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"]
-        for u in data["units"]:
-            if u["compiled"]:
-                html.append(self._file(u, arches, doc))
-        return [nodes.raw("", "\n".join(html), format="html")]
+        page = [HTML(STYLE),
+                html("<p>nvcc {}, for {}; flags <code>{}</code>; shims {}; names demangled by {}. "
+                     "Spills are the bytes of spill stores and loads summed over the file's "
+                     "kernels.</p>", c["nvcc"], ", ".join(arches), " ".join(data["flags"]),
+                     join((html("<code>{}</code>", s) for s in data["shims"]), ", "),
+                     c["demangler"]),
+                html('<div class="kernel-wrap"><table class="kernel-table"><thead><tr>'
+                     "<th>file</th><th>arch</th><th class=num>kernels</th>"
+                     "<th class=num>registers</th><th class=num>spills (B)</th>"
+                     "<th class=num>max smem (B)</th><th class=num>max stack (B)</th>"
+                     "</tr></thead><tbody>{}</tbody></table></div>", join(rows))]
+        page += [self._file(u, arches) for u in data["units"] if u["compiled"]]
+        return [nodes.raw("", join(page, "\n"), format="html")]
 
     @staticmethod
-    def _file(u: dict, arches: list[str], doc: str) -> str:
+    def _file(u: dict, arches: list[str]) -> HTML:
         # a cmem column only for the architectures where ptxas reported constant memory
         cm = {a: any(k.get(a, {}).get("cmem") for k in u["kernels"]) for a in arches}
         width = {a: 4 if cm[a] else 3 for a in arches}
-        head = "".join(f'<th colspan="{width[a]}">{escape(a)}</th>' for a in arches)
-        sub = "".join("<th class=num>reg</th><th class=num>spill st/ld (B)</th>"
-                      "<th class=num>smem (B)</th>"
-                      + ("<th class=num>cmem (B)</th>" if cm[a] else "") for a in arches)
+        head = join(html('<th colspan="{}">{}</th>', width[a], a) for a in arches)
+        sub = join(html("<th class=num>reg</th><th class=num>spill st/ld (B)</th>"
+                        "<th class=num>smem (B)</th>")
+                   + (html("<th class=num>cmem (B)</th>") if cm[a] else "") for a in arches)
         rows = []
         for k in u["kernels"]:
             cells = []
             for a in arches:
                 r = k.get(a)
                 if r is None:
-                    cells.append('<td class="num">—</td>' * width[a])
+                    cells += [_DASH] * width[a]
                     continue
-                cells.append(f'<td class="num">{r["registers"]}</td>'
-                             f'<td class="num">{r["spill_stores"]}/{r["spill_loads"]}</td>'
-                             f'<td class="num">{r["smem"]:,}</td>')
+                cells += [html(_NUM, r["registers"]),
+                          html(_NUM, f'{r["spill_stores"]}/{r["spill_loads"]}'),
+                          html(_NUM, f'{r["smem"]:,}')]
                 if cm[a]:
                     cmem = ", ".join(f"{n:,} [{b}]" for b, n in sorted(r["cmem"].items()))
-                    cells.append(f'<td class="num">{cmem or "—"}</td>')
-            rows.append(f'<tr><td title="{escape(k["name"])}"><code>{escape(_short(k["name"]))}'
-                        f"</code></td>{''.join(cells)}</tr>")
+                    cells.append(html(_NUM, cmem or "—"))
+            rows.append(html('<tr><td title="{}"><code>{}</code></td>{}</tr>',
+                             k["name"], _short(k["name"]), join(cells)))
         stats = {a: _stats(u["kernels"], a) for a in arches}
-        total = "".join(
-            ('<td class="num">—</td>' * width[a]) if (s := stats[a]) is None else
-            (f'<td class="num">≤ {s["reg_max"]}</td><td class="num">{s["spill"]:,}</td>'
-             f'<td class="num">≤ {s["smem"]:,}</td>' + ("<td></td>" if cm[a] else ""))
-            for a in arches)
+        total = []
+        for a in arches:
+            s = stats[a]
+            if s is None:
+                total += [_DASH] * width[a]
+                continue
+            total += [html(_NUM, f'≤ {s["reg_max"]}'), html(_NUM, f'{s["spill"]:,}'),
+                      html(_NUM, f'≤ {s["smem"]:,}')] + ([html("<td></td>")] if cm[a] else [])
         n = max((s["n"] for s in stats.values() if s), default=0)
-        return (f'<details class="kernel-file"><summary>{escape(u["release"])}/'
-                f'{escape(u["path"])}: {n} kernels</summary>'
-                '<div class="kernel-wrap"><table class="kernel-table"><thead>'
-                f"<tr><th rowspan=2>kernel (hover: the full signature)</th>{head}</tr>"
-                f"<tr>{sub}</tr></thead><tbody>" + "".join(rows)
-                + f'<tr class="total"><td>{n} kernels</td>{total}</tr>'
-                "</tbody></table></div></details>")
+        return html('<details class="kernel-file"><summary>{}/{}: {} kernels</summary>'
+                    '<div class="kernel-wrap"><table class="kernel-table"><thead>'
+                    "<tr><th rowspan=2>kernel (hover: the full signature)</th>{}</tr>"
+                    "<tr>{}</tr></thead><tbody>{}"
+                    '<tr class="total"><td>{} kernels</td>{}</tr>'
+                    "</tbody></table></div></details>",
+                    u["release"], u["path"], n, head, sub, join(rows), n, join(total))
 
 
-def _diagnostic(doc: str, line: str) -> str:
+def _diagnostic(doc: str, line: str) -> HTML:
     """``release/path(123): error: …`` with the place linked to its line on the site."""
     m = _WHERE.match(line)
     if m:
         release, _, path = m["src"].partition("/")
         if release in ("alexnet-2012", "cuda-convnet-r561", "cuda-convnet2"):
-            return _src_link(doc, release, path, int(m["line"])) + escape(m["rest"])
-    return f"<code>{escape(line)}</code>"
+            return _src_link(doc, release, path, int(m["line"])) + m["rest"]
+    return html("<code>{}</code>", line)
 
 
 class KernelProbes(SphinxDirective):
     """What the site says does not compile any more, tried: the claim, the file and flags
-    tried, the compiler's first error (and how many more), and whether it bears the claim out."""
+    tried, the compiler's error lines (the first six), and whether they bear the claim out."""
     required_arguments = 1
 
     def run(self):
@@ -181,26 +185,27 @@ class KernelProbes(SphinxDirective):
         rows = []
         for p in data["probes"]:
             if p["source"].startswith("shim:"):
-                src = f'<code>archive/kernel_shims/{escape(p["source"][5:])}</code>'
+                src = html("<code>archive/kernel_shims/{}</code>", p["source"][5:])
             else:
                 release, _, path = p["source"].partition("/")
                 src = _src_link(doc, release, path)
             if p["compiled"]:
-                said = "compiles"
+                said = esc("compiles")
+            elif not p["errors"]:
+                said = esc("fails, no message")
             else:
-                said = _diagnostic(doc, p["errors"][0]) if p["errors"] else "fails, no message"
-                if len(p["errors"]) > 1:
-                    said += "<br>" + "<br>".join(_diagnostic(doc, e) for e in p["errors"][1:6])
-                    if len(p["errors"]) > 6:
-                        said += f"<br>… {len(p['errors']) - 6} more"
-            rows.append(f"<tr><td>{escape(p['claim'])}</td><td class=\"src\">{src}<br>"
-                        f"<code>{escape(' '.join(p['flags']))}</code></td><td>{said}</td>"
-                        f"<td>{'yes' if p['confirmed'] else '<strong>no</strong>'}</td></tr>")
-        html = (STYLE + '<div class="kernel-wrap"><table class="kernel-table"><thead><tr>'
-                "<th>claim</th><th>tried</th><th>nvcc "
-                f"{escape(data['compiler']['nvcc'])} said</th><th>holds</th></tr></thead>"
-                "<tbody>" + "".join(rows) + "</tbody></table></div>")
-        return [nodes.raw("", html, format="html")]
+                said = join((_diagnostic(doc, e) for e in p["errors"][:6]), html("<br>"))
+                if len(p["errors"]) > 6:
+                    said += html("<br>… {} more", len(p["errors"]) - 6)
+            rows.append(html('<tr><td>{}</td><td class="src">{}<br><code>{}</code></td>'
+                             "<td>{}</td><td>{}</td></tr>", p["claim"], src,
+                             " ".join(p["flags"]), said,
+                             esc("yes") if p["confirmed"] else html("<strong>no</strong>")))
+        page = HTML(STYLE) + html(
+            '<div class="kernel-wrap"><table class="kernel-table"><thead><tr><th>claim</th>'
+            "<th>tried</th><th>nvcc {} said</th><th>holds</th></tr></thead><tbody>{}</tbody>"
+            "</table></div>", data["compiler"]["nvcc"], join(rows))
+        return [nodes.raw("", page, format="html")]
 
 
 def setup(app):

@@ -95,7 +95,7 @@ def test_kernel_table_and_probes(tmp_path):
     # the probes: the error's place linked to its line; a probe not borne out says so
     assert ('<a href="releases/cuda-convnet-r561/src/nvmatrix/nvmatrix.cu.html#L791"><code>'
             "cuda-convnet-r561/<wbr>src/<wbr>nvmatrix/<wbr>nvmatrix.cu:791</code></a>: error: "
-            "identifier &quot;cudaThreadSynchronize&quot; is undefined") in html
+            'identifier "cudaThreadSynchronize" is undefined') in html
     y = _cells(html, "<tr><td>a wrapper &lt;T&gt; of __shfl_down")
     assert y[1:] == ["<code>archive/kernel_shims/probe.cu</code><br><code>-arch=sm_90</code>",
                      "compiles", "<strong>no</strong>"]
