@@ -278,21 +278,30 @@ def _compiler_includes(nvcc: Path) -> list[Path]:
     return [top / "include", top / "targets" / "x86_64-linux" / "include"]
 
 
-def find_headers(nvcc: Path, build: Path) -> tuple[list[Path], list[str]]:
+def _wheel_includes() -> list[Path]:
+    """The header folders of the kernels extra's wheels (NVIDIA's, scipy-openblas32's)."""
+    out = [r / "include" for r in _wheel_roots()]
+    spec = importlib.util.find_spec("scipy_openblas32")
+    if spec is not None and spec.submodule_search_locations:
+        out += [Path(p) / "include" for p in spec.submodule_search_locations]
+    return out
+
+
+def find_headers(nvcc: Path, build: Path, system: list[Path] | None = None,
+                 extra: list[Path] | None = None) -> tuple[list[Path], list[str]]:
     """The include folders (Python's, NumPy's, and a folder under ``build`` linking the library
-    headers nvcc's own folders lack), and the headers found nowhere."""
+    headers that the ``system`` folders, nvcc's own and /usr/include, lack, from the ``extra``
+    ones, the wheels'), and the headers found nowhere."""
     import numpy
 
     dirs: list[Path] = []
     missing: list[str] = []
     linked = build / "library-include"
     linked.mkdir(parents=True, exist_ok=True)
-    system = _compiler_includes(nvcc) + [Path("/usr/include"),
-                                         Path("/usr/include/x86_64-linux-gnu")]
-    spec = importlib.util.find_spec("scipy_openblas32")
-    extra = [r / "include" for r in _wheel_roots()]
-    if spec is not None and spec.submodule_search_locations:
-        extra += [Path(p) / "include" for p in spec.submodule_search_locations]
+    if system is None:
+        system = _compiler_includes(nvcc) + [Path("/usr/include"),
+                                             Path("/usr/include/x86_64-linux-gnu")]
+    extra = _wheel_includes() if extra is None else extra
     for header, what in _LIBRARY_HEADERS.items():
         if any((d / header).is_file() for d in system):
             continue

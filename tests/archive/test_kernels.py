@@ -133,6 +133,24 @@ def test_the_shims_define_every_name_of_theirs_the_compiled_files_use():
     assert used <= _defined("cutil_inline.h") | _defined("helper_cuda.h")
 
 
+def test_library_headers_come_from_the_toolkit_else_the_wheels_else_are_named(tmp_path):
+    toolkit, wheel = tmp_path / "toolkit", tmp_path / "wheel"
+    for d, names in ((toolkit, ["curand.h", "curand_kernel.h"]),
+                     (wheel, ["cublas.h", "cublas_api.h", "curand.h", "other.h"])):
+        d.mkdir()
+        for n in names:
+            (d / n).write_text("/* made up */\n")
+    dirs, missing = kernels.find_headers(Path("nvcc"), tmp_path / "build", system=[toolkit],
+                                         extra=[wheel])
+    linked = tmp_path / "build" / "library-include"
+    assert dirs[0] == linked
+    # cuBLAS from the wheel, with its companions; cuRAND from the toolkit, so not linked
+    assert sorted(p.name for p in linked.iterdir()) == ["cublas.h", "cublas_api.h"]
+    assert all(p.resolve().parent == wheel for p in linked.iterdir())
+    assert [m for m in missing if not m.startswith("Python.h")] == [
+        "cblas.h (a CBLAS (scipy-openblas32, or Debian libopenblas-dev))"]
+
+
 # --- the committed table --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
