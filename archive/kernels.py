@@ -13,9 +13,10 @@ headers that no toolkit ships any more) and r561's nvmatrix headers (``-I``, not
 spill stores and loads, shared and constant memory; names are demangled (cu++filt, or GNU
 c++filt where the toolkit has none). The files compile in parallel (``-j``, default: the cores).
 
-The probes then try what the site says does not survive CUDA 13 (the Makefile's sm_20 target,
-``cudaThreadSynchronize``, cuda-convnet2's ``__shfl_down`` and ``memoryType``) and record the
-compiler's first line for each.
+The probes then try what the site says does not survive CUDA 13 (the Makefiles' sm_20 and
+sm_35 targets, ``cudaThreadSynchronize``, cuda-convnet2's ``__shfl_down`` and ``memoryType``) and
+record the compiler's error lines for each. Timings are printed (wall, and the compilers' CPU
+seconds), never written to the table.
 
 ``--check FILE`` compiles afresh and compares with a table written by ``--out``: it fails (exit 1)
 if a file or kernel that compiled there no longer compiles, or a probe's outcome changed; with the
