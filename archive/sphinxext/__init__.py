@@ -93,4 +93,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("build-finished", pages.drop_empty_sources)
     app.connect("html-page-context", pages.start_here)
     app.setup_extension("archive.sphinxext.compat")
+    app.setup_extension("archive.sphinxext.kernels")
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}
