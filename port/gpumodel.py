@@ -89,6 +89,10 @@ class IGPUModel:
     trust_pickle: int                   # --trust-pickle (port only, 0/1): legacy pickles
     initw_source: str                   # --initw-source (port only): initw.makew's saved net
     trust_code: int                     # --trust-code (port only, 0/1): cfg-named Python modules
+    data_parallel: int                  # --data-parallel (port only, 0/1): ranks of an MPI run
+    dp_hash_freq: int                   # --dp-hash-freq (port only): steps between weight hashes
+    dp_bucket_mb: int                   # --dp-bucket-mb (port only): allreduce buffer size, MiB
+    dp_engine: str                      # --dp-engine (port only): auto, mpi, nccl
     # The model state (model_state's keys, saved in every checkpoint):
     train_outputs: list                 # per training batch: what finish_batch returned
     test_outputs: list                  # per test: get_test_error's aggregate
