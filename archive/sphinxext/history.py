@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from archive.sphinxext.highlight import Cache, split_lines
 from archive.sphinxext.idents import Tags, outline
 from archive.sphinxext.model import Site, line_fragment, page_of_source, relative
-from archive.sphinxext.versions import Chain, _diff_rows
+from archive.sphinxext.versions import Chain, _diff_rows, raw_url
 
 MIN_SIMILARITY = 0.6
 KINDS = ("function", "kernel", "method")
@@ -176,7 +176,8 @@ def history_page(site: Site, chain: Chain, fs: list[Function], cache: Cache,
             budget -= len(body_rows)
             steps.append(f'<h3>{ra} → {rb} <span class="diffstat"><span class="ins">+{added}</span> '
                          f'<span class="del">−{removed}</span></span></h3>'
-                         f'<div class="diff-wrap"><table class="diff" data-a="{url_a}" data-b="{url_b}">'
+                         f'<div class="diff-wrap"><table class="diff" data-a="{url_a}" data-b="{url_b}" '
+                         f'data-ra="{raw_url(page, ra, a.path)}" data-rb="{raw_url(page, rb, b.path)}">'
                          f'<colgroup><col class="lno"><col class="t"><col class="lno"><col class="t"></colgroup>'
                          f'<thead><tr><th colspan="2">{ra}/{html.escape(a.path)}</th><th colspan="2">'
                          f'{rb}/{html.escape(b.path)}</th></tr></thead><tbody>{body_rows}</tbody></table></div>')

@@ -135,8 +135,9 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None =
     yield "releases/index", "tree", *sources.releases_index(site)
     for chain in chains:
         if len(chain.members) > 1:
-            yield page_of_versions(chain.key), "diff", *versions.versions_page(site, chain, cache)
-    yield "versions/index", "diff", *versions.versions_index(site, chains)
+            yield page_of_versions(chain.key), "diff", *versions.versions_page(site, chain, cache,
+                                                                               chain.key in hist_chains)
+    yield "versions/index", "diff", *versions.versions_index(site, chains, set(hist_chains))
     fn_revs = {} if hist is None else revisions.function_revisions(site, hist, hist_chains, chains, cache)
     for chain in chains:
         if chain.key in hist_chains:

@@ -226,5 +226,5 @@ def releases_index(site: Site) -> tuple[str, str]:
                     f'{html.escape(man.upstream)}</a></td><td><code>{man.commit[:8]}</code></td>'
                     f'<td class="num">{len(man.files)}</td><td>{html.escape(man.provenance)}</td></tr>')
     return "Releases", ('<h1>Releases</h1><p>The pinned releases, in lineage order.</p><div class="table-wrap">'
-                        '<table class="files"><thead><tr><th>release</th><th>upstream</th><th>commit</th>'
+                        '<table class="files releases"><thead><tr><th>release</th><th>upstream</th><th>commit</th>'
                         f'<th>files</th><th>provenance</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')

@@ -20,7 +20,7 @@ from pathlib import PurePosixPath
 
 from archive.manifest import FileEntry
 from archive.sphinxext.highlight import Cache, split_lines
-from archive.sphinxext.model import Site, page_of_source, page_of_versions, relative
+from archive.sphinxext.model import Site, page_of_source, page_of_versions, raw_of_source, relative
 
 CONTEXT = 3  # unchanged lines shown around each change
 
@@ -147,7 +147,10 @@ def _diff_rows(a: list[str], b: list[str], ida: str, idb: str, url_a: str = "", 
         def side(url: str, f: int, t: int) -> str:
             span = f"{f}–{t}" if t > f else f"{f}"
             return f'<a href="{url}#L{f}-L{t}">{span}</a>' if url else span
-        return (f'<tr class="skip"><td colspan="4">⋯ {i2 - i1} unchanged lines '
+        # data-fold: the ids' prefixes and first lines of each side, for archive-reading.js to
+        # unfold the run in place from the raw files
+        return (f'<tr class="skip" data-fold="{ida} {off_a + i1 + 1} {idb} {off_b + j1 + 1} {i2 - i1}">'
+                f'<td colspan="4">⋯ {i2 - i1} unchanged lines '
                 f'({side(url_a, off_a + i1 + 1, off_a + i2)} | {side(url_b, off_b + j1 + 1, off_b + j2)})</td></tr>')
 
     groups = list(sm.get_grouped_opcodes(CONTEXT))
@@ -164,24 +167,38 @@ def _diff_rows(a: list[str], b: list[str], ida: str, idb: str, url_a: str = "", 
             removed += i2 - i1
             added += j2 - j1
             for k in range(max(i2 - i1, j2 - j1)):
+                ws = ""
                 if i1 + k < i2 and j1 + k < j2:
                     xa, xb = _words(a[i1 + k], b[j1 + k])
+                    if a[i1 + k].split() == b[j1 + k].split():
+                        ws = " ws"  # the same words: only spaces, tabs or line ends differ
                 else:
                     xa = html.escape(a[i1 + k], quote=False) if i1 + k < i2 else ""
                     xb = html.escape(b[j1 + k], quote=False) if j1 + k < j2 else ""
-                left = cell(ida, i1 + k + 1, xa, "del") if i1 + k < i2 else cell(ida, None)
-                right = cell(idb, j1 + k + 1, xb, "ins") if j1 + k < j2 else cell(idb, None)
-                rows.append(f"<tr>{left}{right}</tr>")
+                left = cell(ida, i1 + k + 1, xa, "del" + ws) if i1 + k < i2 else cell(ida, None)
+                right = cell(idb, j1 + k + 1, xb, "ins" + ws) if j1 + k < j2 else cell(idb, None)
+                rows.append(f'<tr class="ws">{left}{right}</tr>' if ws else f"<tr>{left}{right}</tr>")
         prev_a, prev_b = g[-1][2], g[-1][4]
     if groups and prev_a < len(a):
         rows.append(fold(prev_a, len(a), prev_b, len(b)))
     return "".join(rows), added, removed
 
 
-def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
-    """(title, body) of the diff page of one file across releases."""
+def raw_url(page: str, release: str, path: str) -> str:
+    """The relative URL of a release file's raw copy (for unfolding a diff in place)."""
+    return posixpath.relpath(f"releases/{release}/{raw_of_source(path)}", posixpath.dirname(page) or ".")
+
+
+def versions_page(site: Site, chain: Chain, cache: Cache, history: bool = False) -> tuple[str, str]:
+    """(title, body) of the diff page of one file across releases; a menu at the top jumps to
+    each diff; ``history``: the file's functions have a history page (linked)."""
     page = page_of_versions(chain.key)
-    parts = [f'<h1>{html.escape(chain.key)} across releases</h1><ul class="members">']
+    parts = [f'<h1>{html.escape(chain.key)} across releases</h1>']
+    if history:
+        parts.append(f'<p class="fn-history-link"><a href="{relative(page, "history/" + chain.key)}">Its functions '
+                     'across releases</a>: each function\'s versions and the diff of each changed step.</p>')
+    parts.append('<ul class="members">')
+    jump: list[str] = []
     for r in site.order:
         if r in chain.members:
             p = chain.members[r]
@@ -197,6 +214,7 @@ def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
         parts.append(f'<section class="diff-pair" id="{sec}"><h2>{ra} → {rb} '
                      f'<span class="status {st.replace("+", "-")}">{st}</span></h2>')
         ta, tb = site.text(ra, pa), site.text(rb, pb)
+        jump.append(f'<li><a href="#{sec}">{ra} → {rb}</a> <span class="status">{st}</span>')
         if "changed" not in st:
             parts.append("<p>Byte-identical (same git blob "
                          f"<code>{site.manifests[ra].files[pa].blob}</code>).</p></section>")
@@ -207,23 +225,33 @@ def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
         def compute() -> tuple[str, int, int]:  # plain text (no highlighting) keeps big diffs light
             return _diff_rows(split_lines(ta), split_lines(tb), ida, idb, url_a, url_b)
 
-        key = (f"diff2:{CONTEXT}:{ida}:{idb}:{url_a}:{url_b}:{site.manifests[ra].files[pa].sha256}:"
+        key = (f"diff3:{CONTEXT}:{ida}:{idb}:{url_a}:{url_b}:{site.manifests[ra].files[pa].sha256}:"
                f"{site.manifests[rb].files[pb].sha256}")
         rows, added, removed = cache.memo(key, compute)
+        jump[-1] += (f' <span class="diffstat"><span class="ins">+{added}</span> '
+                     f'<span class="del">−{removed}</span></span>')
         parts.append(f'<p class="diffstat"><span class="ins">+{added}</span> '
                      f'<span class="del">−{removed}</span> lines · line <em>n</em> of each side is '
                      f'<code>#{ida}<em>n</em></code> / <code>#{idb}<em>n</em></code> (on every page); '
                      f'a line number opens that line of the release file</p>'
-                     f'<div class="diff-wrap"><table class="diff" data-a="{url_a}" data-b="{url_b}">'
+                     f'<div class="diff-wrap"><table class="diff" data-a="{url_a}" data-b="{url_b}" '
+                     f'data-ra="{raw_url(page, ra, pa)}" data-rb="{raw_url(page, rb, pb)}">'
                      f'<colgroup><col class="lno">'
                      f'<col class="t"><col class="lno"><col class="t"></colgroup>'
                      f'<thead><tr><th colspan="2">{ra}/{html.escape(pa)}</th>'
                      f'<th colspan="2">{rb}/{html.escape(pb)}</th></tr></thead>'
                      f'<tbody>{rows}</tbody></table></div></section>')
+    if len(jump) > 1:  # the jump menu, before the first diff
+        at = parts.index('<ul class="members">')
+        parts.insert(at, '<nav class="diff-jump" aria-label="The diffs on this page"><p>Diffs on this page:</p>'
+                         f'<ol>{"</li>".join(jump)}</li></ol></nav>')
     return f"{chain.key} across releases", "".join(parts)
 
 
-def versions_index(site: Site, chains: list[Chain]) -> tuple[str, str]:
+def versions_index(site: Site, chains: list[Chain], histories: set[str] | frozenset[str] = frozenset()
+                   ) -> tuple[str, str]:
+    """The table of files across releases; ``histories``: the chains whose functions have a
+    history page (linked beside the file's diff)."""
     page = "versions/index"
     head = "".join(f"<th>{r}</th>" for r in site.order)
     rows = []
@@ -240,13 +268,16 @@ def versions_index(site: Site, chains: list[Chain]) -> tuple[str, str]:
             st = "first" if i == 0 else status(site, (rels[i - 1], c.members[rels[i - 1]]), (r, c.members[r]))
             cells.append(f'<td class="{st.replace("+", "-")}"><a href="{relative(page, page_of_source(r, c.members[r]))}">'
                          f'{html.escape(c.members[r])}</a> <span class="status">{st}</span></td>')
-        rows.append(f'<tr><td><a href="{relative(page, page_of_versions(c.key))}">{html.escape(c.key)}</a></td>'
+        fns = (f' · <a class="fn-history" href="{relative(page, "history/" + c.key)}">functions</a>'
+               if c.key in histories else "")
+        rows.append(f'<tr><td><a href="{relative(page, page_of_versions(c.key))}">{html.escape(c.key)}</a>{fns}</td>'
                     f'{"".join(cells)}</tr>')
     body = ('<h1>Versions</h1><p>Every file present in two or more releases, matched by path, by '
             'identical content, or by a unique file name (a move). Releases in lineage order: '
             + " → ".join(site.order) + '. Each status compares a release with the previous one that has '
             'the file. Between the releases, <a href="' + relative(page, "revisions/index") + '">every public '
-            'revision</a> of the joined history, with a timeline.</p>'
+            'revision</a> of the joined history, with a timeline. Beside a file, <em>functions</em> opens the '
+            'history of each of its functions across the releases.</p>'
             '<div class="table-wrap"><table class="files"><thead><tr><th>file</th>'
             f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
     return "Versions", body
