@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -127,6 +128,14 @@ def links(site: Site, chains: list[Chain], tags: Tags | None) -> tuple[dict[tupl
             for r, v in f.versions.items():
                 by_file[(r, v.path)][v.first] = f"{page_of_history(chain.key)}#{f.fid}"
     return by_file, per_chain
+
+
+def functions_js(by_file: dict[tuple[str, str], dict[int, str]]) -> bytes:
+    """``history/functions.js``: each source page (from the site's root) → its functions' first
+    lines → their history anchors, for the identifier panel to link a definition to its history."""
+    data = {f"{page_of_source(r, p)}.html": {str(n): "{}.html#{}".format(*url.split("#", 1)) for n, url in sorted(lines.items())}
+            for (r, p), lines in sorted(by_file.items())}
+    return f"window.ARCHIVE_FN_HIST={json.dumps(data, separators=(',', ':'), ensure_ascii=False)};\n".encode()
 
 
 def _status(a: Version | None, b: Version | None) -> str:

@@ -476,6 +476,30 @@ def test_function_history_from_the_listing_and_the_breadcrumb(browser, site_url,
     page.close()
 
 
+def test_identifier_panel_links_a_definition_to_its_history(browser, site_url):
+    """Item 4: in the identifier panel (and on the search page), a definition that is a function
+    with a history links to it (history/functions.js, loaded only when definitions are shown)."""
+    from archive.sphinxext.idents import ctags_available
+    if not ctags_available():
+        pytest.skip("function histories need Universal Ctags (apt-get install universal-ctags)")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    loaded: list[str] = []
+    page.on("request", lambda r: loaded.append(r.url))
+    page.goto(f"{site_url}/releases/rel-b/src2/kern.cu.html", wait_until="load")
+    assert not [u for u in loaded if u.endswith("functions.js")]
+    token = page.locator("#L3 span.nf")
+    box = token.bounding_box()
+    page.mouse.click(box["x"] + box["width"] - 4, box["y"] + box["height"] / 2)
+    page.wait_for_selector("#xref-panel li.def a.def-hist")
+    hrefs = page.eval_on_selector_all("#xref-panel li.def a.def-hist", "els => els.map(e => e.getAttribute('href'))")
+    assert hrefs and all(h.endswith("history/src/kern.cu.html#f-Layer-fpropActs") for h in hrefs), hrefs
+    page.goto(f"{site_url}/identifiers.html?q=fpropActs", wait_until="load")
+    page.wait_for_selector("#idres li.def a.def-hist")
+    page.locator("#idres li.def a.def-hist").first.click()
+    page.wait_for_url("**/history/src/kern.cu.html#f-Layer-fpropActs")
+    page.close()
+
+
 def _serve(root: Path):
     handler = functools.partial(_Quiet, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

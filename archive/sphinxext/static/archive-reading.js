@@ -176,6 +176,59 @@
     }
   }
 
+  // The identifier panel and search page: a definition that is a function with a history gets
+  // a link to it (history/functions.js, loaded the first time a definition list appears).
+  var ROOT = (function () {
+    var s = document.currentScript && document.currentScript.src;
+    return s ? s.replace(/_static\/archive-reading\.js(\?.*)?$/, "") : "";
+  })();
+  var fnHist = null, fnWait = [];
+  function withFnHist(then) {
+    if (fnHist) { then(fnHist); return; }
+    fnWait.push(then);
+    if (fnWait.length > 1) return;
+    var s = document.createElement("script");
+    s.src = ROOT + "history/functions.js";
+    s.onload = function () { fnHist = window.ARCHIVE_FN_HIST || {}; fnWait.forEach(function (f) { f(fnHist); }); fnWait = []; };
+    document.head.appendChild(s);
+  }
+  function linkDefs(box) {
+    var defs = box.querySelectorAll("li.def > a:first-child:not([data-fh])");
+    if (!defs.length || !ROOT) return;
+    withFnHist(function (map) {
+      for (var i = 0; i < defs.length; i++) {
+        var a = defs[i];
+        a.setAttribute("data-fh", "");
+        var m = /^([^#]*)#L(\d+)/.exec(a.href.indexOf(ROOT) === 0 ? a.href.slice(ROOT.length) : "");
+        var h = m && map[m[1]] && map[m[1]][m[2]];
+        if (!h) continue;
+        var l = document.createElement("a");
+        l.className = "def-hist";
+        l.href = ROOT + h;
+        l.textContent = "history";
+        l.title = "This function across the releases";
+        a.parentNode.appendChild(document.createTextNode(" "));
+        a.parentNode.appendChild(l);
+      }
+    });
+  }
+  function watchDefs() {
+    if (!window.MutationObserver) return;
+    var seen = function () {
+      var boxes = document.querySelectorAll("#xref-panel, #idres");
+      for (var i = 0; i < boxes.length; i++) linkDefs(boxes[i]);
+    };
+    var timer = null;
+    new MutationObserver(function (records) {
+      for (var i = 0; i < records.length; i++) {
+        var t = records[i].target;
+        if (t.closest && t.closest("#xref-panel, #idres") || (records[i].addedNodes[0] && records[i].addedNodes[0].id === "xref-panel")) {
+          clearTimeout(timer); timer = setTimeout(seen, 30); return;
+        }
+      }
+    }).observe(document.body, {childList: true, subtree: true});
+  }
+
   function init() {
     hang(document);
     var items = outlineItems();
@@ -183,6 +236,7 @@
     crumb(items);
     folds();
     labels();
+    watchDefs();
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
