@@ -133,7 +133,10 @@ def links(site: Site, chains: list[Chain], tags: Tags | None) -> tuple[dict[tupl
 def functions_js(by_file: dict[tuple[str, str], dict[int, str]]) -> bytes:
     """``history/functions.js``: each source page (from the site's root) → its functions' first
     lines → their history anchors, for the identifier panel to link a definition to its history."""
-    data = {f"{page_of_source(r, p)}.html": {str(n): "{}.html#{}".format(*url.split("#", 1)) for n, url in sorted(lines.items())}
+    def anchor(url: str) -> str:  # "history/src/layer.cu#f-X" → "history/src/layer.cu.html#f-X"
+        page, fid = url.split("#", 1)
+        return f"{page}.html#{fid}"
+    data = {f"{page_of_source(r, p)}.html": {str(n): anchor(url) for n, url in sorted(lines.items())}
             for (r, p), lines in sorted(by_file.items())}
     return f"window.ARCHIVE_FN_HIST={json.dumps(data, separators=(',', ':'), ensure_ascii=False)};\n".encode()
 
