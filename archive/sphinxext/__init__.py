@@ -16,7 +16,10 @@ fetched trees under ``original/<release>/`` and the port's ``Ports:``/``DIVERGES
                                                  (``<path>`` = its path in its oldest release);
                                                  line anchors ``<release>-a<n>`` / ``<release>-b<n>``
 ``history/<path>.html``                          each function of the file across releases
-                                                 (:mod:`history`), linked from the outline
+                                                 (:mod:`history`), linked from the outline, the
+                                                 function's first line and the versions pages
+``history/functions.js``                         definitions → their function histories, for the
+                                                 identifier panel (``archive-reading.js``)
 ``port/<module>.html``, ``port/index.html``      port modules (``port/layers/weight.py`` →
                                                  ``port/layers/weight.html``), ``#L<n>`` anchors
 ``coverage.html``                                share of each file cited by the port, annotated
@@ -83,6 +86,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_js_file("archive.js", loading_method="defer")
     app.add_js_file("archive-idents.js", loading_method="defer")
     app.add_js_file("archive-origin.js", loading_method="defer")
+    app.add_js_file("archive-reading.js", loading_method="defer")
     setup_annotations(app)
     setup_tables(app)
     app.connect("config-inited", experiment_pages.resolve_layers_dir)

@@ -12,6 +12,7 @@ anchors). The outline of a source page links each function to its history.
 from __future__ import annotations
 
 import difflib
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from archive.sphinxext.highlight import Cache, split_lines
 from archive.sphinxext.idents import Tags, outline
 from archive.sphinxext.markup import html, join
 from archive.sphinxext.model import Site, line_fragment, page_of_source, relative
-from archive.sphinxext.versions import Chain, _diff_rows
+from archive.sphinxext.versions import Chain, _diff_rows, raw_url
 
 MIN_SIMILARITY = 0.6
 KINDS = ("function", "kernel", "method")
@@ -129,6 +130,17 @@ def links(site: Site, chains: list[Chain], tags: Tags | None) -> tuple[dict[tupl
     return by_file, per_chain
 
 
+def functions_js(by_file: dict[tuple[str, str], dict[int, str]]) -> bytes:
+    """``history/functions.js``: each source page (from the site's root) → its functions' first
+    lines → their history anchors, for the identifier panel to link a definition to its history."""
+    def anchor(url: str) -> str:  # "history/src/layer.cu#f-X" → "history/src/layer.cu.html#f-X"
+        page, fid = url.split("#", 1)
+        return f"{page}.html#{fid}"
+    data = {f"{page_of_source(r, p)}.html": {str(n): anchor(url) for n, url in sorted(lines.items())}
+            for (r, p), lines in sorted(by_file.items())}
+    return f"window.ARCHIVE_FN_HIST={json.dumps(data, separators=(',', ':'), ensure_ascii=False)};\n".encode()
+
+
 def _status(a: Version | None, b: Version | None) -> str:
     if a is None:
         return "new"
@@ -178,11 +190,13 @@ def history_page(site: Site, chain: Chain, fs: list[Function], cache: Cache,
             budget -= len(body_rows)
             steps.append(html('<h3>{} → {} <span class="diffstat"><span class="ins">+{}</span> '
                               '<span class="del">−{}</span></span></h3>'
-                              '<div class="diff-wrap"><table class="diff" data-a="{}" data-b="{}">'
+                              '<div class="diff-wrap"><table class="diff" data-a="{}" data-b="{}" '
+                              'data-ra="{}" data-rb="{}">'
                               '<colgroup><col class="lno"><col class="t"><col class="lno"><col class="t"></colgroup>'
                               '<thead><tr><th colspan="2">{}/{}</th><th colspan="2">'
                               '{}/{}</th></tr></thead><tbody>{}</tbody></table></div>',
-                              ra, rb, added, removed, url_a, url_b, ra, a.path, rb, b.path, body_rows))
+                              ra, rb, added, removed, url_a, url_b, raw_url(page, ra, a.path),
+                              raw_url(page, rb, b.path), ra, a.path, rb, b.path, body_rows))
         kinds = sorted({v.kind for v in f.versions.values()})
         revs = revs_line(page, f.fid) if revs_line is not None else html("")
         sections.append(html('<section class="fn-history" id="{}"><h2><code>{}</code> '

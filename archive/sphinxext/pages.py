@@ -110,15 +110,18 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 
 
 def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None = None,
-               hist: "revisions.SiteHistory | None" = None, hist_why: HTML = HTML("")
-               ) -> Iterator[tuple[str, str, str, str]]:
+               hist: "revisions.SiteHistory | None" = None, hist_why: HTML = HTML(""),
+               found: dict[str, Any] | None = None) -> Iterator[tuple[str, str, str, str]]:
     """(pagename, kind, title, body) of every generated page; ``hist``: the joined public
-    history (:mod:`revisions`), None (and why) where it is not fetched."""
+    history (:mod:`revisions`), None (and why) where it is not fetched; ``found`` receives
+    ``fn_hist``: each source file's function first lines → their history anchors."""
     cov = coverage.compute(site)
     chains = versions.lineage(site)
     by_file = versions.chains_by_file(chains)
     bodies = rendered_bodies(app)
     hist_links, hist_chains = history.links(site, chains, tags)
+    if found is not None:
+        found["fn_hist"] = hist_links
     for release in site.order:
         for e in site.files(release):
             chain = by_file.get((release, e.path))
@@ -136,8 +139,9 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None =
     yield "releases/index", "tree", *sources.releases_index(site)
     for chain in chains:
         if len(chain.members) > 1:
-            yield page_of_versions(chain.key), "diff", *versions.versions_page(site, chain, cache)
-    yield "versions/index", "diff", *versions.versions_index(site, chains)
+            yield page_of_versions(chain.key), "diff", *versions.versions_page(site, chain, cache,
+                                                                               chain.key in hist_chains)
+    yield "versions/index", "diff", *versions.versions_index(site, chains, set(hist_chains))
     fn_revs = {} if hist is None else revisions.function_revisions(site, hist, hist_chains, chains, cache)
     for chain in chains:
         if chain.key in hist_chains:
@@ -174,7 +178,8 @@ def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
         logger.info("archive: Universal Ctags is not installed; definitions come from the highlighter "
                     "(apt-get install universal-ctags)")
     hist, hist_why = revisions.load(app, site)
-    for pagename, kind, title, body in _all_pages(app, site, cache, tags, hist, hist_why):
+    found: dict[str, Any] = {}
+    for pagename, kind, title, body in _all_pages(app, site, cache, tags, hist, hist_why, found):
         key = hashlib.sha256(f"{salt}\0{title}\0{body}".encode("utf-8", "surrogateescape")).hexdigest()
         new[pagename] = key
         if old.get(pagename) == key and (outdir / f"{pagename}.html").is_file():
@@ -189,6 +194,8 @@ def collect_pages(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
             if data is not None:
                 _write_if_changed(outdir / "releases" / release / raw_of_source(e.path), data)
     revisions.write_files(site, hist, outdir, _write_if_changed)
+    # the function histories by definition (for the identifier panel: archive-reading.js)
+    _write_if_changed(outdir / "history" / "functions.js", history.functions_js(found.get("fn_hist", {})))
     ids_key = idents.key(site)
     new["identifiers.js"] = ids_key
     if old.get("identifiers.js") != ids_key or not (outdir / "_ids" / "files.js").is_file():

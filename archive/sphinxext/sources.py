@@ -234,6 +234,6 @@ def releases_index(site: Site) -> tuple[str, str]:
                          '<td class="num">{}</td><td>{}</td></tr>',
                          r, r, man.upstream, man.upstream, man.commit[:8], len(man.files), man.provenance))
     return "Releases", (html('<h1>Releases</h1><p>The pinned releases, in lineage order.</p><div class="table-wrap">'
-                             '<table class="files"><thead><tr><th>release</th><th>upstream</th><th>commit</th>'
+                             '<table class="files releases"><thead><tr><th>release</th><th>upstream</th><th>commit</th>'
                              '<th>files</th><th>provenance</th></tr></thead><tbody>{}</tbody></table></div>',
                              join(rows)))

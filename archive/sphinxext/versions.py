@@ -20,7 +20,7 @@ from pathlib import PurePosixPath
 from archive.manifest import FileEntry
 from archive.sphinxext.highlight import Cache, split_lines
 from archive.sphinxext.markup import HTML, esc, html, join
-from archive.sphinxext.model import Site, page_of_source, page_of_versions, relative
+from archive.sphinxext.model import Site, page_of_source, page_of_versions, raw_of_source, relative
 
 CONTEXT = 3  # unchanged lines shown around each change
 
@@ -147,9 +147,11 @@ def _diff_rows(a: list[str], b: list[str], ida: str, idb: str, url_a: str = "", 
         def side(url: str, f: int, t: int) -> str:
             span = f"{f}–{t}" if t > f else f"{f}"
             return html('<a href="{}#L{}-L{}">{}</a>', url, f, t, span) if url else span
-        return (html('<tr class="skip"><td colspan="4">⋯ {} unchanged lines '
-                     '({} | {})</td></tr>',
-                     i2 - i1, side(url_a, off_a + i1 + 1, off_a + i2), side(url_b, off_b + j1 + 1, off_b + j2)))
+        # data-fold: the ids' prefixes and first lines of each side, for archive-reading.js to
+        # unfold the run in place from the raw files
+        return html('<tr class="skip" data-fold="{} {} {} {} {}"><td colspan="4">⋯ {} unchanged lines '
+                    '({} | {})</td></tr>', ida, off_a + i1 + 1, idb, off_b + j1 + 1, i2 - i1, i2 - i1,
+                    side(url_a, off_a + i1 + 1, off_a + i2), side(url_b, off_b + j1 + 1, off_b + j2))
 
     groups = list(sm.get_grouped_opcodes(CONTEXT))
     prev_a = prev_b = 0
@@ -165,24 +167,40 @@ def _diff_rows(a: list[str], b: list[str], ida: str, idb: str, url_a: str = "", 
             removed += i2 - i1
             added += j2 - j1
             for k in range(max(i2 - i1, j2 - j1)):
+                ws = ""
                 if i1 + k < i2 and j1 + k < j2:
                     xa, xb = _words(a[i1 + k], b[j1 + k])
+                    if a[i1 + k].split() == b[j1 + k].split():
+                        ws = " ws"  # the same words: only spaces, tabs or line ends differ
                 else:
                     xa = esc(a[i1 + k]) if i1 + k < i2 else HTML("")
                     xb = esc(b[j1 + k]) if j1 + k < j2 else HTML("")
-                left = cell(ida, i1 + k + 1, xa, "del") if i1 + k < i2 else cell(ida, None)
-                right = cell(idb, j1 + k + 1, xb, "ins") if j1 + k < j2 else cell(idb, None)
-                rows.append(html('<tr>{}{}</tr>', left, right))
+                left = cell(ida, i1 + k + 1, xa, "del" + ws) if i1 + k < i2 else cell(ida, None)
+                right = cell(idb, j1 + k + 1, xb, "ins" + ws) if j1 + k < j2 else cell(idb, None)
+                rows.append(html('<tr class="ws">{}{}</tr>', left, right) if ws else html('<tr>{}{}</tr>', left, right))
         prev_a, prev_b = g[-1][2], g[-1][4]
     if groups and prev_a < len(a):
         rows.append(fold(prev_a, len(a), prev_b, len(b)))
     return join(rows), added, removed
 
 
-def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
-    """(title, body) of the diff page of one file across releases."""
+def raw_url(page: str, release: str, path: str) -> str:
+    """The relative URL of a release file's raw copy (for unfolding a diff in place)."""
+    return posixpath.relpath(f"releases/{release}/{raw_of_source(path)}", posixpath.dirname(page) or ".")
+
+
+def versions_page(site: Site, chain: Chain, cache: Cache, history: bool = False) -> tuple[str, str]:
+    """(title, body) of the diff page of one file across releases; a menu at the top jumps to
+    each diff; ``history``: the file's functions have a history page (linked)."""
     page = page_of_versions(chain.key)
-    parts = [html('<h1>{} across releases</h1><ul class="members">', chain.key)]
+    parts = [html('<h1>{} across releases</h1>', chain.key)]
+    if history:
+        parts.append(html('<p class="fn-history-link"><a href="{}">Its functions across releases</a>: each '
+                          'function\'s versions and the diff of each changed step.</p>',
+                          relative(page, "history/" + chain.key)))
+    members_at = len(parts)
+    parts.append(html('<ul class="members">'))
+    jump: list[HTML] = []
     for r in site.order:
         if r in chain.members:
             p = chain.members[r]
@@ -199,6 +217,7 @@ def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
         parts.append(html('<section class="diff-pair" id="{}"><h2>{} → {} '
                           '<span class="status {}">{}</span></h2>', sec, ra, rb, st.replace('+', '-'), st))
         ta, tb = site.text(ra, pa), site.text(rb, pb)
+        jump.append(html('<li><a href="#{}">{} → {}</a> <span class="status">{}</span>', sec, ra, rb, st))
         if "changed" not in st:
             parts.append(html('<p>Byte-identical (same git blob '
                               '<code>{}</code>).</p></section>', site.manifests[ra].files[pa].blob))
@@ -210,24 +229,33 @@ def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
         def compute() -> tuple[HTML, int, int]:  # plain text (no highlighting) keeps big diffs light
             return _diff_rows(split_lines(ta), split_lines(tb), ida, idb, url_a, url_b)
 
-        key = (f"diff2:{CONTEXT}:{ida}:{idb}:{url_a}:{url_b}:{site.manifests[ra].files[pa].sha256}:"
+        key = (f"diff3:{CONTEXT}:{ida}:{idb}:{url_a}:{url_b}:{site.manifests[ra].files[pa].sha256}:"
                f"{site.manifests[rb].files[pb].sha256}")
         rows, added, removed = cache.memo(key, compute)
+        jump[-1] += html(' <span class="diffstat"><span class="ins">+{}</span> <span class="del">−{}</span></span>',
+                         added, removed)
         parts.append(html('<p class="diffstat"><span class="ins">+{}</span> '
                           '<span class="del">−{}</span> lines · line <em>n</em> of each side is '
                           '<code>#{}<em>n</em></code> / <code>#{}<em>n</em></code> (on every page); '
                           'a line number opens that line of the release file</p>'
-                          '<div class="diff-wrap"><table class="diff" data-a="{}" data-b="{}">'
+                          '<div class="diff-wrap"><table class="diff" data-a="{}" data-b="{}" data-ra="{}" data-rb="{}">'
                           '<colgroup><col class="lno">'
                           '<col class="t"><col class="lno"><col class="t"></colgroup>'
                           '<thead><tr><th colspan="2">{}/{}</th>'
                           '<th colspan="2">{}/{}</th></tr></thead>'
                           '<tbody>{}</tbody></table></div></section>',
-                          added, removed, ida, idb, url_a, url_b, ra, pa, rb, pb, rows))
+                          added, removed, ida, idb, url_a, url_b, raw_url(page, ra, pa), raw_url(page, rb, pb),
+                          ra, pa, rb, pb, rows))
+    if len(jump) > 1:  # the jump menu, before the first diff
+        parts.insert(members_at, html('<nav class="diff-jump" aria-label="The diffs on this page"><p>Diffs on this '
+                                      'page:</p><ol>{}</ol></nav>', join((html('{}</li>', j) for j in jump))))
     return f"{chain.key} across releases", join(parts)
 
 
-def versions_index(site: Site, chains: list[Chain]) -> tuple[str, str]:
+def versions_index(site: Site, chains: list[Chain], histories: set[str] | frozenset[str] = frozenset()
+                   ) -> tuple[str, str]:
+    """The table of files across releases; ``histories``: the chains whose functions have a
+    history page (linked beside the file's diff)."""
     page = "versions/index"
     head = join(html("<th>{}</th>", r) for r in site.order)
     rows = []
@@ -245,12 +273,16 @@ def versions_index(site: Site, chains: list[Chain]) -> tuple[str, str]:
             cells.append(html('<td class="{}"><a href="{}">'
                               '{}</a> <span class="status">{}</span></td>',
                               st.replace('+', '-'), relative(page, page_of_source(r, c.members[r])), c.members[r], st))
-        rows.append(html('<tr><td><a href="{}">{}</a></td>'
-                         '{}</tr>', relative(page, page_of_versions(c.key)), c.key, join(cells)))
+        fns = (html(' · <a class="fn-history" href="{}">functions</a>', relative(page, "history/" + c.key))
+               if c.key in histories else HTML(""))
+        rows.append(html('<tr><td><a href="{}">{}</a>{}</td>'
+                         '{}</tr>', relative(page, page_of_versions(c.key)), c.key, fns, join(cells)))
     body = html('<h1>Versions</h1><p>Every file present in two or more releases, matched by path, by '
                 'identical content, or by a unique file name (a move). Releases in lineage order: {}. '
                 'Each status compares a release with the previous one that has the file. Between the '
-                'releases, <a href="{}">every public revision</a> of the joined history, with a timeline.</p>'
+                'releases, <a href="{}">every public revision</a> of the joined history, with a timeline. '
+                'Beside a file, <em>functions</em> opens the history of each of its functions across the '
+                'releases.</p>'
                 '<div class="table-wrap"><table class="files"><thead><tr><th>file</th>{}</tr></thead>'
                 '<tbody>{}</tbody></table></div>', " → ".join(site.order), relative(page, "revisions/index"),
                 head, join(rows))

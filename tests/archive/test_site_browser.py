@@ -351,3 +351,284 @@ def test_real_site_origin_column(browser, real_site, shots):
         page.close()
     finally:
         server.shutdown()
+
+
+# ---- the reader's layout (issue 22: items 7, 5, 6, 3, 4) ------------------------------------------
+
+TEXT_RECTS = """(sel) => { const line = document.querySelector(sel), out = [];
+    const walk = document.createTreeWalker(line, NodeFilter.SHOW_TEXT);
+    for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+        if (n.parentElement.closest('.cite-btn, .fn-hist, .lno, .org') || !n.textContent.trim()) continue;
+        const r = document.createRange(); r.selectNodeContents(n);
+        for (const b of r.getClientRects()) out.push([b.left, b.top, b.right, b.bottom]);
+    }
+    return out; }"""
+
+
+def test_cite_button_beside_the_line_not_over_it(browser, site_url, shots):
+    """Item 7: the cite control sits beside the first cited line: no character of that line is
+    under it, even when the line is long enough to reach the column's edge."""
+    for width in (1280, 390):
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto(f"{site_url}/releases/rel-b/src2/long.cu.html#L3001", wait_until="load")
+        btn = page.locator("#L3001 .cite-btn").bounding_box()
+        rects = page.evaluate(TEXT_RECTS, "#L3001")
+        assert len({round(r[1]) for r in rects}) > 1  # the line wraps: it fills its rows
+        row = [r for r in rects if r[1] < btn["y"] + btn["height"] and r[3] > btn["y"]]
+        assert row and max(r[2] for r in row) <= btn["x"] + 0.5, (width, btn, row)
+        page.close()
+
+
+def test_releases_table_commit_on_one_line(browser, site_url):
+    """Item 7: the releases table keeps each commit id on one line (it was crushed to 2-character
+    lines by the long provenance column)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site_url}/releases/index.html", wait_until="load")
+    counts = page.eval_on_selector_all("table.releases td code", "els => els.map(e => e.getClientRects().length)")
+    assert counts and set(counts) == {1}
+    page.close()
+
+
+HANG = """(sel) => { const line = document.querySelector(sel), rows = new Map();
+    const walk = document.createTreeWalker(line, NodeFilter.SHOW_TEXT);
+    let first = null;
+    for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+        if (n.parentElement.closest('.cite-btn, .fn-hist, .lno, .org')) continue;
+        for (let i = 0; i < n.length; i++) {
+            if (/\\s/.test(n.data[i])) continue;
+            const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + 1);
+            const b = r.getBoundingClientRect(); if (!b.width) continue;
+            if (first === null) first = b.left;
+            const y = Math.round(b.top); if (!rows.has(y)) rows.set(y, b.left);
+        }
+    }
+    const ch = (() => { const s = document.createElement('span'); s.textContent = 'x'.repeat(10);
+        line.appendChild(s); const w = s.getBoundingClientRect().width / 10; s.remove(); return w; })();
+    const blank = first !== null && [...rows.keys()][0] - line.getBoundingClientRect().top > 5;
+    return {first, rows: [...rows.values()], ch, blank, left: line.getBoundingClientRect().left}; }"""
+
+
+def test_wrapped_code_hangs_on_a_phone(browser, site_url, shots):
+    """Item 5: at 390 px a wrapped line's continuation rows start 2 columns right of where its
+    text starts, not at column 0."""
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone.goto(f"{site_url}/releases/rel-b/src2/long.cu.html#L3001", wait_until="load")
+    got = phone.evaluate(HANG, "#L3001")
+    assert len(got["rows"]) > 3
+    for left in got["rows"][1:]:
+        assert abs(left - (got["first"] + 2 * got["ch"])) < 1.5, got
+    snap(phone, shots, "hang-phone.png", full=False)
+    phone.close()
+
+
+def test_diff_is_one_column_on_a_phone_and_folds_unfold(browser, site_url, shots):
+    """Items 5 and 6: under 600 px the side-by-side diff becomes one column (an unchanged line
+    once, the old line above the new); a folded run unfolds in place, its lines read from the
+    raw files, with their usual anchors."""
+    wide = browser.new_page(viewport={"width": 1280, "height": 900})
+    wide.goto(f"{site_url}/versions/src/kern.cu.html", wait_until="load")
+    d, i = wide.locator("td.t.del").first.bounding_box(), wide.locator("td.t.ins").first.bounding_box()
+    assert abs(d["y"] - i["y"]) < 1 and d["x"] < i["x"]  # side by side
+    wide.close()
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone.goto(f"{site_url}/versions/src/kern.cu.html", wait_until="load")
+    d, i = phone.locator("td.t.del").first.bounding_box(), phone.locator("td.t.ins").first.bounding_box()
+    assert i["y"] >= d["y"] + d["height"] - 1 and abs(d["x"] - i["x"]) < 1  # stacked
+    assert i["width"] > 250
+    shown = phone.evaluate("""() => [...document.querySelectorAll('table.diff tbody tr')].filter(
+        tr => tr.querySelector('td.t.eq')).map(tr => [...tr.querySelectorAll('td.t')].filter(
+        t => t.getBoundingClientRect().width > 0).length)""")
+    assert shown and set(shown) == {1}  # each unchanged line once
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 391
+    snap(phone, shots, "diff-phone.png")
+    assert phone.locator("#rel-a-a5").count() == 0
+    phone.locator("tr.skip button.unfold").first.click()
+    phone.wait_for_selector("#rel-a-a5")
+    text = phone.evaluate("[5, 6].map(n => document.getElementById('rel-a-a' + n).nextElementSibling.textContent)")
+    assert text == ["\t\tgetActs().scale(scale);", "\t}"]
+    assert phone.locator("tr.skip").count() == 0
+    phone.close()
+
+
+def test_function_history_from_the_listing_and_the_breadcrumb(browser, site_url, shots):
+    """Items 4 and 3: a function's first line links to its history (from the outline; the label
+    is drawn by CSS, so it is not copied with the code); a long listing keeps a breadcrumb
+    (release / file) at the top once its header is scrolled away."""
+    from archive.sphinxext.idents import ctags_available
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    if ctags_available():
+        page.goto(f"{site_url}/releases/rel-a/src/kern.cu.html", wait_until="load")
+        href = page.get_attribute("#L3 a.fn-hist", "href")
+        assert href.endswith("history/src/kern.cu.html#f-Layer-fpropActs"), href
+        assert "history" not in page.text_content("#L3")
+        page.click("#L3 a.fn-hist")
+        page.wait_for_url("**/history/src/kern.cu.html#f-Layer-fpropActs")
+    page.goto(f"{site_url}/releases/rel-b/src2/long.cu.html", wait_until="load")
+    assert page.locator("nav.crumb").is_hidden()  # the header is in view
+    page.goto(f"{site_url}/releases/rel-b/src2/long.cu.html#L2800", wait_until="load")
+    page.wait_for_timeout(150)
+    assert page.locator("nav.crumb").is_visible()
+    assert page.text_content("nav.crumb").startswith("rel-b / src2/long.cu")
+    top, bar = page.evaluate("""[document.getElementById('L2800').getBoundingClientRect().top,
+                                 document.querySelector('nav.crumb').getBoundingClientRect().bottom]""")
+    assert bar - 1 <= top <= bar + 40  # the landed line is just below the breadcrumb, not under it
+    snap(page, shots, "crumb.png", full=False)
+    page.close()
+
+
+def test_identifier_panel_links_a_definition_to_its_history(browser, site_url):
+    """Item 4: in the identifier panel (and on the search page), a definition that is a function
+    with a history links to it (history/functions.js, loaded only when definitions are shown)."""
+    from archive.sphinxext.idents import ctags_available
+    if not ctags_available():
+        pytest.skip("function histories need Universal Ctags (apt-get install universal-ctags)")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    loaded: list[str] = []
+    page.on("request", lambda r: loaded.append(r.url))
+    page.goto(f"{site_url}/releases/rel-b/src2/kern.cu.html", wait_until="load")
+    assert not [u for u in loaded if u.endswith("functions.js")]
+    token = page.locator("#L3 span.nf")
+    box = token.bounding_box()
+    page.mouse.click(box["x"] + box["width"] - 4, box["y"] + box["height"] / 2)
+    page.wait_for_selector("#xref-panel li.def a.def-hist")
+    hrefs = page.eval_on_selector_all("#xref-panel li.def a.def-hist", "els => els.map(e => e.getAttribute('href'))")
+    assert hrefs and all(h.endswith("history/src/kern.cu.html#f-Layer-fpropActs") for h in hrefs), hrefs
+    page.goto(f"{site_url}/identifiers.html?q=fpropActs", wait_until="load")
+    page.wait_for_selector("#idres li.def a.def-hist")
+    page.locator("#idres li.def a.def-hist").first.click()
+    page.wait_for_url("**/history/src/kern.cu.html#f-Layer-fpropActs")
+    page.close()
+
+
+def _serve(root: Path):
+    handler = functools.partial(_Quiet, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("real_site")
+def test_real_site_layout_desktop(browser, real_site, shots):
+    """The real site at 1280 px, light and dark: layer.cu's Outline items (182, numbers up to 3
+    digits) stay in their columns; the breadcrumb follows the function one reads; each
+    function's first line links to its history; the landing page, lineage, the versions table
+    and a versions page link to the function histories; a versions page has a jump menu to its
+    two diffs and marks whitespace-only changes."""
+    server, url = _serve(real_site)
+    try:
+        for scheme in ("light", "dark"):
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+            page.goto(f"{url}/releases/alexnet-2012/src/layer.cu.html", wait_until="load")
+            page.click("details.outline summary")
+            overlaps = page.evaluate("""() => {
+                const lis = [...document.querySelectorAll('details.outline li')], bad = [];
+                const boxes = lis.map(li => { const r = li.getBoundingClientRect();
+                    const m = parseFloat(getComputedStyle(li).marginLeft);
+                    let right = r.left; for (const c of li.querySelectorAll('*')) for (const b of c.getClientRects())
+                        right = Math.max(right, b.right);
+                    return {left: r.left - m, right, top: r.top, bottom: r.bottom}; });
+                for (const a of boxes) for (const b of boxes)
+                    if (a.left < b.left - 1 && a.right > b.left + 0.5 && a.top < b.bottom && b.top < a.bottom) bad.push([a, b]);
+                return [lis.length, bad.length]; }""")
+            assert overlaps[0] > 150 and overlaps[1] == 0, overlaps
+            snap(page, shots, f"outline-1280-{scheme}.png", full=False)
+            page.goto(f"{url}/releases/alexnet-2012/src/layer.cu.html#L830", wait_until="load")
+            page.mouse.wheel(0, 10)
+            page.wait_for_timeout(150)
+            assert page.text_content("nav.crumb").startswith("alexnet-2012 / src/layer.cu / ConvLayer::fpropActs")
+            page.evaluate("document.getElementById('L1020').scrollIntoView()")
+            page.wait_for_timeout(150)
+            assert "SoftmaxLayer::fpropActs" in page.text_content("nav.crumb")
+            href = page.get_attribute("#L823 a.fn-hist", "href")
+            assert href.endswith("history/src/layer.cu.html#f-ConvLayer-fpropActs"), href
+            snap(page, shots, f"crumb-1280-{scheme}.png", full=False)
+            page.goto(f"{url}/releases/alexnet-2012/src/layer.cu.html#L823-L842", wait_until="load")
+            btn = page.locator("#L823 .cite-btn").bounding_box()
+            rects = page.evaluate(TEXT_RECTS, "#L823")
+            row = [r for r in rects if r[1] < btn["y"] + btn["height"] and r[3] > btn["y"]]
+            assert max(r[2] for r in row) <= btn["x"] + 0.5
+            snap(page, shots, f"cite-1280-{scheme}.png", full=False)
+            page.goto(f"{url}/versions/src/layer.cu.html", wait_until="load")
+            jumps = page.eval_on_selector_all("nav.diff-jump a", "els => els.map(e => e.getAttribute('href'))")
+            assert jumps == ["#cuda-convnet-r561..alexnet-2012", "#alexnet-2012..cuda-convnet2"]
+            page.click("nav.diff-jump a >> nth=1")
+            top = page.evaluate("document.getElementById('alexnet-2012..cuda-convnet2').getBoundingClientRect().top")
+            assert -2 <= top < 100
+            assert page.locator("tr.ws").count() > 0
+            assert page.locator("p.fn-history-link a[href$='history/src/layer.cu.html']").count() == 1
+            snap(page, shots, f"versions-1280-{scheme}.png", full=False)
+            page.close()
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        for name, sel in [("index.html", "a[href$='history/src/layer.cu.html']"),
+                          ("lineage.html", "a[href$='history/src/layer.cu.html']"),
+                          ("versions/index.html", "a.fn-history[href$='history/src/layer.cu.html']")]:
+            page.goto(f"{url}/{name}", wait_until="load")
+            assert page.locator(sel).count() >= 1, name
+        page.click("a.fn-history[href$='history/src/layer.cu.html']")
+        page.wait_for_url("**/history/src/layer.cu.html")
+        page.goto(f"{url}/releases/index.html", wait_until="load")
+        counts = page.eval_on_selector_all("table.releases td code", "els => els.map(e => e.getClientRects().length)")
+        assert counts and set(counts) == {1}
+        snap(page, shots, "releases-1280-light.png", full=False)
+        page.close()
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("real_site")
+def test_real_site_layout_phone(browser, real_site, shots):
+    """The real site at 390 px, light and dark: layer.cu's wrapped lines hang under their own
+    indentation; the versions page and a function history are one column; the experiment
+    timeline's labels are at least 10 px and its points can be tapped (a tap 6 px off a point's
+    centre hits it); the compatibility table fits the screen, one labelled card per row."""
+    server, url = _serve(real_site)
+    try:
+        for scheme in ("light", "dark"):
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                     color_scheme=scheme)
+            phone.goto(f"{url}/releases/alexnet-2012/src/layer.cu.html#L823", wait_until="load")
+            hung = capped = 0
+            for n in range(823, 900):  # ConvLayer::fpropActs and after: indented calls that wrap
+                got = phone.evaluate(HANG, f"#L{n}")
+                if len(got["rows"]) < 2 or got["blank"]:  # one row; or its first word did not fit
+                    continue
+                cont = got["rows"][1:]
+                assert max(cont) - min(cont) < 1, (n, got)  # every continuation row starts at one place
+                if abs(cont[0] - (got["first"] + 2 * got["ch"])) < 1.5:
+                    hung += 1   # under its indentation, 2 columns in
+                else:           # a deep indentation: the hang stops at 20 columns, the rest is for code
+                    assert cont[0] < got["first"] and cont[0] - got["left"] > 25 * got["ch"], (n, got)
+                    capped += 1
+            assert hung >= 10 and capped >= 1, (hung, capped)
+            snap(phone, shots, f"code-390-{scheme}.png", full=False)
+            for name in ("versions/src/layer.cu.html", "history/src/layer.cu.html"):
+                phone.goto(f"{url}/{name}", wait_until="load")
+                d, i = phone.locator("td.t.del").first.bounding_box(), phone.locator("td.t.ins").first.bounding_box()
+                assert abs(d["x"] - i["x"]) < 1 and i["width"] > 250, name
+                assert phone.evaluate("document.documentElement.scrollWidth") <= 391, name
+            phone.evaluate("document.querySelector('td.t.ins').scrollIntoView()")
+            snap(phone, shots, f"fn-history-390-{scheme}.png", full=False)
+            phone.goto(f"{url}/experiments/index.html", wait_until="load")
+            sizes = phone.eval_on_selector_all(".exp-diagram-wrap svg text",
+                                               "els => els.map(e => e.getBoundingClientRect().height)")
+            assert sizes and min(sizes) >= 10, min(sizes)
+            phone.evaluate("document.querySelector('.exp-diagram-wrap').scrollIntoView()")
+            hit = phone.evaluate("""() => { const c = [...document.querySelectorAll('.exp-diagram-wrap svg a circle')]
+                .find(c => { const b = c.getBoundingClientRect(); return b.left > 20 && b.right < 370 && b.top > 20; });
+                const b = c.getBoundingClientRect(), x = (b.left + b.right) / 2, y = (b.top + b.bottom) / 2;
+                const at = document.elementFromPoint(x + 6, y);
+                return [b.width, at === c || (at && at.closest('a') === c.closest('a'))]; }""")
+            assert hit[0] >= 6 and hit[1], hit
+            snap(phone, shots, f"timeline-390-{scheme}.png", full=False)
+            phone.goto(f"{url}/compat.html", wait_until="load")
+            table = phone.evaluate("""() => { const t = document.querySelector('table.compat-table');
+                t.scrollIntoView(); const w = t.closest('div') || t;
+                return [t.scrollWidth, t.getBoundingClientRect().right, document.documentElement.scrollWidth,
+                        t.querySelectorAll('td[data-label]').length]; }""")
+            assert table[0] <= 390 and table[1] <= 390 and table[2] <= 391 and table[3] > 0, table
+            snap(phone, shots, f"compat-390-{scheme}.png", full=False)
+            phone.close()
+    finally:
+        server.shutdown()

@@ -78,6 +78,8 @@
     var src = document.querySelector(".source[data-swhid]");
     if (citeBox) citeBox.hidden = true;
     if (!src) return;
+    var held = document.querySelector(".ln.cite-at");
+    if (held && held !== line) held.classList.remove("cite-at");
     if (!line) { if (citeBtn) citeBtn.remove(); return; }
     if (!citeBtn) {
       citeBtn = document.createElement("button");
@@ -92,6 +94,7 @@
     citeBtn.setAttribute("data-first", first);
     citeBtn.setAttribute("data-last", last);
     line.appendChild(citeBtn);
+    line.classList.add("cite-at");  // the line keeps room on its right: the button is beside its text
   }
   function openCite(src, first, last) {
     var c = citation(src, first, last);
