@@ -26,7 +26,7 @@ from pathlib import Path
 from archive import fetch as fetching, history
 from archive.manifest import PINS, pinned_from_git, write as write_manifest
 from archive.verify import check_tree, is_installed, summarize
-from port.errors import UserError, main_guard
+from port.errors import ArgumentParser, UserError, main_guard
 
 PROG = "python -m archive"
 EXIT_DIFFERS = 1
@@ -149,15 +149,10 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line (and exit 2) like every other mistake."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: {message} (see --help)\n")
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__.split("\n")[0])
+    # port.errors.ArgumentParser: a usage mistake is a UserError, one line and exit 2 through
+    # main_guard, like every other mistake (the archive may import the port; never the reverse).
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     f = sub.add_parser("fetch", help="install releases into original/, checked against their "

@@ -346,7 +346,7 @@ def diff_files(a: Path, b: Path, a_name: str, b_name: str, settings_only: bool =
 def parse_def(def_path: Path) -> tuple[dict | None, str | None]:
     """The port's parse of a def file without weights: (layers, None), or (None, one-line error)."""
     try:  # late: the site still builds, saying why on the page, when the port cannot be imported
-        from port.convnet import guess_data_dims
+        from port.layer_def import guess_data_dims
         from port.layer import parse_layers
     except Exception as e:  # the port's parser is not importable: say so on the page
         return None, f"the port's cfg parser is unavailable ({type(e).__name__}: {e})"

@@ -7,8 +7,10 @@ of exactly this form::
 
 that is ``Ports: <release>/<path>:<first>-<last> <Symbol>`` (``:<line>`` for a single line).
 A deliberate difference from the original is marked by a line starting ``DIVERGES:`` followed
-by the reason. The tests and the Sphinx site both read these through :func:`scan`, and both
-check them through :func:`check`.
+by the reason; a check the port adds where the original had none (a hostile or mistaken input
+refused with one line where the original crashed, asserted in a kernel or went on) by a line
+starting ``Port-only:``. Both are a :class:`Divergence` (its ``kind`` says which). The tests and
+the Sphinx site both read these through :func:`scan`, and both check them through :func:`check`.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from archive.manifest import Manifest
 PORTS_RE = re.compile(
     r"Ports:\s+(?P<release>[A-Za-z0-9_.-]+)/(?P<path>[^\s:]+):(?P<first>\d+)(?:-(?P<last>\d+))?"
     r"(?:\s+(?P<symbol>\S.*?))?\s*$")
-DIVERGES_RE = re.compile(r"DIVERGES:\s*(?P<reason>.*)$")
+DIVERGES_RE = re.compile(r"(?P<kind>DIVERGES|Port-only):\s*(?P<reason>.*)$")
+MARKERS = ("DIVERGES:", "Port-only:")
 QUOTES = ('"""', "'''")
 
 
@@ -59,6 +62,7 @@ class Divergence:
     owner: Owner
     reason: str     # the whole reason, its lines joined by spaces
     last: int = 0   # the reason's last line (``line`` when it is one line)
+    kind: str = "DIVERGES"  # or "Port-only": a check the port adds
 
 
 def _owners(source: str) -> list[Owner]:
@@ -113,15 +117,15 @@ def scan_file(path: Path, root: Path = ROOT) -> tuple[list[PortsRef], list[Diver
             last = int(m["last"]) if m["last"] else first
             refs.append(PortsRef(rel, n, _owner_of(owners, n, len(lines)), m["release"],
                                  m["path"], first, last, _unquote(m["symbol"] or "")))
-        if "DIVERGES:" in line and (m := DIVERGES_RE.search(line)):
+        if any(k in line for k in MARKERS) and (m := DIVERGES_RE.search(line)):
             reason, last = _reason(lines, n, m)
-            divs.append(Divergence(rel, n, _owner_of(owners, n, len(lines)), reason, last))
+            divs.append(Divergence(rel, n, _owner_of(owners, n, len(lines)), reason, last, m["kind"]))
     return refs, divs
 
 
 def _reason(lines: list[str], n: int, m: re.Match) -> tuple[str, int]:
     """A ``DIVERGES:`` reason runs on over the following lines (as indented, or as comment
-    lines after a ``#``) up to a blank line, another ``Ports:``/``DIVERGES:`` line or the end
+    lines after a ``#``) up to a blank line, another ``Ports:``/``DIVERGES:``/``Port-only:`` line or the end
     of the docstring or comment."""
     line = lines[n - 1]
     comment = "#" in line[:m.start()]
@@ -136,7 +140,7 @@ def _reason(lines: list[str], n: int, m: re.Match) -> tuple[str, int]:
             text = text.lstrip("#").strip()
         elif len(nxt) - len(nxt.lstrip()) < indent:
             break
-        if not text or text.startswith(QUOTES) or "Ports:" in text or "DIVERGES:" in text:
+        if not text or text.startswith(QUOTES) or "Ports:" in text or any(k in text for k in MARKERS):
             break
         parts.append(text)
         last += 1

@@ -2,7 +2,6 @@
 benchmarks/results/. Whole networks side by side: ``python -m benchmarks.networks``."""
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
@@ -13,7 +12,7 @@ import numpy
 from benchmarks import kernels
 from benchmarks.timing import save_report
 from port import backend
-from port.errors import UserError, main_guard
+from port.errors import ArgumentParser, UserError, main_guard
 
 
 def _progress(what: str) -> None:
@@ -35,7 +34,7 @@ def kernel_table(rows: list[dict]) -> str:
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    ap = ArgumentParser(prog="python -m benchmarks", description=__doc__)
     ap.add_argument("--backend", choices=backend.CHOICES, default=None,
                     help="array module for the port (default: $ALEXNET_BACKEND or auto)")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per case, best kept (default 3)")

@@ -42,9 +42,9 @@ from pathlib import Path
 from benchmarks import nets
 from benchmarks.timing import save_report
 from port import backend
-from port.convnet import guess_data_dims
+from port.layer_def import guess_data_dims
 from port.cudaconv2 import fast
-from port.errors import UserError, main_guard
+from port.errors import ArgumentParser, UserError, main_guard
 from port.layer import parse_layers
 from port.model import ConvNet
 
@@ -415,7 +415,7 @@ def threads_line(r: dict) -> str:
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.networks", description=__doc__.split("\n\n")[0],
+    ap = ArgumentParser(prog="python -m benchmarks.networks", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", nargs="+", default=list(DEFAULT_NETS),
                     help=f"nets to run (default: {' '.join(DEFAULT_NETS)})")

@@ -8,9 +8,9 @@ What a checkpoint holds is what the original's held (svn ``gpumodel.py`` ``save_
      'op': {option name: {'value': ..., 'value_given': bool}}}
 
 DIVERGES: the original pickled that dict (cPickle, optionally zipped). Unpickling can run arbitrary
-code, so this port writes a zip archive instead: ``state.json`` holds the tree with every NumPy array
-replaced by a reference to a member ``arrays/<k>.npy`` (``numpy.lib.format``, no pickled objects),
-and ``SHA256SUMS`` holds the SHA-256 of every other member, verified on :func:`load`.
+code, so this port writes a zip archive instead: ``state.json`` holds the tree with every NumPy
+array replaced by a reference to a member ``arrays/<k>.npy`` (``numpy.lib.format``, no pickled
+objects), and ``SHA256SUMS`` holds the SHA-256 of every other member, verified on :func:`load`.
 
 Files are written atomically (:func:`save`, through :func:`port.util.atomic_write_bytes`): a
 temporary file in the same directory, fsync, ``os.replace``, fsync of the directory, so a crash or

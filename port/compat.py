@@ -8,7 +8,7 @@ first params file that parses, three stages, each stopping the row at its first 
 
 parsed
     ``port.layer.parse_layers`` reads the def file and the params file (data sizes guessed from
-    the cfg by ``port.convnet.guess_data_dims``, as ``--check-grads`` does without a provider).
+    the cfg by ``port.layer_def.guess_data_dims``, as ``--check-grads`` does without a provider).
 built
     ``port.model.ConvNet`` builds every layer (weights on the backend).
 ran
@@ -38,7 +38,7 @@ from tqdm import tqdm
 from port import cfg_pairs
 from port import layer as lay
 from port import model
-from port.convnet import guess_data_dims
+from port.layer_def import guess_data_dims
 from port.errors import ArgumentParser, UserError, main_guard
 from port.util import atomic_write_bytes
 

@@ -29,11 +29,11 @@ from port import backend
 def quantize(a, quantizer: dict | None):
     """What crosses between columns: ``a`` itself, or rounded to float16 and back (``half``).
 
-    DIVERGES: the original quantized only where the two GPUs could not reach each other and the
-    copy went through host memory (alexnet-2012/src/layer.cu:82-88, 237-249); the port rounds at
-    every column crossing, as the diary of layer-params-170-quant.cfg describes ("half quantization on all
-    communicated layers"). The kernel convQuantizeHalf is in no public repository; this is
-    IEEE round-to-nearest-even float16.
+    DIVERGES: the original quantized only where the two GPUs could not reach each other and the copy
+    went through host memory (alexnet-2012/src/layer.cu:82-88, 237-249); the port rounds at every
+    column crossing, as the diary of layer-params-170-quant.cfg describes ("half quantization on all
+    communicated layers"). The kernel convQuantizeHalf is in no public repository; this is IEEE
+    round-to-nearest-even float16.
 
     Ports: alexnet-2012/src/quantizer.cu:10-18 Quantizer::make
     Ports: alexnet-2012/src/quantizer.cu:56-65 HalfQuantizer

@@ -40,6 +40,56 @@ class CostIsNaN(UserError):
 class IGPUModel:
     """Ports: cuda-convnet-r561/gpumodel.py:44-331 IGPUModel"""
 
+    # ---- the attributes that __init__ creates with setattr, as r561 does ---------------------
+    # Every option becomes ``self.<name>`` (``for o in op.get_options_list(): setattr(...)``), and
+    # every model-state key ``self.<key>`` (saved back by save_state). Declared here, in one block,
+    # so a reader (and a type checker) sees them; tests/port/test_convnet.py holds the list equal
+    # to the driver's options and state. Values are the parsed option values (None when an option
+    # without a default is not given).
+    # The options of r561 gpumodel.py (get_options_parser below):
+    load_file: str                      # -f: the checkpoint directory (or file) to resume from
+    train_batch_range: list[int]        # --train-range
+    test_batch_range: list[int]         # --test-range
+    dp_type: str | None                 # --data-provider: a key of port.data.dp_types
+    testing_freq: int                   # --test-freq: test (and save) every this many batches
+    num_epochs: int                     # --epochs
+    data_path: str | None               # --data-path
+    save_path: str | None               # --save-path
+    max_filesize_mb: int                # --max-filesize: keep only the newest checkpoints beyond it
+    num_gpus: int                       # --num-gpus
+    test_only: int                      # --test-only (0/1)
+    zip_save: int                       # --zip-save (0/1)
+    test_one: int                       # --test-one (0/1): test on one batch, else the whole range
+    gpu: list[int]                      # --gpu: device ids, one per cfg column (-1: default)
+    # The options the 2012 driver adds (port.convnet.ConvNet.get_options_parser):
+    minibatch_size: int                 # --mini
+    layer_def: str | None               # --layer-def (set once: kept on resume)
+    layer_params: str | None            # --layer-params (re-read on resume)
+    check_grads: int                    # --check-grads (0/1)
+    multiview_test: int                 # --multiview-test (0/1)
+    crop_border: int                    # --crop-border: the cropped providers' border
+    conv_to_local: list[str]            # --conv-to-local: conv layers made locally connected
+    unshare_weights: list[str]          # --unshare-weights: `name` or `name[idx]`
+    conserve_mem: int                   # --conserve-mem (0/1; accepted, no effect here)
+    color_noise: float                  # --color-noise: PCA noise scale on the colour channels
+    test_out: str                       # --test-out: where multiview test predictions go
+    logreg_name: str                    # --logreg-name: the logreg layer --test-out reads
+    pca_noise: float                    # --pca-noise: PCA noise scale on the pixels
+    scalar_mean: float                  # --scalar-mean: subtract one mean, not one per pixel
+    wupdate_freq: int                   # --wupdate-freq: minibatches per weight update
+    backend: str                        # --backend (port only): auto, numpy, cupy
+    seed: int                           # --seed (port only): -1 draws one from the OS
+    trust_pickle: int                   # --trust-pickle (port only, 0/1): legacy pickles
+    initw_source: str                   # --initw-source (port only): initw.makew's saved net
+    # The model state (model_state's keys, saved in every checkpoint):
+    train_outputs: list                 # per training batch: what finish_batch returned
+    test_outputs: list                  # per test: get_test_error's aggregate
+    epoch: int                          # the current training batch's epoch (saved: the last done)
+    batchnum: int                       # the current training batch's number (saved: the last done)
+    layers: dict                        # the layer dicts (port.layer), weights included
+    model_rng: dict                     # port only: the network's random generator state
+    test_dp_position: dict              # port only: the test provider's epoch, batch, range
+
     def __init__(self, model_name: str, op: OptionsParser, load_dic: dict | None, filename_options=None,
                  dp_params: dict | None = None):
         """Ports: cuda-convnet-r561/gpumodel.py:45-89 IGPUModel.__init__"""
@@ -328,8 +378,8 @@ class IGPUModel:
     def get_options_parser():
         """The options of r561 ``gpumodel.py`` (the 2012 driver adds and changes some).
 
-        DIVERGES: no ``--max-test-err``: its only reader, r561's ``conditional_save``, is replaced by
-        the 2012 driver's, which deletes the option.
+        DIVERGES: no ``--max-test-err``: its only reader, r561's ``conditional_save``, is replaced
+        by the 2012 driver's, which deletes the option.
         Ports: cuda-convnet-r561/gpumodel.py:279-297 IGPUModel.get_options_parser
         """
         op = OptionsParser()

@@ -79,8 +79,8 @@ class ParamNeuronParser(NeuronParser):
     Values are digits, dots and minus signs only (no exponent), as the original's regex.
 
     Ports: alexnet-2012/layer.py:33-54 ParamNeuronParser
-    DIVERGES: a malformed number (``tanh[1.2.3,1]``) is "unable to parse", not a ValueError traceback;
-    so is one too long to be finite (``brelu[1111...]`` of 400 digits is inf).
+    DIVERGES: a malformed number (``tanh[1.2.3,1]``) is "unable to parse", not a ValueError
+    traceback; so is one too long to be finite (``brelu[1111...]`` of 400 digits is inf).
     """
     neuron_regex = re.compile(r"^\s*(\w+)\s*\[\s*(\w+(\s*,\w+)*)\s*\]\s*$")
 
@@ -289,7 +289,8 @@ class LayerParser:
     def log(self, line: str):
         """Send one of the original's ``Initialized ...`` lines to ``options['log']``.
 
-        Port-only: the original prints them.
+        Port-only: the original prints them; here ``options['log']`` receives them (the driver
+        prints them; port.compat and the site do not).
         """
         if self.ctx is not None:
             self.ctx.log(line)
@@ -467,7 +468,7 @@ def _img_pixels(parser: LayerWithInputParser, channels: int) -> tuple[int, int]:
     if channels < 1:
         parser.fail("channels", f"must be greater than or equal to 1, got {channels}")
     pixels = parser.dic["numInputs"][0] // channels
-    if pixels < 1:  # Port-only: the original divided by zero in verify_img_size
+    if pixels < 1:  # Port-only: refused; the original divided by zero in verify_img_size
         parser.fail("channels", f"has {parser.dic['numInputs'][0]}-dimensional input, fewer values than"
                                 f" its {channels} channels")
     return pixels, math.isqrt(pixels)
@@ -478,7 +479,8 @@ class NailbedLayerParser(LayerWithInputParser):
     ``imgSize``, ``outputsX`` = ⌈img/stride⌉, ``start`` = (img − stride·(outputsX − 1))/2.
 
     Ports: alexnet-2012/layer.py:404-431 NailbedLayerParser
-    DIVERGES: ``stride`` 1 is refused here; the original parsed it and the kernel asserted at run time.
+    DIVERGES: ``stride`` 1 is refused here; the original parsed it and the kernel asserted at run
+    time.
     """
 
     def __init__(self):
@@ -680,7 +682,8 @@ class NeuronLayerParser(LayerWithInputParser):
             raise mcp.error(self.dic["name"], "neuron",
                             f"unable to parse neuron type '{neuron_str}'; valid neuron types: {valid}"
                             " (where neurons have parameters, they must be floats)")
-        if p["type"] == "drelu" and p["params"]["a"] == 0:  # Port-only: f(x) = x - a·tanh(x/a)
+        # Port-only: drelu[0] refused: f(x) = x - a·tanh(x/a) divides by a.
+        if p["type"] == "drelu" and p["params"]["a"] == 0:
             raise mcp.error(self.dic["name"], "neuron", f"neuron type '{neuron_str}': drelu[a] divides by a,"
                             " which must not be 0")
         self.dic["neuron"] = p
@@ -1126,7 +1129,7 @@ class LocalLayerParser(WeightLayerParser):
         self.verify_num_range(dic["groups"], "groups", 1, None)
         self.verify_num_range(dic["filters"], "filters", 1, None)
         for i, (st, fs) in enumerate(zip(dic["stride"], dic["filterSize"])):
-            if st > fs:  # Port-only: filter_acts.cu asserts moduleStride <= filterSize
+            if st > fs:  # Port-only: refused; filter_acts.cu asserts moduleStride <= filterSize
                 self.fail("stride", f"must not exceed filterSize ({fs}) (input {i}), got {st}")
 
         dic["imgPixels"] = [ni // c for ni, c in zip(dic["numInputs"], dic["channels"])]
@@ -1202,7 +1205,8 @@ class ConvLayerParser(LocalLayerParser):
         dic = super().parse(name, mcp, prev_layers, ctx)
         dic["partialSum"] = mcp.safe_get_int(name, "partialSum")
         dic["sharedBiases"] = mcp.safe_get_bool(name, "sharedBiases", default=True)
-        self.verify_num_range(dic["partialSum"], "partialSum", 0, None)  # Port-only: the kernel needs it
+        # Port-only: a negative partialSum refused (the weight-gradient kernel needs it >= 0).
+        self.verify_num_range(dic["partialSum"], "partialSum", 0, None)
         if dic["partialSum"] != 0 and dic["modules"] % dic["partialSum"] != 0:
             self.fail("partialSum", f"convolutional layer produces {dic['modulesX']}x{dic['modulesX']}="
                       f"{dic['modules']} outputs per filter, but given partialSum parameter"
@@ -1383,7 +1387,8 @@ class NormLayerParser(LayerWithInputParser):
             self.verify_num_range(dic["size"], "size", 1, dic["imgSize"])
         if self.norm_type != self.CROSSMAP_RESPONSE_NORM and dic["channels"] > 3 and dic["channels"] % 4 != 0:
             self.fail("channels", "number of channels must be smaller than 4 or divisible by 4")
-        if self.norm_type != self.CROSSMAP_RESPONSE_NORM:  # Port-only: what conv_util.cu asserts
+        # Port-only: the channel counts conv_util.cu's normalization kernels assert, refused here.
+        if self.norm_type != self.CROSSMAP_RESPONSE_NORM:
             if dic["channels"] > 8 and dic["channels"] % 16 != 0:
                 self.fail("channels", f"number of channels must be at most 8 or divisible by 16 (the"
                                       f" normalization kernel's rule), got {dic['channels']}")
@@ -1404,9 +1409,9 @@ class NormLayerParser(LayerWithInputParser):
         2012-03-13 (dnouri/cuda-convnet 3878e8f renamed the key ``size``) and took ``scale``/``pow``
         from the params file from 2012-06-08 on (35d0bc4); the 2012 parser refuses them.
 
-        DIVERGES: read here, as the 2011 parser read them: ``size`` = ``sizeX``, and ``scale``/``pow``
-        from the def file unless the params file gives them (the layer then needs no params
-        section); the scale is divided by size² in both forms.
+        DIVERGES: read here, as the 2011 parser read them: ``size`` = ``sizeX``, and
+        ``scale``/``pow`` from the def file unless the params file gives them (the layer then needs
+        no params section); the scale is divided by size² in both forms.
         """
         dic, name = self.dic, self.dic["name"]
         dic["size"] = mcp.safe_get_int(name, "sizeX")
@@ -1584,7 +1589,8 @@ class TICACostParser(CostParser):
         dic["sizeX"] = mcp.safe_get_int(name, "sizeX")
         dic["imgPixels"], dic["imgSize"] = _img_pixels(self, dic["channels"])
         self.verify_img_size()
-        if dic["channels"] <= 8 or dic["channels"] % 16 != 0:  # Port-only: the kernel's asserts
+        # Port-only: the channel counts the TICA kernel asserts, refused here with one line.
+        if dic["channels"] <= 8 or dic["channels"] % 16 != 0:
             self.fail("channels", f"must be a multiple of 16 (the TICA kernel's rule), got {dic['channels']}")
         self.verify_num_range(dic["sizeX"], "sizeX", 1, 5)
         self.log(f"Initialized TICA cost '{name}' on GPU {dic['gpu']}")
@@ -1672,8 +1678,8 @@ def conv_to_local(layers: dict, name: str) -> dict:
     weights are converted too. A non-conv layer is left as it is.
 
     Ports: alexnet-2012/layer.py:914-944 conv_to_local
-    DIVERGES: works on the layers dict by name; the 2012 code still indexes a list, and its
-    caller (alexnet-2012/convnet.py:45-48) enumerates the dict, so ``--conv-to-local`` could not run there.
+    DIVERGES: works on the layers dict by name; the 2012 code still indexes a list, and its caller
+    (alexnet-2012/convnet.py:45-48) enumerates the dict, so ``--conv-to-local`` could not run there.
     """
     layer = layers[name]
     if layer["type"] != "conv":

@@ -145,7 +145,8 @@ class LearningRateSchedule:
 
     Ports: alexnet-2012/src/lr.cu:35-50 LearningRateSchedule::getRate
     DIVERGES: the normal draws come from the numpy Generator given (seeded by the caller, so runs
-    repeat), not from the C library's ``random()`` through a Box-Muller pair (alexnet-2012/src/lr.cu:52-67).
+    repeat), not from the C library's ``random()`` through a Box-Muller pair
+    (alexnet-2012/src/lr.cu:52-67).
     """
 
     def __init__(self, base_rate: float, noise_stdev: float = 0.0,

@@ -7,7 +7,9 @@ GradCheckWorker, MultiviewTestWorker, FeatureWorker, SyncWorker), of ``Cost`` (c
 the Python-facing functions of pyconvnet.cu (startBatch/finishBatch, checkGradients,
 startMultiviewTest, startFeatureWriter, syncWithHost), in snake_case.
 
-DIVERGES: one thread. The original ran each GPU's layers in a thread with message queues and ran the workers on a manager thread, so startBatch returned at once; here start_* does the work and finish_batch returns its result, and each layer runs in turn on its device (port/devices.py).
+DIVERGES: one thread. The original ran each GPU's layers in a thread with message queues and ran the
+workers on a manager thread, so startBatch returned at once; here start_* does the work and
+finish_batch returns its result, and each layer runs in turn on its device (port/devices.py).
 
 Layout: data matrices and activations are (D, N), cases last. Sign: back-propagated matrices and
 weight gradients are the descent direction −∂L/∂· (port/gradients.py). Randomness (dropout

@@ -13,7 +13,7 @@ Options (a mapping; every key optional):
 ``data_dims``
     a data layer's size per ``dataIdx``: a mapping ``{idx: dims}``, a sequence, or a callable
     (the provider's ``get_data_dims``). Needed by every data layer of a new net; a def file read
-    alone can take :func:`port.convnet.guess_data_dims`.
+    alone can take :func:`port.layer_def.guess_data_dims`.
 ``num_classes``
     the provider's number of classes (cost checks, treefc). Default: the first cost that
     needs it adopts the size of its input.

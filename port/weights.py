@@ -133,7 +133,9 @@ class Weights:
         it the increment gets ``mom·inc + ε/N·grad_sum`` directly. A gradient-check pass (``gc``)
         stores the plain sum in ``grad``.
 
-        DIVERGES: a gradient-check pass writes ``grad`` even when ``use_grad`` is false; the original wrote the increment buffer (getGrad() is inc there), destroying the momentum of fc/local weights.
+        DIVERGES: a gradient-check pass writes ``grad`` even when ``use_grad`` is false; the
+        original wrote the increment buffer (getGrad() is inc there), destroying the momentum of
+        fc/local weights.
 
         Ports: alexnet-2012/src/layer.cu:659-675 FCLayer::bpropWeights
         Ports: alexnet-2012/src/layer.cu:968-990 LocalUnsharedLayer::bpropWeights

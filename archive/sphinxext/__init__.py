@@ -20,7 +20,8 @@ fetched trees under ``original/<release>/`` and the port's ``Ports:``/``DIVERGES
 ``port/<module>.html``, ``port/index.html``      port modules (``port/layers/weight.py`` →
                                                  ``port/layers/weight.html``), ``#L<n>`` anchors
 ``coverage.html``                                share of each file cited by the port, annotated
-``divergences.html``                             every ``DIVERGES:`` line of the port
+``divergences.html``                             every ``DIVERGES:`` line of the port, then
+                                                 every ``Port-only:`` line (a check it adds)
 ``identifiers.html`` (+ ``identifiers.js``)      identifier search over the code, ``?q=name``
 ``_ids/files.js``, ``_ids/<k>.js``               the identifier index (:mod:`idents`), loaded
                                                  when a reader clicks a name in a listing
@@ -51,6 +52,10 @@ oldest first), ``archive_fail_on_integrity`` (default True; False only warns, fo
 ``archive_history_snapshots`` (the releases joined to the history as one commit, and how each is
 dated: ``{"alexnet-2012": "diaries"}``).
 The theme ``archive`` (offline, light/dark, phone, print) ships with it.
+
+Every module builds its HTML with :mod:`markup` (``html('<a href="{}">{}</a>', url, name)``), which
+escapes each value for its place unless it is markup already: a file name or a reason cannot
+inject markup, and a module cannot forget to escape.
 """
 from __future__ import annotations
 

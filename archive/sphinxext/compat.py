@@ -8,12 +8,12 @@ It reads only the JSON (no release needed at build time).
 from __future__ import annotations
 
 import json
-from html import escape
 from pathlib import Path, PurePosixPath
 
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
+from archive.sphinxext.markup import HTML, esc, html, join
 from archive.sphinxext.model import page_of_source, relative
 
 
@@ -46,27 +46,27 @@ class CompatTable(SphinxDirective):
         s = data["summary"]
         rows = []
         for r in data["rows"]:
-            params = ", ".join(
-                f'<a href="{escape(src(p))}">{escape(PurePosixPath(p).name)}</a>'
-                + (f' (<a href="{escape(relative(doc, "experiments/" + e))}">#{escape(e)}</a>)'
-                   if (e := _experiment(p)) else "")
-                + (" ✓" if p == r["params_used"] else "")
-                for p in r["params"]) or "—"
+            params = join(
+                (html('<a href="{}">{}</a>', src(p), PurePosixPath(p).name)
+                 + (html(' (<a href="{}">#{}</a>)', relative(doc, "experiments/" + e), e)
+                    if (e := _experiment(p)) else "")
+                 + (" ✓" if p == r["params_used"] else "")
+                 for p in r["params"]), ", ") or "—"
             mark = lambda b: "yes" if b else "—"  # noqa: E731
-            why = escape(r["reason"] or "") + "".join(f"<br><small>{escape(n)}</small>" for n in r["notes"])
+            why = esc(r["reason"] or "") + join(html("<br><small>{}</small>", n) for n in r["notes"])
             rows.append(
-                f'<tr><td><a href="{escape(src(r["cfg"]))}">{escape(r["cfg"])}</a></td>'
-                f'<td>{mark(r["parsed"])}</td><td>{mark(r["built"])}</td><td>{mark(r["ran"])}</td>'
-                f'<td class="num">{r["seconds"]:.1f}</td>'
-                f'<td class="num">{"{:,}".format(r["num_params"]) if r["num_params"] else ""}</td>'
-                f"<td>{params}</td><td>{why}</td></tr>")
-        html = (STYLE + f'<p>{s["def_files"]} def files: <strong>{s["parsed"]} parsed, {s["built"]} built, '
-                f'{s["ran"]} ran a step</strong> (batch {data["batch"]}, synthetic data).</p>'
-                '<div class="compat-wrap"><table class="compat-table"><thead><tr>'
-                "<th>def file</th><th>parsed</th><th>built</th><th>ran</th><th>s</th><th>parameters</th>"
-                "<th>params files (✓ the one run)</th><th>reason / notes</th></tr></thead><tbody>"
-                + "".join(rows) + "</tbody></table></div>")
-        return [nodes.raw("", html, format="html")]
+                html('<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
+                     '<td class="num">{:.1f}</td><td class="num">{}</td><td>{}</td><td>{}</td></tr>',
+                     src(r["cfg"]), r["cfg"], mark(r["parsed"]), mark(r["built"]), mark(r["ran"]),
+                     r["seconds"], f'{r["num_params"]:,}' if r["num_params"] else "", params, why))
+        page = (HTML(STYLE)
+                + html('<p>{} def files: <strong>{} parsed, {} built, {} ran a step</strong> (batch {}, '
+                       'synthetic data).</p><div class="compat-wrap"><table class="compat-table"><thead><tr>'
+                       "<th>def file</th><th>parsed</th><th>built</th><th>ran</th><th>s</th><th>parameters</th>"
+                       "<th>params files (✓ the one run)</th><th>reason / notes</th></tr></thead><tbody>{}"
+                       "</tbody></table></div>",
+                       s["def_files"], s["parsed"], s["built"], s["ran"], data["batch"], join(rows)))
+        return [nodes.raw("", page, format="html")]
 
 
 def setup(app):

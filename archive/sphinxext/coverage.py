@@ -5,9 +5,9 @@ A line counts once however many ranges cover it. Binary files (images) count as 
 """
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 
+from archive.sphinxext.markup import html, join
 from archive.sphinxext.model import Site, page_of_source, relative
 
 
@@ -47,7 +47,7 @@ def compute(site: Site) -> dict[tuple[str, str], FileCoverage]:
 
 
 def _bar(share: float, cls: str) -> str:
-    return f'<meter class="{cls}" min="0" max="1" value="{share:.4f}"></meter> {share:.1%}'
+    return html('<meter class="{}" min="0" max="1" value="{:.4f}"></meter> {:.1%}', cls, share, share)
 
 
 def coverage_page(site: Site, cov: dict[tuple[str, str], FileCoverage]) -> tuple[str, str]:
@@ -60,26 +60,32 @@ def coverage_page(site: Site, cov: dict[tuple[str, str], FileCoverage]) -> tuple
         cited = sum(c.cited for _, c in files)
         ann = sum(c.annotated for _, c in files)
         touched = sum(1 for _, c in files if c.cited or c.annotated)
-        summary.append(f'<tr><td><a href="releases/{release}/index.html">{release}</a></td>'
-                       f'<td class="num">{len(files)}</td><td class="num">{lines}</td>'
-                       f'<td class="num" data-cited="{cited}">{cited}</td><td>{_bar(cited / lines if lines else 0, "pc")}</td>'
-                       f'<td class="num" data-annotated="{ann}">{ann}</td><td>{_bar(ann / lines if lines else 0, "an")}</td>'
-                       f'<td class="num">{touched}</td></tr>')
+        summary.append(html('<tr><td><a href="releases/{}/index.html">{}</a></td>'
+                            '<td class="num">{}</td><td class="num">{}</td>'
+                            '<td class="num" data-cited="{}">{}</td><td>{}</td>'
+                            '<td class="num" data-annotated="{}">{}</td><td>{}</td>'
+                            '<td class="num">{}</td></tr>',
+                            release, release, len(files), lines, cited, cited,
+                            _bar(cited / lines if lines else 0, "pc"), ann, ann,
+                            _bar(ann / lines if lines else 0, "an"), touched))
         for path, c in sorted(files):
             if not c.lines:
                 continue
-            rows.append(f'<tr class="{"touched" if c.cited or c.annotated else "untouched"}">'
-                        f'<td>{release}</td><td class="path"><a href="{relative(page, page_of_source(release, path))}">'
-                        f'{html.escape(path)}</a></td><td class="num">{c.lines}</td>'
-                        f'<td class="num">{c.cited}</td><td>{_bar(c.cited_share, "pc")}</td>'
-                        f'<td class="num">{c.annotated}</td><td>{_bar(c.annotated_share, "an")}</td></tr>')
-    body = ('<h1>Coverage</h1><p>For every release file: how many of its lines the port cites in '
-            '<code>Ports:</code> lines, and how many are annotated. A line is counted once however '
-            'many ranges cover it.</p>'
-            '<div class="table-wrap"><table class="files summary"><thead><tr><th>release</th><th>files</th>'
-            '<th>lines</th><th colspan="2">cited by the port</th><th colspan="2">annotated</th>'
-            f'<th>files touched</th></tr></thead><tbody>{"".join(summary)}</tbody></table></div>'
-            '<h2>Per file</h2><div class="table-wrap"><table class="files coverage"><thead><tr><th>release</th>'
-            '<th>file</th><th>lines</th><th colspan="2">cited by the port</th><th colspan="2">annotated</th>'
-            f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+            rows.append(html('<tr class="{}">'
+                             '<td>{}</td><td class="path"><a href="{}">'
+                             '{}</a></td><td class="num">{}</td>'
+                             '<td class="num">{}</td><td>{}</td>'
+                             '<td class="num">{}</td><td>{}</td></tr>',
+                             "touched" if c.cited or c.annotated else "untouched", release,
+                             relative(page, page_of_source(release, path)), path, c.lines, c.cited,
+                             _bar(c.cited_share, "pc"), c.annotated, _bar(c.annotated_share, "an")))
+    body = (html('<h1>Coverage</h1><p>For every release file: how many of its lines the port cites in '
+                 '<code>Ports:</code> lines, and how many are annotated. A line is counted once however '
+                 'many ranges cover it.</p>'
+                 '<div class="table-wrap"><table class="files summary"><thead><tr><th>release</th><th>files</th>'
+                 '<th>lines</th><th colspan="2">cited by the port</th><th colspan="2">annotated</th>'
+                 '<th>files touched</th></tr></thead><tbody>{}</tbody></table></div>'
+                 '<h2>Per file</h2><div class="table-wrap"><table class="files coverage"><thead><tr><th>release</th>'
+                 '<th>file</th><th>lines</th><th colspan="2">cited by the port</th><th colspan="2">annotated</th>'
+                 '</tr></thead><tbody>{}</tbody></table></div>', join(summary), join(rows)))
     return "Coverage", body

@@ -8,9 +8,9 @@ and escape every name. The data they draw comes from :mod:`archive.experiment_hi
 from __future__ import annotations
 
 from datetime import date
-from html import escape
 
 from archive import experiment_history as eh
+from archive.sphinxext.markup import html, join
 
 
 def layout(layers: dict) -> tuple[dict[str, tuple[int, int]], list, list[str]]:
@@ -78,38 +78,41 @@ def diagram_svg(layers: dict, title: str = "") -> str:
         for k, n in enumerate(ns):
             xy[n] = (lane_x[li] + lane_pad + k * (box_w + gap_x), top + d * (box_h + gap_y))
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="experiment-diagram" role="img" '
-           f'viewBox="0 0 {total_w:.0f} {total_h:.0f}" width="{total_w:.0f}" height="{total_h:.0f}" '
-           f'font-family="sans-serif" font-size="11">']
-    out.append(f"<title>{escape(title or 'network diagram')}</title>")
-    out.append('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
-               'markerHeight="6" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
-               'fill="currentColor"/></marker></defs>')
+    out = [html('<svg xmlns="http://www.w3.org/2000/svg" class="experiment-diagram" role="img" '
+                'viewBox="0 0 {:.0f} {:.0f}" width="{:.0f}" height="{:.0f}" '
+                'font-family="sans-serif" font-size="11">', total_w, total_h, total_w, total_h)]
+    out.append(html("<title>{}</title>", title or "network diagram"))
+    out.append(html('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
+                    'markerHeight="6" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
+                    'fill="currentColor"/></marker></defs>'))
     for li, name in enumerate(lanes):
         w = widths[li] * (box_w + gap_x) - gap_x + 2 * lane_pad
-        out.append(f'<rect x="{lane_x[li]}" y="2" width="{w}" height="{total_h - 4}" rx="6" '
-                   f'fill="currentColor" fill-opacity="{0.03 if li % 2 else 0.06}" stroke="none"/>')
-        out.append(f'<text x="{lane_x[li] + w / 2:.0f}" y="18" text-anchor="middle" '
-                   f'font-weight="bold" fill="currentColor">{escape(name)}</text>')
+        out.append(html('<rect x="{}" y="2" width="{}" height="{}" rx="6" '
+                        'fill="currentColor" fill-opacity="{}" stroke="none"/>',
+                        lane_x[li], w, total_h - 4, 0.03 if li % 2 else 0.06))
+        out.append(html('<text x="{:.0f}" y="18" text-anchor="middle" '
+                        'font-weight="bold" fill="currentColor">{}</text>', lane_x[li] + w / 2, name))
     for a, b in edges:
         (xa, ya), (xb, yb) = xy[a], xy[b]
-        out.append(f'<line x1="{xa + box_w / 2:.0f}" y1="{ya + box_h:.0f}" x2="{xb + box_w / 2:.0f}" '
-                   f'y2="{yb:.0f}" stroke="currentColor" stroke-opacity="0.55" '
-                   f'marker-end="url(#arrow)"/>')
+        out.append(html('<line x1="{:.0f}" y1="{:.0f}" x2="{:.0f}" '
+                        'y2="{:.0f}" stroke="currentColor" stroke-opacity="0.55" '
+                        'marker-end="url(#arrow)"/>', xa + box_w / 2, ya + box_h, xb + box_w / 2, yb))
     folded = {src: layers[nl] for nl, src in eh.folded_neurons(layers).items()}
     for n, (x0, y0) in xy.items():
         layer = layers[n]
         if n in folded and not layer.get("neuron"):
             layer = {**layer, "neuron": folded[n].get("neuron")}
-        out.append(f'<g class="layer"><title>{escape(n)}: {escape(eh.layer_summary(layer))}</title>'
-                   f'<rect x="{x0:.0f}" y="{y0:.0f}" width="{box_w}" height="{box_h}" rx="4" '
-                   f'fill="currentColor" fill-opacity="0.08" stroke="currentColor"/>'
-                   f'<text x="{x0 + box_w / 2:.0f}" y="{y0 + 14:.0f}" text-anchor="middle" '
-                   f'font-weight="bold" fill="currentColor">{escape(n)}</text>'
-                   f'<text x="{x0 + box_w / 2:.0f}" y="{y0 + 28:.0f}" text-anchor="middle" '
-                   f'fill="currentColor">{escape(eh.layer_summary(layer))}</text></g>')
-    out.append("</svg>")
-    return "\n".join(out)
+        out.append(html('<g class="layer"><title>{}: {}</title>'
+                        '<rect x="{:.0f}" y="{:.0f}" width="{}" height="{}" rx="4" '
+                        'fill="currentColor" fill-opacity="0.08" stroke="currentColor"/>'
+                        '<text x="{:.0f}" y="{:.0f}" text-anchor="middle" '
+                        'font-weight="bold" fill="currentColor">{}</text>'
+                        '<text x="{:.0f}" y="{:.0f}" text-anchor="middle" '
+                        'fill="currentColor">{}</text></g>',
+                        n, eh.layer_summary(layer), x0, y0, box_w, box_h, x0 + box_w / 2, y0 + 14, n,
+                        x0 + box_w / 2, y0 + 28, eh.layer_summary(layer)))
+    out.append(html("</svg>"))
+    return join(out, "\n")
 
 
 def timeline_svg(experiments, marked: dict[str, str] | None = None, href: str = "{stem}.html",
@@ -137,26 +140,30 @@ def timeline_svg(experiments, marked: dict[str, str] | None = None, href: str = 
         rows[row] = x + (8 + 6 * len(e.stem) if e.stem in marked else 0)   # room for the label
         placed.append((x, row, e))
     height = axis_y + (max(rows) + 1) * row_h + 40
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="experiment-timeline" role="img" '
-           f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-           f'style="max-width: 100%; height: auto" font-family="sans-serif" font-size="10">',
-           "<title>experiments by start date</title>",
-           f'<line x1="{left}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}" stroke="currentColor"/>']
+    out = [html('<svg xmlns="http://www.w3.org/2000/svg" class="experiment-timeline" role="img" '
+                'viewBox="0 0 {} {}" width="{}" height="{}" '
+                'style="max-width: 100%; height: auto" font-family="sans-serif" font-size="10">',
+                width, height, width, height),
+           html("<title>experiments by start date</title>"),
+           html('<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="currentColor"/>',
+                left, axis_y, width - right, axis_y)]
     m = first
     while m < end:
         x = x_of(m)
-        out.append(f'<line x1="{x:.1f}" y1="{axis_y - 4}" x2="{x:.1f}" y2="{axis_y}" stroke="currentColor"/>'
-                   f'<text x="{x + 2:.1f}" y="{axis_y - 8}" fill="currentColor">{m:%Y-%m}</text>')
+        out.append(html('<line x1="{:.1f}" y1="{}" x2="{:.1f}" y2="{}" stroke="currentColor"/>'
+                        '<text x="{:.1f}" y="{}" fill="currentColor">{:%Y-%m}</text>',
+                        x, axis_y - 4, x, axis_y, x + 2, axis_y - 8, m))
         m = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
     for x, row, e in placed:
         y = axis_y + 8 + row * row_h
         mark = e.stem in marked
-        tip = escape(f"#{e.stem} ({e.diary.start_date})" + (f": {marked[e.stem]}" if mark else ""))
-        out.append(f'<a href="{escape(href.format(stem=e.stem))}"><circle cx="{x:.1f}" cy="{y}" '
-                   f'r="{4 if mark else 3}" fill="currentColor" fill-opacity="{1 if mark else 0.45}">'
-                   f"<title>{tip}</title></circle></a>")
+        tip = f"#{e.stem} ({e.diary.start_date})" + (f": {marked[e.stem]}" if mark else "")
+        out.append(html('<a href="{}"><circle cx="{:.1f}" cy="{}" '
+                        'r="{}" fill="currentColor" fill-opacity="{}">'
+                        '<title>{}</title></circle></a>',
+                        href.format(stem=e.stem), x, y, 4 if mark else 3, 1 if mark else 0.45, tip))
         if mark:
-            out.append(f'<text x="{x + 6:.1f}" y="{y + 3}" fill="currentColor" font-weight="bold">'
-                       f"#{escape(e.stem)}</text>")
-    out.append("</svg>")
-    return "\n".join(out)
+            out.append(html('<text x="{:.1f}" y="{}" fill="currentColor" font-weight="bold">'
+                            '#{}</text>', x + 6, y + 3, e.stem))
+    out.append(html("</svg>"))
+    return join(out, "\n")

@@ -16,10 +16,9 @@ The experiments are read from ``archive_experiments_dir`` (default: ``layers/`` 
 """
 from __future__ import annotations
 
+import ast
 import hashlib
-import sys
 from functools import lru_cache
-from html import escape
 from pathlib import Path
 
 import pygments
@@ -30,6 +29,7 @@ from archive import ORIGINAL, ROOT
 from archive import experiment_history as ex
 from archive.sphinxext import diagrams
 from archive.sphinxext.highlight import Cache
+from archive.sphinxext.markup import HTML, esc, html, join
 from archive.sphinxext.model import line_fragment, page_of_source, relative
 
 RELEASE = "alexnet-2012"
@@ -84,170 +84,171 @@ def result_text(r: ex.Result | None) -> str:
 
 # ---- the generated pages -------------------------------------------------------------------
 
-def _diary_html(e: ex.Experiment) -> str:
+def _diary_html(e: ex.Experiment) -> HTML:
     rows = []
     for b in e.diary.blocks:
-        head = "" if b.own else '<p><span class="exp-badge">copied notes</span></p>'
-        lines = "\n".join(f'<span class="ln">{ln:4d}</span>  {escape(t)}' for ln, t in b.lines)
+        head = HTML("") if b.own else html('<p><span class="exp-badge">copied notes</span></p>')
+        lines = join((html('<span class="ln">{:4d}</span>  {}', ln, t) for ln, t in b.lines), "\n")
         link = src_url(e.params_path, b.first_line, b.last_line)
-        rows.append(f'{head}<pre class="exp-diary">{lines}</pre>'
-                    f'<p><a href="{link}">lines {b.first_line}–{b.last_line} on the source page</a></p>')
-    return "\n".join(rows) or "<p>No diary comments.</p>"
+        rows.append(html('{}<pre class="exp-diary">{}</pre><p><a href="{}">lines {}–{} on the source page</a></p>',
+                         head, lines, link, b.first_line, b.last_line))
+    return join(rows, "\n") or html("<p>No diary comments.</p>")
 
 
-def _results_table(e: ex.Experiment) -> str:
+def _results_table(e: ex.Experiment) -> HTML:
     rs = e.diary.results
     if not rs:
-        return "<p>The diary records no error rates for this experiment.</p>"
-    out = ['<table class="exp-table"><thead><tr><th>line</th><th>label in the diary</th>'
-           '<th>cost</th><th>top-1 %</th><th>top-5 %</th></tr></thead><tbody>']
+        return html("<p>The diary records no error rates for this experiment.</p>")
+    out = [html('<table class="exp-table"><thead><tr><th>line</th><th>label in the diary</th>'
+                "<th>cost</th><th>top-1 %</th><th>top-5 %</th></tr></thead><tbody>")]
     for r in rs:
-        out.append(f'<tr><td class="num"><a href="{src_url(e.params_path, r.line)}">{r.line}</a></td>'
-                   f'<td>{escape(r.label or "—")}</td>'
-                   f'<td class="num">{"" if r.cost is None else r.cost}</td>'
-                   f'<td class="num">{pct(r.top1)}</td><td class="num">{pct(r.top5)}</td></tr>')
-    out.append("</tbody></table>")
-    return "\n".join(out)
+        out.append(html('<tr><td class="num"><a href="{}">{}</a></td><td>{}</td><td class="num">{}</td>'
+                        '<td class="num">{}</td><td class="num">{}</td></tr>',
+                        src_url(e.params_path, r.line), r.line, r.label or "—", "" if r.cost is None else r.cost,
+                        pct(r.top1), pct(r.top5)))
+    out.append(html("</tbody></table>"))
+    return join(out, "\n")
 
 
-def _diagram_html(e: ex.Experiment, base: Path) -> str:
+def _diagram_html(e: ex.Experiment, base: Path) -> HTML:
     if not e.def_path:
-        return f"<p class=\"exp-error\">No diagram: {escape(e.pairing)}.</p>"
+        return html('<p class="exp-error">No diagram: {}.</p>', e.pairing)
     layers, err = _parsed(str(base / e.def_path))
     if err:
-        return (f'<p class="exp-error">The port\'s cfg parser rejects '
-                f'<code>{escape(e.def_path)}</code>: {escape(err)}</p>')
+        return html('<p class="exp-error">The port\'s cfg parser rejects <code>{}</code>: {}</p>', e.def_path, err)
     try:
         svg = diagrams.diagram_svg(layers, title=f"layers-{e.def_stem}")
     except ValueError as err:
-        return f'<p class="exp-error">No diagram for <code>{escape(e.def_path)}</code>: {escape(str(err))}</p>'
-    return f'<div class="exp-diagram-wrap">{svg}</div>'
+        return html('<p class="exp-error">No diagram for <code>{}</code>: {}</p>', e.def_path, str(err))
+    return html('<div class="exp-diagram-wrap">{}</div>', svg)
 
 
-def _diff_html(app, a: Path, b: Path, a_name: str, b_name: str, settings_only: bool) -> str:
+def _diff_html(app, a: Path, b: Path, a_name: str, b_name: str, settings_only: bool) -> HTML:
     d = ex.diff_files(a, b, a_name, b_name, settings_only=settings_only)
     if not d:
-        return "<p>No difference.</p>"
-    return app.builder.highlighter.highlight_block(d, "diff")
+        return html("<p>No difference.</p>")
+    return HTML(app.builder.highlighter.highlight_block(d, "diff"))  # Pygments' markup, text escaped
 
 
-def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path) -> str:
-    parts = [f"<h1>Experiment #{escape(e.stem)}</h1>"]
+def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path) -> HTML:
+    parts = [html("<h1>Experiment #{}</h1>", e.stem)]
     if e.stem in ex.MARKED:
-        parts.append(f'<p><span class="exp-badge">{escape(ex.MARKED[e.stem])}</span></p>')
+        parts.append(html('<p><span class="exp-badge">{}</span></p>', ex.MARKED[e.stem]))
     title = e.diary.title
     dates = e.diary.dates
-    parts.append("<dl>")
+    parts.append(html("<dl>"))
     if title:
-        parts.append(f"<dt>The diary says</dt><dd>“{escape(title[1])}” "
-                     f'(<a href="{src_url(e.params_path, title[0])}">line {title[0]}</a>)</dd>')
-    parts.append(f'<dt>Params file</dt><dd><a href="{src_url(e.params_path)}"><code>{escape(e.params_path)}'
-                 f"</code></a> ({e.params_lines} lines)</dd>")
+        parts.append(html('<dt>The diary says</dt><dd>“{}” (<a href="{}">line {}</a>)</dd>',
+                          title[1], src_url(e.params_path, title[0]), title[0]))
+    parts.append(html('<dt>Params file</dt><dd><a href="{}"><code>{}</code></a> ({} lines)</dd>',
+                      src_url(e.params_path), e.params_path, e.params_lines))
     if e.def_path:
-        parts.append(f'<dt>Def file</dt><dd><a href="{src_url(e.def_path)}"><code>{escape(e.def_path)}</code></a>'
-                     f" — {escape(e.pairing)}</dd>")
+        parts.append(html('<dt>Def file</dt><dd><a href="{}"><code>{}</code></a> — {}</dd>',
+                          src_url(e.def_path), e.def_path, e.pairing))
     else:
-        parts.append(f"<dt>Def file</dt><dd>none in the release — {escape(e.pairing)}</dd>")
+        parts.append(html("<dt>Def file</dt><dd>none in the release — {}</dd>", e.pairing))
     others = [d for d in e.named_defs if d != e.def_stem]
     if others:
-        parts.append("<dt>Other def files the diary names</dt><dd>" + ", ".join(
-            f'<a href="{src_url("layers/layers-" + d + ".cfg")}"><code>layers-{escape(d)}.cfg</code></a>'
-            for d in others) + "</dd>")
+        parts.append(html("<dt>Other def files the diary names</dt><dd>{}</dd>", join(
+            (html('<a href="{}"><code>layers-{}.cfg</code></a>', src_url("layers/layers-" + d + ".cfg"), d)
+             for d in others), ", ")))
     if dates:
-        parts.append(f"<dt>Checkpoint dates</dt><dd>{dates[0]}" + (f" to {dates[1]}" if dates[1] != dates[0] else "")
-                     + f" ({len(e.diary.checkpoints)} <code>ConvNet__</code> paths)</dd>")
+        parts.append(html("<dt>Checkpoint dates</dt><dd>{}{} ({} <code>ConvNet__</code> paths)</dd>", dates[0],
+                          f" to {dates[1]}" if dates[1] != dates[0] else "", len(e.diary.checkpoints)))
     parent = e.diary.parent
     if parent:
         pe = t.get(parent)
-        parts.append("<dt>Derived from</dt><dd>" + (f'<a href="{escape(parent)}.html">#{escape(parent)}</a>' if pe
-                     else f"#{escape(parent)} (not in the release)") + "</dd>")
+        parts.append(html("<dt>Derived from</dt><dd>{}</dd>",
+                          html('<a href="{}.html">#{}</a>', parent, parent) if pe
+                          else f"#{parent} (not in the release)"))
     prev, nxt = t.previous(e.stem), None
     stems = [x.stem for x in t.experiments]
     i = stems.index(e.stem)
     if i + 1 < len(stems):
         nxt = t.experiments[i + 1]
-    parts.append("<dt>Timeline</dt><dd>" + (f'← <a href="{escape(prev.stem)}.html">#{escape(prev.stem)}</a> · ' if prev else "")
-                 + '<a href="index.html">all experiments</a>'
-                 + (f' · <a href="{escape(nxt.stem)}.html">#{escape(nxt.stem)}</a> →' if nxt else "") + "</dd>")
-    parts.append("</dl>")
-    parts.append("<h2>Results recorded in the diary</h2>")
-    parts.append("<p>cost = the logreg cost in nats per case; top-1 and top-5 are error rates. "
-                 "The labels are the author's (validation or test set, single or multiview).</p>")
+    parts.append(html('<dt>Timeline</dt><dd>{}<a href="index.html">all experiments</a>{}</dd>',
+                      html('← <a href="{}.html">#{}</a> · ', prev.stem, prev.stem) if prev else "",
+                      html(' · <a href="{}.html">#{}</a> →', nxt.stem, nxt.stem) if nxt else ""))
+    parts.append(html("</dl>"))
+    parts.append(html("<h2>Results recorded in the diary</h2>"))
+    parts.append(html("<p>cost = the logreg cost in nats per case; top-1 and top-5 are error rates. "
+                      "The labels are the author's (validation or test set, single or multiview).</p>"))
     parts.append(_results_table(e))
-    parts.append("<h2>Network</h2>")
+    parts.append(html("<h2>Network</h2>"))
     parts.append(_diagram_html(e, base))
-    parts.append("<h2>Diary</h2>")
+    parts.append(html("<h2>Diary</h2>"))
     parts.append(_diary_html(e))
     for other, why in ((prev, "the previous experiment"),
                        (t.get(parent) if parent else None, "the experiment it says it is like")):
         if other is None or (why.startswith("the experiment it") and prev and other.stem == prev.stem):
             continue
-        parts.append(f'<h2>Diff to #{escape(other.stem)} ({why})</h2>')
-        parts.append("<h3>Settings (<code>layer-params</code>, comments left out)</h3>")
+        parts.append(html("<h2>Diff to #{} ({})</h2>", other.stem, why))
+        parts.append(html("<h3>Settings (<code>layer-params</code>, comments left out)</h3>"))
         parts.append(_diff_html(app, base / other.params_path, base / e.params_path,
                                 other.params_path, e.params_path, settings_only=True))
         if e.def_path and other.def_path and e.def_path != other.def_path:
-            parts.append("<h3>Architecture (<code>layers</code>)</h3>")
+            parts.append(html("<h3>Architecture (<code>layers</code>)</h3>"))
             la, erra = _parsed(str(base / other.def_path))
             lb, errb = _parsed(str(base / e.def_path))
             if la is not None and lb is not None:
                 changes = ex.structural_diff(la, lb)
-                parts.append("<p>In layer terms (from the port's parse of both def files):</p><ul>"
-                             + "".join(f"<li><code>{escape(c)}</code></li>" for c in changes[:60])
-                             + (f"<li>… and {len(changes) - 60} more</li>" if len(changes) > 60 else "")
-                             + "</ul>" if changes else "<p>The same layers, with the same keys.</p>")
+                parts.append(html("<p>In layer terms (from the port's parse of both def files):</p><ul>{}{}</ul>",
+                                  join(html("<li><code>{}</code></li>", c) for c in changes[:60]),
+                                  html("<li>… and {} more</li>", len(changes) - 60) if len(changes) > 60 else "")
+                             if changes else html("<p>The same layers, with the same keys.</p>"))
             parts.append(_diff_html(app, base / other.def_path, base / e.def_path,
                                     other.def_path, e.def_path, settings_only=False))
         elif e.def_path and e.def_path == (other.def_path or ""):
-            parts.append(f"<p>Both use <code>{escape(e.def_path)}</code>.</p>")
-    return "\n".join(parts)
+            parts.append(html("<p>Both use <code>{}</code>.</p>", e.def_path))
+    return join(parts, "\n")
 
 
-def _index_body(t: ex.Timeline, base: Path) -> str:
+def _index_body(t: ex.Timeline, base: Path) -> HTML:
     parsed = {s: _parsed(str(base / "layers" / f"layers-{s}.cfg")) for s in t.def_stems}
     n_ok = sum(1 for v in parsed.values() if v[1] is None)
     paired = sum(1 for e in t.experiments if e.def_path)
     with_results = sum(1 for e in t.experiments if e.diary.results)
-    parts = ["<h1>The experiments, 2012-06 to 2013-03</h1>",
-             f"<p>The release's <code>layers/</code> folder holds {len(t.experiments)} params files "
-             f"(<code>layer-params-*.cfg</code>) and {len(t.def_stems)} def files (<code>layers-*.cfg</code>). "
-             f"Each params file ends with the author's diary in comments. {paired} params files are paired "
-             f"with a def file (the diary's own “uses def file N”, else the same stem, else the stem without "
-             f"its suffixes); {with_results} record error rates. The experiment numbers are roughly chronological: "
-             f"the dates come from the <code>ConvNet__&lt;date&gt;</code> checkpoint paths in the diaries. "
-             f"The port's cfg parser reads {n_ok} of the {len(t.def_stems)} def files; the others are shown "
-             f"with the parser's one-line error on their pages.</p>",
-             "<p>Rates are top-1 / top-5 error in %, as the diary records them (the label says which "
-             "set and whether multiview). Marked rows are the NIPS 2012 network and the runs that "
-             "reproduce the paper's ablations.</p>"]
-    parts.append('<div class="exp-diagram-wrap">' + diagrams.timeline_svg(t.experiments, ex.MARKED) + "</div>")
+    parts = [html("<h1>The experiments, 2012-06 to 2013-03</h1>"),
+             html("<p>The release's <code>layers/</code> folder holds {} params files "
+                  '(<code>layer-params-*.cfg</code>) and {} def files (<code>layers-*.cfg</code>). '
+                  "Each params file ends with the author's diary in comments. {} params files are paired "
+                  "with a def file (the diary's own “uses def file N”, else the same stem, else the stem without "
+                  'its suffixes); {} record error rates. The experiment numbers are roughly chronological: '
+                  'the dates come from the <code>ConvNet__&lt;date&gt;</code> checkpoint paths in the diaries. '
+                  "The port's cfg parser reads {} of the {} def files; the others are shown "
+                  "with the parser's one-line error on their pages.</p>",
+                  len(t.experiments), len(t.def_stems), paired, with_results, n_ok, len(t.def_stems)),
+             html("<p>Rates are top-1 / top-5 error in %, as the diary records them (the label says which "
+                  "set and whether multiview). Marked rows are the NIPS 2012 network and the runs that "
+                  "reproduce the paper's ablations.</p>")]
+    parts.append(html('<div class="exp-diagram-wrap">{}</div>', diagrams.timeline_svg(t.experiments, ex.MARKED)))
     if t.unused_defs:
-        parts.append("<p>Def files that no params file pairs with or names: " + ", ".join(
-            f'<a href="{src_url("layers/layers-" + s + ".cfg")}"><code>layers-{escape(s)}.cfg</code></a>'
-            for s in t.unused_defs) + ".</p>")
-    parts.append('<div class="exp-table-wrap"><table class="exp-table"><thead><tr><th>#</th><th>started</th><th>def file</th>'
-                 "<th>the diary says</th><th>result</th><th>top-1 / top-5 %</th></tr></thead><tbody>")
+        parts.append(html("<p>Def files that no params file pairs with or names: {}.</p>", join(
+            (html('<a href="{}"><code>layers-{}.cfg</code></a>', src_url("layers/layers-" + s + ".cfg"), s)
+             for s in t.unused_defs), ", ")))
+    parts.append(html('<div class="exp-table-wrap"><table class="exp-table"><thead><tr><th>#</th><th>started</th>'
+                      "<th>def file</th><th>the diary says</th><th>result</th><th>top-1 / top-5 %</th></tr></thead>"
+                      "<tbody>"))
     for e in t.experiments:
         h = e.diary.headline
         title = e.diary.title[1] if e.diary.title else ""
         mark = ex.MARKED.get(e.stem)
-        cls = ' class="exp-marked"' if mark else ""
-        dfile = (f'<a href="{src_url(e.def_path)}">{escape(e.def_stem)}</a>' if e.def_path
-                 else f"— (#{escape(e.missing_def)} missing)" if e.missing_def else "—")
+        dfile = (html('<a href="{}">{}</a>', src_url(e.def_path), e.def_stem) if e.def_path
+                 else esc(f"— (#{e.missing_def} missing)") if e.missing_def else esc("—"))
         if e.def_stem and parsed.get(e.def_stem, (None, None))[1]:
-            dfile += ' <span class="exp-badge" title="the port\'s parser rejects it">parse error</span>'
-        parts.append(f'<tr{cls}><td class="stem"><a href="{escape(e.stem)}.html">{escape(e.stem)}</a></td>'
-                     f'<td class="num">{e.diary.start_date or ""}</td><td>{dfile}</td>'
-                     f"<td>{escape(title)}" + (f' <span class="exp-badge">{escape(mark)}</span>' if mark else "")
-                     + f"</td><td>{escape(h.label) if h else ''}</td>"
-                     f'<td class="num">{result_text(h)}</td></tr>')
-    parts.append("</tbody></table></div>")
+            dfile += html(' <span class="exp-badge" title="the port\'s parser rejects it">parse error</span>')
+        parts.append(html('<tr{}><td class="stem"><a href="{}.html">{}</a></td><td class="num">{}</td><td>{}</td>'
+                          '<td>{}{}</td><td>{}</td><td class="num">{}</td></tr>',
+                          html(' class="exp-marked"') if mark else "", e.stem, e.stem, e.diary.start_date or "",
+                          dfile, title, html(' <span class="exp-badge">{}</span>', mark) if mark else "",
+                          h.label if h else "", result_text(h)))
+    parts.append(html("</tbody></table></div>"))
     failures = [(s, v[1]) for s, v in parsed.items() if v[1]]
     if failures:
-        parts.append("<h2>Def files the port's parser rejects</h2><ul>")
-        parts.extend(f"<li><code>layers-{escape(s)}.cfg</code>: {escape(err)}</li>" for s, err in failures)
-        parts.append("</ul>")
-    return "\n".join(parts)
+        parts.append(html("<h2>Def files the port's parser rejects</h2><ul>"))
+        parts.extend(html("<li><code>layers-{}.cfg</code>: {}</li>", s, err) for s, err in failures)
+        parts.append(html("</ul>"))
+    return join(parts, "\n")
 
 
 def _pages(app, t: ex.Timeline, base: Path) -> list[tuple[str, str, str]]:
@@ -259,27 +260,46 @@ def _pages(app, t: ex.Timeline, base: Path) -> list[tuple[str, str, str]]:
 
 
 def _parser_sources() -> list[Path]:
-    """The files of the port's cfg parser: every ``port`` module loaded once ``port.convnet`` (its
-    data-size guess and ``port.layer``) is imported (the whole package if it cannot be)."""
+    """The files of the port's cfg parser: ``port/layer_def.py`` (the data-size guess that the
+    pages parse with) and every ``port`` module it imports, directly or through others, read off
+    their import statements (so the key does not depend on what this process has imported, and
+    an edit of the driver, which the parser does not import, leaves the pages cached). The whole
+    package when a file cannot be read as Python (the pages then say why they cannot parse)."""
     port_dir = ROOT / "port"
-    try:
-        import port.convnet  # noqa: F401 (late: a probe of what the parser loads, which may fail)
-    except Exception:  # parse_def says so on the pages; any port file may be the cause
-        return sorted(port_dir.rglob("*.py"))
-    files = {Path(m.__file__) for m in list(sys.modules.values())
-             if getattr(m, "__file__", None) and Path(m.__file__).is_relative_to(port_dir)}
-    return sorted(files)
+    seen: set[Path] = set()
+    todo = ["port.layer_def"]
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # a module's packages run their __init__ first
+            base = port_dir.parent.joinpath(*parts[:i])
+            f = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+            if not f.is_file() or f in seen:
+                continue
+            seen.add(f)
+            try:
+                tree = ast.parse(f.read_bytes(), filename=str(f))
+            except (OSError, SyntaxError, ValueError):
+                return sorted(port_dir.rglob("*.py"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    todo += [a.name for a in node.names if a.name.split(".")[0] == "port"]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level \
+                        and node.module.split(".")[0] == "port":
+                    todo += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return sorted(seen)
 
 
 def _pages_key(app, layers: Path) -> str:
     """A hash of everything the pages are computed from: the layers folder's files, this module,
     the drawings (:mod:`diagrams`), :mod:`archive.experiment_history`, the site's URL scheme
-    (:mod:`model`), the port's cfg parser (:func:`_parser_sources`) and the diffs' highlighter."""
+    (:mod:`model`), the escaping (:mod:`markup`), the port's cfg parser (:func:`_parser_sources`)
+    and the diffs' highlighter."""
     h = hashlib.sha256(f"{sphinx.__version__}:{pygments.__version__}:"
                        f"{app.config.highlight_options!r}:{layers}".encode())
     here = Path(__file__)
-    sources = [here, here.with_name("model.py"), Path(diagrams.__file__), Path(ex.__file__),
-               *_parser_sources()]
+    sources = [here, here.with_name("model.py"), here.with_name("markup.py"), Path(diagrams.__file__),
+               Path(ex.__file__), *_parser_sources()]
     for f in [*sorted(p for p in layers.iterdir() if p.is_file()), *sources]:
         h.update(f"{f}\0".encode() + hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()
@@ -291,8 +311,8 @@ def experiment_pages(app: Sphinx, cache: Cache) -> list[tuple[str, str, str]]:
     every experiment with its predecessor would otherwise take seconds on every build."""
     t = timeline(app.config)
     if t is None:
-        body = ("<h1>The experiments</h1><p>The 2012 release is not fetched "
-                "(<code>original/alexnet-2012</code> is empty): run <code>make original</code>.</p>")
+        body = html("<h1>The experiments</h1><p>The 2012 release is not fetched "
+                    "(<code>original/alexnet-2012</code> is empty): run <code>make original</code>.</p>")
         return [("experiments/index", "Experiments", body)]
     layers = layers_dir(app.config)
     return cache.memo(f"experiments:{_pages_key(app, layers)}", lambda: _pages(app, t, layers.parent))

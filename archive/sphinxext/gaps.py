@@ -6,11 +6,11 @@ Names found in no release (system headers, the standard library) are not mention
 """
 from __future__ import annotations
 
-import html
 import re
 from pathlib import PurePosixPath
 
 from archive.sphinxext.highlight import C_SUFFIXES, CUDA_SUFFIXES
+from archive.sphinxext.markup import html, join
 from archive.sphinxext.model import Site, page_of_source, relative
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](?P<name>[^>"]+)[>"]')
@@ -44,13 +44,13 @@ def gap_notes(site: Site, release: str, path: str, lines: list[str], page: str) 
             continue
         elsewhere = [(r, p) for r in site.order if r != release for p in _find(site, r, name)]
         if elsewhere:
-            missing[name] = [f'<a href="{relative(page, page_of_source(r, p))}">{r}/{html.escape(p)}</a>'
+            missing[name] = [html('<a href="{}">{}/{}</a>', relative(page, page_of_source(r, p)), r, p)
                              for r, p in elsewhere]
             first = first or n
     if not missing:
         return {}
-    items = "".join(f"<li><code>{html.escape(name)}</code>: {', '.join(links)}</li>"
-                    for name, links in missing.items())
-    return {first: [f'<div class="note gap"><p class="nh"><span class="tag">not in {release}</span> '
-                    f'this file uses {len(missing)} file(s) the release lacks; other releases have them:'
-                    f'</p><ul>{items}</ul></div>']}
+    items = join(html('<li><code>{}</code>: {}</li>', name, join(links, ', '))
+                 for name, links in missing.items())
+    return {first: [html('<div class="note gap"><p class="nh"><span class="tag">not in {}</span> '
+                         'this file uses {} file(s) the release lacks; other releases have them:'
+                         '</p><ul>{}</ul></div>', release, len(missing), items)]}

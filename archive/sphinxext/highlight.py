@@ -15,7 +15,6 @@ what the previous build wrote (:meth:`Cache.recorded`, :meth:`Cache.record`).
 from __future__ import annotations
 
 import hashlib
-import html
 import pickle
 import re
 from dataclasses import dataclass, field
@@ -26,9 +25,10 @@ from pygments.lexers import (BashLexer, CppLexer, CudaLexer, HtmlLexer, IniLexer
                              Python2Lexer, PythonLexer, TextLexer)
 from pygments.token import STANDARD_TYPES, Name, Text, Token, _TokenType
 
+from archive.sphinxext.markup import HTML, esc, html, join
 from port.util import atomic_write_bytes
 
-VERSION = 6  # bump when any cached or generated HTML changes in a way its inputs would not show
+VERSION = 7  # bump when any cached or generated HTML changes in a way its inputs would not show
 _OPTIONS = dict(stripnl=False, stripall=False, ensurenl=False, tabsize=0)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DEFINING = (Name.Function, Name.Class)
@@ -74,7 +74,7 @@ def _css_class(ttype: _TokenType) -> str:
 class Highlighted:
     """A file as lines of HTML, and the identifiers in it."""
     lexer: str
-    lines: list[str]                      # HTML of each line, without its newline
+    lines: list[HTML]                     # HTML of each line, without its newline
     final_newline: bool
     names: list[tuple[str, int, bool]] = field(default_factory=list)  # (name, line, defining)
 
@@ -94,13 +94,12 @@ def highlight(text: str, path: str, port: bool = False) -> Highlighted:
     if "".join(v for _, v in tokens) != text:  # the lexer changed the text: show it plain
         lexer = TextLexer(**_OPTIONS)
         tokens = [(Token.Text, text)]
-    lines: list[str] = []
+    lines: list[HTML] = []
     names: list[tuple[str, int, bool]] = []
     runs: list[list[str]] = []  # [class, text] of the current line; same-class tokens merged
 
     def close_line() -> None:
-        lines.append("".join(f'<span class="{c}">{html.escape(t, quote=False)}</span>' if c
-                             else html.escape(t, quote=False) for c, t in runs))
+        lines.append(join(html('<span class="{}">{}</span>', c, t) if c else esc(t) for c, t in runs))
         runs.clear()
 
     for ttype, value in tokens:

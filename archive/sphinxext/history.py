@@ -12,12 +12,12 @@ anchors). The outline of a source page links each function to its history.
 from __future__ import annotations
 
 import difflib
-import html
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from archive.sphinxext.highlight import Cache, split_lines
 from archive.sphinxext.idents import Tags, outline
+from archive.sphinxext.markup import HTML, html, join
 from archive.sphinxext.model import Site, line_fragment, page_of_source, relative
 from archive.sphinxext.versions import Chain, _diff_rows
 
@@ -144,7 +144,7 @@ def history_page(site: Site, chain: Chain, fs: list[Function], cache: Cache,
     page = page_of_history(chain.key)
     releases = [r for r in site.order if r in chain.members]
     budget = PAGE_BUDGET
-    head = "".join(f"<th>{r}</th>" for r in releases)
+    head = join(html('<th>{}</th>', r) for r in releases)
     rows, sections = [], []
     for f in fs:
         cells, prev = [], None
@@ -152,42 +152,47 @@ def history_page(site: Site, chain: Chain, fs: list[Function], cache: Cache,
             v = f.versions.get(r)
             st = _status(prev, v) if prev is not None or v is not None else ""
             if v is None:
-                cells.append(f'<td class="absent">{"gone" if prev else "—"}</td>')
+                cells.append(html('<td class="absent">{}</td>', 'gone' if prev else '—'))
             else:
                 url = relative(page, page_of_source(r, v.path), line_fragment(v.first, v.last))
-                cells.append(f'<td class="{st}"><a href="{url}">{v.first}–{v.last}</a> '
-                             f'<span class="status">{st if prev is not None else ""}</span></td>')
+                cells.append(html('<td class="{}"><a href="{}">{}–{}</a> '
+                                  '<span class="status">{}</span></td>',
+                                  st, url, v.first, v.last, st if prev is not None else ''))
             prev = v if v is not None else prev
-        rows.append(f'<tr><th class="fn"><a href="#{f.fid}">{html.escape(f.title)}</a></th>{"".join(cells)}</tr>')
+        rows.append(html('<tr><th class="fn"><a href="#{}">{}</a></th>{}</tr>', f.fid, f.title, join(cells)))
         steps = []
         present = [(r, f.versions[r]) for r in releases if r in f.versions]
         for (ra, a), (rb, b) in zip(present, present[1:]):
             if a.body == b.body:
-                steps.append(f'<p class="step">{ra} → {rb}: the same {len(a.body)} lines.</p>')
+                steps.append(html('<p class="step">{} → {}: the same {} lines.</p>', ra, rb, len(a.body)))
                 continue
             if budget <= 0:
-                steps.append(f'<p class="step">{ra} → {rb}: changed; see the '
-                             f'<a href="{relative(page, "versions/" + chain.key)}">file diff</a>.</p>')
+                steps.append(html('<p class="step">{} → {}: changed; see the '
+                                  '<a href="{}">file diff</a>.</p>',
+                                  ra, rb, relative(page, 'versions/' + chain.key)))
                 continue
             ida, idb = f"{f.fid}-{ra}-a", f"{f.fid}-{rb}-b"
             url_a = relative(page, page_of_source(ra, a.path))
             url_b = relative(page, page_of_source(rb, b.path))
             body_rows, added, removed = _diff_rows(a.body, b.body, ida, idb, url_a, url_b, a.first - 1, b.first - 1)
             budget -= len(body_rows)
-            steps.append(f'<h3>{ra} → {rb} <span class="diffstat"><span class="ins">+{added}</span> '
-                         f'<span class="del">−{removed}</span></span></h3>'
-                         f'<div class="diff-wrap"><table class="diff" data-a="{url_a}" data-b="{url_b}">'
-                         f'<colgroup><col class="lno"><col class="t"><col class="lno"><col class="t"></colgroup>'
-                         f'<thead><tr><th colspan="2">{ra}/{html.escape(a.path)}</th><th colspan="2">'
-                         f'{rb}/{html.escape(b.path)}</th></tr></thead><tbody>{body_rows}</tbody></table></div>')
+            steps.append(html('<h3>{} → {} <span class="diffstat"><span class="ins">+{}</span> '
+                              '<span class="del">−{}</span></span></h3>'
+                              '<div class="diff-wrap"><table class="diff" data-a="{}" data-b="{}">'
+                              '<colgroup><col class="lno"><col class="t"><col class="lno"><col class="t"></colgroup>'
+                              '<thead><tr><th colspan="2">{}/{}</th><th colspan="2">'
+                              '{}/{}</th></tr></thead><tbody>{}</tbody></table></div>',
+                              ra, rb, added, removed, url_a, url_b, ra, a.path, rb, b.path, body_rows))
         kinds = sorted({v.kind for v in f.versions.values()})
-        revs = revs_line(page, f.fid) if revs_line is not None else ""
-        sections.append(f'<section class="fn-history" id="{f.fid}"><h2><code>{html.escape(f.title)}</code> '
-                        f'<span class="status">{"/".join(kinds)}</span></h2>{revs}{"".join(steps)}</section>')
-    body = (f'<h1>Functions of {html.escape(chain.key)} across releases</h1>'
-            f'<p>Each function, kernel and method of the file (Universal Ctags) in every release, matched by name, '
-            f'then by content; the lines of each version, and the diff of each changed step. '
-            f'<a href="{relative(page, "versions/" + chain.key)}">The whole-file diff</a>.</p>'
-            f'<div class="table-wrap"><table class="files history"><thead><tr><th>function</th>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>{"".join(sections)}')
+        revs = HTML(revs_line(page, f.fid)) if revs_line is not None else HTML("")
+        sections.append(html('<section class="fn-history" id="{}"><h2><code>{}</code> '
+                             '<span class="status">{}</span></h2>{}{}</section>',
+                             f.fid, f.title, join(kinds, '/'), revs, join(steps)))
+    body = (html('<h1>Functions of {} across releases</h1>'
+                 '<p>Each function, kernel and method of the file (Universal Ctags) in every release, matched by name, '
+                 'then by content; the lines of each version, and the diff of each changed step. '
+                 '<a href="{}">The whole-file diff</a>.</p>'
+                 '<div class="table-wrap"><table class="files history"><thead><tr><th>function</th>{}</tr></thead>'
+                 '<tbody>{}</tbody></table></div>{}',
+                 chain.key, relative(page, 'versions/' + chain.key), head, join(rows), join(sections)))
     return f"Functions of {chain.key} across releases", body

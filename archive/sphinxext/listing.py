@@ -12,32 +12,36 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from archive.sphinxext.markup import HTML, html, join
+
 CHUNK = 100  # lines per <pre>; full chunks are skipped by the browser while off screen
 
 
-def line_html(n: int, html: str, *, cls: str = "", anchor: bool = True, newline: bool = True,
-              attrs: str = "") -> str:
-    """One line; ``anchor=False`` (excerpts) gives a number without id or link; ``attrs``: more
-    attributes of its span, as HTML (`` data-r="3"``)."""
-    num = f'<a class="lno" href="#L{n}" data-n="{n}"></a>' if anchor else f'<i class="lno" data-n="{n}"></i>'
-    ident = f' id="L{n}"' if anchor else ""
-    return f'<span class="ln{" " + cls if cls else ""}"{ident}{attrs}>{num}{html}{chr(10) if newline else ""}</span>'
+def line_html(n: int, code: HTML, *, cls: str = "", anchor: bool = True, newline: bool = True,
+              attrs: HTML | str = "") -> HTML:
+    """One line (``code``: its highlighted markup); ``anchor=False`` (excerpts) gives a number
+    without id or link; ``attrs``: more attributes of its span, as HTML (`` data-r="3"``)."""
+    if anchor:  # one template per case: this runs for every line of the site
+        return html('<span class="ln{}" id="L{}"{}><a class="lno" href="#L{}" data-n="{}"></a>{}{}</span>',
+                    " " + cls if cls else "", n, HTML(attrs), n, n, code, "\n" if newline else "")
+    return html('<span class="ln{}"{}><i class="lno" data-n="{}"></i>{}{}</span>',
+                " " + cls if cls else "", HTML(attrs), n, code, "\n" if newline else "")
 
 
-def render_lines(lines: list[str], first: int = 1, *, marks: Mapping[int, str] | None = None,
+def render_lines(lines: list[HTML], first: int = 1, *, marks: Mapping[int, str] | None = None,
                  anchor: bool = True, final_newline: bool = True,
-                 attrs: Mapping[int, str] | None = None) -> str:
+                 attrs: Mapping[int, str] | None = None) -> HTML:
     """Lines ``first..`` of a file as numbered spans (the last without newline if the file
     has none); ``attrs``: extra attributes of a line's span (`` data-r="3"``)."""
     marks = marks or {}
     attrs = attrs or {}
     out = []
     total = first + len(lines) - 1
-    for i, html in enumerate(lines):
+    for i, code in enumerate(lines):
         n = first + i
-        out.append(line_html(n, html, cls=marks.get(n, ""), anchor=anchor,
+        out.append(line_html(n, code, cls=marks.get(n, ""), anchor=anchor,
                              newline=final_newline or n != total, attrs=attrs.get(n, "")))
-    return "".join(out)
+    return join(out)
 
 
 def segment_bounds(nlines: int, starts: Iterable[int], ends: Mapping[int, int]) -> list[int]:
@@ -54,9 +58,9 @@ def segment_bounds(nlines: int, starts: Iterable[int], ends: Mapping[int, int]) 
     return sorted(cuts)
 
 
-def render_listing(lines: list[str], *, final_newline: bool, marks: Mapping[int, str],
-                   notes: Mapping[int, Iterable[str]], ends: Mapping[int, int] | None = None,
-                   attrs: Mapping[int, str] | None = None) -> str:
+def render_listing(lines: list[HTML], *, final_newline: bool, marks: Mapping[int, str],
+                   notes: Mapping[int, Iterable[HTML]], ends: Mapping[int, int] | None = None,
+                   attrs: Mapping[int, str] | None = None) -> HTML:
     """The whole file, cut into segments at every line that has notes and after the lines they
     are about (``ends``); the notes go in that segment's margin, in a box that stays in view
     (CSS ``sticky``) while any of the segment's lines are on screen."""
@@ -70,16 +74,17 @@ def render_listing(lines: list[str], *, final_newline: bool, marks: Mapping[int,
             code = render_lines(lines[c - 1:d - 1], c, marks=marks, attrs=attrs,
                                 final_newline=final_newline or d != len(lines) + 1)
             full = " full" if d - c == CHUNK else ""
-            chunks.append(f'<pre class="code highlight{full}">{code}</pre>')
-        margin = "".join(notes.get(a, ()))
-        inner = f'<div class="mwrap">{margin}</div>' if margin else ""
-        segs.append(f'<div class="seg{" has-notes" if margin else ""}" data-first="{a}" data-last="{b - 1}">'
-                    f'<div class="codecol">{"".join(chunks)}</div><div class="margin">{inner}</div></div>')
+            chunks.append(html('<pre class="code highlight{}">{}</pre>', full, code))
+        margin = join(notes.get(a, ()))
+        inner = html('<div class="mwrap">{}</div>', margin) if margin else ""
+        segs.append(html('<div class="seg{}" data-first="{}" data-last="{}">'
+                         '<div class="codecol">{}</div><div class="margin">{}</div></div>',
+                         ' has-notes' if margin else '', a, b - 1, join(chunks), inner))
     if not lines:
-        segs.append('<div class="seg"><div class="codecol"><pre class="code highlight"></pre></div>'
-                    '<div class="margin"></div></div>')
+        segs.append(html('<div class="seg"><div class="codecol"><pre class="code highlight"></pre></div>'
+                         '<div class="margin"></div></div>'))
     plain = "" if starts else " no-notes"  # nothing in the margin: the code takes the width
-    return f'<div class="listing{plain}">{"".join(segs)}</div>'
+    return html('<div class="listing{}">{}</div>', plain, join(segs))
 
 
 def line_classes(ranges: Mapping[str, Iterable[tuple[int, int]]]) -> dict[int, str]:

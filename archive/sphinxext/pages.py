@@ -28,6 +28,7 @@ from archive.sphinxext import (coverage, experiment_pages, history, idents, inte
 from archive.sphinxext.annotations import ArchiveDomain, rendered_bodies
 from archive.sphinxext.highlight import Cache
 from archive.sphinxext.model import Site, page_of_port, page_of_source, page_of_versions, raw_of_source
+from archive.sphinxext.markup import HTML, html
 from port.util import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -124,8 +125,8 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None =
             page = page_of_source(release, e.path)
             origin = None if hist is None else revisions.origin(
                 hist, release, e.path, page, revisions.cudaconv3_note(site, release, e.path, chain))
-            why = (f'<p class="origin-missing">Who wrote each line is not shown: {hist_why}.</p>'
-                   if hist is None and hist_why else "")
+            why = (html('<p class="origin-missing">Who wrote each line is not shown: {}.</p>', hist_why)
+                   if hist is None and hist_why else HTML(""))
             title, body = sources.source_page(site, release, e, cache, bodies,
                                               chain, cov.get((release, e.path)),
                                               None if tags is None else tags.get((release, e.path), []),
@@ -142,7 +143,7 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None =
         if chain.key in hist_chains:
             got = fn_revs.get(chain.key, {})
             line = None if hist is None else (
-                lambda page, fid, got=got: revisions.revisions_line(page, got[fid], hist) if got.get(fid) else "")
+                lambda page, fid, got=got: revisions.revisions_line(page, got[fid], hist) if got.get(fid) else HTML(""))
             yield history.page_of_history(chain.key), "diff", *history.history_page(
                 site, chain, hist_chains[chain.key], cache, line)
     for pagename, title, body in revisions.pages(site, hist, hist_why, cache, tags, chains):

@@ -23,7 +23,6 @@ with the neighbouring releases (:func:`sources.provenance`).
 """
 from __future__ import annotations
 
-import html
 import io
 import json
 import subprocess
@@ -36,6 +35,7 @@ from sphinx.util import logging
 
 from archive import history as hist
 from archive.sphinxext.highlight import Cache, split_lines
+from archive.sphinxext.markup import HTML, esc_attr
 from archive.sphinxext.model import Site, line_fragment, page_of_source, relative
 from archive.sphinxext.versions import _diff_rows
 
@@ -50,8 +50,8 @@ ERA_NAMES = {"cuda-convnet-r561": "cuda-convnet SVN r1–r561 (2011–2012)",
              "cuda-convnet2": "first public in cuda-convnet2 (2014–2015)"}
 
 
-def esc(s: str) -> str:
-    return html.escape(s, quote=True)
+def esc(s: str) -> HTML:
+    return esc_attr(s)
 
 
 def page_of_revision(rev: hist.Revision) -> str:
@@ -221,21 +221,21 @@ def origin(sh: SiteHistory, release: str, path: str, page: str, note: str = "") 
             f'<button type="button" class="origin-toggle" aria-pressed="false">show origin column</button> '
             f'<a href="{esc(relative(page, "provenance/" + release + "/" + path)[:-5])}.json">JSON</a></p>{note}'
             f'<script type="application/json" class="origin-data">{data}</script></div>')
-    return Origin(marks, attrs, head)
+    return Origin(marks, attrs, HTML(head))
 
 
-def cudaconv3_note(site: Site, release: str, path: str, chain) -> str:  # noqa: ANN001
+def cudaconv3_note(site: Site, release: str, path: str, chain) -> HTML:  # noqa: ANN001
     """Where plain blame would fall short, said on the page: a file of a history that follows the
     2012 snapshot whose lineage skips the snapshot (cuda-convnet2's cudaconv3 from r561's
     cudaconv2, which the 2012 tree does not hold)."""
     if chain is None or release == site.order[0] or release == SNAPSHOT_RELEASE:
-        return ""
+        return HTML("")
     members = [r for r in site.order if r in chain.members]
     if len(members) < 2 or SNAPSHOT_RELEASE in members or members[-1] != release:
-        return ""
+        return HTML("")
     older = members[-2]
     page = page_of_source(release, path)
-    return (f'<p class="origin-limit">This file descends from {esc(older)}\'s '
+    return HTML(f'<p class="origin-limit">This file descends from {esc(older)}\'s '
             f'<a href="{esc(relative(page, page_of_source(older, chain.members[older])))}">'
             f'{esc(chain.members[older])}</a>, which the 2012 tree (the commit before {esc(release)} on the joined '
             f'history) does not hold: plain <code>git blame</code> on that line credits every line it kept to '
@@ -280,11 +280,11 @@ def function_revisions(site: Site, sh: SiteHistory, chains_fs: dict, chains: lis
             for k, v in out.items()}
 
 
-def revisions_line(page: str, revs: list[hist.Revision], sh: SiteHistory) -> str:
+def revisions_line(page: str, revs: list[hist.Revision], sh: SiteHistory) -> HTML:
     """A function's revisions as links, oldest first."""
     links = " · ".join(f'<a class="oe oe-t oe{sh.eras[r.release]}" href="{relative(page, page_of_revision(r))}" '
                        f'title="{r.day} · {esc(r.summary[:SUMMARY_CHARS])}">{esc(r.label)}</a>' for r in revs)
-    return (f'<p class="fn-revs">Changed in {len(revs)} public revision{"s" if len(revs) != 1 else ""} '
+    return HTML(f'<p class="fn-revs">Changed in {len(revs)} public revision{"s" if len(revs) != 1 else ""} '
             f'(<code>git log -w -L</code>-like, renames followed): {links}</p>')
 
 

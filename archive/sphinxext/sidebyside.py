@@ -6,17 +6,18 @@ first line, the code of the port function or class that carries the line (its sp
 ``PortsRef.owner``), linked to the port page. A port page shows the port module line-numbered;
 each ``Ports:`` target in it is a link to the cited lines, and the margin beside each function
 shows the original lines it ports. One click either way. ``divergences.html`` lists every
-``DIVERGES:`` line. All references come from :func:`archive.xref.scan`.
+``DIVERGES:`` line, then every ``Port-only:`` line (a check the port adds). All references come
+from :func:`archive.xref.scan`.
 """
 from __future__ import annotations
 
-import html
 import re
 from collections import defaultdict
 
 from archive import xref
 from archive.sphinxext.highlight import Cache, Highlighted
 from archive.sphinxext.listing import line_classes, render_lines, render_listing
+from archive.sphinxext.markup import HTML, esc, html, join
 from archive.sphinxext.model import (Site, line_fragment, page_of_port, page_of_source,
                                      relative)
 
@@ -35,15 +36,15 @@ def port_highlighted(site: Site, port_file: str, cache: Cache) -> Highlighted | 
     return None if text is None else cache.get(text, port_file, port=True)
 
 
-def _excerpt(lines: list[str], first: int, last: int, page: str, target_page: str,
-             most: int = EXCERPT_LINES) -> str:
+def _excerpt(lines: list[HTML], first: int, last: int, page: str, target_page: str,
+             most: int = EXCERPT_LINES) -> HTML:
     last_shown = min(last, first + most - 1)
     body = render_lines(lines[first - 1:last_shown], first, anchor=False)
-    more = ""
+    more = HTML("")
     if last_shown < last:
-        more = (f'<p class="more"><a href="{relative(page, target_page, line_fragment(last_shown + 1, last))}">'
-                f'{last - last_shown} more lines…</a></p>')
-    return f'<pre class="code highlight excerpt">{body}</pre>{more}'
+        more = html('<p class="more"><a href="{}">{} more lines…</a></p>',
+                    relative(page, target_page, line_fragment(last_shown + 1, last)), last - last_shown)
+    return html('<pre class="code highlight excerpt">{}</pre>{}', body, more)
 
 
 def port_notes(site: Site, release: str, path: str, page: str, cache: Cache) -> dict[int, list[str]]:
@@ -62,31 +63,34 @@ def port_notes(site: Site, release: str, path: str, page: str, cache: Cache) -> 
         for r in refs:
             at[r.first].append(r)
         for start, here in sorted(at.items()):
-            cites = " ".join(
-                f'<a class="range" href="#{line_fragment(r.first, r.last)}">{r.first}–{r.last}</a>'
-                + (f" <code>{html.escape(r.symbol)}</code>" if r.symbol else "") for r in here)
-            head = (f'<p class="nh"><span class="tag">port</span> <a class="to-port" href="{link}">'
-                    f'{html.escape(port_file)}:{owner.first}–{owner.last}</a> '
-                    f'<code>{html.escape(owner.qualname)}</code> ports {cites}</p>')
+            cites = join((html('<a class="range" href="#{}">{}–{}</a>', line_fragment(r.first, r.last), r.first,
+                               r.last)
+                          + (html(" <code>{}</code>", r.symbol) if r.symbol else "") for r in here), " ")
+            head = html('<p class="nh"><span class="tag">port</span> <a class="to-port" href="{}">{}:{}–{}</a> '
+                        "<code>{}</code> ports {}</p>",
+                        link, port_file, owner.first, owner.last, owner.qualname, cites)
             # the whole excerpt beside the function's first range, its head beside the others
             # (a function citing many ranges would otherwise repeat itself past 1.5 MB a page)
             most = EXCERPT_LINES if start == min(at) else REPEAT_EXCERPT_LINES
-            code = _excerpt(hl.lines, owner.first, owner.last, page, ppage, most) if hl else ""
+            code = _excerpt(hl.lines, owner.first, owner.last, page, ppage, most) if hl else HTML("")
             others = [o for s2, os_ in sorted(at.items()) if s2 != start for o in os_]
             if others:
-                code += ('<p class="more">It also ports ' + ", ".join(
-                    f'<a href="#{line_fragment(o.first, o.last)}">{o.first}–{o.last}</a>' for o in others) + ".</p>")
+                code += html('<p class="more">It also ports {}.</p>', join(
+                    (html('<a href="#{}">{}–{}</a>', line_fragment(o.first, o.last), o.first, o.last)
+                     for o in others), ", "))
             refs_attr = " ".join(f"{r.first}-{r.last}" for r in here)
-            notes[start].append(f'<div class="note port" data-ranges="{refs_attr}">{head}{code}</div>')
+            notes[start].append(html('<div class="note port" data-ranges="{}">{}{}</div>',
+                                     refs_attr, head, code))
     return notes
 
 
-def _linkify(line: str, ref: xref.PortsRef, page: str) -> str:
+def _linkify(line: HTML, ref: xref.PortsRef, page: str) -> HTML:
+    """The highlighted line with the ``Ports:`` target in it linked to the cited lines."""
     url = relative(page, page_of_source(ref.release, ref.path), line_fragment(ref.first, ref.last))
-    for text in (f"{ref.release}/{ref.path}:{ref.first}-{ref.last}", f"{ref.release}/{ref.path}:{ref.first}"):
-        esc = html.escape(text, quote=False)
-        if esc in line:
-            return line.replace(esc, f'<a class="to-src" href="{url}">{esc}</a>', 1)
+    for target in (f"{ref.release}/{ref.path}:{ref.first}-{ref.last}", f"{ref.release}/{ref.path}:{ref.first}"):
+        shown = esc(target)  # as the highlighted line holds it
+        if shown in line:
+            return HTML(str.replace(line, shown, html('<a class="to-src" href="{}">{}</a>', url, shown), 1))
     return line
 
 
@@ -103,7 +107,7 @@ def port_page(site: Site, port_file: str, cache: Cache) -> tuple[str, str] | Non
     marks = line_classes({"xr": [(r.line, r.line) for r in refs],
                           "dv": [(d.line, d.line) for d in divs],
                           "pc": sorted({(r.owner.first, r.owner.last) for r in refs if r.owner.qualname != "<module>"})})
-    notes: dict[int, list[str]] = defaultdict(list)
+    notes: dict[int, list[HTML]] = defaultdict(list)
     ends: dict[int, int] = {}
     by_owner: dict[xref.Owner, list[xref.PortsRef]] = defaultdict(list)
     for r in refs:
@@ -115,21 +119,25 @@ def port_page(site: Site, port_file: str, cache: Cache) -> tuple[str, str] | Non
             spage = page_of_source(r.release, r.path)
             text = site.text(r.release, r.path)
             src = cache.get(text, r.path) if text is not None and not site.is_binary(r.release, r.path) else None
-            head = (f'<p class="nh"><span class="tag">original</span> <code>{html.escape(owner.qualname)}</code> '
-                    f'ports <a class="to-src" href="{relative(page, spage, line_fragment(r.first, r.last))}">'
-                    f'{html.escape(r.target)}</a>' + (f" <code>{html.escape(r.symbol)}</code>" if r.symbol else "")
-                    + "</p>")
+            head = html('<p class="nh"><span class="tag">original</span> <code>{}</code> '
+                        'ports <a class="to-src" href="{}">{}</a>{}</p>',
+                        owner.qualname, relative(page, spage, line_fragment(r.first, r.last)), r.target,
+                        html(" <code>{}</code>", r.symbol) if r.symbol else "")
             code = (_excerpt(src.lines, r.first, min(r.last, len(src.lines)), page, spage, PORT_PAGE_EXCERPT_LINES)
-                    if src else "")
-            notes[at].append(f'<div class="note orig">{head}{code}</div>')
+                    if src else HTML(""))
+            notes[at].append(html('<div class="note orig">{}{}</div>', head, code))
     for d in divs:
         at = d.owner.first if d.owner.qualname != "<module>" else d.line
-        notes[at].append(f'<div class="note diverges"><p class="nh"><span class="tag">diverges</span> '
-                         f'<a href="#{line_fragment(d.line, max(d.last, d.line))}">line {d.line}</a>: {plain_reason(d.reason)}</p></div>')
-    body = (f'<h1>{html.escape(port_file)}</h1><p class="meta">Port module: {len(refs)} <code>Ports:</code> '
-            f'references, {len(divs)} <code>DIVERGES:</code> marks. '
-            f'<a href="{relative(page, "port/index")}">All port modules</a>.</p>'
-            + render_listing(lines, final_newline=hl.final_newline, marks=marks, notes=notes, ends=ends))
+        tag = "diverges" if d.kind == "DIVERGES" else "port-only"
+        notes[at].append(html('<div class="note {}"><p class="nh"><span class="tag">{}</span> '
+                              '<a href="#{}">line {}</a>: {}</p></div>',
+                              tag, tag, line_fragment(d.line, max(d.last, d.line)), d.line, plain_reason(d.reason)))
+    npo = sum(d.kind == "Port-only" for d in divs)
+    body = html('<h1>{}</h1><p class="meta">Port module: {} <code>Ports:</code> references, {} '
+                '<code>DIVERGES:</code> marks{}. <a href="{}">All port modules</a>.</p>{}',
+                port_file, len(refs), len(divs) - npo,
+                html(", {} <code>Port-only:</code> checks", npo) if npo else "", relative(page, "port/index"),
+                render_listing(lines, final_newline=hl.final_newline, marks=marks, notes=notes, ends=ends))
     return port_file, body
 
 
@@ -138,13 +146,14 @@ def port_index(site: Site) -> tuple[str, str]:
     rows = []
     for pf in site.port_files:
         nref = sum(1 for r in site.refs if r.port_file == pf)
-        ndiv = sum(1 for d in site.divergences if d.port_file == pf)
-        rows.append(f'<tr><td class="path"><a href="{relative(page, page_of_port(pf))}">{html.escape(pf)}</a></td>'
-                    f'<td class="num">{nref}</td><td class="num">{ndiv}</td></tr>')
-    body = ('<h1>The port</h1><p>Every port module, with its <code>Ports:</code> references to the '
-            'original lines and its <code>DIVERGES:</code> marks.</p><div class="table-wrap"><table class="files">'
-            '<thead><tr><th>module</th><th>Ports:</th><th>DIVERGES:</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>')
+        ndiv = sum(1 for d in site.divergences if d.port_file == pf and d.kind == "DIVERGES")
+        rows.append(html('<tr><td class="path"><a href="{}">{}</a></td>'
+                         '<td class="num">{}</td><td class="num">{}</td></tr>',
+                         relative(page, page_of_port(pf)), pf, nref, ndiv))
+    body = (html('<h1>The port</h1><p>Every port module, with its <code>Ports:</code> references to the '
+                 'original lines and its <code>DIVERGES:</code> marks.</p><div class="table-wrap"><table class="files">'
+                 '<thead><tr><th>module</th><th>Ports:</th><th>DIVERGES:</th></tr></thead>'
+                 '<tbody>{}</tbody></table></div>', join(rows)))
     return "The port", body
 
 
@@ -155,17 +164,22 @@ _CITE = re.compile(r"(?:(?P<dir>[A-Za-z0-9_]+)/|(?P<word>[A-Za-z0-9_]+) )?"
                    r"(?P<name>[A-Za-z0-9_.-]+\.(?:cuh?|py|cpp|h|cfg)):(?P<first>\d+)(?:-(?P<last>\d+))?")
 
 
-def plain_reason(text: str) -> str:
+def _strong(text: str) -> HTML:
+    """Escaped ``text`` with its ``**…**`` as strong (the tags go around text escaped first)."""
+    return HTML(_STRONG.sub(r"<strong>\1</strong>", esc(text)))
+
+
+def plain_reason(text: str) -> HTML:
     """A reason's reST/MyST markup as HTML: literals as code, roles as their target, ** as strong;
     everything else escaped."""
     out, pos = [], 0
     text = _ROLE.sub(lambda m: f"``{m[1]}``", text)
     for m in _LITERAL.finditer(text):
-        out.append(_STRONG.sub(r"<strong>\1</strong>", html.escape(text[pos:m.start()], quote=False)))
-        out.append(f"<code>{html.escape(m[1] or m[2], quote=False)}</code>")
+        out.append(_strong(text[pos:m.start()]))
+        out.append(html("<code>{}</code>", m[1] or m[2]))
         pos = m.end()
-    out.append(_STRONG.sub(r"<strong>\1</strong>", html.escape(text[pos:], quote=False)))
-    return "".join(out)
+    out.append(_strong(text[pos:]))
+    return join(out)
 
 
 def _release_file(site: Site, m: re.Match, prefer: list[tuple[str, str]]) -> tuple[str, str] | None:
@@ -185,7 +199,7 @@ def _release_file(site: Site, m: re.Match, prefer: list[tuple[str, str]]) -> tup
     return None
 
 
-def _linked_reason(site: Site, d: xref.Divergence, page: str, prefer: list[tuple[str, str]]) -> str:
+def _linked_reason(site: Site, d: xref.Divergence, page: str, prefer: list[tuple[str, str]]) -> HTML:
     """The reason as text, each ``file:line`` it cites linked to those lines of the release file."""
     body = plain_reason(d.reason)
 
@@ -197,15 +211,18 @@ def _linked_reason(site: Site, d: xref.Divergence, page: str, prefer: list[tuple
         last = int(m["last"]) if m["last"] else first
         url = relative(page, page_of_source(*target), line_fragment(first, last))
         lead = m["word"] + " " if m["word"] else ""  # a hint word before the name stays outside the link
-        return f'{lead}<a class="to-src" href="{url}" title="{target[0]}/{target[1]}">{m[0][len(lead):]}</a>'
+        return html('{}<a class="to-src" href="{}" title="{}/{}">{}</a>',
+                    lead, url, target[0], target[1], m[0][len(lead):])
     # citations are plain text in the escaped body (no markup in a file name), so link them there
+    # (a citation is word characters, dots and dashes: the same escaped or not)
     parts = re.split(r"(<[^>]+>)", body)
-    return "".join(p if p.startswith("<") else _CITE.sub(link, p) for p in parts)
+    return HTML("".join(p if p.startswith("<") else _CITE.sub(link, p) for p in parts))
 
 
 def divergences_page(site: Site) -> tuple[str, str]:
+    """Every ``DIVERGES:`` line, then every ``Port-only:`` line (a check the port adds)."""
     page = "divergences"
-    rows = []
+    rows: dict[str, list[HTML]] = {"DIVERGES": [], "Port-only": []}
     refs_by_owner: dict[tuple[str, xref.Owner], list[xref.PortsRef]] = defaultdict(list)
     for r in site.refs:
         refs_by_owner[(r.port_file, r.owner)].append(r)
@@ -214,19 +231,26 @@ def divergences_page(site: Site) -> tuple[str, str]:
         url = relative(page, page_of_port(d.port_file), line_fragment(d.line, last))
         ported = refs_by_owner.get((d.port_file, d.owner), []) if d.owner.qualname != "<module>" else []
         prefer = [(r.release, r.path) for r in ported]
-        orig = "<br>".join(
-            f'<a class="to-src" href="{relative(page, page_of_source(r.release, r.path), line_fragment(r.first, r.last))}">'
-            f'{html.escape(r.target)}</a>' for r in ported) or '<span class="status">no Ports: line</span>'
-        owner = (f'<a href="{relative(page, page_of_port(d.port_file), line_fragment(d.owner.first, d.owner.last))}">'
-                 f'<code>{html.escape(d.owner.qualname)}</code></a>') if d.owner.qualname != "<module>" else "the module"
-        rows.append(f'<li class="divergence" id="{html.escape(d.port_file)}:{d.line}">'
-                    f'<p class="where"><a class="to-port" href="{url}">{html.escape(d.port_file)}:{d.line}'
-                    f'{f"–{last}" if last > d.line else ""}</a> in {owner}</p>'
-                    f'<p class="reason">{_linked_reason(site, d, page, prefer)}</p>'
-                    f'<p class="orig"><span class="tag">ports</span> {orig}</p></li>')
-    body = ('<h1>Divergences</h1><p>Every place where the port deliberately differs from the original, '
-            f'as marked by a <code>DIVERGES:</code> line in the port ({len(rows)} in all): where it is, the '
-            'whole reason, and the original lines the function ports. File and line citations in a reason '
-            'link to those lines.</p>'
-            f'<ol class="divergences">{"".join(rows)}</ol>')
+        orig = join((html('<a class="to-src" href="{}">{}</a>',
+                          relative(page, page_of_source(r.release, r.path), line_fragment(r.first, r.last)), r.target)
+                     for r in ported), "<br>") or html('<span class="status">no Ports: line</span>')
+        owner = (html('<a href="{}"><code>{}</code></a>',
+                      relative(page, page_of_port(d.port_file), line_fragment(d.owner.first, d.owner.last)),
+                      d.owner.qualname) if d.owner.qualname != "<module>" else "the module")
+        rows[d.kind].append(html('<li class="{}" id="{}:{}"><p class="where"><a class="to-port" href="{}">{}:{}{}</a>'
+                                 ' in {}</p><p class="reason">{}</p>'
+                                 '<p class="orig"><span class="tag">ports</span> {}</p></li>',
+                                 "divergence" if d.kind == "DIVERGES" else "port-only", d.port_file, d.line, url,
+                                 d.port_file, d.line, f"–{last}" if last > d.line else "", owner,
+                                 _linked_reason(site, d, page, prefer), orig))
+    body = (html('<h1>Divergences</h1><p>Every place where the port deliberately differs from the original, '
+                 'as marked by a <code>DIVERGES:</code> line in the port ({} in all): where it '
+                 'is, the whole reason, and the original lines the function ports. File and line citations in a '
+                 'reason link to those lines.</p>'
+                 '<ol class="divergences">{}</ol>', len(rows["DIVERGES"]), join(rows["DIVERGES"])))
+    if rows["Port-only"]:
+        body += (html('<h2 id="port-only">Checks the port adds</h2><p>Every input the port refuses, or output it '
+                      'routes, where the original had no check, as marked by a <code>Port-only:</code> line '
+                      '({} in all): the original crashed, asserted in a kernel or went on.</p>'
+                      '<ol class="divergences">{}</ol>', len(rows["Port-only"]), join(rows["Port-only"])))
     return "Divergences", body

@@ -11,7 +11,6 @@ are copied beside the page (``<path>`` next to ``<path>.html``) for download.
 from __future__ import annotations
 
 import difflib
-import html
 from collections import defaultdict
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from archive.sphinxext.gaps import gap_notes
 from archive.sphinxext.highlight import Cache, split_lines
 from archive.sphinxext.idents import Tag, cfg_outline
 from archive.sphinxext.listing import line_classes, render_listing
+from archive.sphinxext.markup import HTML, html, join
 from archive.sphinxext.model import (Site, line_fragment, page_of_source, page_of_versions,
                                      raw_of_source, relative)
 from archive.sphinxext.sidebyside import port_notes
@@ -43,18 +43,20 @@ def annotation_notes(site: Site, release: str, path: str, page: str,
                      bodies: dict[str, str]) -> dict[int, list[str]]:
     notes: dict[int, list[str]] = defaultdict(list)
     for a in sorted(site.annotations_by_file.get((release, path), []), key=lambda a: (a.first, a.last)):
-        body = rebase_urls(bodies.get(f"{a.docname}#{a.node_id}", ""), "index", page)
+        # the note as Sphinx rendered it from the project's own pages: markup already
+        body = HTML(rebase_urls(bodies.get(f"{a.docname}#{a.node_id}", ""), "index", page))
         src = relative(page, a.docname, a.node_id)
-        sym = f" <code>{html.escape(a.symbol)}</code>" if a.symbol else ""
+        sym = html(' <code>{}</code>', a.symbol) if a.symbol else ""
         notes[a.first].append(
-            f'<div class="note ann" id="note-{a.node_id}"><p class="nh"><span class="tag">note</span> '
-            f'<a class="range" href="#{line_fragment(a.first, a.last)}">{a.first}–{a.last}</a>{sym} '
-            f'<a class="from" href="{src}" title="where this note is written">¶</a></p>{body}</div>')
+            html('<div class="note ann" id="note-{}"><p class="nh"><span class="tag">note</span> '
+                 '<a class="range" href="#{}">{}–{}</a>{} '
+                 '<a class="from" href="{}" title="where this note is written">¶</a></p>{}</div>',
+                 a.node_id, line_fragment(a.first, a.last), a.first, a.last, sym, src, body))
     return notes
 
 
 def _header(site: Site, release: str, e: FileEntry, page: str, chain: Chain | None,
-            cov: FileCoverage | None, note: str) -> str:
+            cov: FileCoverage | None, note: HTML) -> HTML:
     man = site.manifests[release]
     name = PurePosixPath(raw_of_source(e.path)).name
     other = []
@@ -62,28 +64,32 @@ def _header(site: Site, release: str, e: FileEntry, page: str, chain: Chain | No
         for r in site.order:
             if r in chain.members and r != release:
                 st = status(site, (r, chain.members[r]), (release, e.path))
-                other.append(f'<a href="{relative(page, page_of_source(r, chain.members[r]))}">{r}</a> '
-                             f'<span class="status">({st})</span>')
+                other.append(html('<a href="{}">{}</a> '
+                                  '<span class="status">({})</span>',
+                                  relative(page, page_of_source(r, chain.members[r])), r, st))
         if len(chain.members) > 1:
-            other.append(f'<a href="{relative(page, page_of_versions(chain.key))}">diffs</a>')
+            other.append(html('<a href="{}">diffs</a>', relative(page, page_of_versions(chain.key))))
     covtxt = ""
     if cov is not None and cov.lines:
-        covtxt = (f'<dt>Coverage</dt><dd><span class="cited">{cov.cited}</span> of {cov.lines} lines cited by '
-                  f'the port ({cov.cited_share:.0%}), <span class="annotated">{cov.annotated}</span> annotated '
-                  f'({cov.annotated_share:.0%})</dd>')
-    return (f'<header class="provenance"><h1><a href="{relative(page, f"releases/{release}/index")}">{release}</a>/'
-            f'{html.escape(e.path)}</h1><dl>'
-            f'<dt>Size</dt><dd>{e.size} bytes, ' + ("binary" if site.is_binary(release, e.path) else
-            f'{e.lines} lines' + (", no final newline" if not e.final_newline and e.size else ""))
-            + f'{", executable" if e.executable else ""}</dd>'
-            f'<dt>SHA-256</dt><dd><code>{e.sha256}</code></dd>'
-            f'<dt>Git blob</dt><dd><code>{e.blob}</code></dd>'
-            f'<dt>SWHID</dt><dd><code class="swhid" data-swhid="{html.escape(swhid(site, release, e))}">'
-            f'{html.escape(swhid(site, release, e))}</code></dd>'
-            f'<dt>Upstream</dt><dd><a class="permalink" href="{html.escape(man.permalink(e.path))}">'
-            f'{html.escape(man.upstream)} @ {man.commit[:8]}</a> · <a href="{html.escape(name)}" download>raw file</a></dd>'
-            + (f'<dt>Other releases</dt><dd>{" · ".join(other)}</dd>' if other else "")
-            + covtxt + f"</dl>{note}</header>")
+        covtxt = (html('<dt>Coverage</dt><dd><span class="cited">{}</span> of {} lines cited by '
+                       'the port ({:.0%}), <span class="annotated">{}</span> annotated '
+                       '({:.0%})</dd>',
+                       cov.cited, cov.lines, cov.cited_share, cov.annotated, cov.annotated_share))
+    size = ("binary" if site.is_binary(release, e.path) else
+            f"{e.lines} lines" + (", no final newline" if not e.final_newline and e.size else ""))
+    sw = swhid(site, release, e)
+    return (html('<header class="provenance"><h1><a href="{}">{}</a>/{}</h1><dl>'
+                 "<dt>Size</dt><dd>{} bytes, {}{}</dd>"
+                 "<dt>SHA-256</dt><dd><code>{}</code></dd>"
+                 "<dt>Git blob</dt><dd><code>{}</code></dd>"
+                 '<dt>SWHID</dt><dd><code class="swhid" data-swhid="{}">{}</code></dd>'
+                 '<dt>Upstream</dt><dd><a class="permalink" href="{}">{} @ {}</a> · '
+                 '<a href="{}" download>raw file</a></dd>',
+                 relative(page, f"releases/{release}/index"), release, e.path, e.size, size,
+                 ", executable" if e.executable else "", e.sha256, e.blob, sw, sw, man.permalink(e.path),
+                 man.upstream, man.commit[:8], name)
+            + (html("<dt>Other releases</dt><dd>{}</dd>", join(other, " · ")) if other else "")
+            + covtxt + html("</dl>{}</header>", note))
 
 
 def _kept(a: list[str], b: list[str]) -> list[int]:
@@ -93,7 +99,7 @@ def _kept(a: list[str], b: list[str]) -> list[int]:
 
 
 def provenance(site: Site, release: str, path: str, chain: Chain | None, cache: Cache,
-               lines: list[str]) -> tuple[dict[str, list[tuple[int, int]]], str]:
+               lines: list[str]) -> tuple[dict[str, list[tuple[int, int]]], HTML | str]:
     """Per-line provenance of a file that has versions in other releases: ``pv-o`` (already in
     the previous release), ``pv-n`` (new in this one), ``pv-k`` (kept by the next release), as
     line classes (drawn in the gutter), and the legend with the counts."""
@@ -117,18 +123,19 @@ def provenance(site: Site, release: str, path: str, chain: Chain | None, cache: 
         if cls == "pv-o":
             out["pv-o"] = [(n, n) for n in sorted(kept)]
             out["pv-n"] = [(n, n) for n in range(1, len(lines) + 1) if n not in kept]
-            legend.append(f'<span class="pv pv-o"></span> {len(kept)} lines already in {other} · '
-                          f'<span class="pv pv-n"></span> {len(lines) - len(kept)} new in {release}')
+            legend.append(html('<span class="pv pv-o"></span> {} lines already in {} · '
+                               '<span class="pv pv-n"></span> {} new in {}',
+                               len(kept), other, len(lines) - len(kept), release))
         else:
             out["pv-k"] = [(n, n) for n in sorted(kept)]
-            legend.append(f'<span class="pv pv-k"></span> {len(kept)} kept by {nxt}')
+            legend.append(html('<span class="pv pv-k"></span> {} kept by {}', len(kept), nxt))
     if not legend:
         return {}, ""
-    return out, f'<p class="pv-legend">Provenance of each line (gutter): {" · ".join(legend)}.</p>'
+    return out, html('<p class="pv-legend">Provenance of each line (gutter): {}.</p>', join(legend, " · "))
 
 
 def outline_html(items: list[tuple[str, str, str, int, int]], source: str, page: str = "",
-                 hist: dict[int, str] | None = None) -> str:
+                 hist: dict[int, str] | None = None) -> HTML | str:
     """The file's outline: a folded list of its classes, functions, kernels, cfg sections."""
     if not items:
         return ""
@@ -137,15 +144,15 @@ def outline_html(items: list[tuple[str, str, str, int, int]], source: str, page:
         counts[kind] += 1
     summary = ", ".join(f"{n} {k}{'es' if n != 1 and k.endswith('s') else 's' if n != 1 else ''}"
                         for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-    lis = "".join(
-        f'<li class="{kind}"><a href="#{line_fragment(first, last)}">'
-        f'{html.escape(scope) + "::" if scope and kind != "method" else ""}{html.escape(name)}</a>'
-        f' <span class="kind">{kind}{" of " + html.escape(scope) if scope and kind == "method" else ""}'
-        f' {first}</span>' + (f' <a class="hist" href="{relative(page, *hist[first].split("#", 1))}">history</a>'
-                              if hist and first in hist else "") + '</li>'
+    lis = join(
+        html('<li class="{}"><a href="#{}">{}{}</a> <span class="kind">{}{} {}</span>{}</li>',
+             kind, line_fragment(first, last), scope + "::" if scope and kind != "method" else "", name,
+             kind, " of " + scope if scope and kind == "method" else "", first,
+             html(' <a class="hist" href="{}">history</a>', relative(page, *hist[first].split("#", 1)))
+             if hist and first in hist else "")
         for name, kind, scope, first, last in items)
-    return (f'<details class="outline"><summary>Outline: {summary}</summary>'
-            f'<ol>{lis}</ol><p class="meta">From {source}.</p></details>')
+    return (html('<details class="outline"><summary>Outline: {}</summary>'
+                 '<ol>{}</ol><p class="meta">From {}.</p></details>', summary, lis, source))
 
 
 def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: dict[str, str],
@@ -159,19 +166,19 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
     data = site.data(release, e.path)
     if data is None:
         return title, _header(site, release, e, page, chain, cov,
-                              '<p class="warning">Not fetched: run <code>make original</code>.</p>')
+                              html('<p class="warning">Not fetched: run <code>make original</code>.</p>'))
     if site.is_image(e.path):
-        name = html.escape(PurePosixPath(e.path).name)
-        return title, (_header(site, release, e, page, chain, cov, "")
-                       + f'<figure class="image"><img src="{name}" alt="{html.escape(e.path)} as stored"></figure>')
+        return title, (_header(site, release, e, page, chain, cov, HTML(""))
+                       + html('<figure class="image"><img src="{}" alt="{} as stored"></figure>',
+                              PurePosixPath(e.path).name, e.path))
     if site.is_binary(release, e.path):
-        return title, (_header(site, release, e, page, chain, cov, "")
-                       + '<p class="warning">A binary file (it contains NUL bytes): not shown; '
-                       'use the raw file link above.</p>')
+        return title, (_header(site, release, e, page, chain, cov, HTML(""))
+                       + html('<p class="warning">A binary file (it contains NUL bytes): not shown; '
+                              "use the raw file link above.</p>"))
     text = site.text(release, e.path) or ""
-    note = ""
+    note = HTML("")
     if "\ufffd" in text and b"\xef\xbf\xbd" not in data:
-        note = '<p class="warning">Some bytes are not UTF-8; they are shown as �.</p>'
+        note = html('<p class="warning">Some bytes are not UTF-8; they are shown as �.</p>')
     hl = cache.get(text, e.path)
     refs = site.refs_by_file.get((release, e.path), [])
     anns = site.annotations_by_file.get((release, e.path), [])
@@ -195,9 +202,9 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
     for first, last in [(r.first, r.last) for r in refs] + [(a.first, a.last) for a in anns]:
         ends[first] = max(ends.get(first, first), last)
     man = site.manifests[release]
-    cite = (f' data-release="{html.escape(release)}" data-path="{html.escape(e.path)}" data-commit="{man.commit}"'
-            f' data-upstream="{html.escape(man.upstream)}" data-permalink="{html.escape(man.permalink(e.path))}"'
-            f' data-swhid="{html.escape(swhid(site, release, e))}"')
+    cite = html(' data-release="{}" data-path="{}" data-commit="{}" data-upstream="{}" data-permalink="{}"'
+                ' data-swhid="{}"', release, e.path, man.commit, man.upstream, man.permalink(e.path),
+                swhid(site, release, e))
     lines = split_lines(text)
     if ".cfg" in PurePosixPath(e.path).name:
         outline = outline_html(cfg_outline(lines), "the cfg's section headers")
@@ -208,23 +215,24 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
         items = [(n, "definition", "", line, line) for n, line, defining in hl.names
                  if defining and (n, line) not in seen and not seen.add((n, line))]
         outline = outline_html(items, "the highlighter (Universal Ctags is not installed)", page, hist)
-    tail = ""
+    tail = HTML("")
     if text and not hl.final_newline:
-        tail = '<p class="nofinalnl">⏎ No newline at end of file (shown as stored).</p>'
+        tail = html('<p class="nofinalnl">⏎ No newline at end of file (shown as stored).</p>')
     return title, (_header(site, release, e, page, chain, cov, note) + outline + legend
-                   + f'<div class="source" data-lexer="{hl.lexer}"{cite}>'
-                   + render_listing(hl.lines, final_newline=hl.final_newline, marks=marks, notes=notes, ends=ends,
-                                    attrs=origin.attrs if origin is not None else None)
-                   + tail + "</div>")
+                   + html('<div class="source" data-lexer="{}"{}>{}{}</div>', hl.lexer, cite,
+                          render_listing(hl.lines, final_newline=hl.final_newline, marks=marks, notes=notes,
+                                         ends=ends, attrs=origin.attrs if origin is not None else None), tail))
 
 
 def releases_index(site: Site) -> tuple[str, str]:
     rows = []
     for r in site.order:
         man = site.manifests[r]
-        rows.append(f'<tr><td><a href="{r}/index.html">{r}</a></td><td><a href="{html.escape(man.upstream)}">'
-                    f'{html.escape(man.upstream)}</a></td><td><code>{man.commit[:8]}</code></td>'
-                    f'<td class="num">{len(man.files)}</td><td>{html.escape(man.provenance)}</td></tr>')
-    return "Releases", ('<h1>Releases</h1><p>The pinned releases, in lineage order.</p><div class="table-wrap">'
-                        '<table class="files"><thead><tr><th>release</th><th>upstream</th><th>commit</th>'
-                        f'<th>files</th><th>provenance</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+        rows.append(html('<tr><td><a href="{}/index.html">{}</a></td><td><a href="{}">'
+                         '{}</a></td><td><code>{}</code></td>'
+                         '<td class="num">{}</td><td>{}</td></tr>',
+                         r, r, man.upstream, man.upstream, man.commit[:8], len(man.files), man.provenance))
+    return "Releases", (html('<h1>Releases</h1><p>The pinned releases, in lineage order.</p><div class="table-wrap">'
+                             '<table class="files"><thead><tr><th>release</th><th>upstream</th><th>commit</th>'
+                             '<th>files</th><th>provenance</th></tr></thead><tbody>{}</tbody></table></div>',
+                             join(rows)))

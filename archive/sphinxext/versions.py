@@ -12,7 +12,6 @@ cuda-convnet2 ``cudaconv3/src/filter_acts.cu``, or ``src/layer.cu`` →
 from __future__ import annotations
 
 import difflib
-import html
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import PurePosixPath
 
 from archive.manifest import FileEntry
 from archive.sphinxext.highlight import Cache, split_lines
+from archive.sphinxext.markup import HTML, esc, html, join
 from archive.sphinxext.model import Site, page_of_source, page_of_versions, relative
 
 CONTEXT = 3  # unchanged lines shown around each change
@@ -106,27 +106,27 @@ def status(site: Site, a: tuple[str, str], b: tuple[str, str]) -> str:
 _WORDS = re.compile(r"\w+|\s+|[^\w\s]")
 
 
-def _words(a: str, b: str) -> tuple[str, str]:
+def _words(a: str, b: str) -> tuple[HTML, HTML]:
     """Two changed lines as HTML, the words that differ marked (``<span class="wd">``)."""
     ta, tb = _WORDS.findall(a), _WORDS.findall(b)
     sm = difflib.SequenceMatcher(None, ta, tb, autojunk=False)
     if sm.ratio() < 0.3:  # a different line, not an edit of it: marking would be noise
-        return html.escape(a, quote=False), html.escape(b, quote=False)
+        return esc(a), esc(b)
     oa, ob = [], []
     for tag, i1, i2, j1, j2 in sm.get_opcodes():
-        xa = html.escape("".join(ta[i1:i2]), quote=False)
-        xb = html.escape("".join(tb[j1:j2]), quote=False)
+        xa = esc("".join(ta[i1:i2]))
+        xb = esc("".join(tb[j1:j2]))
         if tag == "equal":
             oa.append(xa)
             ob.append(xb)
         else:
-            oa.append(f'<span class="wd">{xa}</span>' if xa else "")
-            ob.append(f'<span class="wd">{xb}</span>' if xb else "")
-    return "".join(oa), "".join(ob)
+            oa.append(html('<span class="wd">{}</span>', xa) if xa else "")
+            ob.append(html('<span class="wd">{}</span>', xb) if xb else "")
+    return join(oa), join(ob)
 
 
 def _diff_rows(a: list[str], b: list[str], ida: str, idb: str, url_a: str = "", url_b: str = "",
-               off_a: int = 0, off_b: int = 0) -> tuple[str, int, int]:
+               off_a: int = 0, off_b: int = 0) -> tuple[HTML, int, int]:
     """Table rows of a side-by-side diff of the lines ``a``/``b``; line ``n`` of each side has
     the id ``<ida>n`` / ``<idb>n`` (e.g. ``alexnet-2012-a123``: the same line of the same
     release on every page). Changed lines pair up with their words marked; each folded run of
@@ -137,18 +137,19 @@ def _diff_rows(a: list[str], b: list[str], ida: str, idb: str, url_a: str = "", 
     rows: list[str] = []
     added = removed = 0
 
-    def cell(idp: str, n: int | None, code: str = "", cls: str = "") -> str:
+    def cell(idp: str, n: int | None, code: HTML = HTML(""), cls: str = "") -> HTML:
         if n is None:
-            return '<td class="lno"></td><td class="t empty"></td>'
+            return html('<td class="lno"></td><td class="t empty"></td>')
         n += off_a if idp == ida else off_b
-        return f'<td class="lno" id="{idp}{n}">{n}</td><td class="t {cls}">{code}</td>'
+        return html('<td class="lno" id="{}{}">{}</td><td class="t {}">{}</td>', idp, n, n, cls, code)
 
     def fold(i1: int, i2: int, j1: int, j2: int) -> str:
         def side(url: str, f: int, t: int) -> str:
             span = f"{f}–{t}" if t > f else f"{f}"
-            return f'<a href="{url}#L{f}-L{t}">{span}</a>' if url else span
-        return (f'<tr class="skip"><td colspan="4">⋯ {i2 - i1} unchanged lines '
-                f'({side(url_a, off_a + i1 + 1, off_a + i2)} | {side(url_b, off_b + j1 + 1, off_b + j2)})</td></tr>')
+            return html('<a href="{}#L{}-L{}">{}</a>', url, f, t, span) if url else span
+        return (html('<tr class="skip"><td colspan="4">⋯ {} unchanged lines '
+                     '({} | {})</td></tr>',
+                     i2 - i1, side(url_a, off_a + i1 + 1, off_a + i2), side(url_b, off_b + j1 + 1, off_b + j2)))
 
     groups = list(sm.get_grouped_opcodes(CONTEXT))
     prev_a = prev_b = 0
@@ -158,8 +159,8 @@ def _diff_rows(a: list[str], b: list[str], ida: str, idb: str, url_a: str = "", 
         for tag, i1, i2, j1, j2 in g:
             if tag == "equal":
                 for k in range(i2 - i1):
-                    rows.append("<tr>" + cell(ida, i1 + k + 1, html.escape(a[i1 + k], quote=False), "eq")
-                                + cell(idb, j1 + k + 1, html.escape(b[j1 + k], quote=False), "eq") + "</tr>")
+                    rows.append(html("<tr>{}{}</tr>", cell(ida, i1 + k + 1, esc(a[i1 + k]), "eq"),
+                                     cell(idb, j1 + k + 1, esc(b[j1 + k]), "eq")))
                 continue
             removed += i2 - i1
             added += j2 - j1
@@ -167,65 +168,68 @@ def _diff_rows(a: list[str], b: list[str], ida: str, idb: str, url_a: str = "", 
                 if i1 + k < i2 and j1 + k < j2:
                     xa, xb = _words(a[i1 + k], b[j1 + k])
                 else:
-                    xa = html.escape(a[i1 + k], quote=False) if i1 + k < i2 else ""
-                    xb = html.escape(b[j1 + k], quote=False) if j1 + k < j2 else ""
+                    xa = esc(a[i1 + k]) if i1 + k < i2 else HTML("")
+                    xb = esc(b[j1 + k]) if j1 + k < j2 else HTML("")
                 left = cell(ida, i1 + k + 1, xa, "del") if i1 + k < i2 else cell(ida, None)
                 right = cell(idb, j1 + k + 1, xb, "ins") if j1 + k < j2 else cell(idb, None)
-                rows.append(f"<tr>{left}{right}</tr>")
+                rows.append(html('<tr>{}{}</tr>', left, right))
         prev_a, prev_b = g[-1][2], g[-1][4]
     if groups and prev_a < len(a):
         rows.append(fold(prev_a, len(a), prev_b, len(b)))
-    return "".join(rows), added, removed
+    return join(rows), added, removed
 
 
 def versions_page(site: Site, chain: Chain, cache: Cache) -> tuple[str, str]:
     """(title, body) of the diff page of one file across releases."""
     page = page_of_versions(chain.key)
-    parts = [f'<h1>{html.escape(chain.key)} across releases</h1><ul class="members">']
+    parts = [html('<h1>{} across releases</h1><ul class="members">', chain.key)]
     for r in site.order:
         if r in chain.members:
             p = chain.members[r]
-            parts.append(f'<li><a href="{relative(page, page_of_source(r, p))}">{r}/{html.escape(p)}</a></li>')
-    parts.append(f'</ul><p class="meta">Between the releases: <a href="{relative(page, "revisions/index")}">every '
-                 'public revision</a>; who wrote each line is on the source pages.</p>')
+            parts.append(html('<li><a href="{}">{}/{}</a></li>', relative(page, page_of_source(r, p)), r, p))
+    parts.append(html('</ul><p class="meta">Between the releases: <a href="{}">every '
+                      'public revision</a>; who wrote each line is on the source pages.</p>',
+                      relative(page, "revisions/index")))
     for k, (ra, rb) in enumerate(chain.pairs(site.order), 1):
         pa, pb = chain.members[ra], chain.members[rb]
         st = status(site, (ra, pa), (rb, pb))
         sec = f"{ra}..{rb}"
         ida, idb = f"{ra}-a", f"{rb}-b"
         url_a, url_b = relative(page, page_of_source(ra, pa)), relative(page, page_of_source(rb, pb))
-        parts.append(f'<section class="diff-pair" id="{sec}"><h2>{ra} → {rb} '
-                     f'<span class="status {st.replace("+", "-")}">{st}</span></h2>')
+        parts.append(html('<section class="diff-pair" id="{}"><h2>{} → {} '
+                          '<span class="status {}">{}</span></h2>', sec, ra, rb, st.replace('+', '-'), st))
         ta, tb = site.text(ra, pa), site.text(rb, pb)
         if "changed" not in st:
-            parts.append("<p>Byte-identical (same git blob "
-                         f"<code>{site.manifests[ra].files[pa].blob}</code>).</p></section>")
+            parts.append(html('<p>Byte-identical (same git blob '
+                              '<code>{}</code>).</p></section>', site.manifests[ra].files[pa].blob))
             continue
         if ta is None or tb is None or site.is_binary(ra, pa) or site.is_binary(rb, pb):
-            parts.append("<p>Not compared here (a release is not fetched, or the file is binary).</p></section>")
+            parts.append(html("<p>Not compared here (a release is not fetched, or the file is binary).</p>"
+                              "</section>"))
             continue
-        def compute() -> tuple[str, int, int]:  # plain text (no highlighting) keeps big diffs light
+        def compute() -> tuple[HTML, int, int]:  # plain text (no highlighting) keeps big diffs light
             return _diff_rows(split_lines(ta), split_lines(tb), ida, idb, url_a, url_b)
 
         key = (f"diff2:{CONTEXT}:{ida}:{idb}:{url_a}:{url_b}:{site.manifests[ra].files[pa].sha256}:"
                f"{site.manifests[rb].files[pb].sha256}")
         rows, added, removed = cache.memo(key, compute)
-        parts.append(f'<p class="diffstat"><span class="ins">+{added}</span> '
-                     f'<span class="del">−{removed}</span> lines · line <em>n</em> of each side is '
-                     f'<code>#{ida}<em>n</em></code> / <code>#{idb}<em>n</em></code> (on every page); '
-                     f'a line number opens that line of the release file</p>'
-                     f'<div class="diff-wrap"><table class="diff" data-a="{url_a}" data-b="{url_b}">'
-                     f'<colgroup><col class="lno">'
-                     f'<col class="t"><col class="lno"><col class="t"></colgroup>'
-                     f'<thead><tr><th colspan="2">{ra}/{html.escape(pa)}</th>'
-                     f'<th colspan="2">{rb}/{html.escape(pb)}</th></tr></thead>'
-                     f'<tbody>{rows}</tbody></table></div></section>')
-    return f"{chain.key} across releases", "".join(parts)
+        parts.append(html('<p class="diffstat"><span class="ins">+{}</span> '
+                          '<span class="del">−{}</span> lines · line <em>n</em> of each side is '
+                          '<code>#{}<em>n</em></code> / <code>#{}<em>n</em></code> (on every page); '
+                          'a line number opens that line of the release file</p>'
+                          '<div class="diff-wrap"><table class="diff" data-a="{}" data-b="{}">'
+                          '<colgroup><col class="lno">'
+                          '<col class="t"><col class="lno"><col class="t"></colgroup>'
+                          '<thead><tr><th colspan="2">{}/{}</th>'
+                          '<th colspan="2">{}/{}</th></tr></thead>'
+                          '<tbody>{}</tbody></table></div></section>',
+                          added, removed, ida, idb, url_a, url_b, ra, pa, rb, pb, rows))
+    return f"{chain.key} across releases", join(parts)
 
 
 def versions_index(site: Site, chains: list[Chain]) -> tuple[str, str]:
     page = "versions/index"
-    head = "".join(f"<th>{r}</th>" for r in site.order)
+    head = join(html("<th>{}</th>", r) for r in site.order)
     rows = []
     for c in sorted(chains, key=lambda c: c.key):
         if len(c.members) < 2:
@@ -234,21 +238,22 @@ def versions_index(site: Site, chains: list[Chain]) -> tuple[str, str]:
         rels = [r for r in site.order if r in c.members]
         for r in site.order:
             if r not in c.members:
-                cells.append('<td class="absent">—</td>')
+                cells.append(html('<td class="absent">—</td>'))
                 continue
             i = rels.index(r)
             st = "first" if i == 0 else status(site, (rels[i - 1], c.members[rels[i - 1]]), (r, c.members[r]))
-            cells.append(f'<td class="{st.replace("+", "-")}"><a href="{relative(page, page_of_source(r, c.members[r]))}">'
-                         f'{html.escape(c.members[r])}</a> <span class="status">{st}</span></td>')
-        rows.append(f'<tr><td><a href="{relative(page, page_of_versions(c.key))}">{html.escape(c.key)}</a></td>'
-                    f'{"".join(cells)}</tr>')
-    body = ('<h1>Versions</h1><p>Every file present in two or more releases, matched by path, by '
-            'identical content, or by a unique file name (a move). Releases in lineage order: '
-            + " → ".join(site.order) + '. Each status compares a release with the previous one that has '
-            'the file. Between the releases, <a href="' + relative(page, "revisions/index") + '">every public '
-            'revision</a> of the joined history, with a timeline.</p>'
-            '<div class="table-wrap"><table class="files"><thead><tr><th>file</th>'
-            f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+            cells.append(html('<td class="{}"><a href="{}">'
+                              '{}</a> <span class="status">{}</span></td>',
+                              st.replace('+', '-'), relative(page, page_of_source(r, c.members[r])), c.members[r], st))
+        rows.append(html('<tr><td><a href="{}">{}</a></td>'
+                         '{}</tr>', relative(page, page_of_versions(c.key)), c.key, join(cells)))
+    body = html('<h1>Versions</h1><p>Every file present in two or more releases, matched by path, by '
+                'identical content, or by a unique file name (a move). Releases in lineage order: {}. '
+                'Each status compares a release with the previous one that has the file. Between the '
+                'releases, <a href="{}">every public revision</a> of the joined history, with a timeline.</p>'
+                '<div class="table-wrap"><table class="files"><thead><tr><th>file</th>{}</tr></thead>'
+                '<tbody>{}</tbody></table></div>', " → ".join(site.order), relative(page, "revisions/index"),
+                head, join(rows))
     return "Versions", body
 
 
@@ -263,46 +268,53 @@ def release_index(site: Site, release: str, chains: list[Chain], coverage) -> tu
     for e in site.files(release):
         d = posixpath.dirname(e.path)
         if d != last_dir:
-            rows.append(f'<tr class="dir"><th colspan="{3 + len(others)}">{html.escape(d or "/")}</th></tr>')
+            rows.append(html('<tr class="dir"><th colspan="{}">{}</th></tr>', 3 + len(others), d or '/'))
             last_dir = d
         chain = by_file[(release, e.path)]
         marks = []
         for o in others:
             if o not in chain.members:
-                marks.append(f'<td class="mark absent" title="not in {o}">{"added" if site.order.index(o) < site.order.index(release) else "—"}</td>')
+                marks.append(html('<td class="mark absent" title="not in {}">{}</td>',
+                                  o, 'added' if site.order.index(o) < site.order.index(release) else '—'))
                 continue
             st = status(site, (o, chain.members[o]), (release, e.path))
             url = relative(page, page_of_versions(chain.key))
-            marks.append(f'<td class="mark {st.replace("+", "-")}"><a href="{url}" title="vs {o}: '
-                         f'{html.escape(chain.members[o])}">{st}</a></td>')
+            marks.append(html('<td class="mark {}"><a href="{}" title="vs {}: '
+                              '{}">{}</a></td>', st.replace('+', '-'), url, o, chain.members[o], st))
         cov = coverage.get((release, e.path))
         covtxt = f"{cov.cited_share:.0%} / {cov.annotated_share:.0%}" if cov and e.lines else ""
-        rows.append(f'<tr><td class="path"><a href="{relative(page, page_of_source(release, e.path))}">'
-                    f'{html.escape(posixpath.basename(e.path))}</a></td><td class="num">{e.lines}</td>'
-                    f'<td class="num">{covtxt}</td>{"".join(marks)}</tr>')
+        rows.append(html('<tr><td class="path"><a href="{}">'
+                         '{}</a></td><td class="num">{}</td>'
+                         '<td class="num">{}</td>{}</tr>',
+                         relative(page, page_of_source(release, e.path)), posixpath.basename(e.path), e.lines,
+                         covtxt, join(marks)))
     mine = {c.members[release] for c in chains if release in c.members}
     gone = []
     for o in others:
         for c in chains:
             if o in c.members and release not in c.members:
-                gone.append(f'<li><a href="{relative(page, page_of_source(o, c.members[o]))}">{o}/'
-                            f'{html.escape(c.members[o])}</a></li>')
-    head = "".join(f"<th>vs {o}</th>" for o in others)
+                gone.append(html('<li><a href="{}">{}/'
+                                 '{}</a></li>',
+                                 relative(page, page_of_source(o, c.members[o])), o, c.members[o]))
+    head = join(html("<th>vs {}</th>", o) for o in others)
     absent = "" if site.present(release) else (
-        '<p class="warning">This release is not fetched (<code>original/'
-        f'{release}</code> is empty): run <code>make original</code>.</p>')
-    body = (f'<h1>{release}</h1>{absent}<dl class="provenance">'
-            f'<dt>Upstream</dt><dd><a href="{html.escape(man.upstream)}">{html.escape(man.upstream)}</a></dd>'
-            f'<dt>Commit</dt><dd><a href="{html.escape(man.upstream)}/tree/{man.commit}"><code>{man.commit}</code></a>'
-            f' ({html.escape(man.commit_date)}) · <code>swh:1:rev:{man.commit}</code></dd>'
-            f'<dt>License</dt><dd>{html.escape(man.license)}</dd>'
-            f'<dt>Provenance</dt><dd>{html.escape(man.provenance)}</dd>'
-            f'<dt>Files</dt><dd>{len(mine)} files, {sum(e.lines for e in man.files.values())} lines</dd></dl>'
-            '<p>Marks compare each file with the same file (by lineage) in the other releases: '
-            '<em>same</em>, <em>changed</em>, <em>moved</em>; <em>added</em> where an earlier release '
-            'lacks it, — where a later one does. The third column is the share of lines cited by the '
-            'port / annotated.</p>'
-            f'<div class="table-wrap"><table class="files tree"><thead><tr><th>file</th><th>lines</th>'
-            f'<th>port / notes</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
-            f'<h2>In other releases, absent here</h2><ul class="gone">{"".join(gone) or "<li>none</li>"}</ul>')
+        html('<p class="warning">This release is not fetched (<code>original/'
+             '{}</code> is empty): run <code>make original</code>.</p>', release))
+    body = (html('<h1>{}</h1>{}<dl class="provenance">'
+                 '<dt>Upstream</dt><dd><a href="{}">{}</a></dd>'
+                 '<dt>Commit</dt><dd><a href="{}/tree/{}"><code>{}</code></a>'
+                 ' ({}) · <code>swh:1:rev:{}</code></dd>'
+                 '<dt>License</dt><dd>{}</dd>'
+                 '<dt>Provenance</dt><dd>{}</dd>'
+                 '<dt>Files</dt><dd>{} files, {} lines</dd></dl>'
+                 '<p>Marks compare each file with the same file (by lineage) in the other releases: '
+                 '<em>same</em>, <em>changed</em>, <em>moved</em>; <em>added</em> where an earlier release '
+                 'lacks it, — where a later one does. The third column is the share of lines cited by the '
+                 'port / annotated.</p>'
+                 '<div class="table-wrap"><table class="files tree"><thead><tr><th>file</th><th>lines</th>'
+                 '<th>port / notes</th>{}</tr></thead><tbody>{}</tbody></table></div>'
+                 '<h2>In other releases, absent here</h2><ul class="gone">{}</ul>',
+                 release, absent, man.upstream, man.upstream, man.upstream, man.commit, man.commit,
+                 man.commit_date, man.commit, man.license, man.provenance, len(mine),
+                 sum(e.lines for e in man.files.values()), head, join(rows), join(gone) or html("<li>none</li>")))
     return release, body

@@ -386,7 +386,10 @@ def conv_response_norm_cross_map(images, num_filters, size_f, add_scale, pow_sca
     containing f when ``blocked``. α is used as given (alexnet-2012/layer.py:1183 divides it by size).
     Returns (target, denoms).
 
-    DIVERGES: reconstructed minDiv: r561 hard-codes 1 (cuda-convnet-r561/src/cudaconv2/conv_util.cu:1084), the 2012 release passes minDiv (alexnet-2012/src/layer.cu:1589) to a kernel that is not public; cuda-convnet2 adds minDiv where r561 adds 1 (cuda-convnet2/cudaconv3/src/conv_util.cu:1206).
+    DIVERGES: reconstructed minDiv: r561 hard-codes 1
+    (cuda-convnet-r561/src/cudaconv2/conv_util.cu:1084), the 2012 release passes minDiv
+    (alexnet-2012/src/layer.cu:1589) to a kernel that is not public; cuda-convnet2 adds minDiv where
+    r561 adds 1 (cuda-convnet2/cudaconv3/src/conv_util.cu:1206).
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2743-2790 convContrastNormCrossMap
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1038-1089 kFCNorm
@@ -439,7 +442,10 @@ def conv_gaussian_blur(images, filter, horiz, num_channels):
     """One pass of a separable blur: out[.., i] = Σ_k filter[k]·x[.., i + k − r] along x
     (``horiz``) or y, zeros outside. ``filter`` is (1, 2r+1) with r in 1..4.
 
-    DIVERGES: for an asymmetric filter the kernel mixes mirrored and unmirrored taps (it reads filter[r + col − o] for the first r pixels, filter[k] after, cuda-convnet-r561/src/cudaconv2/conv_util.cu:393-412); the port always correlates, which is the same for the symmetric filters alexnet-2012/layer.py:454-456 builds.
+    DIVERGES: for an asymmetric filter the kernel mixes mirrored and unmirrored taps (it reads
+    filter[r + col − o] for the first r pixels, filter[k] after,
+    cuda-convnet-r561/src/cudaconv2/conv_util.cu:393-412); the port always correlates, which is the
+    same for the symmetric filters alexnet-2012/layer.py:454-456 builds.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:682-726 convGaussianBlur
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:355-441 kGaussianBlur
@@ -491,7 +497,10 @@ def conv_bed_of_nails(images, num_channels, img_size, start_x, stride_x):
 def conv_bed_of_nails_undo(acts_grad, num_channels, img_size, start_x, stride_x):
     """Backward of :func:`conv_bed_of_nails`: the gradients at the nails, zeros elsewhere.
 
-    DIVERGES: the original's accumulating path (scaleTargets ≠ 0) asserts that the image-sized target has numChannels·outputs rows (cuda-convnet-r561/src/cudaconv2/conv_util.cu:569), so it fails whenever the nailbed's input has a second consumer; the port returns the gradient and the caller adds.
+    DIVERGES: the original's accumulating path (scaleTargets ≠ 0) asserts that the image-sized
+    target has numChannels·outputs rows (cuda-convnet-r561/src/cudaconv2/conv_util.cu:569), so it
+    fails whenever the nailbed's input has a second consumer; the port returns the gradient and the
+    caller adds.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:670-674 convBedOfNailsUndo
     """
@@ -638,7 +647,9 @@ def conv_tica(images, num_filters, size_x):
 def conv_tica_grad(images, ticas, num_filters, size_x):
     """−x_p · Σ_{q in the size_x² window around p} ticas_q (the caller scales by coeff).
 
-    DIVERGES: the kernel's accumulating branch (scaleTarget ≠ 0) multiplies by √Σ instead of Σ (cuda-convnet-r561/src/cudaconv2/conv_util.cu:1366); the port always computes the overwriting branch, and the caller adds.
+    DIVERGES: the kernel's accumulating branch (scaleTarget ≠ 0) multiplies by √Σ instead of Σ
+    (cuda-convnet-r561/src/cudaconv2/conv_util.cu:1366); the port always computes the overwriting
+    branch, and the caller adds.
 
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2643-2682 convTICAGrad
     Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1296-1371 kTICAGrad_manyfilter

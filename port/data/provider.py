@@ -3,9 +3,9 @@
 What this is: :class:`DataProvider` walks a batch range epoch after epoch and hands out
 ``(epoch, batchnum, [matrices])``; :class:`LabeledDataProvider` adds the class count;
 :class:`LabeledMemoryDataProvider` keeps every batch in memory; :func:`get_instance` picks the
-class registered under a ``--data-provider`` string in :data:`dp_types` (filled by
-``port/data/__init__.py``, the twin of the registrations in ``convnet.py``). What this is not: the
-crops, flips and colour noise, which live with the providers that use them (``cifar.py``,
+class registered under a ``--data-provider`` string in :data:`dp_types` (the one registry, at the
+end of this file: r561's ``dp_classes`` and the 2012 ``convnet.py``'s registrations). What this is
+not: the crops, flips and colour noise, which live with the providers that use them (``cifar.py``,
 ``jpeg.py``), or any GPU code: providers run on the host with NumPy and the driver copies their
 output to the device, as the original's Python providers did.
 
@@ -44,11 +44,6 @@ from port.errors import UserError
 from port.util import alphanum_key, unpickle
 
 BATCH_META_FILE = "batches.meta"
-
-# The --data-provider string -> provider class. Filled by port/data/__init__.py (one table).
-dp_types: dict[str, type] = {}
-# Keys the 2012 driver registers that this port does not implement, with the reason.
-not_ported: dict[str, str] = {}
 
 
 class DataProvider:
@@ -344,3 +339,38 @@ def _format_range(nums: list[int]) -> str:
             parts.append(f"{start}-{n}" if n != start else f"{n}")
             start = None
     return ", ".join(parts)
+
+
+# The providers of the other modules subclass the classes above, so they are imported here, after
+# them: port/data/__init__.py imports this module first, and cifar.py, jpeg.py and synthetic.py
+# then find DataProvider and its subclasses defined when this import runs them.
+from port.data.cifar import CIFARDataProvider, CroppedCIFARDataProvider  # noqa: E402
+from port.data.jpeg import JPEGCroppedImageNetLogRegDP  # noqa: E402
+from port.data.synthetic import DummyConvNetLogRegDP  # noqa: E402
+
+# The --data-provider string -> provider class: r561's own keys, then the keys the 2012 driver
+# registers (the one registry; get_instance looks a string up here).
+# Ports: cuda-convnet-r561/data.py:220-231 dp_types
+# Ports: alexnet-2012/convnet.py:199-209 register_data_provider
+dp_types: dict[str, type] = {
+    "default": DataProvider,
+    "labeled": LabeledDataProvider,
+    "labeled-memory": LabeledMemoryDataProvider,
+    "dummy-lr-n": DummyConvNetLogRegDP,
+    "inet-lr-cropped-jpeg": JPEGCroppedImageNetLogRegDP,
+    "cifar": CIFARDataProvider,
+    "cifar-cropped": CroppedCIFARDataProvider,
+}
+
+_RAW = ("raw-pixel ImageNet batches (D×N arrays with 'wordpres'); "
+        "the 2012 runs used the JPEG provider")
+# Keys the 2012 driver registers that this port does not implement, with the reason.
+not_ported: dict[str, str] = {
+    "inet-lr": _RAW,
+    "inet-lr-cropped": _RAW,
+    "inet-rs-lr-cropped": "broken in the release (get_cropped_data has the wrong signature)",
+    "flickr-ce-cropped": "the Flickr tag data set is not public",
+    "dummy-ce-n": "the cross-entropy dummy provider is not ported; use dummy-lr-n",
+    "flatmem": "not ported; use cifar for flat in-memory batches",
+    "memory": "not ported; use labeled-memory",
+}

@@ -30,7 +30,8 @@ from port.layers.pool import make_pool_layer
 from port.layers.treefc import TreeFCLayer
 from port.layers.weight import ConvLayer, FCLayer, LocalUnsharedLayer
 
-# cfg type string -> constructor(dic, net), in the order of ConvNetGPU::initLayer.
+# cfg type string -> constructor(dic, net), in the order of ConvNetGPU::initLayer, which hands
+# every "cost." type to CostLayer::makeCostLayer (here: cost_classes).
 # Ports: alexnet-2012/src/convnet.cu:440-492 ConvNetGPU::initLayer
 layer_classes = {
     "data": DataLayer,
@@ -55,13 +56,7 @@ layer_classes = {
     "rscale": RandomScaleLayer,
     "concat": ConcatenationLayer,
     "hs": HiddenSexLayer,
-    **cost_classes,
-    "cost.crossent": CrossEntCostLayer,
-    "cost.crossent2": CrossEnt2CostLayer,
-    "cost.rflickr": RobustFlickrCost,
-    "cost.gsum2": GatedSumOfSquaresCostLayer,
-    "cost.tica": TICACostLayer,
-    "cost.msm": MultiSoftmaxCostLayer,
+    **cost_classes,  # all eight costs: one registry, port/layers/cost.py (makeCostLayer's twin)
 }
 
 

@@ -6,7 +6,10 @@ its output ``acts`` and the sum ``acts_grad`` of the gradients its consumers sen
 (port/model.py) calls :meth:`Layer.fprop` in topological order and :meth:`Layer.bprop` in
 reverse order, which replaces the original's per-GPU threads and messages.
 
-DIVERGES: one thread. The original ran each GPU's layers in their own thread and shared buffers between layers (actsTarget/actsGradTarget); here the model runs every layer in turn, each on its device (``device``, from its cfg column ``column``: port/devices.py), and every layer owns its arrays.
+DIVERGES: one thread. The original ran each GPU's layers in their own thread and shared buffers
+between layers (actsTarget/actsGradTarget); here the model runs every layer in turn, each on its
+device (``device``, from its cfg column ``column``: port/devices.py), and every layer owns its
+arrays.
 
 Layout: every activation is a (D, N) matrix, cases last; images are (C, H, W, N) flattened
 row-major as c·H·W + y·W + x. Sign: ``acts_grad`` and every weight ``grad`` hold the descent
@@ -68,7 +71,8 @@ class Layer:
         self.prev.append(layer)
 
     def add_next(self, layer: "Layer") -> None:
-        """DIVERGES: the original inserts at a random place to vary the cross-GPU message order; one device has no messages.
+        """DIVERGES: the original inserts at a random place to vary the cross-GPU message order; one
+        device has no messages.
 
         Ports: alexnet-2012/src/layer.cu:370-380 Layer::addNext
         """

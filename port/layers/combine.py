@@ -133,7 +133,8 @@ class HiddenSexLayer(Layer):
     """Dropout as in the paper: training keeps each unit with probability ``keep`` (mask, no
     rescaling); any other pass (test, gradient check) or ``enable=0`` multiplies by ``keep``.
 
-    DIVERGES: the mask is drawn on the device by port.backend.uniform, keyed by the model's NumPy Generator (seeded, checkpointable), not by cuRAND.
+    DIVERGES: the mask is drawn on the device by port.backend.uniform, keyed by the model's NumPy
+    Generator (seeded, checkpointable), not by cuRAND.
 
     Ports: alexnet-2012/src/layer.cu:1121-1124 HiddenSexLayer::HiddenSexLayer
     """

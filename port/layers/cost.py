@@ -3,7 +3,8 @@
 
 The twins of CostLayer, LogregCostLayer and SumOfSquaresCostLayer in layer.cu. Each cost keeps
 ``costv``, its values summed over the minibatch's cases (the first is the objective, weighted by
-``coeff`` in the total). The other costs are in port/layers/cost_ext.py and multisoftmax.py.
+``coeff`` in the total). The other costs are in port/layers/cost_ext.py and multisoftmax.py;
+:data:`cost_classes` at the end of this file registers all eight.
 
 Layout: (D, N), cases last; labels (1, N) class ids as floats. The gradients sent are the
 descent direction −∂L/∂· (port/gradients.py). The cost values are 0-d float64 arrays on the
@@ -114,11 +115,24 @@ class SumOfSquaresCostLayer(CostLayer):
         return to_descent(2.0 * self.coeff * self.inputs[0])
 
 
-# The cost factory, keyed by the cfg type string (CostLayer::makeCostLayer).
+# The other six costs subclass CostLayer above, so their modules are imported here, after it: a
+# module that imports port.layers.cost_ext first still runs this file to its end first (the
+# package's __init__ imports this module before them), and they find CostLayer defined.
+from port.layers.cost_ext import (CrossEnt2CostLayer, CrossEntCostLayer,  # noqa: E402
+                                  GatedSumOfSquaresCostLayer, RobustFlickrCost, TICACostLayer)
+from port.layers.multisoftmax import MultiSoftmaxCostLayer  # noqa: E402
+
+# The cost factory, all eight costs, keyed by the cfg type string, in makeCostLayer's order.
 # Ports: alexnet-2012/src/layer.cu:1663-1682 CostLayer::makeCostLayer
 cost_classes = {
+    "cost.crossent": CrossEntCostLayer,
+    "cost.crossent2": CrossEnt2CostLayer,
     "cost.logreg": LogregCostLayer,
     "cost.sum2": SumOfSquaresCostLayer,
+    "cost.gsum2": GatedSumOfSquaresCostLayer,
+    "cost.tica": TICACostLayer,
+    "cost.msm": MultiSoftmaxCostLayer,
+    "cost.rflickr": RobustFlickrCost,
 }
 
 __all__ = ["CostLayer", "LogregCostLayer", "SumOfSquaresCostLayer", "cost_classes"]

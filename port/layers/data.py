@@ -13,7 +13,8 @@ from port.layers.base import Layer
 class DataLayer(Layer):
     """Holds minibatch matrix ``dataIdx``; produces no gradient.
 
-    DIVERGES: no prefetch buffer of the next minibatch (alexnet-2012/src/convnet.cu:221-242); copying a NumPy slice to the device is the whole job here.
+    DIVERGES: no prefetch buffer of the next minibatch (alexnet-2012/src/convnet.cu:221-242);
+    copying a NumPy slice to the device is the whole job here.
 
     Ports: alexnet-2012/src/layer.cu:1167-1172 DataLayer::DataLayer
     """

@@ -252,7 +252,9 @@ class LocalUnsharedLayer(LocalLayer):
         self._accumulate(self.weights[i], g.reshape(self.weights[i].shape), v, pass_type)
 
     def bprop_acts(self, v, inp_idx, pass_type):
-        """DIVERGES: a random-sparse input read by several groups (overSample > 1) gets the sum of its overSample gradient blocks, as conv does; the original's local layer writes the unsummed (overSample·C·H·W, N) result into a (C·H·W, N) gradient.
+        """DIVERGES: a random-sparse input read by several groups (overSample > 1) gets the sum of
+        its overSample gradient blocks, as conv does; the original's local layer writes the unsummed
+        (overSample·C·H·W, N) result into a (C·H·W, N) gradient.
 
         Ports: alexnet-2012/src/layer.cu:992-1001 LocalUnsharedLayer::bpropActs
         """

@@ -118,3 +118,64 @@ def test_every_ported_module_cites_the_original():
             modules.add(p.relative_to(ROOT).as_posix())
     missing = sorted(modules - citing - exempt)
     assert missing == [], f"modules without any Ports: line: {missing}"
+
+
+def test_a_wrapped_divergence_is_read_whole(tmp_path):
+    """A DIVERGES: reason wrapped over several lines (docstring or comment) is one reason."""
+    (tmp_path / "port").mkdir()
+    (tmp_path / "port" / "mod.py").write_text(textwrap.dedent('''\
+        def f():
+            """Doc.
+
+            DIVERGES: the first part of a long reason,
+            its second line,
+            and its third.
+
+            Ports: rel/src/layer.cu:3-4 ConvLayer::fpropActs
+            """
+            # DIVERGES: a comment reason
+            # that goes on.
+            return 1
+    '''))
+    _, divs = xref.scan([tmp_path / "port"], root=tmp_path)
+    assert [(d.reason, d.line, d.last) for d in divs] == [
+        ("the first part of a long reason, its second line, and its third.", 4, 6),
+        ("a comment reason that goes on.", 10, 11)]
+
+
+def test_no_divergence_line_of_the_port_is_longer_than_100():
+    """Every DIVERGES: line in port/ is wrapped to <= 100 characters (the scan reads the wrapped
+    reason whole: test_a_wrapped_divergence_is_read_whole)."""
+    _, divs = xref.scan([ROOT / "port"])
+    assert divs
+    long = []
+    for d in divs:
+        lines = (ROOT / d.port_file).read_text(encoding="utf-8").splitlines()
+        long += [f"{d.port_file}:{n}: {len(lines[n - 1])} chars" for n in range(d.line, (d.last or d.line) + 1)
+                 if len(lines[n - 1]) > 100]
+    assert long == [], "\n".join(long)
+
+
+def test_port_only_is_a_divergence_of_its_own_kind(tmp_path):
+    """``Port-only:`` (a check the port adds) is scanned like ``DIVERGES:``, with its kind; a
+    reason stops at the next marker of either kind."""
+    (tmp_path / "port").mkdir()
+    (tmp_path / "port" / "mod.py").write_text(textwrap.dedent('''\
+        def f(x):
+            # DIVERGES: one reason
+            # Port-only: a refused input,
+            # said on two lines.
+            if x < 0:  # Port-only: another
+                raise ValueError(x)
+    '''))
+    _, divs = xref.scan([tmp_path / "port"], root=tmp_path)
+    assert [(d.kind, d.reason, d.line, d.last) for d in divs] == [
+        ("DIVERGES", "one reason", 2, 2), ("Port-only", "a refused input, said on two lines.", 3, 4),
+        ("Port-only", "another", 5, 5)]
+
+
+def test_the_port_marks_its_checks_port_only():
+    """The port's Port-only: lines are found (listed on the site's divergences page)."""
+    _, divs = xref.scan([ROOT / "port"])
+    assert {d.kind for d in divs} == {"DIVERGES", "Port-only"}
+    assert all(d.reason for d in divs)

@@ -382,3 +382,16 @@ def test_a_cfg_that_is_a_device_fifo_or_directory_is_named(tiny, tmp_path, capsy
         _one_line(capsys, convnet.main(train_args(data, save, layer_def, bad)), f"{bad}: layer parameter file {what}")
     _one_line(capsys, convnet.main(train_args(data, save, layer_def, params, **{"train-range": "1-1000000000"})),
               "--train-range", "at most 100000")
+
+
+def test_attributes_made_by_setattr_are_declared(tiny):
+    """IGPUModel's annotated block names exactly what __init__ turns into attributes with setattr:
+    every option of the driver and every key of the model state a checkpoint holds."""
+    from port import convnet
+    from port.gpumodel import IGPUModel
+
+    data, save, layer_def, params = tiny
+    assert convnet.main(train_args(data, save, layer_def, params, epochs=1)) == 0
+    state = checkpoint.load(save_dirs(save)[0])["model_state"]
+    options = {o.name for o in convnet.ConvNet.get_options_parser().get_options_list()}
+    assert set(IGPUModel.__annotations__) == options | set(state)

@@ -351,7 +351,8 @@ def _good_checkpoint(tmp_path: Path, d: Path, p: Path) -> Path:
 
 
 def _resume(path: Path, d: Path, p: Path) -> None:
-    from port.convnet import ConvNet, check_same_architecture
+    from port.convnet import ConvNet
+    from port.layer_def import check_same_architecture
     from port.gpumodel import IGPUModel
     from port.layer import check_saved_layers
 

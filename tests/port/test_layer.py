@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -11,9 +13,9 @@ import pytest
 
 from port.errors import ConfigError, main_guard
 from port.cfg_checks import IgnoredKeyWarning
-from port.convnet import apply_model_options, check_same_architecture, guess_data_dims
 from port.layer import (LAYER_PARSERS, NEURON_PARSERS, conv_to_local,
                         parse_layers, parse_neuron, unshare_weights)
+from port.layer_def import apply_model_options, check_same_architecture, guess_data_dims
 from tests.port.cfgnets import BASE, INPUTS, OPTS, PARAMS, edit, parse, write
 
 
@@ -578,6 +580,19 @@ def test_def_only_guesses_data_sizes(tmp_path):
     assert guess_data_dims(d) == {0: 3 * 24 * 24, 1: 1}  # a 10-class net: CIFAR crops first
     L = parse_layers(d, None, {"data_dims": guess_data_dims(d)}, init_weights=False)
     assert L["conv1"]["imgSize"] == [24] and L["pool1"]["outputsX"] == 12
+
+
+def test_reading_a_def_file_loads_no_driver(tmp_path):
+    """port.layer_def (the parser's helpers) reads a def file without the driver, the model, the
+    layer classes or the data providers."""
+    d = write(tmp_path, "layers.cfg", BASE)
+    code = ("import sys\nfrom port.layer import parse_layers\nfrom port.layer_def import guess_data_dims\n"
+            f"parse_layers({str(d)!r}, None, {{'data_dims': guess_data_dims({str(d)!r})}}, init_weights=False)\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('port.convnet', 'port.gpumodel', "
+            "'port.model', 'port.layers', 'port.data'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_errors_print_one_line_and_exit_2(tmp_path, capsys):

@@ -46,3 +46,15 @@ def test_sphinx_pages(app_params, make_app):
     assert "../releases/alexnet-2012/layers/layer-params-92.cfg.html#L5" in page
     assert "<svg" in page or 'class="exp-error"' in page                # a diagram, or the parser's error
     assert "none in the release" in (out / "experiments" / "93.html").read_text()
+
+
+def test_pages_key_reads_the_parser_not_the_driver():
+    """The pages' cache key covers the cfg parser's files (read off their imports), not the
+    driver's: an edit of port/convnet.py or of a layer class leaves the pages cached."""
+    from archive import ROOT
+    from archive.sphinxext.experiment_pages import _parser_sources
+
+    files = {p.relative_to(ROOT).as_posix() for p in _parser_sources()}
+    assert {"port/__init__.py", "port/layer.py", "port/layer_def.py", "port/cfg_checks.py"} <= files
+    assert not files & {"port/convnet.py", "port/gpumodel.py", "port/model.py"}
+    assert not any(f.startswith(("port/layers/", "port/data/")) for f in files)

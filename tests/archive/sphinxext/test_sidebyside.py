@@ -44,3 +44,16 @@ def test_divergence_reason_whole_plain_and_linked(built):
 def test_plain_reason_markup():
     assert plain_reason("see :func:`load` and ``a < b`` **not** *x*") == (
         "see <code>load</code> and <code>a &lt; b</code> <strong>not</strong> *x*")
+
+
+def test_port_only_checks_listed_apart(built):
+    """A Port-only: line (a check the port adds) is listed on the divergences page after the
+    DIVERGES: lines, in its own section, and in the port page's margin."""
+    html = page(built[0], "divergences.html")
+    head, _, section = html.partition('<h2 id="port-only">')
+    assert section and "a made-up check the original lacks" not in head
+    items = re.findall(r'<li class="port-only".*?</li>', section, re.S)
+    assert len(items) == 1 and "a made-up check the original lacks, to be listed." in items[0]
+    assert re.search(r'class="to-port" href="port/mod.html#L35"', items[0])
+    port = page(built[0], "port/mod.html")
+    assert '<span class="tag">port-only</span>' in port and "1 <code>Port-only:</code> checks" in port
