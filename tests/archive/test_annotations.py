@@ -202,3 +202,16 @@ def test_no_note_ends_inside_the_next_definitions_comment(alexnet_2012):
         return p.read_text(encoding="utf-8", errors="replace").splitlines() if p.is_file() else None
     assert sum(len(v) for v in by_file.values()) > 500, "ctags found the definitions"
     assert notes_into_comments(refs, texts, lambda r, p: by_file.get((r, p), [])) == []
+
+
+def test_every_row_of_the_nips_table_links_its_cfg_section():
+    """docs/nips2012-network.md: each row of the layer table cites its lines of layers-145.cfg."""
+    text = (DOCS / "nips2012-network.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, l in enumerate(text) if l.startswith("| layer | cfg sections"))
+    rows = []
+    for line in text[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    assert len(rows) >= 15
+    assert [r for r in rows if "{src}`alexnet-2012/layers/layers-145.cfg:" not in r] == []
