@@ -84,6 +84,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_js_file("archive.js", loading_method="defer")
     app.add_js_file("archive-idents.js", loading_method="defer")
     app.add_js_file("archive-origin.js", loading_method="defer")
+    app.add_js_file("archive-sort.js", loading_method="defer")
     setup_annotations(app)
     setup_tables(app)
     app.connect("config-inited", experiment_pages.resolve_layers_dir)

@@ -77,8 +77,8 @@ def load(site: Site, srcdir: Path, table: str, tags, experiments: set[str] | Non
         rel = data.get("release")
         defs_of: dict[tuple[str, str], list[str]] = defaultdict(list)
         for r in data.get("rows", []):
-            out.params_of[(rel, r["cfg"])] = list(r["params"])
-            for p in r["params"]:
+            out.params_of[(rel, r["cfg"])] = list(r.get("params", []))
+            for p in r.get("params", []):
                 defs_of[(rel, p)].append(r["cfg"])
         out.defs_of = dict(defs_of)
     return out

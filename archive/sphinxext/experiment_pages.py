@@ -272,12 +272,20 @@ def _index_body(t: ex.Timeline, base: Path, compat: dict | None = None) -> HTML:
                   "set and whether multiview). Marked rows are the NIPS 2012 network and the runs that "
                   "reproduce the paper's ablations.</p>")]
     parts.append(html('<div class="exp-diagram-wrap">{}</div>', diagrams.timeline_svg(t.experiments, ex.MARKED)))
+    chart = diagrams.results_svg(t.experiments, ex.MARKED)
+    if chart:
+        parts.append(html('<h2 id="results-over-time">Results over time</h2><p>Each experiment\'s first own recorded '
+                          "result (top-1 error filled, top-5 hollow, in %) at its start date; the label in the "
+                          "table says whether it is validation or test, single patch or multiview, so points "
+                          "are not all alike. Click a column head of the table to sort it.</p>"
+                          '<div class="exp-diagram-wrap">{}</div>', chart))
     if t.unused_defs:
         parts.append(html("<p>Def files that no params file pairs with or names: {}.</p>", join(
             (html('<a href="{}"><code>layers-{}.cfg</code></a>', src_url("layers/layers-" + s + ".cfg"), s)
              for s in t.unused_defs), ", ")))
-    parts.append(html('<div class="exp-table-wrap"><table class="exp-table"><thead><tr><th>#</th><th>started</th>'
-                      "<th>def file</th><th>the diary says</th><th>result</th><th>top-1 / top-5 %</th></tr></thead>"
+    parts.append(html('<div class="exp-table-wrap"><table class="exp-table sortable"><thead><tr>'
+                      '<th data-type="num">#</th><th>started</th><th>def file</th><th>the diary says</th>'
+                      '<th>result</th><th data-type="num">top-1 %</th><th data-type="num">top-5 %</th></tr></thead>'
                       "<tbody>"))
     for e in t.experiments:
         h = e.diary.headline
@@ -288,11 +296,13 @@ def _index_body(t: ex.Timeline, base: Path, compat: dict | None = None) -> HTML:
         badge = status.get(e.def_stem, ("", ""))[0] if e.def_stem else ""
         if badge:
             dfile += html(' <span class="exp-badge" title="{}">{}</span>', status[e.def_stem][1], badge)
-        parts.append(html('<tr{}><td class="stem"><a href="{}.html">{}</a></td><td class="num">{}</td><td>{}</td>'
-                          '<td>{}{}</td><td>{}</td><td class="num">{}</td></tr>',
-                          html(' class="exp-marked"') if mark else "", e.stem, e.stem, e.diary.start_date or "",
-                          dfile, title, html(' <span class="exp-badge">{}</span>', mark) if mark else "",
-                          h.label if h else "", result_text(h)))
+        num = e.number if e.number is not None else 10**6
+        parts.append(html('<tr{}><td class="stem" data-sort="{}"><a href="{}.html">{}</a></td><td class="num">{}</td>'
+                          '<td>{}</td><td>{}{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td></tr>',
+                          html(' class="exp-marked"') if mark else "", f"{num:07d}{e.stem}", e.stem, e.stem,
+                          e.diary.start_date or "", dfile, title,
+                          html(' <span class="exp-badge">{}</span>', mark) if mark else "",
+                          h.label if h else "", pct(h.top1) if h else "", pct(h.top5) if h else ""))
     parts.append(html("</tbody></table></div>"))
     failures = [(s, status[s][1]) for s in t.def_stems if status[s][0]]
     if failures:

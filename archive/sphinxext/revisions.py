@@ -95,8 +95,8 @@ def load(app, site: Site) -> tuple[SiteHistory | None, str]:  # noqa: ANN001
     """The site's history, or None and why not."""
     missing = [r for r in site.order if not hist.has_history(site.original, r, site.manifests[r].commit)]
     if missing:
-        return None, (f"the history of {', '.join(missing)} is not fetched (<code>python -m archive fetch "
-                      f"RELEASE --from-bundle FILE</code> keeps it in <code>original/.history/</code>)")
+        return None, HTML(f"the history of {esc(', '.join(missing))} is not fetched (<code>python -m archive fetch "
+                          f"RELEASE --from-bundle FILE</code> keeps it in <code>original/.history/</code>)")
     cache_dir = Path(app.doctreedir) / "archive-history"
     try:
         stages = hist.default_stages(site.manifests, site.order, site.original,

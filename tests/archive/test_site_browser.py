@@ -351,3 +351,76 @@ def test_real_site_origin_column(browser, real_site, shots):
         page.close()
     finally:
         server.shutdown()
+
+
+# --- issue 22 (content): cfg cross-references, the experiments' results and sortable table --------
+
+@pytest.fixture(scope="module")
+def content_url(tmp_path_factory):
+    """The test root with a synthetic experiments folder, a compat table and a def/params pair."""
+    import json
+
+    from archive import manifest
+    from tests.archive.sphinxext.siteroot import regenerate_manifests
+    from tests.archive.sphinxext.test_cfgxref import DEF, MAKER, PARAMS
+    from tests.archive.test_experiment_history import write_folder
+    root = copy_site(tmp_path_factory.mktemp("browser-content") / "site")
+    rel = root / "releases" / "rel-a"
+    (rel / "layers" / "layers-9.cfg").write_text(DEF)
+    (rel / "layers" / "layer-params-9.cfg").write_text(PARAMS)
+    (rel / "src" / "maker.cu").write_text(MAKER)
+    for m in regenerate_manifests(root).values():
+        manifest.write(m, root / "manifests")
+    write_folder(root / "layers")
+    with open(root / "conf.py", "a") as f:
+        f.write("archive_experiments_dir = 'layers'\n")
+    (root / "compat").mkdir()
+    (root / "compat" / "alexnet-2012.json").write_text(json.dumps({"release": "rel-a", "rows": [
+        {"cfg": "layers/layers-9.cfg", "params": ["layers/layer-params-9.cfg"], "parsed": True}]}))
+    build(root)
+    handler = functools.partial(_Quiet, directory=str(root / "_build" / "html"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_cfg_inputs_and_type_links(browser, content_url, shots):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{content_url}/releases/rel-a/layers/layers-9.cfg.html")
+    page.click('#L10 a.cfgx:text-is("pool1a")')          # inputs=pool1a, data → [pool1a]
+    page.wait_for_function("location.hash === '#L4'")
+    assert page.evaluate("document.getElementById('L4').getBoundingClientRect().top") < 900
+    snap(page, shots, "cfg-xref-1280.png", full=False)
+    page.goto(f"{content_url}/releases/rel-a/layers/layers-9.cfg.html")
+    page.focus('#L9 a.cfgx')                               # type=fc, reached by keyboard
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/src/maker.cu.html#L1")
+    page.close()
+
+
+def test_experiment_results_chart_and_sortable_table(browser, content_url, shots):
+    for width, scheme in ((1280, "light"), (390, "dark")):
+        page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
+        page.goto(f"{content_url}/experiments/index.html")
+        points = page.eval_on_selector_all("svg.experiment-results a", "els => els.map(a => {"
+                                           "const r = a.getBoundingClientRect(); return [r.width, r.height]; })")
+        assert len(points) == 2 and all(w >= 12 and h >= 12 for w, h in points), points  # tappable
+        sizes = page.eval_on_selector_all("svg.experiment-results text",
+                                          "els => els.map(t => t.getBoundingClientRect().height)")
+        assert sizes and min(sizes) >= 10, sizes                                           # readable labels
+        snap(page, shots, f"experiments-results-{width}-{scheme}.png")
+        page.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{content_url}/experiments/index.html")
+    stems = lambda: page.eval_on_selector_all("table.sortable tbody td.stem", "els => els.map(e => e.textContent)")  # noqa: E731
+    top1 = page.locator("table.sortable thead th", has_text="top-1 %")
+    top1.focus()
+    page.keyboard.press("Enter")                           # ascending: 92 (41.00) after 91 (40.66); no result last
+    got = stems()
+    assert got[:2] == ["91", "92"] and top1.get_attribute("aria-sort") == "ascending"
+    top1.click()                                           # descending
+    assert stems()[:2] == ["92", "91"] and top1.get_attribute("aria-sort") == "descending"
+    page.locator("table.sortable thead th", has_text="#").first.click()
+    assert stems() == sorted(got, key=lambda s: (int(s.split("-")[0]), s))
+    page.close()

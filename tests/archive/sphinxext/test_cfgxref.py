@@ -43,6 +43,7 @@ def test_cfg_cross_references(tmp_path):
     assert 'Def file; its params files: <a href="layer-params-9.cfg.html">' in page
     code = "".join(re.findall(r'<pre class="code highlight[^"]*">(.*?)</pre>', page, re.S))
     assert html_mod.unescape(re.sub(r"<[^>]+>", "", code)) == DEF                   # the text unchanged
+    assert "&lt;code&gt;" not in page   # the merge of issues 21 and 23b: "who wrote each line" is markup
     params = (out / "releases" / "rel-a" / "layers" / "layer-params-9.cfg.html").read_text()
     assert 'Params file of the def file <a href="layers-9.cfg.html">' in params
     assert 'href="layers-9.cfg.html#L8"' in params                                 # [fc9] in the def file

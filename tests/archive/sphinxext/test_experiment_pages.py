@@ -58,6 +58,13 @@ def test_sphinx_pages(app_params, make_app):
     assert 'a made-up reason of the table">parse error</span>' in timeline
     assert "runs a training step on 1 " in timeline and "exp-date-rule" in timeline and "earliest" in timeline
     assert "started 2012-09-13, last checkpoint 2012-09-20" in (out / "experiments" / "91.html").read_text()
+    # results over time: a point per experiment with a result (top-1 and top-5), linked; a sortable table
+    chart = timeline[timeline.index('class="experiment-results"'):]
+    chart = chart[:chart.index("</svg>")]
+    assert chart.count("<a href=") == 2 and 'href="91.html"' in chart and "40.66 / 18.21 %" in chart
+    assert '<table class="exp-table sortable">' in timeline and '<th data-type="num">top-1 %</th>' in timeline
+    assert '<td class="num">40.66</td><td class="num">18.21</td>' in timeline
+    assert "_static/archive-sort.js" in timeline
 
 
 def test_pages_key_reads_the_parser_not_the_driver():
