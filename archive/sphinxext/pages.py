@@ -23,7 +23,7 @@ from sphinx.util import logging
 
 from archive import ORIGINAL, RELEASES_DIR, ROOT, xref
 from archive.manifest import load_all
-from archive.sphinxext import (cfgxref, coverage, experiment_pages, history, idents, integrity, revisions, search,
+from archive.sphinxext import (cfgxref, coverage, experiment_pages, fulltext, history, idents, integrity, revisions, search,
                                sidebyside, sources, versions)
 from archive.sphinxext.annotations import ArchiveDomain, rendered_bodies
 from archive.sphinxext.highlight import Cache
@@ -159,6 +159,7 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None =
             yield page_of_port(pf), "port", *got
     yield "port/index", "table", *sidebyside.port_index(site)
     yield "identifiers", "search", *search.search_page()
+    yield fulltext.PAGE, "search", *fulltext.search_page()
     for pagename, title, body in experiment_pages.experiment_pages(app, cache):
         yield pagename, "experiments", title, body
 

@@ -226,7 +226,8 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
     if text and not hl.final_newline:
         tail = html('<p class="nofinalnl">⏎ No newline at end of file (shown as stored).</p>')
     return title, (_header(site, release, e, page, chain, cov, note) + outline + legend
-                   + html('<div class="source" data-lexer="{}"{}>{}{}</div>', hl.lexer, cite,
+                   + html('<div class="source" data-lexer="{}"{} data-pagefind-body data-pagefind-meta="title:{}" '
+                          'data-pagefind-filter="release:{}">{}{}</div>', hl.lexer, cite, title, release,
                           render_listing(code_lines, final_newline=hl.final_newline, marks=marks, notes=notes,
                                          ends=ends, attrs=origin.attrs if origin is not None else None), tail))
 

@@ -378,6 +378,9 @@ def content_url(tmp_path_factory):
     (root / "compat" / "alexnet-2012.json").write_text(json.dumps({"release": "rel-a", "rows": [
         {"cfg": "layers/layers-9.cfg", "params": ["layers/layer-params-9.cfg"], "parsed": True}]}))
     build(root)
+    from archive.sphinxext import fulltext
+    pytest.importorskip("pagefind", reason="pagefind[extended] is not installed (pip install -e .)")
+    assert fulltext.index(root / "_build" / "html") == 0   # Pagefind, as make site runs it
     handler = functools.partial(_Quiet, directory=str(root / "_build" / "html"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -423,4 +426,28 @@ def test_experiment_results_chart_and_sortable_table(browser, content_url, shots
     assert stems()[:2] == ["92", "91"] and top1.get_attribute("aria-sort") == "descending"
     page.locator("table.sortable thead th", has_text="#").first.click()
     assert stems() == sorted(got, key=lambda s: (int(s.split("-")[0]), s))
+    page.close()
+
+
+def test_full_text_search_lands_on_the_line(browser, content_url, shots):
+    """Pagefind's index of the source pages: a word of a cfg comment (the diary) is found, its
+    result links to the line (#L7), and following it highlights that line."""
+    from tests.archive.sphinxext.test_cfgxref import PARAMS
+    line = PARAMS.splitlines().index("# killed on guppy9 at epoch 3") + 1
+    for width, scheme in ((1280, "light"), (390, "dark")):
+        page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
+        page.goto(f"{content_url}/search-code.html?q=guppy9")
+        link = page.locator(f'a.ftline[href$="layer-params-9.cfg.html#L{line}"]')
+        link.wait_for(timeout=15000)
+        assert "guppy9" in page.locator("#ftres > li").first.inner_text()
+        snap(page, shots, f"search-code-{width}-{scheme}.png", full=False)
+        link.click()
+        page.wait_for_url(f"**/layers/layer-params-9.cfg.html#L{line}")
+        page.wait_for_function(f"document.getElementById('L{line}').classList.contains('hl')")
+        page.close()
+    page = browser.new_page()
+    page.goto(f"{content_url}/search-code.html?q=epsW")                  # a setting: found in both cfgs
+    page.locator("a.ftline").first.wait_for(timeout=15000)
+    urls = page.eval_on_selector_all("a.ftline", "els => els.map(a => a.getAttribute('href'))")
+    assert any(u.endswith("layer-params-9.cfg.html#L2") for u in urls), urls
     page.close()

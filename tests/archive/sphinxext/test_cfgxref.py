@@ -13,7 +13,7 @@ from archive import manifest
 from tests.archive.sphinxext.siteroot import build, copy_site, regenerate_manifests
 
 DEF = "[data]\ntype=data\n\n[pool1a]\ntype=pool\ninputs=data\n\n[fc9]\ntype=fc\ninputs=pool1a, data\nneuron=tanh[1,2]\n"
-PARAMS = "[pool1a]\nepsW=0.1\n\n[fc9]\nepsW=0.01\n"
+PARAMS = "[pool1a]\nepsW=0.1\n\n[fc9]\nepsW=0.01\n\n# killed on guppy9 at epoch 3\n"
 MAKER = ("class FCLayer {\n};\n\nclass TanhNeuron {\n};\n\nvoid* make(const char* type) {\n"
          '    if (type == "fc") {\n        return new FCLayer();\n    }\n'
          '    if (type == "tanh") {\n        return new TanhNeuron();\n    }\n    return 0;\n}\n')
