@@ -283,6 +283,7 @@ def test_identifier_click_to_definition_and_back(browser, site_url, shots):
     page.locator("#L2 span", has_text="conv").first.click()  # type=conv: the class that reads it
     page.wait_for_selector("#xref-panel .def a")
     assert "reads type" in page.text_content("#xref-panel .defs")
+    assert "type=conv" in page.text_content("#xref-panel")  # the cfg's namespace, not the code's conv
     page.close()
 
 
