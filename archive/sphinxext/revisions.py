@@ -35,7 +35,7 @@ from sphinx.util import logging
 
 from archive import history as hist
 from archive.sphinxext.highlight import Cache, split_lines
-from archive.sphinxext.markup import HTML, esc_attr
+from archive.sphinxext.markup import HTML, esc, html, join
 from archive.sphinxext.model import Site, line_fragment, page_of_source, relative
 from archive.sphinxext.versions import _diff_rows
 
@@ -48,10 +48,6 @@ SUMMARY_CHARS = 120
 ERA_NAMES = {"cuda-convnet-r561": "cuda-convnet SVN r1–r561 (2011–2012)",
              "alexnet-2012": "first public in the 2012 release",
              "cuda-convnet2": "first public in cuda-convnet2 (2014–2015)"}
-
-
-def esc(s: str) -> HTML:
-    return esc_attr(s)
 
 
 def page_of_revision(rev: hist.Revision) -> str:
@@ -95,8 +91,9 @@ def load(app, site: Site) -> tuple[SiteHistory | None, str]:  # noqa: ANN001
     """The site's history, or None and why not."""
     missing = [r for r in site.order if not hist.has_history(site.original, r, site.manifests[r].commit)]
     if missing:
-        return None, HTML(f"the history of {esc(', '.join(missing))} is not fetched (<code>python -m archive fetch "
-                          f"RELEASE --from-bundle FILE</code> keeps it in <code>original/.history/</code>)")
+        return None, html("the history of {} is not fetched (<code>python -m archive fetch "
+                          "RELEASE --from-bundle FILE</code> keeps it in <code>original/.history/</code>)",
+                          ", ".join(missing))
     cache_dir = Path(app.doctreedir) / "archive-history"
     try:
         stages = hist.default_stages(site.manifests, site.order, site.original,
@@ -171,8 +168,8 @@ def _changes(stitched: hist.Stitched) -> dict[str, list[Change]]:
 @dataclass
 class Origin:
     marks: dict[int, str]        # line → class (era)
-    attrs: dict[int, str]        # line → ' data-r="k"'
-    head: str                    # the summary and the data for the script
+    attrs: dict[int, HTML]       # line → ' data-r="k"'
+    head: HTML                   # the summary and the data for the script
 
 
 def _era_label(sh: SiteHistory, era: int) -> str:
@@ -180,30 +177,30 @@ def _era_label(sh: SiteHistory, era: int) -> str:
     return ERA_NAMES.get(r, r)
 
 
-def summary_sentence(sh: SiteHistory, release: str, path: str) -> str:
+def summary_sentence(sh: SiteHistory, release: str, path: str) -> HTML:
     ids = sh.prov.lines.get((release, path), [])
     n = len(ids)
     if not n:
-        return ""
+        return HTML("")
     mine = sh.eras[release]
     c = sh.counts(release, path)
     before = sum(v for k, v in c.items() if k < mine)
     parts = []
     if before:
-        eras = [f'<span class="oe oe{k}"></span> {c[k]:,} {esc(_era_label(sh, k))}' for k in sorted(c) if k < mine]
-        parts.append(f"{before:,} of {n:,} lines were public before this release (" + "; ".join(eras) + ")")
+        eras = [html('<span class="oe oe{}"></span> {:,} {}', k, c[k], _era_label(sh, k)) for k in sorted(c) if k < mine]
+        parts.append(html("{:,} of {:,} lines were public before this release ({})", before, n, join(eras, "; ")))
     new = c.get(mine, 0)
     first = sh.stages[mine]
     if first.mode == hist.SNAPSHOT:
-        parts.append(f'<span class="oe oe{mine}"></span> {new:,} first appear in it')
+        parts.append(html('<span class="oe oe{}"></span> {:,} first appear in it', mine, new))
     else:
         revs = {i for i in ids if sh.era_of(i) == mine}
-        parts.append(f'<span class="oe oe{mine}"></span> {new:,} were written in its own history '
-                     f'({len(revs)} revision{"s" if len(revs) != 1 else ""})')
-    return "; ".join(parts) + "."
+        parts.append(html('<span class="oe oe{}"></span> {:,} were written in its own history '
+                          '({} revision{})', mine, new, len(revs), "s" if len(revs) != 1 else ""))
+    return join(parts, "; ") + html(".")
 
 
-def origin(sh: SiteHistory, release: str, path: str, page: str, note: str = "") -> Origin | None:
+def origin(sh: SiteHistory, release: str, path: str, page: str, note: HTML = HTML("")) -> Origin | None:
     ids = sh.prov.lines.get((release, path))
     if not ids:
         return None
@@ -214,14 +211,16 @@ def origin(sh: SiteHistory, release: str, path: str, page: str, note: str = "") 
         r = sh.by_id[i]
         revs.append([relative(page, page_of_revision(r)), r.label, r.day, r.summary[:SUMMARY_CHARS], sh.era_of(i)])
     marks = {n: f"oe{sh.era_of(i)}" for n, i in enumerate(ids, 1)}
-    attrs = {n: f' data-r="{index[i]}"' for n, i in enumerate(ids, 1)}
-    data = json.dumps(revs, ensure_ascii=True).replace("</", "<\\/")
-    head = (f'<div class="origin-summary"><p>Origin of each line (<code>git blame -w -M -C -C</code> on the '
-            f'<a href="{relative(page, INDEX)}">joined public history</a>): {summary_sentence(sh, release, path)} '
-            f'<button type="button" class="origin-toggle" aria-pressed="false">show origin column</button> '
-            f'<a href="{esc(relative(page, "provenance/" + release + "/" + path)[:-5])}.json">JSON</a></p>{note}'
-            f'<script type="application/json" class="origin-data">{data}</script></div>')
-    return Origin(marks, attrs, HTML(head))
+    attrs = {n: HTML(' data-r="%d"' % index[i]) for n, i in enumerate(ids, 1)}  # the hot path: one per line
+    data = HTML(json.dumps(revs, ensure_ascii=True).replace("</", "<\\/"))   # JSON in a script: no markup
+    head = html('<div class="origin-summary"><p>Origin of each line (<code>git blame -w -M -C -C</code> on the '
+                '<a href="{}">joined public history</a>): {} '
+                '<button type="button" class="origin-toggle" aria-pressed="false">show origin column</button> '
+                '<a href="{}.json">JSON</a></p>{}'
+                '<script type="application/json" class="origin-data">{}</script></div>',
+                relative(page, INDEX), summary_sentence(sh, release, path),
+                relative(page, "provenance/" + release + "/" + path)[:-5], note, data)
+    return Origin(marks, attrs, head)
 
 
 def cudaconv3_note(site: Site, release: str, path: str, chain) -> HTML:  # noqa: ANN001
@@ -235,15 +234,15 @@ def cudaconv3_note(site: Site, release: str, path: str, chain) -> HTML:  # noqa:
         return HTML("")
     older = members[-2]
     page = page_of_source(release, path)
-    return HTML(f'<p class="origin-limit">This file descends from {esc(older)}\'s '
-            f'<a href="{esc(relative(page, page_of_source(older, chain.members[older])))}">'
-            f'{esc(chain.members[older])}</a>, which the 2012 tree (the commit before {esc(release)} on the joined '
-            f'history) does not hold: plain <code>git blame</code> on that line credits every line it kept to '
-            f'{esc(release)}\'s first commit. Its lines are blamed instead on a side line that holds {esc(older)}\'s '
-            f'files beside the 2012 tree (<code>refs/archive/view/{esc(release)}</code> in the repository '
-            f'<code>python -m archive history</code> writes), so the lines it kept go back to the revisions that wrote '
-            f'them. <a href="{esc(relative(page, "versions/" + chain.key))}">The versions page</a> shows the '
-            f'differences.</p>')
+    return html('<p class="origin-limit">This file descends from {}\'s '
+                '<a href="{}">{}</a>, which the 2012 tree (the commit before {} on the joined '
+                'history) does not hold: plain <code>git blame</code> on that line credits every line it kept to '
+                '{}\'s first commit. Its lines are blamed instead on a side line that holds {}\'s '
+                'files beside the 2012 tree (<code>refs/archive/view/{}</code> in the repository '
+                '<code>python -m archive history</code> writes), so the lines it kept go back to the revisions that wrote '
+                'them. <a href="{}">The versions page</a> shows the differences.</p>',
+                older, relative(page, page_of_source(older, chain.members[older])), chain.members[older], release,
+                release, older, release, relative(page, "versions/" + chain.key))
 
 
 # --- functions through the revisions ----------------------------------------------------------------
@@ -282,10 +281,12 @@ def function_revisions(site: Site, sh: SiteHistory, chains_fs: dict, chains: lis
 
 def revisions_line(page: str, revs: list[hist.Revision], sh: SiteHistory) -> HTML:
     """A function's revisions as links, oldest first."""
-    links = " · ".join(f'<a class="oe oe-t oe{sh.eras[r.release]}" href="{relative(page, page_of_revision(r))}" '
-                       f'title="{r.day} · {esc(r.summary[:SUMMARY_CHARS])}">{esc(r.label)}</a>' for r in revs)
-    return HTML(f'<p class="fn-revs">Changed in {len(revs)} public revision{"s" if len(revs) != 1 else ""} '
-            f'(<code>git log -w -L</code>-like, renames followed): {links}</p>')
+    links = join((html('<a class="oe oe-t oe{}" href="{}" title="{} · {}">{}</a>', sh.eras[r.release],
+                       relative(page, page_of_revision(r)), r.day, r.summary[:SUMMARY_CHARS], r.label)
+                  for r in revs), " · ")
+    return html('<p class="fn-revs">Changed in {} public revision{} '
+                '(<code>git log -w -L</code>-like, renames followed): {}</p>',
+                len(revs), "s" if len(revs) != 1 else "", links)
 
 
 # --- the revision pages ----------------------------------------------------------------------------
@@ -314,8 +315,8 @@ class _Blobs:
         self.p.wait()
 
 
-def _author(r: hist.Revision) -> str:
-    return esc(r.author) + (f" &lt;{esc(r.email)}&gt;" if r.email and r.email != r.author else "")
+def _author(r: hist.Revision) -> HTML:
+    return esc(r.author) + (html(" &lt;{}&gt;", r.email) if r.email and r.email != r.author else HTML(""))
 
 
 def _upstream_url(sh: SiteHistory, r: hist.Revision) -> str:
@@ -330,50 +331,53 @@ def revision_page(site: Site, sh: SiteHistory, r: hist.Revision, blobs: _Blobs, 
     nav = []
     if k > 0:
         p = revs[k - 1]
-        nav.append(f'<a rel="prev" href="{relative(page, page_of_revision(p))}">← {esc(p.label)} ({p.day})</a>')
-    nav.append(f'<a href="{relative(page, INDEX)}">all revisions</a>')
+        nav.append(html('<a rel="prev" href="{}">← {} ({})</a>', relative(page, page_of_revision(p)), p.label, p.day))
+    nav.append(html('<a href="{}">all revisions</a>', relative(page, INDEX)))
     if k + 1 < len(revs):
         n = revs[k + 1]
-        nav.append(f'<a rel="next" href="{relative(page, page_of_revision(n))}">{esc(n.label)} ({n.day}) →</a>')
-    navhtml = f'<p class="rev-nav">{" · ".join(nav)}</p>'
+        nav.append(html('<a rel="next" href="{}">{} ({}) →</a>', relative(page, page_of_revision(n)), n.label, n.day))
+    navhtml = html('<p class="rev-nav">{}</p>', join(nav, " · "))
     changes = sh.changes.get(r.id, [])
     pinned = [rel for rel, c in sh.stitched.pinned.items() if c == r.id]
     era = sh.eras[r.release]
-    dl = [f"<dt>Date</dt><dd>{esc(r.date)}</dd>",
-          f"<dt>SVN revision</dt><dd>{r.svn if r.svn is not None else '—'}</dd>",
-          f"<dt>Author</dt><dd>{_author(r)}</dd>",
-          f'<dt>Upstream</dt><dd><a href="{esc(_upstream_url(sh, r))}"><code>{r.upstream}</code></a></dd>',
-          f"<dt>Stitched commit</dt><dd><code>{r.id}</code> (<code>python -m archive history</code>)</dd>",
-          f'<dt>Era</dt><dd><span class="oe oe{era}"></span> {esc(_era_label(sh, era))}</dd>']
+    dl = [html("<dt>Date</dt><dd>{}</dd>", r.date),
+          html("<dt>SVN revision</dt><dd>{}</dd>", r.svn if r.svn is not None else "—"),
+          html("<dt>Author</dt><dd>{}</dd>", _author(r)),
+          html('<dt>Upstream</dt><dd><a href="{}"><code>{}</code></a></dd>', _upstream_url(sh, r), r.upstream),
+          html("<dt>Stitched commit</dt><dd><code>{}</code> (<code>python -m archive history</code>)</dd>", r.id),
+          html('<dt>Era</dt><dd><span class="oe oe{}"></span> {}</dd>', era, _era_label(sh, era))]
     if len(r.parents) > 1:
-        dl.append(f"<dt>Merge</dt><dd>of {len(r.parents)} parents; the changes are those against the first</dd>")
+        dl.append(html("<dt>Merge</dt><dd>of {} parents; the changes are those against the first</dd>", len(r.parents)))
     if pinned:
-        dl.append("<dt>Pinned release</dt><dd>" + ", ".join(
-            f'<a href="{relative(page, f"releases/{p}/index")}">{esc(p)}</a>' for p in pinned) + "</dd>")
+        dl.append(html("<dt>Pinned release</dt><dd>{}</dd>", join(
+            (html('<a href="{}">{}</a>', relative(page, f"releases/{p}/index"), p) for p in pinned), ", ")))
     added = sum(c.added or 0 for c in changes)
     removed = sum(c.removed or 0 for c in changes)
     rows = []
     for c in changes:
         st = {"A": "added", "D": "deleted", "M": "changed"}.get(c.status[0], "renamed" if c.status[0] == "R" else c.status)
-        name = esc(c.path) if c.old_path == c.path else f"{esc(c.old_path)} → {esc(c.path)}"
-        stat = ("binary" if c.added is None else f'<span class="ins">+{c.added}</span> <span class="del">−{c.removed}</span>')
-        rows.append(f'<tr><td>{st}</td><td class="path"><a href="#d-{esc(c.path)}">{name}</a></td><td class="num">{stat}</td></tr>')
-    files = (f'<h2>Files changed ({len(changes)}) <span class="diffstat"><span class="ins">+{added}</span> '
-             f'<span class="del">−{removed}</span></span></h2><div class="table-wrap"><table class="files">'
-             f'<tbody>{"".join(rows)}</tbody></table></div>') if changes else "<p>No files changed.</p>"
+        name = esc(c.path) if c.old_path == c.path else html("{} → {}", c.old_path, c.path)
+        stat = (html("binary") if c.added is None else
+                html('<span class="ins">+{}</span> <span class="del">−{}</span>', c.added, c.removed))
+        rows.append(html('<tr><td>{}</td><td class="path"><a href="#d-{}">{}</a></td><td class="num">{}</td></tr>',
+                         st, c.path, name, stat))
+    files = (html('<h2>Files changed ({}) <span class="diffstat"><span class="ins">+{}</span> '
+                  '<span class="del">−{}</span></span></h2><div class="table-wrap"><table class="files">'
+                  '<tbody>{}</tbody></table></div>', len(changes), added, removed, join(rows))
+             if changes else html("<p>No files changed.</p>"))
     budget = PAGE_BUDGET
     diffs = []
     for c in changes:
-        head = f'<h3 id="d-{esc(c.path)}"><code>{esc(c.path)}</code></h3>'
+        head = html('<h3 id="d-{}"><code>{}</code></h3>', c.path, c.path)
         if c.added is None:
-            diffs.append(head + "<p>Binary: not shown.</p>")
+            diffs.append(head + html("<p>Binary: not shown.</p>"))
             continue
         if c.status[0] in "AD":  # the whole file, one side empty: the source pages show files
-            diffs.append(head + f"<p>{'Added' if c.status[0] == 'A' else 'Deleted'}: {c.added or c.removed:,} lines "
-                         f"(not repeated here).</p>")
+            diffs.append(head + html("<p>{}: {:,} lines (not repeated here).</p>",
+                                     "Added" if c.status[0] == "A" else "Deleted", c.added or c.removed))
             continue
         if budget <= 0:
-            diffs.append(head + "<p>Not shown: the page already holds as many diffs as it may (its size).</p>")
+            diffs.append(head + html("<p>Not shown: the page already holds as many diffs as it may (its size).</p>"))
             continue
         key = f"revdiff:1:{c.old_blob}:{c.new_blob}"
 
@@ -382,18 +386,21 @@ def revision_page(site: Site, sh: SiteHistory, r: hist.Revision, blobs: _Blobs, 
             b = split_lines(blobs.get(c.new_blob).decode("utf-8", "replace"))
             return _diff_rows(a, b, "a", "b")
         body_rows, _, _ = cache.memo(key, compute)
+        body_rows = HTML(body_rows)  # the diff renderer's markup (a cached copy may be a plain str)
         if len(body_rows) > budget:
-            diffs.append(head + f"<p>Not shown: {len(body_rows) // 1000:,} kB of diff, more than the page has left.</p>")
+            diffs.append(head + html("<p>Not shown: {:,} kB of diff, more than the page has left.</p>",
+                                     len(body_rows) // 1000))
             continue
         budget -= len(body_rows)
-        diffs.append(head + f'<div class="diff-wrap"><table class="diff"><colgroup><col class="lno"><col class="t">'
-                     f'<col class="lno"><col class="t"></colgroup><thead><tr><th colspan="2">{esc(c.old_path) if c.status[0] != "A" else "(none)"}'
-                     f'</th><th colspan="2">{esc(c.path) if c.status[0] != "D" else "(deleted)"}</th></tr></thead>'
-                     f'<tbody>{body_rows}</tbody></table></div>')
+        diffs.append(head + html('<div class="diff-wrap"><table class="diff"><colgroup><col class="lno"><col class="t">'
+                                 '<col class="lno"><col class="t"></colgroup><thead><tr><th colspan="2">{}'
+                                 '</th><th colspan="2">{}</th></tr></thead><tbody>{}</tbody></table></div>',
+                                 c.old_path if c.status[0] != "A" else "(none)",
+                                 c.path if c.status[0] != "D" else "(deleted)", body_rows))
     short = r.summary if len(r.summary) <= 90 else r.summary[:88].rstrip() + "…"
-    body = (f'<h1><span class="oe oe{era}"></span> {esc(r.label)}: {esc(short)}</h1>{navhtml}'
-            f'<dl class="provenance rev">{"".join(dl)}</dl><h2>Message</h2><pre class="message">{esc(r.message)}</pre>'
-            f'{files}{"".join(diffs)}{navhtml}')
+    body = html('<h1><span class="oe oe{}"></span> {}: {}</h1>{}'
+                '<dl class="provenance rev">{}</dl><h2>Message</h2><pre class="message">{}</pre>{}{}{}',
+                era, r.label, short, navhtml, join(dl), r.message, files, join(diffs), navhtml)
     return f"{r.label}: {r.summary[:80]}", body
 
 
@@ -432,38 +439,41 @@ def _chart(sh: SiteHistory) -> bytes:
 def index_page(site: Site, sh: SiteHistory | None, why: str) -> tuple[str, str]:
     page = INDEX
     if sh is None:
-        return "Revisions", (f'<h1>The public history, revision by revision</h1><p class="warning">Not shown: {why}. '
-                             f'The site otherwise compares the releases only (<a href="{relative(page, "versions/index")}">'
-                             f'versions</a>).</p>')
+        return "Revisions", html('<h1>The public history, revision by revision</h1><p class="warning">Not shown: {}. '
+                                 'The site otherwise compares the releases only (<a href="{}">versions</a>).</p>',
+                                 HTML(why), relative(page, "versions/index"))
     rows = []
     for r in sh.stitched.revisions:
         ch = sh.changes.get(r.id, [])
         era = sh.eras[r.release]
-        rows.append(f'<tr><td><span class="oe oe{era}"></span> <a href="{relative(page, page_of_revision(r))}">'
-                    f'{esc(r.label)}</a></td><td>{r.day}</td><td>{esc(r.author)}</td>'
-                    f'<td class="num"><span class="ins">+{sum(c.added or 0 for c in ch)}</span></td>'
-                    f'<td class="num"><span class="del">−{sum(c.removed or 0 for c in ch)}</span></td>'
-                    f'<td>{esc(r.summary[:SUMMARY_CHARS])}</td></tr>')
-    stages = "".join(
-        f'<li><span class="oe oe{i}"></span> {esc(s.release)}: '
-        + (f"one commit of the released tree. {esc(s.why)}" if s.mode == hist.SNAPSHOT else
-           f"{sum(1 for r in sh.stitched.revisions if r.release == s.release)} commits, every ancestor of "
-           f"<code>{s.commit[:12]}</code> ({esc(s.upstream)})") + "</li>" for i, s in enumerate(sh.stages))
-    body = ('<h1>The public history, revision by revision</h1>'
-            f'<p>The histories of the pinned releases joined into one git repository '
-            f'(<code>python -m archive history --out DIR</code> writes it), {len(sh.stitched.revisions)} commits '
-            f'in all, in the order they build on each other:</p><ul>{stages}</ul>'
-            f'<p>Each commit keeps its upstream id, SVN revision and original date in trailers, and holds the tree as '
-            f'it was, so <code>git blame</code> and <code>git log -L</code> run on it. Every line of every release file '
-            f'is credited to the revision that wrote it (each source page shows it; '
-            f'<code>provenance/&lt;release&gt;/&lt;path&gt;.json</code> has it); '
-            f'<a href="{relative(page, NEW_2012)}">what the 2012 release added</a> counts it per file and function.</p>'
-            f'<figure class="timeline"><img src="timeline.svg" alt="Lines added and removed by each revision, '
-            f'2011 to 2015, one colour per era"><figcaption>Lines added (up) and removed (down) by each revision '
-            f'(symmetric log scale). The 2012 release is one commit against r561, so it carries the whole of '
-            f'the unpublished year.</figcaption></figure>'
-            '<div class="table-wrap"><table class="files revisions"><thead><tr><th>revision</th><th>date</th>'
-            f'<th>author</th><th>+</th><th>−</th><th>message</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+        rows.append(html('<tr><td><span class="oe oe{}"></span> <a href="{}">'
+                         '{}</a></td><td>{}</td><td>{}</td>'
+                         '<td class="num"><span class="ins">+{}</span></td>'
+                         '<td class="num"><span class="del">−{}</span></td>'
+                         '<td>{}</td></tr>', era, relative(page, page_of_revision(r)), r.label, r.day, r.author,
+                         sum(c.added or 0 for c in ch), sum(c.removed or 0 for c in ch), r.summary[:SUMMARY_CHARS]))
+    stages = join(
+        html('<li><span class="oe oe{}"></span> {}: {}</li>', i, s.release,
+             html("one commit of the released tree. {}", s.why) if s.mode == hist.SNAPSHOT else
+             html("{} commits, every ancestor of <code>{}</code> ({})",
+                  sum(1 for r in sh.stitched.revisions if r.release == s.release), s.commit[:12], s.upstream))
+        for i, s in enumerate(sh.stages))
+    body = html('<h1>The public history, revision by revision</h1>'
+                '<p>The histories of the pinned releases joined into one git repository '
+                '(<code>python -m archive history --out DIR</code> writes it), {} commits '
+                'in all, in the order they build on each other:</p><ul>{}</ul>'
+                '<p>Each commit keeps its upstream id, SVN revision and original date in trailers, and holds the tree as '
+                'it was, so <code>git blame</code> and <code>git log -L</code> run on it. Every line of every release file '
+                'is credited to the revision that wrote it (each source page shows it; '
+                '<code>provenance/&lt;release&gt;/&lt;path&gt;.json</code> has it); '
+                '<a href="{}">what the 2012 release added</a> counts it per file and function.</p>'
+                '<figure class="timeline"><img src="timeline.svg" alt="Lines added and removed by each revision, '
+                '2011 to 2015, one colour per era"><figcaption>Lines added (up) and removed (down) by each revision '
+                '(symmetric log scale). The 2012 release is one commit against r561, so it carries the whole of '
+                'the unpublished year.</figcaption></figure>'
+                '<div class="table-wrap"><table class="files revisions"><thead><tr><th>revision</th><th>date</th>'
+                '<th>author</th><th>+</th><th>−</th><th>message</th></tr></thead><tbody>{}</tbody></table></div>',
+                len(sh.stitched.revisions), stages, relative(page, NEW_2012), join(rows))
     return "Revisions", body
 
 
@@ -473,7 +483,8 @@ def new_in_2012(site: Site, sh: SiteHistory | None, why: str, tags, chains) -> t
     page = NEW_2012
     title = "What the 2012 release added"
     if sh is None or SNAPSHOT_RELEASE not in sh.eras:
-        return title, f'<h1>{title}</h1><p class="warning">Not shown: {why or "no 2012 release in the history"}.</p>'
+        return title, html('<h1>{}</h1><p class="warning">Not shown: {}.</p>', title,
+                           HTML(why) if why else "no 2012 release in the history")
     from archive.sphinxext import idents
     from archive.sphinxext.versions import chains_by_file
     rel = SNAPSHOT_RELEASE
@@ -494,20 +505,20 @@ def new_in_2012(site: Site, sh: SiteHistory | None, why: str, tags, chains) -> t
         tot["lines"] += len(eras)
         tot["new"] += new
         tot["files_new"] += new == len(eras)
-        succ = ""
+        succ = None
         chain = by_file.get((rel, e.path))
         for lr in later:
             if chain is not None and lr in chain.members:
                 lp = chain.members[lr]
                 c = sh.counts(lr, lp)
-                succ = (f'<a href="{relative(page, page_of_source(lr, lp))}">{esc(lp)}</a></td>'
-                        f'<td class="num">{sum(c.values()):,}</td><td class="num">{c.get(sh.eras[lr], 0):,}')
+                succ = html('<td><a href="{}">{}</a></td><td class="num">{:,}</td><td class="num">{:,}</td>',
+                            relative(page, page_of_source(lr, lp)), lp, sum(c.values()), c.get(sh.eras[lr], 0))
                 break
-        if not succ:
-            succ = "—</td><td></td><td>"
-        rows.append(f'<tr><td class="path"><a href="{relative(page, page_of_source(rel, e.path))}">{esc(e.path)}</a></td>'
-                    f'<td class="num">{len(eras):,}</td><td class="num">{before:,}</td><td class="num">{new:,}</td>'
-                    f'<td>{succ}</td></tr>')
+        if succ is None:
+            succ = html("<td>—</td><td></td><td></td>")
+        rows.append(html('<tr><td class="path"><a href="{}">{}</a></td>'
+                         '<td class="num">{:,}</td><td class="num">{:,}</td><td class="num">{:,}</td>{}</tr>',
+                         relative(page, page_of_source(rel, e.path)), e.path, len(eras), before, new, succ))
         if tags is None:
             continue
         lines = split_lines(site.text(rel, e.path) or "")
@@ -522,27 +533,29 @@ def new_in_2012(site: Site, sh: SiteHistory | None, why: str, tags, chains) -> t
             whole = n_new == len(span)
             wholly += whole
             t = f"{scope}::{name}" if scope else name
-            fn_rows.append(f'<tr class="{"whole" if whole else ""}"><td class="path">{esc(e.path)}</td><td><a href="'
-                           f'{relative(page, page_of_source(rel, e.path), line_fragment(first, last))}"><code>{esc(t)}'
-                           f'</code></a></td><td>{kind}</td><td class="num">{len(span)}</td><td class="num">{n_new}</td>'
-                           f'<td>{"wholly new" if whole else ""}</td></tr>')
-    succ_head = f"<th>in {esc(later[0])}</th><th>lines</th><th>new there</th>" if later else ""
-    body = (f'<h1>{title}</h1><p>Every line of the 2012 release that no public revision before it held '
-            f'(r1–r561 of cuda-convnet), by <code>git blame -w -M -C -C</code> on the '
-            f'<a href="{relative(page, INDEX)}">joined history</a>: {tot["new"]:,} of its {tot["lines"]:,} text lines '
-            f'({tot["new"] / max(1, tot["lines"]):.0%}); {tot["files_new"]} files are wholly new. Moves and copies '
-            f'between files are followed; whitespace changes are not counted as changes. The later columns give, for '
-            f'the same file in the next release, its lines and how many of them first appear there.</p>'
-            f'<h2>Per file</h2><div class="table-wrap"><table class="files"><thead><tr><th>file</th><th>lines</th>'
-            f'<th>public before</th><th>new in 2012</th>{succ_head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
-            f'<h2>Per function</h2>')
+            fn_rows.append(html('<tr class="{}"><td class="path">{}</td><td><a href="{}"><code>{}</code></a></td>'
+                                '<td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>',
+                                "whole" if whole else "", e.path,
+                                relative(page, page_of_source(rel, e.path), line_fragment(first, last)), t,
+                                kind, len(span), n_new, "wholly new" if whole else ""))
+    succ_head = html("<th>in {}</th><th>lines</th><th>new there</th>", later[0]) if later else HTML("")
+    body = html('<h1>{}</h1><p>Every line of the 2012 release that no public revision before it held '
+                '(r1–r561 of cuda-convnet), by <code>git blame -w -M -C -C</code> on the '
+                '<a href="{}">joined history</a>: {:,} of its {:,} text lines '
+                '({:.0%}); {} files are wholly new. Moves and copies '
+                'between files are followed; whitespace changes are not counted as changes. The later columns give, for '
+                'the same file in the next release, its lines and how many of them first appear there.</p>'
+                '<h2>Per file</h2><div class="table-wrap"><table class="files"><thead><tr><th>file</th><th>lines</th>'
+                '<th>public before</th><th>new in 2012</th>{}</tr></thead><tbody>{}</tbody></table></div>'
+                '<h2>Per function</h2>', title, relative(page, INDEX), tot["new"], tot["lines"],
+                tot["new"] / max(1, tot["lines"]), tot["files_new"], succ_head, join(rows))
     if tags is None:
-        body += "<p>Not listed: Universal Ctags is not installed (<code>apt-get install universal-ctags</code>).</p>"
+        body += html("<p>Not listed: Universal Ctags is not installed (<code>apt-get install universal-ctags</code>).</p>")
     else:
-        body += (f'<p>{len(fn_rows)} of the {nfuncs} functions, kernels and methods (Universal Ctags) hold lines new '
-                 f'in 2012; {wholly} are wholly new.</p><div class="table-wrap"><table class="files fn-new"><thead><tr>'
-                 f'<th>file</th><th>function</th><th>kind</th><th>lines</th><th>new</th><th></th></tr></thead>'
-                 f'<tbody>{"".join(fn_rows)}</tbody></table></div>')
+        body += html('<p>{} of the {} functions, kernels and methods (Universal Ctags) hold lines new '
+                     'in 2012; {} are wholly new.</p><div class="table-wrap"><table class="files fn-new"><thead><tr>'
+                     '<th>file</th><th>function</th><th>kind</th><th>lines</th><th>new</th><th></th></tr></thead>'
+                     '<tbody>{}</tbody></table></div>', len(fn_rows), nfuncs, wholly, join(fn_rows))
     return title, body
 
 
