@@ -76,6 +76,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("archive_release_order", [], "env", types=[list])
     app.add_config_value("archive_fail_on_integrity", True, "", types=[bool])
     app.add_config_value("archive_experiments_dir", "", "env", types=[str])
+    app.add_config_value("archive_search_exclude", [], "env", types=[list])
     app.add_config_value("archive_compat_table", "compat/alexnet-2012.json", "env", types=[str])
     app.add_config_value("archive_start_here", "reading-order", "html", types=[str])
     app.add_config_value("archive_history_snapshots", {"alexnet-2012": "diaries"}, "env", types=[dict])

@@ -133,7 +133,8 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None =
             title, body = sources.source_page(site, release, e, cache, bodies,
                                               chain, cov.get((release, e.path)),
                                               None if tags is None else tags.get((release, e.path), []),
-                                              hist_links.get((release, e.path)), origin, why, cfg_links)
+                                              hist_links.get((release, e.path)), origin, why, cfg_links,
+                                              release not in app.config.archive_search_exclude)
             yield page_of_source(release, e.path), "source", title, body
         yield f"releases/{release}/index", "tree", *versions.release_index(site, release, chains, cov)
     yield "releases/index", "tree", *sources.releases_index(site)
@@ -159,7 +160,7 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None =
             yield page_of_port(pf), "port", *got
     yield "port/index", "table", *sidebyside.port_index(site)
     yield "identifiers", "search", *search.search_page()
-    yield fulltext.PAGE, "search", *fulltext.search_page()
+    yield fulltext.PAGE, "search", *fulltext.search_page(app.config.archive_search_exclude)
     for pagename, title, body in experiment_pages.experiment_pages(app, cache):
         yield pagename, "experiments", title, body
 

@@ -160,10 +160,11 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
                 chain: Chain | None, cov: FileCoverage | None,
                 tags: list[Tag] | None = None, hist: dict[int, str] | None = None,
                 origin: "Origin | None" = None, origin_note: str = "",
-                cfg_links: "CfgLinks | None" = None) -> tuple[str, str]:
+                cfg_links: "CfgLinks | None" = None, searchable: bool = True) -> tuple[str, str]:
     """(title, body) of a source page. ``origin``: each line's revision (:mod:`revisions`), which
     replaces the comparison with the neighbouring releases; ``origin_note``: why it is absent;
-    ``cfg_links``: what a cfg file's names link to (:mod:`cfgxref`)."""
+    ``cfg_links``: what a cfg file's names link to (:mod:`cfgxref`); ``searchable``: the listing
+    is marked for the full-text index (:mod:`fulltext`)."""
     page = page_of_source(release, e.path)
     title = f"{release}/{e.path}"
     data = site.data(release, e.path)
@@ -226,8 +227,9 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
     if text and not hl.final_newline:
         tail = html('<p class="nofinalnl">⏎ No newline at end of file (shown as stored).</p>')
     return title, (_header(site, release, e, page, chain, cov, note) + outline + legend
-                   + html('<div class="source" data-lexer="{}"{} data-pagefind-body data-pagefind-meta="title:{}" '
-                          'data-pagefind-filter="release:{}">{}{}</div>', hl.lexer, cite, title, release,
+                   + html('<div class="source" data-lexer="{}"{}{}>{}{}</div>', hl.lexer, cite,
+                          html(' data-pagefind-body data-pagefind-meta="title:{}" data-pagefind-filter="release:{}"',
+                               title, release) if searchable else "",
                           render_listing(code_lines, final_newline=hl.final_newline, marks=marks, notes=notes,
                                          ends=ends, attrs=origin.attrs if origin is not None else None), tail))
 

@@ -30,6 +30,8 @@ def test_cfg_cross_references(tmp_path):
     (src / "compat").mkdir()
     (src / "compat" / "alexnet-2012.json").write_text(json.dumps({"release": "rel-a", "rows": [
         {"cfg": "layers/layers-9.cfg", "params": ["layers/layer-params-9.cfg"], "parsed": True}]}))
+    with open(src / "conf.py", "a") as f:
+        f.write("archive_search_exclude = ['rel-b']\n")
     app, _, warnings = build(src)
     out = Path(app.outdir)
     page = (out / "releases" / "rel-a" / "layers" / "layers-9.cfg.html").read_text()
@@ -43,7 +45,11 @@ def test_cfg_cross_references(tmp_path):
     assert 'Def file; its params files: <a href="layer-params-9.cfg.html">' in page
     code = "".join(re.findall(r'<pre class="code highlight[^"]*">(.*?)</pre>', page, re.S))
     assert html_mod.unescape(re.sub(r"<[^>]+>", "", code)) == DEF                   # the text unchanged
-    assert "&lt;code&gt;" not in page   # the merge of issues 21 and 23b: "who wrote each line" is markup
+    assert "&lt;code&gt;" not in page
+    # the full-text index (fulltext.py) takes the listings of the releases not excluded
+    assert 'data-pagefind-body data-pagefind-meta="title:rel-a/layers/layers-9.cfg"' in page
+    assert "data-pagefind-body" not in (out / "releases" / "rel-b" / "src2" / "kern.cu.html").read_text()
+    assert "Not indexed: rel-b" in (out / "search-code.html").read_text()   # the merge of issues 21 and 23b: "who wrote each line" is markup
     params = (out / "releases" / "rel-a" / "layers" / "layer-params-9.cfg.html").read_text()
     assert 'Params file of the def file <a href="layers-9.cfg.html">' in params
     assert 'href="layers-9.cfg.html#L8"' in params                                 # [fc9] in the def file
