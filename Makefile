@@ -28,6 +28,7 @@ verify: venv
 
 site: original
 	$(BIN)/python -m sphinx -b html -j auto -W --keep-going -c . -d _build/doctrees docs _build/site
+	$(BIN)/python -m archive.sphinxext.fulltext _build/site   # Pagefind: full-text search of the code
 	@echo "site: open _build/site/index.html"
 
 test: venv

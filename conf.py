@@ -20,3 +20,5 @@ html_show_sourcelink = False
 
 # Releases in lineage order (oldest first): diffs compare each with the previous one.
 archive_release_order = ["cuda-convnet-r561", "alexnet-2012", "cuda-convnet2"]
+# Full-text search (Pagefind) leaves cuda-convnet2 out: its 1.3 MB of index would take the site past 100 MB.
+archive_search_exclude = ["cuda-convnet2"]

@@ -35,6 +35,10 @@ from pathlib import Path
 
 from port.cfg_pairs import comment, pair
 
+# The one rule the site dates experiments by (the timeline, the tables and each page state it).
+DATE_RULE = ("an experiment's dates are those of the ConvNet__<date> checkpoint paths in its own diary notes "
+             "(notes copied from another experiment left out): it started on the earliest and ran until the "
+             "latest")
 PARAMS_RE = re.compile(r"^layer-params-(?P<stem>.+)\.cfg$")
 DEF_RE = re.compile(r"^layers-(?P<stem>.+)\.cfg$")
 CHECKPOINT_RE = re.compile(
@@ -135,12 +139,11 @@ class Diary:
 
     @property
     def start_date(self) -> str | None:
-        """The start of the run the diary lists first: the earliest checkpoint date in the first
-        own block that names one (later blocks are restarts, or another run's copied notes)."""
-        for b in self.own_blocks:
-            if b.checkpoints:
-                return min(c.date for c in b.checkpoints)
-        return None
+        """When the experiment started, by the one rule of the site (:data:`DATE_RULE`): the
+        earliest date of the ``ConvNet__<date>`` checkpoint paths in its own notes (notes copied
+        from another experiment left out), the first of :attr:`dates`."""
+        d = self.dates
+        return d[0] if d else None
 
     @property
     def dates(self) -> tuple[str, str] | None:
@@ -346,8 +349,9 @@ def diff_files(a: Path, b: Path, a_name: str, b_name: str, settings_only: bool =
 def parse_def(def_path: Path) -> tuple[dict | None, str | None]:
     """The port's parse of a def file without weights: (layers, None), or (None, one-line error)."""
     try:  # late: the site still builds, saying why on the page, when the port cannot be imported
-        from port.layer_def import guess_data_dims
+        from port.compat import parse_options
         from port.layer import parse_layers
+        from port.layer_def import guess_data_dims
     except Exception as e:  # the port's parser is not importable: say so on the page
         return None, f"the port's cfg parser is unavailable ({type(e).__name__}: {e})"
     if not Path(def_path).is_file():
@@ -355,7 +359,9 @@ def parse_def(def_path: Path) -> tuple[dict | None, str | None]:
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            layers = parse_layers(def_path, None, {"data_dims": guess_data_dims(def_path)}, init_weights=False)
+            opts, _ = parse_options(Path(def_path))   # as python -m port.compat parses it (treefc)
+            opts["data_dims"] = guess_data_dims(def_path, opts)
+            layers = parse_layers(def_path, None, opts, init_weights=False)
     except Exception as e:
         msg = " ".join(str(e).split()) or type(e).__name__
         return None, msg.replace(str(def_path), Path(def_path).name)

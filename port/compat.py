@@ -158,6 +158,26 @@ def synthetic_data(layers: dict, n: int, rng: np.random.Generator) -> list[np.nd
     return [out[i] for i in sorted(out)]
 
 
+def parse_options(def_path: Path, trust_code: bool = False) -> tuple[dict, list[str]]:
+    """What the check parses a def file with beyond its params file, and notes saying so: for a
+    ``treefc`` net, a class tree of our own (:func:`synthetic_tree`); ``trust_code`` as given.
+    The site's experiment pages parse with the same options, so they and this table say the same
+    (archive.experiment_history)."""
+    opts: dict = {"trust_code": trust_code}
+    notes = []
+    try:
+        found = _treefc_classes(def_path)
+    except Exception:  # noqa: BLE001 (the parse reports it)
+        found = None
+    if found:
+        classes, where = found
+        opts["tree"], opts["root_label"] = synthetic_tree(classes)
+        opts["num_classes"] = classes
+        notes.append(f"treefc: a class tree of our own over {classes} classes ({where}); "
+                     "the release's batches.meta tree is not published")
+    return opts, notes
+
+
 def check(release: Path, def_path: Path, batch: int = 8, seed: int = 0,
           trust_code: bool = False) -> Row:
     """Parse, build and step one def file; never raises for the net's own problems.
@@ -169,17 +189,9 @@ def check(release: Path, def_path: Path, batch: int = 8, seed: int = 0,
     candidates = params_files(release, def_path)
     row.params = [str(p.relative_to(release)) for p, _ in candidates]
     t0 = time.perf_counter()
-    opts: dict = {"seed": seed, "minibatch_size": batch, "trust_code": trust_code}
-    try:
-        found = _treefc_classes(def_path)
-    except Exception:  # noqa: BLE001 (the parse below reports it)
-        found = None
-    if found:
-        classes, where = found
-        opts["tree"], opts["root_label"] = synthetic_tree(classes)
-        opts["num_classes"] = classes
-        row.notes.append(f"treefc: a class tree of our own over {classes} classes ({where}); "
-                         "the release's batches.meta tree is not published")
+    opts, notes = parse_options(def_path, trust_code)
+    opts.update(seed=seed, minibatch_size=batch)
+    row.notes += notes
     layers = None
     if not candidates:
         row.reason = "no params file (none of the same stem, no diary names this def file)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 from archive import experiment_history as eh
-from archive.sphinxext.markup import html, join
+from archive.sphinxext.markup import HTML, html, join
 
 
 def layout(layers: dict) -> tuple[dict[str, tuple[int, int]], list, list[str]]:
@@ -165,5 +165,62 @@ def timeline_svg(experiments, marked: dict[str, str] | None = None, href: str = 
         if mark:
             out.append(html('<text x="{:.1f}" y="{}" fill="currentColor" font-weight="bold">'
                             '#{}</text>', x + 6, y + 3, e.stem))
+    out.append(html("</svg>"))
+    return join(out, "\n")
+
+
+def results_svg(experiments, marked: dict[str, str] | None = None, href: str = "{stem}.html",
+                width: int = 900, height: int = 300) -> HTML:
+    """Error over time: for each dated experiment with a recorded result, its headline top-1
+    (filled) and top-5 (hollow) error in % against its start date (one rule:
+    ``archive.experiment_history.DATE_RULE``); each point links to the experiment's page, the
+    marked ones are labelled. ``currentColor`` only. On a phone the chart keeps 660 px (its box
+    scrolls sideways) so that its labels stay >= 10 px and each point's hit circle >= 17 px."""
+    marked = marked or {}
+    pts = [(date.fromisoformat(e.diary.start_date), e, e.diary.headline) for e in experiments
+           if e.diary.start_date and e.diary.headline]
+    if not pts:
+        return HTML("")
+    first = min(d for d, _, _ in pts).replace(day=1)
+    last_day = max(d for d, _, _ in pts)
+    end = date(last_day.year + (last_day.month == 12), last_day.month % 12 + 1, 1)
+    span = max((end - first).days, 1)
+    vals = [100 * v for _, _, r in pts for v in (r.top1, r.top5)]
+    lo, hi = 5 * int(min(vals) // 5), 5 * (int(max(vals) // 5) + 1)
+    left, right, top, bottom = 50, 12, 14, 40
+    x_of = lambda d: left + (d - first).days / span * (width - left - right)  # noqa: E731
+    y_of = lambda v: top + (hi - v) / max(hi - lo, 1) * (height - top - bottom)  # noqa: E731
+    out = [html('<svg xmlns="http://www.w3.org/2000/svg" class="experiment-results" role="img" '
+                'viewBox="0 0 {} {}" width="{}" height="{}" style="max-width: 100%; min-width: 660px; '
+                'height: auto" font-family="sans-serif" font-size="14">', width, height, width, height),
+           html("<title>error rates recorded in the diaries, by start date: top-1 filled, top-5 hollow</title>")]
+    for v in range(lo, hi + 1, 5):
+        y = y_of(v)
+        out.append(html('<line x1="{}" y1="{:.1f}" x2="{}" y2="{:.1f}" stroke="currentColor" stroke-opacity="0.2"/>'
+                        '<text x="{}" y="{:.1f}" fill="currentColor" text-anchor="end">{}%</text>',
+                        left, y, width - right, y, left - 4, y + 4, v))
+    m = first
+    while m < end:
+        x = x_of(m)
+        out.append(html('<line x1="{:.1f}" y1="{}" x2="{:.1f}" y2="{}" stroke="currentColor"/>'
+                        '<text x="{:.1f}" y="{}" fill="currentColor">{:%Y-%m}</text>',
+                        x, height - bottom, x, height - bottom + 4, x + 2, height - bottom + 20, m))
+        m = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
+    for d, e, r in sorted(pts, key=lambda t: (t[0], t[1].stem)):
+        x = x_of(d)
+        mark = e.stem in marked
+        tip = (f"#{e.stem} ({e.diary.start_date}): {100 * r.top1:.2f} / {100 * r.top5:.2f} % ({r.label or 'no label'})"
+               + (f"; {marked[e.stem]}" if mark else ""))
+        out.append(html('<a href="{}"><title>{}</title><line x1="{:.1f}" y1="{:.1f}" x2="{:.1f}" y2="{:.1f}" '
+                        'stroke="currentColor" stroke-opacity="0.3"/>'
+                        '<circle cx="{:.1f}" cy="{:.1f}" r="{}" fill="currentColor"/>'
+                        '<circle cx="{:.1f}" cy="{:.1f}" r="{}" fill="none" stroke="currentColor"/>'
+                        '<circle cx="{:.1f}" cy="{:.1f}" r="12" fill="transparent"/></a>',
+                        href.format(stem=e.stem), tip, x, y_of(100 * r.top1), x, y_of(100 * r.top5),
+                        x, y_of(100 * r.top1), 5 if mark else 3.5, x, y_of(100 * r.top5), 4 if mark else 3,
+                        x, y_of(100 * r.top1)))
+        if mark:
+            out.append(html('<text x="{:.1f}" y="{:.1f}" fill="currentColor" font-weight="bold">#{}</text>',
+                            x + 7, y_of(100 * r.top1) + 4, e.stem))
     out.append(html("</svg>"))
     return join(out, "\n")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,6 +62,37 @@ def _timeline(path: str) -> ex.Timeline | None:
 
 def timeline(config) -> ex.Timeline | None:
     return _timeline(str(layers_dir(config)))
+
+
+def compat_rows(app) -> dict[str, dict] | None:
+    """The compat table (``archive_compat_table``, relative to the source folder: what
+    ``python -m port.compat --json`` wrote) by def file path, e.g. ``layers/layers-145.cfg``; None
+    when there is none. What the pages say the port parses, builds and runs comes from it, so
+    they and ``compat.html`` say the same."""
+    name = app.config.archive_compat_table
+    path = Path(app.srcdir) / name if name else None
+    if path is None or not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("release") != RELEASE:
+        return None
+    return {r["cfg"]: r for r in data["rows"]}
+
+
+def port_status(row: dict | None, parse_error: str | None) -> tuple[str, str]:
+    """(badge, sentence) of what the port does with a def file: its compat-table row, else (no
+    table) the pages' own parse."""
+    if row is None:
+        if parse_error:
+            return "parse error", f"the port's cfg parser rejects it: {parse_error}"
+        return "", "the port's cfg parser reads it (no compat table in this build)"
+    if not row["parsed"]:
+        return "parse error", f"the port's parser rejects it: {row['reason'] or 'no reason given'}"
+    if not row["built"]:
+        return "does not build", f"parsed; the port does not build it: {row['reason']}"
+    if not row["ran"]:
+        return "does not run", f"parsed and built; one step does not run: {row['reason']}"
+    return "", "the port parses it, builds it and runs a training step on it"
 
 
 @lru_cache(maxsize=128)
@@ -110,7 +142,9 @@ def _results_table(e: ex.Experiment) -> HTML:
     return join(out, "\n")
 
 
-def _diagram_html(e: ex.Experiment, base: Path) -> HTML:
+def _diagram_html(e: ex.Experiment, base: Path, row: dict | None = None) -> HTML:
+    """The net drawn from the def file's layers (parsed as the compat table parses it, without
+    initial weights, so a net whose weights the port cannot load is still drawn, and says so)."""
     if not e.def_path:
         return html('<p class="exp-error">No diagram: {}.</p>', e.pairing)
     layers, err = _parsed(str(base / e.def_path))
@@ -120,7 +154,9 @@ def _diagram_html(e: ex.Experiment, base: Path) -> HTML:
         svg = diagrams.diagram_svg(layers, title=f"layers-{e.def_stem}")
     except ValueError as err:
         return html('<p class="exp-error">No diagram for <code>{}</code>: {}</p>', e.def_path, str(err))
-    return html('<div class="exp-diagram-wrap">{}</div>', svg)
+    note = (html('<p class="exp-note">Drawn from the layers alone: the port does not parse the file with its '
+                 'weights ({}).</p>', row["reason"]) if row is not None and not row["parsed"] else HTML(""))
+    return html('{}<div class="exp-diagram-wrap">{}</div>', note, svg)
 
 
 def _diff_html(app, a: Path, b: Path, a_name: str, b_name: str, settings_only: bool) -> HTML:
@@ -130,7 +166,7 @@ def _diff_html(app, a: Path, b: Path, a_name: str, b_name: str, settings_only: b
     return HTML(app.builder.highlighter.highlight_block(d, "diff"))  # Pygments' markup, text escaped
 
 
-def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path) -> HTML:
+def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path, compat: dict | None = None) -> HTML:
     parts = [html("<h1>Experiment #{}</h1>", e.stem)]
     if e.stem in ex.MARKED:
         parts.append(html('<p><span class="exp-badge">{}</span></p>', ex.MARKED[e.stem]))
@@ -147,14 +183,21 @@ def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path) -> HTML:
                           src_url(e.def_path), e.def_path, e.pairing))
     else:
         parts.append(html("<dt>Def file</dt><dd>none in the release — {}</dd>", e.pairing))
+    if e.def_path:
+        _, sentence = port_status(None if compat is None else compat.get(e.def_path),
+                                  _parsed(str(base / e.def_path))[1])
+        parts.append(html('<dt>The port</dt><dd class="exp-port">{}{}</dd>', sentence,
+                          html(' (<a href="../compat.html">the compat table</a>)') if compat is not None else ""))
     others = [d for d in e.named_defs if d != e.def_stem]
     if others:
         parts.append(html("<dt>Other def files the diary names</dt><dd>{}</dd>", join(
             (html('<a href="{}"><code>layers-{}.cfg</code></a>', src_url("layers/layers-" + d + ".cfg"), d)
              for d in others), ", ")))
     if dates:
-        parts.append(html("<dt>Checkpoint dates</dt><dd>{}{} ({} <code>ConvNet__</code> paths)</dd>", dates[0],
-                          f" to {dates[1]}" if dates[1] != dates[0] else "", len(e.diary.checkpoints)))
+        parts.append(html('<dt>Dates</dt><dd>started {}{} ({} <code>ConvNet__</code> paths; '
+                          '<span class="exp-date-rule">{}</span>)</dd>', dates[0],
+                          f", last checkpoint {dates[1]}" if dates[1] != dates[0] else "",
+                          len(e.diary.checkpoints), ex.DATE_RULE))
     parent = e.diary.parent
     if parent:
         pe = t.get(parent)
@@ -175,7 +218,7 @@ def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path) -> HTML:
                       "The labels are the author's (validation or test set, single or multiview).</p>"))
     parts.append(_results_table(e))
     parts.append(html("<h2>Network</h2>"))
-    parts.append(_diagram_html(e, base))
+    parts.append(_diagram_html(e, base, None if compat is None or not e.def_path else compat.get(e.def_path)))
     parts.append(html("<h2>Diary</h2>"))
     parts.append(_diary_html(e))
     for other, why in ((prev, "the previous experiment"),
@@ -203,9 +246,12 @@ def _experiment_body(app, t: ex.Timeline, e: ex.Experiment, base: Path) -> HTML:
     return join(parts, "\n")
 
 
-def _index_body(t: ex.Timeline, base: Path) -> HTML:
+def _index_body(t: ex.Timeline, base: Path, compat: dict | None = None) -> HTML:
     parsed = {s: _parsed(str(base / "layers" / f"layers-{s}.cfg")) for s in t.def_stems}
-    n_ok = sum(1 for v in parsed.values() if v[1] is None)
+    status = {s: port_status(None if compat is None else compat.get(f"layers/layers-{s}.cfg"), parsed[s][1])
+              for s in t.def_stems}
+    n_ok = sum(1 for s in t.def_stems if status[s][0] != "parse error")
+    n_ran = sum(1 for s in t.def_stems if not status[s][0])
     paired = sum(1 for e in t.experiments if e.def_path)
     with_results = sum(1 for e in t.experiments if e.diary.results)
     parts = [html("<h1>The experiments, 2012-06 to 2013-03</h1>"),
@@ -213,21 +259,33 @@ def _index_body(t: ex.Timeline, base: Path) -> HTML:
                   '(<code>layer-params-*.cfg</code>) and {} def files (<code>layers-*.cfg</code>). '
                   "Each params file ends with the author's diary in comments. {} params files are paired "
                   "with a def file (the diary's own “uses def file N”, else the same stem, else the stem without "
-                  'its suffixes); {} record error rates. The experiment numbers are roughly chronological: '
-                  'the dates come from the <code>ConvNet__&lt;date&gt;</code> checkpoint paths in the diaries. '
-                  "The port's cfg parser reads {} of the {} def files; the others are shown "
-                  "with the parser's one-line error on their pages.</p>",
-                  len(t.experiments), len(t.def_stems), paired, with_results, n_ok, len(t.def_stems)),
+                  'its suffixes); {} record error rates. The experiment numbers are roughly chronological. '
+                  '<span class="exp-date-rule">Dates: {}.</span> {}</p>',
+                  len(t.experiments), len(t.def_stems), paired, with_results, ex.DATE_RULE,
+                  html("The port parses {} of the {} def files and runs a training step on {} "
+                       '(<a href="../compat.html">the compat table</a>, which these pages read); '
+                       "the others are marked, with the reason on their pages.",
+                       n_ok, len(t.def_stems), n_ran) if compat is not None else
+                  html("The port's cfg parser reads {} of the {} def files; the others are shown "
+                       "with the parser's one-line error on their pages.", n_ok, len(t.def_stems))),
              html("<p>Rates are top-1 / top-5 error in %, as the diary records them (the label says which "
                   "set and whether multiview). Marked rows are the NIPS 2012 network and the runs that "
                   "reproduce the paper's ablations.</p>")]
     parts.append(html('<div class="exp-diagram-wrap">{}</div>', diagrams.timeline_svg(t.experiments, ex.MARKED)))
+    chart = diagrams.results_svg(t.experiments, ex.MARKED)
+    if chart:
+        parts.append(html('<h2 id="results-over-time">Results over time</h2><p>Each experiment\'s first own recorded '
+                          "result (top-1 error filled, top-5 hollow, in %) at its start date; the label in the "
+                          "table says whether it is validation or test, single patch or multiview, so points "
+                          "are not all alike. Click a column head of the table to sort it.</p>"
+                          '<div class="exp-diagram-wrap">{}</div>', chart))
     if t.unused_defs:
         parts.append(html("<p>Def files that no params file pairs with or names: {}.</p>", join(
             (html('<a href="{}"><code>layers-{}.cfg</code></a>', src_url("layers/layers-" + s + ".cfg"), s)
              for s in t.unused_defs), ", ")))
-    parts.append(html('<div class="exp-table-wrap"><table class="exp-table"><thead><tr><th>#</th><th>started</th>'
-                      "<th>def file</th><th>the diary says</th><th>result</th><th>top-1 / top-5 %</th></tr></thead>"
+    parts.append(html('<div class="exp-table-wrap"><table class="exp-table sortable"><thead><tr>'
+                      '<th data-type="num">#</th><th>started</th><th>def file</th><th>the diary says</th>'
+                      '<th>result</th><th data-type="num">top-1 %</th><th data-type="num">top-5 %</th></tr></thead>'
                       "<tbody>"))
     for e in t.experiments:
         h = e.diary.headline
@@ -235,26 +293,30 @@ def _index_body(t: ex.Timeline, base: Path) -> HTML:
         mark = ex.MARKED.get(e.stem)
         dfile = (html('<a href="{}">{}</a>', src_url(e.def_path), e.def_stem) if e.def_path
                  else esc(f"— (#{e.missing_def} missing)") if e.missing_def else esc("—"))
-        if e.def_stem and parsed.get(e.def_stem, (None, None))[1]:
-            dfile += html(' <span class="exp-badge" title="the port\'s parser rejects it">parse error</span>')
-        parts.append(html('<tr{}><td class="stem"><a href="{}.html">{}</a></td><td class="num">{}</td><td>{}</td>'
-                          '<td>{}{}</td><td>{}</td><td class="num">{}</td></tr>',
-                          html(' class="exp-marked"') if mark else "", e.stem, e.stem, e.diary.start_date or "",
-                          dfile, title, html(' <span class="exp-badge">{}</span>', mark) if mark else "",
-                          h.label if h else "", result_text(h)))
+        badge = status.get(e.def_stem, ("", ""))[0] if e.def_stem else ""
+        if badge:
+            dfile += html(' <span class="exp-badge" title="{}">{}</span>', status[e.def_stem][1], badge)
+        num = e.number if e.number is not None else 10**6
+        parts.append(html('<tr{}><td class="stem" data-sort="{}"><a href="{}.html">{}</a></td><td class="num">{}</td>'
+                          '<td>{}</td><td>{}{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td></tr>',
+                          html(' class="exp-marked"') if mark else "", f"{num:07d}{e.stem}", e.stem, e.stem,
+                          e.diary.start_date or "", dfile, title,
+                          html(' <span class="exp-badge">{}</span>', mark) if mark else "",
+                          h.label if h else "", pct(h.top1) if h else "", pct(h.top5) if h else ""))
     parts.append(html("</tbody></table></div>"))
-    failures = [(s, v[1]) for s, v in parsed.items() if v[1]]
+    failures = [(s, status[s][1]) for s in t.def_stems if status[s][0]]
     if failures:
-        parts.append(html("<h2>Def files the port's parser rejects</h2><ul>"))
-        parts.extend(html("<li><code>layers-{}.cfg</code>: {}</li>", s, err) for s, err in failures)
+        parts.append(html("<h2>Def files the port does not parse, build or run</h2><ul>"))
+        parts.extend(html("<li><code>layers-{}.cfg</code>: {}</li>", s, why) for s, why in failures)
         parts.append(html("</ul>"))
     return join(parts, "\n")
 
 
 def _pages(app, t: ex.Timeline, base: Path) -> list[tuple[str, str, str]]:
     """(pagename, title, body) of the index and of every experiment page."""
-    pages = [("experiments/index", "Experiments", _index_body(t, base))]
-    pages += [(f"experiments/{e.stem}", f"Experiment #{e.stem}", _experiment_body(app, t, e, base))
+    compat = compat_rows(app)
+    pages = [("experiments/index", "Experiments", _index_body(t, base, compat))]
+    pages += [(f"experiments/{e.stem}", f"Experiment #{e.stem}", _experiment_body(app, t, e, base, compat))
               for e in t.experiments]
     return pages
 
@@ -300,6 +362,9 @@ def _pages_key(app, layers: Path) -> str:
     here = Path(__file__)
     sources = [here, here.with_name("model.py"), here.with_name("markup.py"), Path(diagrams.__file__),
                Path(ex.__file__), *_parser_sources()]
+    table = Path(app.srcdir) / app.config.archive_compat_table if app.config.archive_compat_table else None
+    if table is not None and table.is_file():
+        sources.append(table)
     for f in [*sorted(p for p in layers.iterdir() if p.is_file()), *sources]:
         h.update(f"{f}\0".encode() + hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()

@@ -6,8 +6,9 @@ Definitions come from Universal Ctags (Debian's ``universal-ctags``; C++ parser 
 line, classes and structs, macros, members, module-level names. When ctags is not installed the
 definitions fall back to the highlighter's function and class tokens, and the pages say so.
 References are the highlighter's ``Name`` tokens (:mod:`highlight`), one per line, each with the
-line's text as context. A cfg layer type (``type=cmrnorm``) is an identifier too: it is used in
-every cfg that names it and "defined" by the registry entries and ``type == "…"`` branches that
+line's text as context. A cfg layer type (``type=cmrnorm``) is an identifier too, in a namespace
+of its own (the index names it ``type=cmrnorm``, so ``type=conv`` does not gather a C++ variable
+``conv``): it is used in every cfg that names it and "defined" by the registry entries and ``type == "…"`` branches that
 read it, and the layer or parser class they name.
 
 The index is written at build time as small scripts under ``_ids/`` (they load from ``file://``
@@ -36,6 +37,7 @@ CONTEXT = 110            # characters of context kept per reference line
 MAX_REFS = 4000          # references kept per identifier (the count is always exact)
 CTAGS_KINDS = {"function", "class", "struct", "macro", "member", "method", "enum", "typedef",
                "union", "variable", "namespace", "enumerator"}
+CFG_TYPE = "type="       # the index's name of a cfg layer type: "type=conv" (archive-idents.js asks for it)
 C_SUFFIXES = (".cu", ".cuh", ".cpp", ".cc", ".c", ".h", ".hpp", ".cutemp")
 _TYPE_LINE = re.compile(r"^\s*type\s*=\s*([A-Za-z_][\w.-]*)\s*$")
 _REGISTRY = re.compile(r"""['"]([a-z][\w.-]*)['"]\s*:\s*(?:lambda\s*:\s*)?([A-Z]\w*)""")
@@ -235,14 +237,15 @@ def build(site: Site, cache: Cache, use_ctags: bool | None = None, tags: Tags | 
     group_of = {}
     for fi, (label, _) in enumerate(index.files):
         group_of[fi] = "port" if label.startswith("port/") else label.split("/", 1)[0]
+    # the cfg's names are not the code's: the type conv is "type=conv", apart from a C++ variable conv
     used_types = {t for t, *_ in cfg_uses}
     for typ, fi, n, ctx in cfg_uses:
-        index.refs[typ].append([fi, n, ctx])
+        index.refs[CFG_TYPE + typ].append([fi, n, ctx])
     for typ in used_types:
         for fi, n, cls in registry.get(typ, []):
-            index.defs[typ].append([fi, n, "reads type", n, cls])
+            index.defs[CFG_TYPE + typ].append([fi, n, "reads type", n, cls])
             for cfi, cline in class_defs.get((group_of[fi], cls), []):
-                index.defs[typ].append([cfi, cline, "layer class", cline, cls])
+                index.defs[CFG_TYPE + typ].append([cfi, cline, "layer class", cline, cls])
     return index
 
 

@@ -23,7 +23,7 @@ from sphinx.util import logging
 
 from archive import ORIGINAL, RELEASES_DIR, ROOT, xref
 from archive.manifest import load_all
-from archive.sphinxext import (coverage, experiment_pages, history, idents, integrity, revisions, search,
+from archive.sphinxext import (cfgxref, coverage, experiment_pages, fulltext, history, idents, integrity, revisions, search,
                                sidebyside, sources, versions)
 from archive.sphinxext.annotations import ArchiveDomain, rendered_bodies
 from archive.sphinxext.highlight import Cache
@@ -122,6 +122,9 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None =
     hist_links, hist_chains = history.links(site, chains, tags)
     if found is not None:
         found["fn_hist"] = hist_links
+    t = experiment_pages.timeline(app.config)
+    cfg_links = cfgxref.load(site, Path(app.srcdir), app.config.archive_compat_table, tags,
+                             {e.stem for e in t.experiments} if t is not None else set())
     for release in site.order:
         for e in site.files(release):
             chain = by_file.get((release, e.path))
@@ -133,7 +136,8 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None =
             title, body = sources.source_page(site, release, e, cache, bodies,
                                               chain, cov.get((release, e.path)),
                                               None if tags is None else tags.get((release, e.path), []),
-                                              hist_links.get((release, e.path)), origin, why)
+                                              hist_links.get((release, e.path)), origin, why, cfg_links,
+                                              release not in app.config.archive_search_exclude)
             yield page_of_source(release, e.path), "source", title, body
         yield f"releases/{release}/index", "tree", *versions.release_index(site, release, chains, cov)
     yield "releases/index", "tree", *sources.releases_index(site)
@@ -160,6 +164,7 @@ def _all_pages(app: Sphinx, site: Site, cache: Cache, tags: idents.Tags | None =
             yield page_of_port(pf), "port", *got
     yield "port/index", "table", *sidebyside.port_index(site)
     yield "identifiers", "search", *search.search_page()
+    yield fulltext.PAGE, "search", *fulltext.search_page(app.config.archive_search_exclude)
     for pagename, title, body in experiment_pages.experiment_pages(app, cache):
         yield pagename, "experiments", title, body
 

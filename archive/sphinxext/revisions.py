@@ -35,7 +35,7 @@ from sphinx.util import logging
 
 from archive import history as hist
 from archive.sphinxext.highlight import Cache, split_lines
-from archive.sphinxext.markup import HTML, html, join
+from archive.sphinxext.markup import HTML, esc, html, join
 from archive.sphinxext.model import Site, line_fragment, page_of_source, relative
 from archive.sphinxext.versions import _diff_rows
 
@@ -87,8 +87,8 @@ class SiteHistory:
         return Counter(self.era_of(i) for i in self.prov.lines.get((release, path), []))
 
 
-def load(app, site: Site) -> tuple[SiteHistory | None, HTML]:  # noqa: ANN001
-    """The site's history, or None and why not (markup)."""
+def load(app, site: Site) -> tuple[SiteHistory | None, str]:  # noqa: ANN001
+    """The site's history, or None and why not."""
     missing = [r for r in site.order if not hist.has_history(site.original, r, site.manifests[r].commit)]
     if missing:
         return None, html("the history of {} is not fetched (<code>python -m archive fetch "
@@ -107,13 +107,13 @@ def load(app, site: Site) -> tuple[SiteHistory | None, HTML]:  # noqa: ANN001
         prov = hist.provenance(stitched, files, cache_dir, binary=binary, sizes=sizes)
     except hist.UserError as e:
         logger.warning(f"archive: no line provenance: {e}")
-        return None, html("{}", str(e))
+        return None, esc(str(e))
     logger.info(f"archive: stitched history of {len(stitched.revisions)} commits ({t1 - t0:.1f} s), "
                 f"blame of {len(prov.lines)} files "
                 + (f"{prov.seconds:.1f} s" if prov.seconds else "from the cache"))
     sh = SiteHistory(stitched, prov, stages, {s.release: i for i, s in enumerate(stages)})
     sh.changes = _changes(stitched)
-    return sh, HTML("")
+    return sh, ""
 
 
 def _changes(stitched: hist.Stitched) -> dict[str, list[Change]]:
@@ -195,9 +195,9 @@ def summary_sentence(sh: SiteHistory, release: str, path: str) -> HTML:
         parts.append(html('<span class="oe oe{}"></span> {:,} first appear in it', mine, new))
     else:
         revs = {i for i in ids if sh.era_of(i) == mine}
-        parts.append(html('<span class="oe oe{}"></span> {:,} were written in its own history ({} revision{})',
-                          mine, new, len(revs), "s" if len(revs) != 1 else ""))
-    return join(parts, "; ") + "."
+        parts.append(html('<span class="oe oe{}"></span> {:,} were written in its own history '
+                          '({} revision{})', mine, new, len(revs), "s" if len(revs) != 1 else ""))
+    return join(parts, "; ") + html(".")
 
 
 def origin(sh: SiteHistory, release: str, path: str, page: str, note: HTML = HTML("")) -> Origin | None:
@@ -211,9 +211,8 @@ def origin(sh: SiteHistory, release: str, path: str, page: str, note: HTML = HTM
         r = sh.by_id[i]
         revs.append([relative(page, page_of_revision(r)), r.label, r.day, r.summary[:SUMMARY_CHARS], sh.era_of(i)])
     marks = {n: f"oe{sh.era_of(i)}" for n, i in enumerate(ids, 1)}
-    attrs = {n: html(' data-r="{}"', index[i]) for n, i in enumerate(ids, 1)}
-    # JSON for a script element: ASCII only, "</" broken so that no value can close the element
-    data = HTML(json.dumps(revs, ensure_ascii=True).replace("</", "<\\/"))
+    attrs = {n: HTML(' data-r="%d"' % index[i]) for n, i in enumerate(ids, 1)}  # the hot path: one per line
+    data = HTML(json.dumps(revs, ensure_ascii=True).replace("</", "<\\/"))   # JSON in a script: no markup
     head = html('<div class="origin-summary"><p>Origin of each line (<code>git blame -w -M -C -C</code> on the '
                 '<a href="{}">joined public history</a>): {} '
                 '<button type="button" class="origin-toggle" aria-pressed="false">show origin column</button> '
@@ -235,12 +234,13 @@ def cudaconv3_note(site: Site, release: str, path: str, chain) -> HTML:  # noqa:
         return HTML("")
     older = members[-2]
     page = page_of_source(release, path)
-    return html('<p class="origin-limit">This file descends from {}\'s <a href="{}">{}</a>, which the 2012 '
-                'tree (the commit before {} on the joined history) does not hold: plain <code>git blame</code> on '
-                'that line credits every line it kept to {}\'s first commit. Its lines are blamed instead on a '
-                'side line that holds {}\'s files beside the 2012 tree (<code>refs/archive/view/{}</code> in the '
-                'repository <code>python -m archive history</code> writes), so the lines it kept go back to the '
-                'revisions that wrote them. <a href="{}">The versions page</a> shows the differences.</p>',
+    return html('<p class="origin-limit">This file descends from {}\'s '
+                '<a href="{}">{}</a>, which the 2012 tree (the commit before {} on the joined '
+                'history) does not hold: plain <code>git blame</code> on that line credits every line it kept to '
+                '{}\'s first commit. Its lines are blamed instead on a side line that holds {}\'s '
+                'files beside the 2012 tree (<code>refs/archive/view/{}</code> in the repository '
+                '<code>python -m archive history</code> writes), so the lines it kept go back to the revisions that wrote '
+                'them. <a href="{}">The versions page</a> shows the differences.</p>',
                 older, relative(page, page_of_source(older, chain.members[older])), chain.members[older], release,
                 release, older, release, relative(page, "versions/" + chain.key))
 
@@ -315,9 +315,8 @@ class _Blobs:
         self.p.wait()
 
 
-def _author(r: hist.Revision) -> str:
-    """The author as recorded (plain text: the page escapes it)."""
-    return r.author + (f" <{r.email}>" if r.email and r.email != r.author else "")
+def _author(r: hist.Revision) -> HTML:
+    return esc(r.author) + (html(" &lt;{}&gt;", r.email) if r.email and r.email != r.author else HTML(""))
 
 
 def _upstream_url(sh: SiteHistory, r: hist.Revision) -> str:
@@ -325,7 +324,7 @@ def _upstream_url(sh: SiteHistory, r: hist.Revision) -> str:
     return f"{up}/commit/{r.upstream}"
 
 
-def revision_page(site: Site, sh: SiteHistory, r: hist.Revision, blobs: _Blobs, cache: Cache) -> tuple[str, HTML]:
+def revision_page(site: Site, sh: SiteHistory, r: hist.Revision, blobs: _Blobs, cache: Cache) -> tuple[str, str]:
     page = page_of_revision(r)
     revs = sh.stitched.revisions
     k = sh.pos[r.id]
@@ -348,8 +347,7 @@ def revision_page(site: Site, sh: SiteHistory, r: hist.Revision, blobs: _Blobs, 
           html("<dt>Stitched commit</dt><dd><code>{}</code> (<code>python -m archive history</code>)</dd>", r.id),
           html('<dt>Era</dt><dd><span class="oe oe{}"></span> {}</dd>', era, _era_label(sh, era))]
     if len(r.parents) > 1:
-        dl.append(html("<dt>Merge</dt><dd>of {} parents; the changes are those against the first</dd>",
-                       len(r.parents)))
+        dl.append(html("<dt>Merge</dt><dd>of {} parents; the changes are those against the first</dd>", len(r.parents)))
     if pinned:
         dl.append(html("<dt>Pinned release</dt><dd>{}</dd>", join(
             (html('<a href="{}">{}</a>', relative(page, f"releases/{p}/index"), p) for p in pinned), ", ")))
@@ -358,7 +356,7 @@ def revision_page(site: Site, sh: SiteHistory, r: hist.Revision, blobs: _Blobs, 
     rows = []
     for c in changes:
         st = {"A": "added", "D": "deleted", "M": "changed"}.get(c.status[0], "renamed" if c.status[0] == "R" else c.status)
-        name = c.path if c.old_path == c.path else f"{c.old_path} → {c.path}"
+        name = esc(c.path) if c.old_path == c.path else html("{} → {}", c.old_path, c.path)
         stat = (html("binary") if c.added is None else
                 html('<span class="ins">+{}</span> <span class="del">−{}</span>', c.added, c.removed))
         rows.append(html('<tr><td>{}</td><td class="path"><a href="#d-{}">{}</a></td><td class="num">{}</td></tr>',
@@ -381,15 +379,14 @@ def revision_page(site: Site, sh: SiteHistory, r: hist.Revision, blobs: _Blobs, 
         if budget <= 0:
             diffs.append(head + html("<p>Not shown: the page already holds as many diffs as it may (its size).</p>"))
             continue
-        key = f"revdiff:2:{c.old_blob}:{c.new_blob}"
+        key = f"revdiff:1:{c.old_blob}:{c.new_blob}"
 
         def compute(c=c) -> tuple[str, int, int]:
             a = split_lines(blobs.get(c.old_blob).decode("utf-8", "replace"))
             b = split_lines(blobs.get(c.new_blob).decode("utf-8", "replace"))
-            rows_, nadd, nrem = _diff_rows(a, b, "a", "b")
-            return str(rows_), nadd, nrem
-        cached, _, _ = cache.memo(key, compute)
-        body_rows = HTML(cached)  # the diff renderer's markup, kept as a plain string in the cache
+            return _diff_rows(a, b, "a", "b")
+        body_rows, _, _ = cache.memo(key, compute)
+        body_rows = HTML(body_rows)  # the diff renderer's markup (a cached copy may be a plain str)
         if len(body_rows) > budget:
             diffs.append(head + html("<p>Not shown: {:,} kB of diff, more than the page has left.</p>",
                                      len(body_rows) // 1000))
@@ -439,19 +436,21 @@ def _chart(sh: SiteHistory) -> bytes:
     return buf.getvalue()
 
 
-def index_page(site: Site, sh: SiteHistory | None, why: HTML) -> tuple[str, HTML]:
+def index_page(site: Site, sh: SiteHistory | None, why: str) -> tuple[str, str]:
     page = INDEX
     if sh is None:
         return "Revisions", html('<h1>The public history, revision by revision</h1><p class="warning">Not shown: {}. '
                                  'The site otherwise compares the releases only (<a href="{}">versions</a>).</p>',
-                                 why, relative(page, "versions/index"))
+                                 HTML(why), relative(page, "versions/index"))
     rows = []
     for r in sh.stitched.revisions:
         ch = sh.changes.get(r.id, [])
-        rows.append(html('<tr><td><span class="oe oe{}"></span> <a href="{}">{}</a></td><td>{}</td><td>{}</td>'
+        era = sh.eras[r.release]
+        rows.append(html('<tr><td><span class="oe oe{}"></span> <a href="{}">'
+                         '{}</a></td><td>{}</td><td>{}</td>'
                          '<td class="num"><span class="ins">+{}</span></td>'
-                         '<td class="num"><span class="del">−{}</span></td><td>{}</td></tr>',
-                         sh.eras[r.release], relative(page, page_of_revision(r)), r.label, r.day, r.author,
+                         '<td class="num"><span class="del">−{}</span></td>'
+                         '<td>{}</td></tr>', era, relative(page, page_of_revision(r)), r.label, r.day, r.author,
                          sum(c.added or 0 for c in ch), sum(c.removed or 0 for c in ch), r.summary[:SUMMARY_CHARS]))
     stages = join(
         html('<li><span class="oe oe{}"></span> {}: {}</li>', i, s.release,
@@ -480,12 +479,12 @@ def index_page(site: Site, sh: SiteHistory | None, why: HTML) -> tuple[str, HTML
 
 # --- what 2012 added ---------------------------------------------------------------------------------
 
-def new_in_2012(site: Site, sh: SiteHistory | None, why: HTML, tags, chains) -> tuple[str, HTML]:  # noqa: ANN001
+def new_in_2012(site: Site, sh: SiteHistory | None, why: str, tags, chains) -> tuple[str, str]:  # noqa: ANN001
     page = NEW_2012
     title = "What the 2012 release added"
     if sh is None or SNAPSHOT_RELEASE not in sh.eras:
         return title, html('<h1>{}</h1><p class="warning">Not shown: {}.</p>', title,
-                           why or "no 2012 release in the history")
+                           HTML(why) if why else "no 2012 release in the history")
     from archive.sphinxext import idents
     from archive.sphinxext.versions import chains_by_file
     rel = SNAPSHOT_RELEASE
@@ -506,7 +505,7 @@ def new_in_2012(site: Site, sh: SiteHistory | None, why: HTML, tags, chains) -> 
         tot["lines"] += len(eras)
         tot["new"] += new
         tot["files_new"] += new == len(eras)
-        succ = html("<td>—</td><td></td><td></td>")
+        succ = None
         chain = by_file.get((rel, e.path))
         for lr in later:
             if chain is not None and lr in chain.members:
@@ -515,8 +514,10 @@ def new_in_2012(site: Site, sh: SiteHistory | None, why: HTML, tags, chains) -> 
                 succ = html('<td><a href="{}">{}</a></td><td class="num">{:,}</td><td class="num">{:,}</td>',
                             relative(page, page_of_source(lr, lp)), lp, sum(c.values()), c.get(sh.eras[lr], 0))
                 break
-        rows.append(html('<tr><td class="path"><a href="{}">{}</a></td><td class="num">{:,}</td>'
-                         '<td class="num">{:,}</td><td class="num">{:,}</td>{}</tr>',
+        if succ is None:
+            succ = html("<td>—</td><td></td><td></td>")
+        rows.append(html('<tr><td class="path"><a href="{}">{}</a></td>'
+                         '<td class="num">{:,}</td><td class="num">{:,}</td><td class="num">{:,}</td>{}</tr>',
                          relative(page, page_of_source(rel, e.path)), e.path, len(eras), before, new, succ))
         if tags is None:
             continue

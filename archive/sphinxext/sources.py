@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from archive.manifest import FileEntry
 from archive.sphinxext.annotations import rebase_urls
 from archive.sphinxext.coverage import FileCoverage
-from archive.sphinxext import idents
+from archive.sphinxext import cfgxref, idents
 from archive.sphinxext.gaps import gap_notes
 from archive.sphinxext.highlight import Cache, split_lines
 from archive.sphinxext.idents import Tag, cfg_outline
@@ -31,6 +31,7 @@ from archive.sphinxext.versions import Chain, status
 
 if TYPE_CHECKING:
     from archive.sphinxext.revisions import Origin
+    from archive.sphinxext.cfgxref import CfgLinks
 
 
 def swhid(site: Site, release: str, e: FileEntry) -> str:
@@ -158,9 +159,12 @@ def outline_html(items: list[tuple[str, str, str, int, int]], source: str, page:
 def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: dict[str, str],
                 chain: Chain | None, cov: FileCoverage | None,
                 tags: list[Tag] | None = None, hist: dict[int, str] | None = None,
-                origin: "Origin | None" = None, origin_note: str = "") -> tuple[str, str]:
+                origin: "Origin | None" = None, origin_note: str = "",
+                cfg_links: "CfgLinks | None" = None, searchable: bool = True) -> tuple[str, str]:
     """(title, body) of a source page. ``origin``: each line's revision (:mod:`revisions`), which
-    replaces the comparison with the neighbouring releases; ``origin_note``: why it is absent."""
+    replaces the comparison with the neighbouring releases; ``origin_note``: why it is absent;
+    ``cfg_links``: what a cfg file's names link to (:mod:`cfgxref`); ``searchable``: the listing
+    is marked for the full-text index (:mod:`fulltext`)."""
     page = page_of_source(release, e.path)
     title = f"{release}/{e.path}"
     data = site.data(release, e.path)
@@ -206,6 +210,10 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
                 ' data-swhid="{}"', release, e.path, man.commit, man.upstream, man.permalink(e.path),
                 swhid(site, release, e))
     lines = split_lines(text)
+    code_lines = hl.lines
+    if ".cfg" in PurePosixPath(e.path).name and cfg_links is not None:
+        code_lines = cfgxref.link_lines(site, cfg_links, release, e.path, text, hl.lines)
+        note = note + cfgxref.header(site, cfg_links, release, e.path)
     if ".cfg" in PurePosixPath(e.path).name:
         outline = outline_html(cfg_outline(lines), "the cfg's section headers")
     elif tags is not None:
@@ -219,10 +227,11 @@ def source_page(site: Site, release: str, e: FileEntry, cache: Cache, bodies: di
     if text and not hl.final_newline:
         tail = html('<p class="nofinalnl">⏎ No newline at end of file (shown as stored).</p>')
     return title, (_header(site, release, e, page, chain, cov, note) + outline + legend
-                   + html('<div class="source" data-lexer="{}"{}>{}{}</div>', hl.lexer, cite,
-                          render_listing(hl.lines, final_newline=hl.final_newline, marks=marks, notes=notes,
-                                         ends=ends, attrs=origin.attrs if origin is not None else None),
-                          tail))
+                   + html('<div class="source" data-lexer="{}"{}{}>{}{}</div>', hl.lexer, cite,
+                          html(' data-pagefind-body data-pagefind-meta="title:{}" data-pagefind-filter="release:{}"',
+                               title, release) if searchable else "",
+                          render_listing(code_lines, final_newline=hl.final_newline, marks=marks, notes=notes,
+                                         ends=ends, attrs=origin.attrs if origin is not None else None), tail))
 
 
 def releases_index(site: Site) -> tuple[str, str]:

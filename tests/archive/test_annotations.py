@@ -15,6 +15,7 @@ from markdown_it.renderer import RendererHTML
 from myst_parser.config.main import MdParserConfig
 from myst_parser.parsers.mdit import create_md_parser
 
+from archive import ORIGINAL as ORIGINAL_DIR
 from archive import ROOT, xref
 from archive import manifest as m
 
@@ -135,3 +136,82 @@ def test_check_catches_a_wrong_range_and_symbol(alexnet_2012):
            to_ref(ROOT / "docs" / "x.md", 2, "alexnet-2012/src/layer.cu:1-5 ConvLayer::fpropActs")]
     problems = xref.check(bad, man)
     assert len(problems) == 2 and "outside" in problems[0] and "does not appear" in problems[1]
+
+
+# --- a note stops before the next definition's leading comment ------------------------------------
+
+_HEAD = ("template", "__global__", "__device__", "static ", "inline ")
+_COMMENT = ("//", "/*", "*", "#")
+
+
+def leading_comment(lines: list[str], line: int) -> int | None:
+    """The first line of the comment block right above the definition on ``line`` (its
+    ``template``/``__global__`` head lines skipped), or None when it has none."""
+    i = line - 1
+    while i >= 1 and lines[i - 1].strip().startswith(_HEAD):
+        i -= 1
+    start = None
+    while i >= 1 and (lines[i - 1].strip().startswith(_COMMENT) or lines[i - 1].rstrip().endswith("*/")):
+        start, i = i, i - 1
+    return start
+
+
+def notes_into_comments(refs: list[xref.PortsRef], texts, tags) -> list[str]:  # noqa: ANN001
+    """Each note whose range starts before, and ends inside, the leading comment of the first
+    definition (Universal Ctags) that starts after it: the comment belongs to that definition.
+    ``texts(release, path)`` gives a file's lines, ``tags(release, path)`` its definitions' lines."""
+    found = []
+    for r in refs:
+        lines = texts(r.release, r.path)
+        if lines is None:
+            continue
+        after = [d for d in sorted(set(tags(r.release, r.path))) if d > r.last]
+        if not after:
+            continue
+        c = leading_comment(lines, after[0])
+        if c is not None and r.first < c <= r.last:
+            found.append(f"{r.port_file}:{r.line}: {r.target} ends inside the comment (lines {c}-{after[0] - 1}) "
+                         f"of the definition on line {after[0]}")
+    return found
+
+
+def test_leading_comment_and_the_check_on_made_up_lines():
+    lines = ["int a() {", "}", "", "/*", " * b's comment", " */", "template <int X>", "void b() {", "}"]
+    assert leading_comment(lines, 8) == 4 and leading_comment(lines, 1) is None
+    ref = to_ref(DOCS / "x.md", 1, "r/f.cu:1-5 a")
+    got = notes_into_comments([ref], lambda r, p: lines, lambda r, p: [1, 8])
+    assert len(got) == 1 and "lines 4-7" in got[0]
+    ok = to_ref(DOCS / "x.md", 1, "r/f.cu:1-3 a")
+    on_comment = to_ref(DOCS / "x.md", 1, "r/f.cu:4-6 b")  # a note about the comment itself
+    assert notes_into_comments([ok, on_comment], lambda r, p: lines, lambda r, p: [1, 8]) == []
+
+
+def test_no_note_ends_inside_the_next_definitions_comment(alexnet_2012):
+    from archive.sphinxext import idents
+    if not idents.ctags_available():
+        pytest.skip("Universal Ctags is not installed (apt-get install universal-ctags)")
+    refs = [r for r in all_annotation_refs() if not r.path.endswith(".cfg")]
+    by_file: dict[tuple[str, str], list[int]] = {}
+    for release, path in {(r.release, r.path) for r in refs}:
+        if (ORIGINAL_DIR / release / path).is_file():
+            got = idents.ctags(ORIGINAL_DIR / release, [path]).get(path, [])
+            by_file[(release, path)] = [t.line for t in got]
+
+    def texts(release: str, path: str) -> list[str] | None:
+        p = ORIGINAL_DIR / release / path
+        return p.read_text(encoding="utf-8", errors="replace").splitlines() if p.is_file() else None
+    assert sum(len(v) for v in by_file.values()) > 500, "ctags found the definitions"
+    assert notes_into_comments(refs, texts, lambda r, p: by_file.get((r, p), [])) == []
+
+
+def test_every_row_of_the_nips_table_links_its_cfg_section():
+    """docs/nips2012-network.md: each row of the layer table cites its lines of layers-145.cfg."""
+    text = (DOCS / "nips2012-network.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, l in enumerate(text) if l.startswith("| layer | cfg sections"))
+    rows = []
+    for line in text[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    assert len(rows) >= 15
+    assert [r for r in rows if "{src}`alexnet-2012/layers/layers-145.cfg:" not in r] == []

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from archive import ROOT
 from archive import experiment_history as ex
 
 PARAMS_A = """\
@@ -178,3 +179,26 @@ def test_structural_diff():
     assert "conv1b: stride [2] → [1]" in d
     assert "fc: inputs ['conv<1>&a', 'conv1b'] → ['conv<1>&a']" in d
     assert ex.structural_diff(a, tiny_net()) == []
+
+
+def test_one_date_rule_the_earliest_own_checkpoint():
+    """An experiment starts on its earliest own checkpoint date, even when the diary lists a later
+    run first (as #137's does): the start never contradicts its checkpoint dates."""
+    text = ("[conv1]\nepsW=0.01\n\n# restarted\n# /nobackup/kriz/tmp/ConvNet__2012-09-13_10.00.00\n\n"
+            "# first run\n# /nobackup/kriz/tmp/ConvNet__2012-08-25_09.00.00\n")
+    d = ex.parse_diary(text)
+    assert [c.date for c in d.checkpoints] == ["2012-09-13", "2012-08-25"]
+    assert d.start_date == "2012-08-25" == d.dates[0] and d.dates[1] == "2012-09-13"
+    assert "earliest" in ex.DATE_RULE
+
+
+def test_the_pages_parse_as_the_compat_table(alexnet_2012):
+    """The experiment pages parse a def file as python -m port.compat does (a treefc net gets a
+    class tree of our own), so every def file the committed table parses, the pages parse too:
+    layers-137-tree.cfg and layers-146-2009-tree.cfg among them."""
+    import json
+    table = json.loads((ROOT / "docs" / "compat" / "alexnet-2012.json").read_text())
+    parsed = [r["cfg"] for r in table["rows"] if r["cfg"].startswith("layers/") and r["parsed"]]
+    assert {"layers/layers-137-tree.cfg", "layers/layers-146-2009-tree.cfg"} <= set(parsed)
+    errors = {cfg: ex.parse_def(alexnet_2012 / cfg)[1] for cfg in parsed}
+    assert {k: v for k, v in errors.items() if v} == {}

@@ -283,6 +283,7 @@ def test_identifier_click_to_definition_and_back(browser, site_url, shots):
     page.locator("#L2 span", has_text="conv").first.click()  # type=conv: the class that reads it
     page.wait_for_selector("#xref-panel .def a")
     assert "reads type" in page.text_content("#xref-panel .defs")
+    assert "type=conv" in page.text_content("#xref-panel")  # the cfg's namespace, not the code's conv
     page.close()
 
 
@@ -632,3 +633,103 @@ def test_real_site_layout_phone(browser, real_site, shots):
             phone.close()
     finally:
         server.shutdown()
+
+
+# --- issue 22 (content): cfg cross-references, the experiments' results and sortable table --------
+
+@pytest.fixture(scope="module")
+def content_url(tmp_path_factory):
+    """The test root with a synthetic experiments folder, a compat table and a def/params pair."""
+    import json
+
+    from archive import manifest
+    from tests.archive.sphinxext.siteroot import regenerate_manifests
+    from tests.archive.sphinxext.test_cfgxref import DEF, MAKER, PARAMS
+    from tests.archive.test_experiment_history import write_folder
+    root = copy_site(tmp_path_factory.mktemp("browser-content") / "site")
+    rel = root / "releases" / "rel-a"
+    (rel / "layers" / "layers-9.cfg").write_text(DEF)
+    (rel / "layers" / "layer-params-9.cfg").write_text(PARAMS)
+    (rel / "src" / "maker.cu").write_text(MAKER)
+    for m in regenerate_manifests(root).values():
+        manifest.write(m, root / "manifests")
+    write_folder(root / "layers")
+    with open(root / "conf.py", "a") as f:
+        f.write("archive_experiments_dir = 'layers'\n")
+    (root / "compat").mkdir()
+    (root / "compat" / "alexnet-2012.json").write_text(json.dumps({"release": "rel-a", "rows": [
+        {"cfg": "layers/layers-9.cfg", "params": ["layers/layer-params-9.cfg"], "parsed": True}]}))
+    build(root)
+    from archive.sphinxext import fulltext
+    pytest.importorskip("pagefind", reason="pagefind[extended] is not installed (pip install -e .)")
+    assert fulltext.index(root / "_build" / "html") == 0   # Pagefind, as make site runs it
+    handler = functools.partial(_Quiet, directory=str(root / "_build" / "html"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_cfg_inputs_and_type_links(browser, content_url, shots):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{content_url}/releases/rel-a/layers/layers-9.cfg.html")
+    page.click('#L10 a.cfgx:text-is("pool1a")')          # inputs=pool1a, data → [pool1a]
+    page.wait_for_function("location.hash === '#L4'")
+    assert page.evaluate("document.getElementById('L4').getBoundingClientRect().top") < 900
+    snap(page, shots, "cfg-xref-1280.png", full=False)
+    page.goto(f"{content_url}/releases/rel-a/layers/layers-9.cfg.html")
+    page.focus('#L9 a.cfgx')                               # type=fc, reached by keyboard
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/src/maker.cu.html#L1")
+    page.close()
+
+
+def test_experiment_results_chart_and_sortable_table(browser, content_url, shots):
+    for width, scheme in ((1280, "light"), (390, "dark")):
+        page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
+        page.goto(f"{content_url}/experiments/index.html")
+        points = page.eval_on_selector_all("svg.experiment-results a", "els => els.map(a => {"
+                                           "const r = a.getBoundingClientRect(); return [r.width, r.height]; })")
+        assert len(points) == 2 and all(w >= 12 and h >= 12 for w, h in points), points  # tappable
+        sizes = page.eval_on_selector_all("svg.experiment-results text",
+                                          "els => els.map(t => t.getBoundingClientRect().height)")
+        assert sizes and min(sizes) >= 10, sizes                                           # readable labels
+        snap(page, shots, f"experiments-results-{width}-{scheme}.png")
+        page.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{content_url}/experiments/index.html")
+    stems = lambda: page.eval_on_selector_all("table.sortable tbody td.stem", "els => els.map(e => e.textContent)")  # noqa: E731
+    top1 = page.locator("table.sortable thead th", has_text="top-1 %")
+    top1.focus()
+    page.keyboard.press("Enter")                           # ascending: 92 (41.00) after 91 (40.66); no result last
+    got = stems()
+    assert got[:2] == ["91", "92"] and top1.get_attribute("aria-sort") == "ascending"
+    top1.click()                                           # descending
+    assert stems()[:2] == ["92", "91"] and top1.get_attribute("aria-sort") == "descending"
+    page.locator("table.sortable thead th", has_text="#").first.click()
+    assert stems() == sorted(got, key=lambda s: (int(s.split("-")[0]), s))
+    page.close()
+
+
+def test_full_text_search_lands_on_the_line(browser, content_url, shots):
+    """Pagefind's index of the source pages: a word of a cfg comment (the diary) is found, its
+    result links to the line (#L7), and following it highlights that line."""
+    from tests.archive.sphinxext.test_cfgxref import PARAMS
+    line = PARAMS.splitlines().index("# killed on guppy9 at epoch 3") + 1
+    for width, scheme in ((1280, "light"), (390, "dark")):
+        page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
+        page.goto(f"{content_url}/search-code.html?q=guppy9")
+        link = page.locator(f'a.ftline[href$="layer-params-9.cfg.html#L{line}"]')
+        link.wait_for(timeout=15000)
+        assert "guppy9" in page.locator("#ftres > li").first.inner_text()
+        snap(page, shots, f"search-code-{width}-{scheme}.png", full=False)
+        link.click()
+        page.wait_for_url(f"**/layers/layer-params-9.cfg.html#L{line}")
+        page.wait_for_function(f"document.getElementById('L{line}').classList.contains('hl')")
+        page.close()
+    page = browser.new_page()
+    page.goto(f"{content_url}/search-code.html?q=epsW")                  # a setting: found in both cfgs
+    page.locator("a.ftline").first.wait_for(timeout=15000)
+    urls = page.eval_on_selector_all("a.ftline", "els => els.map(a => a.getAttribute('href'))")
+    assert any(u.endswith("layer-params-9.cfg.html#L2") for u in urls), urls
+    page.close()

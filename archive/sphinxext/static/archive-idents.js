@@ -153,7 +153,7 @@
     }
     var line = el.closest(".ln");  // a cfg layer type: "type=cmrnorm"
     var m = line && /^\s*type\s*=\s*([A-Za-z_][\w.-]*)\s*$/.exec(line.textContent);
-    if (m && text.trim() === m[1]) return m[1];
+    if (m && text.trim() === m[1]) return "type=" + m[1];  // the cfg's namespace (idents.CFG_TYPE)
     return null;
   }
   document.addEventListener("click", function (ev) {

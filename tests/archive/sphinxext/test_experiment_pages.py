@@ -2,6 +2,8 @@
 with the whole extension on the test root and a synthetic ``layers/`` folder."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.archive.test_experiment_history import write_folder
@@ -15,6 +17,11 @@ def test_sphinx_pages(app_params, make_app):
     write_folder(root / "layers")
     with open(root / "conf.py", "a") as f:
         f.write("archive_experiments_dir = 'layers'\n")
+    (root / "compat").mkdir()   # the compat table says what the port does with a def file
+    (root / "compat" / "alexnet-2012.json").write_text(json.dumps({"release": "alexnet-2012", "rows": [
+        {"cfg": "layers/layers-91.cfg", "parsed": False, "built": False, "ran": False,
+         "reason": "a made-up reason of the table"},
+        {"cfg": "layers/layers-94.cfg", "parsed": True, "built": True, "ran": True, "reason": None}]}))
     (src / "index.md").write_text(
         "# Test\n\n{site}`the timeline <experiments/index.html>`\n\n"
         "```{release-table}\n```\n\n```{experiment-results} 91 92\n:all-results:\n```\n\n"
@@ -46,6 +53,18 @@ def test_sphinx_pages(app_params, make_app):
     assert "../releases/alexnet-2012/layers/layer-params-92.cfg.html#L5" in page
     assert "<svg" in page or 'class="exp-error"' in page                # a diagram, or the parser's error
     assert "none in the release" in (out / "experiments" / "93.html").read_text()
+    # what the port parses comes from the compat table; the dates from one rule, stated
+    assert "a made-up reason of the table" in page and "../compat.html" in page
+    assert 'a made-up reason of the table">parse error</span>' in timeline
+    assert "runs a training step on 1 " in timeline and "exp-date-rule" in timeline and "earliest" in timeline
+    assert "started 2012-09-13, last checkpoint 2012-09-20" in (out / "experiments" / "91.html").read_text()
+    # results over time: a point per experiment with a result (top-1 and top-5), linked; a sortable table
+    chart = timeline[timeline.index('class="experiment-results"'):]
+    chart = chart[:chart.index("</svg>")]
+    assert chart.count("<a href=") == 2 and 'href="91.html"' in chart and "40.66 / 18.21 %" in chart
+    assert '<table class="exp-table sortable">' in timeline and '<th data-type="num">top-1 %</th>' in timeline
+    assert '<td class="num">40.66</td><td class="num">18.21</td>' in timeline
+    assert "_static/archive-sort.js" in timeline
 
 
 def test_pages_key_reads_the_parser_not_the_driver():

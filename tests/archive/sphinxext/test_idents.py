@@ -47,7 +47,10 @@ def test_ctags_definitions_with_scope_and_end(built):
 
 
 def test_cfg_type_leads_to_the_class_that_reads_it(built):
-    entry, files = shard(built[0], "conv")
+    """A cfg type has a namespace of its own: ``type=conv``, not the code's names ``conv``."""
+    names = assigned(page(built[0], "identifiers.js"))["names"]
+    assert names["type=conv"][0] == 1 and names.get("conv", [0])[0] == 0
+    entry, files = shard(built[0], "type=conv")
     assert [(files[f], line) for f, line, _ in entry["r"]] == [("rel-a/layers/net.cfg", 2)]
     kinds = {(files[f], kind, cls) for f, _, kind, _, cls in entry["d"]}
     assert ("port/mod.py", "reads type", "Layer") in kinds
