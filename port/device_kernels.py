@@ -107,9 +107,82 @@ def _compiled(name: str, dtype: str):
 
 def _launch(name: str, total: int, dtype, *args) -> None:
     """One launch of kernel ``name`` over ``total`` threads (a grid-stride loop)."""
+    if _EMULATED is not None:
+        return _EMULATED.call(name, np.dtype(dtype).name, args)
     blocks = max(1, min(65535 * 8, -(-int(total) // THREADS)))
     fn = _compiled(name, np.dtype(dtype).name)
     fn((blocks,), (THREADS,), tuple(args))
+    return None
+
+
+# ---- the CUDA source run on the host (tests) ---------------------------------------------------
+# The kernels' C++ compiled by the host compiler with one block of one thread (the grid-stride
+# loop then visits every element in order), called through ctypes on NumPy arrays: the CuPy
+# branch of every function above, launch arguments included, checked against its twin without
+# a GPU. What it cannot check: the device's float rounding, races (none: every kernel writes
+# only its own element) and launch limits.
+
+_EMULATED = None
+_HOST_PRELUDE = r'''
+#include <cmath>
+#include <algorithm>
+using std::min; using std::max; using std::fabs; using std::pow;
+struct host_dim3 { unsigned int x; };
+static const host_dim3 blockIdx = {0}, threadIdx = {0}, blockDim = {1}, gridDim = {1};
+#define __global__
+#define __device__
+#define __forceinline__ inline
+'''
+
+
+class HostKernels:
+    """The kernels built as a host library per dtype (g++ or $CXX), called by :func:`_launch`."""
+
+    def __init__(self, directory: Path, compiler: str | None = None):
+        import ctypes  # noqa: PLC0415
+
+        self._ct = ctypes
+        cxx = compiler or os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+        if cxx is None:
+            raise RuntimeError("no host C++ compiler (g++ or $CXX)")
+        self.libs = {}
+        for dt in ("float32", "float64"):
+            src = Path(directory) / f"host_{dt}.cpp"
+            src.write_text(_HOST_PRELUDE + translation_unit(dt))
+            so = src.with_suffix(".so")
+            p = subprocess.run([cxx, "-O1", "-shared", "-fPIC", "-o", str(so), str(src)],
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                raise RuntimeError(f"host build of the kernels failed:\n{p.stderr.strip()}")
+            self.libs[dt] = ctypes.CDLL(str(so))
+
+    def _arg(self, a):
+        ct = self._ct
+        if isinstance(a, np.ndarray):
+            assert a.flags.c_contiguous, "a kernel argument must be C-contiguous"
+            return ct.c_void_p(a.ctypes.data)
+        return {np.int32: ct.c_int, np.int64: ct.c_longlong, np.uint32: ct.c_uint,
+                np.float32: ct.c_float, np.float64: ct.c_double}[type(a)](a)
+
+    def call(self, name: str, dtype: str, args) -> None:
+        getattr(self.libs[dtype], name)(*[self._arg(a) for a in args])
+
+
+class emulated:
+    """``with device_kernels.emulated(HostKernels(tmp)):`` NumPy arrays take the CUDA branch,
+    launched on the host (tests only)."""
+
+    def __init__(self, kernels: HostKernels):
+        self.kernels = kernels
+
+    def __enter__(self):
+        global _EMULATED
+        self._outer, _EMULATED = _EMULATED, self.kernels
+        return self
+
+    def __exit__(self, *exc):
+        global _EMULATED
+        _EMULATED = self._outer
 
 
 def _i(v) -> np.int32:
@@ -161,7 +234,7 @@ def im2col(x4, g, n0: int = 0, n: int | None = None):
     Its rows split as (G, fc·fs²) per group."""
     m = module_of(x4)
     n = x4.shape[-1] - n0 if n is None else n
-    if m is np:
+    if m is np and _EMULATED is None:
         return _im2col_twin(x4, g, n0, n)
     if _is_strict(m):
         return _twin_on_stand_in("im2col", _im2col_twin, (x4, g, n0, n))
@@ -215,7 +288,7 @@ def col2im(cols, g, n: int):
     """The adjoint of :func:`im2col`: (C·fs², mY·mX·n) → (C, H, W, n), each pixel the sum of the
     columns that read it, in (fy, fx) order (a gather: no atomics, the same order as the twin)."""
     m = module_of(cols)
-    if m is np:
+    if m is np and _EMULATED is None:
         return _col2im_twin(cols, g, n)
     if _is_strict(m):
         return _twin_on_stand_in("col2im", _col2im_twin, (cols, g, n))
@@ -270,7 +343,7 @@ def conv_local_pool(images, num_filters, subs_x, start_x, stride_x, outputs_x, p
 
     args = (images, num_filters, subs_x, start_x, stride_x, outputs_x, pooler)
     m = module_of(images)
-    if m is np:
+    if m is np and _EMULATED is None:
         return cc.conv_local_pool(*args)
     if _is_strict(m):
         return _twin_on_stand_in("local_pool", cc.conv_local_pool, args)
@@ -341,7 +414,7 @@ def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, 
 
     args = (images, max_grads, max_acts, subs_x, start_x, stride_x, outputs_x)
     m = module_of(images, max_grads, max_acts)
-    if m is np:
+    if m is np and _EMULATED is None:
         return cc.conv_local_max_undo(*args)
     if _is_strict(m):
         return _twin_on_stand_in("local_pool_undo", cc.conv_local_max_undo, args)
@@ -356,7 +429,7 @@ def conv_local_avg_undo(avg_grads, subs_x, start_x, stride_x, outputs_x, img_siz
 
     args = (avg_grads, subs_x, start_x, stride_x, outputs_x, img_size)
     m = module_of(avg_grads)
-    if m is np:
+    if m is np and _EMULATED is None:
         return cc.conv_local_avg_undo(*args)
     if _is_strict(m):
         return _twin_on_stand_in("local_pool_undo", cc.conv_local_avg_undo, args)
@@ -471,7 +544,7 @@ def conv_contrast_norm(images, mean_diffs, num_filters, size_x, add_scale, pow_s
 
     args = (images, mean_diffs, num_filters, size_x, add_scale, pow_scale)
     m = module_of(images, mean_diffs)
-    if m is np:
+    if m is np and _EMULATED is None:
         return cc.conv_contrast_norm(*args)
     if _is_strict(m):
         return _twin_on_stand_in("norm_fwd", cc.conv_contrast_norm, args)
@@ -491,7 +564,7 @@ def conv_response_norm_undo(out_grads, denoms, inputs, acts, num_filters, size_x
 
     args = (out_grads, denoms, inputs, acts, num_filters, size_x, add_scale, pow_scale)
     m = module_of(out_grads, denoms, inputs, acts)
-    if m is np:
+    if m is np and _EMULATED is None:
         return cc.conv_response_norm_undo(*args)
     if _is_strict(m):
         return _twin_on_stand_in("norm_undo", cc.conv_response_norm_undo, args)
@@ -513,7 +586,7 @@ def conv_response_norm_cross_map(images, num_filters, size_f, add_scale, pow_sca
 
     args = (images, num_filters, size_f, add_scale, pow_scale, min_div, blocked)
     m = module_of(images)
-    if m is np:
+    if m is np and _EMULATED is None:
         return cc.conv_response_norm_cross_map(*args)
     if _is_strict(m):
         return _twin_on_stand_in("norm_fwd", cc.conv_response_norm_cross_map, args)
@@ -528,7 +601,7 @@ def conv_response_norm_cross_map_undo(out_grads, denoms, inputs, acts, num_filte
 
     args = (out_grads, denoms, inputs, acts, num_filters, size_f, add_scale, pow_scale, blocked)
     m = module_of(out_grads, denoms, inputs, acts)
-    if m is np:
+    if m is np and _EMULATED is None:
         return cc.conv_response_norm_cross_map_undo(*args)
     if _is_strict(m):
         return _twin_on_stand_in("norm_undo", cc.conv_response_norm_cross_map_undo, args)
@@ -575,7 +648,7 @@ def dropout(x, rng: np.random.Generator, keep: float):
     it (the same key from ``rng``, the same bits): one launch on the device."""
     m = module_of(x)
     key = int(rng.integers(0, 2 ** 64, dtype=np.uint64))
-    if m is np:
+    if m is np and _EMULATED is None:
         return _dropout_twin(x, key, keep)
     if _is_strict(m):
         return _twin_on_stand_in("dropout", _dropout_twin, (x, key, keep))
@@ -618,7 +691,7 @@ def sgd_update(w, inc, grad, mom: float, eps: float, wc_eps: float | None) -> No
     ``wc_eps`` is given), ``w += inc``: the NumPy lines of :meth:`port.weights.Weights.update`,
     one launch on the device."""
     m = module_of(w)
-    if m is np:
+    if m is np and _EMULATED is None:
         return _sgd_twin(w, inc, grad, mom, eps, wc_eps)
     if _is_strict(m):
         _twin_on_stand_in("sgd_update", _sgd_twin, (w, inc, grad, mom, eps, wc_eps))
@@ -651,7 +724,7 @@ def _scale_add_twin(y, x, a, b):
 def scale_add(y, x, a: float | None, b: float) -> None:
     """In place: ``y *= a`` (when ``a`` is given), then ``y += b·x``: one launch on the device."""
     m = module_of(y)
-    if m is np:
+    if m is np and _EMULATED is None:
         return _scale_add_twin(y, x, a, b)
     if _is_strict(m):
         _twin_on_stand_in("scale_add", _scale_add_twin, (y, x, a, b))
