@@ -735,6 +735,67 @@ def scale_add(y, x, a: float | None, b: float) -> None:
     return None
 
 
+# ---- the batch: pinned host memory, a stream of its own, the next one prefetched ---------------
+
+class BatchUploader:
+    """Uploads a batch's matrices to the device (CuPy): converted into pinned host buffers (two
+    sets, alternating), copied on a stream of their own, and the compute stream made to wait for
+    that copy only (an event, no host synchronisation). :meth:`prefetch` starts the next batch's
+    copy while the current step computes; :meth:`take` returns the device matrices, using the
+    prefetched copy when it is of the same host arrays. Elsewhere (NumPy, the strict stand-in)
+    it is ``backend.to_device`` of each matrix, as before.
+
+    NOT YET RUN ON A GPU (see the module docstring)."""
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+        self._stream = None
+        self._sets: list = [[], []]          # pinned buffers, (events of their last copy)
+        self._events = [None, None]
+        self._turn = 0
+        self._pending = None                 # (ids of the host arrays, device arrays, event)
+
+    def _cupy(self):
+        m = backend.xp()
+        return m if m.__name__ == "cupy" else None
+
+    def prefetch(self, data: list) -> None:
+        cp = self._cupy()
+        if cp is None:
+            return
+        import cupyx  # noqa: PLC0415
+
+        if self._stream is None:
+            self._stream = cp.cuda.Stream(non_blocking=True)
+        t = self._turn
+        self._turn ^= 1
+        if self._events[t] is not None:
+            self._events[t].synchronize()    # the copy out of these buffers, two batches ago
+        bufs = self._sets[t]
+        dev = []
+        for i, d in enumerate(data):
+            if i >= len(bufs) or bufs[i].shape != d.shape:
+                bufs[i:i + 1] = [cupyx.empty_pinned(d.shape, dtype=self.dtype)]
+            np.copyto(bufs[i], d, casting="unsafe")
+            a = cp.empty(d.shape, dtype=self.dtype)
+            a.set(bufs[i], stream=self._stream)
+            dev.append(a)
+        ev = self._stream.record()
+        self._events[t] = ev
+        self._pending = (tuple(id(d) for d in data), dev, ev)
+
+    def take(self, data: list) -> list:
+        cp = self._cupy()
+        if cp is None:
+            return [backend.to_device(np.asarray(d, dtype=self.dtype)) for d in data]
+        if self._pending is None or self._pending[0] != tuple(id(d) for d in data):
+            self.prefetch(data)
+        _, dev, ev = self._pending
+        self._pending = None
+        cp.cuda.get_current_stream().wait_event(ev)
+        return dev
+
+
 # ---- compiling without a GPU -------------------------------------------------------------------
 
 def nvcc() -> str | None:

@@ -161,3 +161,55 @@ def test_on_the_stand_in_each_is_its_twin_and_one_launch():
     np.testing.assert_array_equal(dw.get(), w)
     np.testing.assert_array_equal(dinc.get(), inc)
     strict.reset_counts()
+
+
+def _cases(rng):
+    C, S, N = 16, 9, 5
+    x = rng.standard_normal((C * S * S, N)).astype(np.float32)
+    md = rng.standard_normal(x.shape).astype(np.float32)
+    p = dk.conv_local_pool(x, C, 3, -1, 2, 5, "max")
+    y, d = dk.conv_response_norm_cross_map(x, C, 5, 0.1, 0.75, 2.0, False)
+    g = rng.standard_normal(p.shape).astype(np.float32)
+    gx = rng.standard_normal(x.shape).astype(np.float32)
+    geo = conv_geometry(C=C, S=S, fs=5, pad=-2, stride=3, my=3)
+    x4 = x.reshape(C, S, S, N)
+    cols = dk.im2col(x4, geo)
+    return [(dk.conv_local_pool, (x, C, 3, -1, 2, 5, "max")),
+            (dk.conv_local_pool, (x, C, 3, -1, 2, 5, "avg")),
+            (dk.conv_local_max_undo, (x, g, p, 3, -1, 2, 5)),
+            (dk.conv_local_avg_undo, (g, 3, -1, 2, 5, S)),
+            (dk.conv_response_norm, (x, C, 3, 0.1, 0.75)),
+            (dk.conv_contrast_norm, (x, md, C, 5, 0.1, 0.75)),
+            (dk.conv_response_norm_undo, (gx, d, x, y, C, 3, 0.1, 0.75)),
+            (dk.conv_response_norm_cross_map, (x, C, 5, 0.1, 0.75, 2.0, True)),
+            (dk.conv_response_norm_cross_map_undo, (gx, d, x, y, C, 5, 0.1, 0.75, False)),
+            (dk.im2col, (x4, geo, 1, 3)),
+            (dk.col2im, (cols, geo, N)),
+            (lambda a: dk.dropout(a, np.random.default_rng(3), 0.5), (x,))]
+
+
+@pytest.mark.backend
+def test_on_cupy_each_kernel_matches_its_twin():
+    """The GPU run's check (benchmarks/gpu.sh): each kernel on the device against its twin."""
+    from port import backend  # noqa: PLC0415
+
+    cp = backend.probe().cupy
+    if cp is None:
+        pytest.skip(f"backend cupy: {backend.why_not_cupy()}")
+    for fn, args in _cases(np.random.default_rng(7)):
+        want = fn(*args)
+        got = fn(*[cp.asarray(a) if isinstance(a, np.ndarray) else a for a in args])
+        for a, b in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
+            np.testing.assert_allclose(cp.asnumpy(b), a, rtol=2e-5, atol=1e-6,
+                                       err_msg=getattr(fn, "__name__", "dropout"))
+
+
+def test_on_the_stand_in_every_case_is_one_launch():
+    for fn, args in _cases(np.random.default_rng(8)):
+        want = fn(*args)
+        strict.reset_counts()
+        got = fn(*[strict.asarray(a) if isinstance(a, np.ndarray) else a for a in args])
+        assert strict.launches() == 1, getattr(fn, "__name__", "dropout")
+        for a, b in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
+            np.testing.assert_array_equal(b.get(), a)
+    strict.reset_counts()
