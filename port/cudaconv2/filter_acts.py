@@ -389,7 +389,7 @@ def _conv_product(xp, filters, cols, g: ConvGeometry, out2):
 
 def _filter_acts_device(xp, x4, filters, w, out, g: ConvGeometry):
     """The device's convolution: one im2col gather (all groups, whole minibatch while it fits
-    the device budget), one GEMM straight into the output (PORT-ONLY: blocking sized for a GPU,
+    the device budget), one GEMM straight into the output (Port-only: blocking sized for a GPU,
     where the CPU path blocks for its cache)."""
     N = x4.shape[-1]
     F, M = g.num_filters, g.num_modules

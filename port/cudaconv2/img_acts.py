@@ -88,7 +88,7 @@ def _img_acts(hid_acts, filters, g: ConvGeometry):
 def _img_acts_device(xp, hid, filters, g: ConvGeometry):
     """The device's backward to the images: cols = Wᵀ·hidActs per group (one GEMM on contiguous
     operands, or a copy of the grouped weights and a batched one), then one col2im gather-sum,
-    the whole minibatch while it fits the device budget (PORT-ONLY: GPU-sized blocks)."""
+    the whole minibatch while it fits the device budget (Port-only: GPU-sized blocks)."""
     G, Fg, M, N = g.num_groups, g.filters_per_group, g.num_modules, hid.shape[-1]
     K = g.num_filter_colors * g.filter_pixels
     hid = xp.ascontiguousarray(hid)                                       # (G, Fg, M, N)

@@ -87,7 +87,7 @@ def _weight_acts(x4, hid_acts, g: ConvGeometry):
 def _weight_acts_device(xp, x4, hid, g: ConvGeometry):
     """The device's weight gradient: one im2col gather, then per group one GEMM of contiguous
     operands (cols and hidActsᵀ, which is F-contiguous) into the (G, K, Fg) gradient, summed over
-    every module and case at once (PORT-ONLY: GPU-sized blocks; ``partialSum`` splits nothing)."""
+    every module and case at once (Port-only: GPU-sized blocks; ``partialSum`` splits nothing)."""
     G, Fg, F, M, N = g.num_groups, g.filters_per_group, g.num_filters, g.num_modules, x4.shape[-1]
     K = g.num_filter_colors * g.filter_pixels
     hid = xp.ascontiguousarray(hid)                                       # (G, Fg, M, N)
