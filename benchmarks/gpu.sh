@@ -130,10 +130,11 @@ elif [ "${1:-}" = "--shaped" ]; then    # --shaped OUT: issue 19's run (see the 
   for tf in "" --tf32; do
     args=("${BENCH_ARGS[@]}" --nets layers-145 layers-80sec --no-profile $tf)
     [ -n "${GPU_DRY_RUN:-}" ] && args=("${BENCH_ARGS[@]}" $tf)
-    timeout --kill-after=10 120 "$PY" -m benchmarks.networks "${args[@]}" > "$OUT/networks-cuda$tf.log" 2>&1
-    echo "networks$tf: exit $?"; tail -8 "$OUT/networks-cuda$tf.log"
+    name=networks-cuda${tf:+-tf32}
+    timeout --kill-after=10 120 "$PY" -m benchmarks.networks "${args[@]}" > "$OUT/$name.log" 2>&1
+    echo "$name: exit $?"; tail -8 "$OUT/$name.log"
     newest=$(ls -t benchmarks/results/*-networks-*.json 2>/dev/null | head -1)
-    [ -n "$newest" ] && cp "$newest" "$OUT/networks-cuda${tf:+-tf32}.json"
+    [ -n "$newest" ] && cp "$newest" "$OUT/$name.json"
   done
   exit 0
 elif [ "${1:-}" = "--memory-all" ]; then   # --memory-all DEVICE BACKEND: both nets, both kinds
