@@ -213,3 +213,27 @@ def test_on_the_stand_in_every_case_is_one_launch():
         for a, b in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
             np.testing.assert_array_equal(b.get(), a)
     strict.reset_counts()
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("budget", [None, 4096])          # 4096 bytes: one or two cases a slice
+def test_the_device_convolutions_match_the_numpy_path(monkeypatch, groups, budget):
+    """filterActs, imgActs and weightActs in the device's shape (one gather, one GEMM per pass;
+    slices of cases above the budget), on the stand-in, against the NumPy path."""
+    from port import cudaconv2 as cc  # noqa: PLC0415
+
+    if budget:
+        monkeypatch.setattr(dk, "DEVICE_COLS_BUDGET_BYTES", budget)
+    rng = np.random.default_rng(11)
+    C, S, N, F, fs, my = 8, 7, 5, 32, 3, 4
+    x = rng.standard_normal((C * S * S, N))
+    w = rng.standard_normal((C // groups * fs * fs, F))
+    h = rng.standard_normal((F * my * my, N))
+    calls = [(cc.conv_filter_acts, (x, w, S, my, my, -1, 2, C, groups)),
+             (cc.conv_img_acts, (h, w, S, S, my, -1, 2, C, groups)),
+             (cc.conv_weight_acts, (x, h, S, my, my, fs, -1, 2, C, groups, 0))]
+    for fn, args in calls:
+        want = fn(*args)
+        got = fn(*[strict.asarray(a) if isinstance(a, np.ndarray) else a for a in args])
+        np.testing.assert_allclose(got.get(), want, rtol=1e-10, atol=1e-10, err_msg=fn.__name__)
+    strict.reset_counts()
