@@ -35,7 +35,8 @@
 # Issue 19 (the GPU-shaped step), a shorter run of its own (about 5 minutes; run it FIRST when a
 # GPU is at hand, it needs only original/alexnet-2012):
 #
-#     run(command='bash benchmarks/gpu.sh --shaped "$OUT"', carry=["original/alexnet-2012"], timeout_s=420)
+#     run(command='bash benchmarks/gpu.sh --shaped "$OUT"', timeout_s=420,
+#         carry = ["original/alexnet-2012"])
 #
 #   kernels.log: port/device_kernels.py's CUDA kernels on the device against their NumPy twins
 #     (they have never run on a GPU before this), and the cudaconv2 backend tests on CuPy
