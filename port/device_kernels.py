@@ -742,8 +742,8 @@ class BatchUploader:
     sets, alternating), copied on a stream of their own, and the compute stream made to wait for
     that copy only (an event, no host synchronisation). :meth:`prefetch` starts the next batch's
     copy while the current step computes; :meth:`take` returns the device matrices, using the
-    prefetched copy when it is of the same host arrays. Elsewhere (NumPy, the strict stand-in)
-    it is ``backend.to_device`` of each matrix, as before.
+    prefetched copy when it is of the same host arrays. Elsewhere (NumPy, the strict stand-in),
+    and for matrices already on the device, it is what ``ConvNet._to_device`` did before.
 
     NOT YET RUN ON A GPU (see the module docstring)."""
 
@@ -786,8 +786,9 @@ class BatchUploader:
 
     def take(self, data: list) -> list:
         cp = self._cupy()
-        if cp is None:
-            return [backend.to_device(np.asarray(d, dtype=self.dtype)) for d in data]
+        if cp is None or any(backend.get_array_module(d) is not np for d in data):
+            return [d.astype(self.dtype, copy=False) if backend.get_array_module(d) is not np  # on the
+                    else backend.to_device(np.asarray(d, dtype=self.dtype)) for d in data]  # device already
         if self._pending is None or self._pending[0] != tuple(id(d) for d in data):
             self.prefetch(data)
         _, dev, ev = self._pending
