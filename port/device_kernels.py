@@ -800,9 +800,16 @@ class BatchUploader:
 # ---- compiling without a GPU -------------------------------------------------------------------
 
 def nvcc() -> str | None:
-    """The CUDA compiler: $NVCC, nvcc on PATH, or /usr/local/cuda/bin/nvcc (None when absent)."""
-    for c in (os.environ.get("NVCC"), shutil.which("nvcc"), "/usr/local/bin/nvcc",
-              "/usr/local/cuda/bin/nvcc"):
+    """The CUDA compiler: $ALEXNET_NVCC, nvcc on PATH, /usr/local/cuda/bin/nvcc, or the
+    nvidia-cuda-nvcc wheel's (``pip install -e '.[kernels]'``, which CI installs), as
+    ``python -m archive.kernels`` finds it; None when there is none."""
+    import importlib.util  # noqa: PLC0415
+
+    cands = [os.environ.get("ALEXNET_NVCC"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"]
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        cands.append(str(Path(root) / "cu13" / "bin" / "nvcc"))
+    for c in cands:
         if c and Path(c).is_file() and os.access(c, os.X_OK):
             return c
     return None
@@ -821,7 +828,7 @@ def compile_sources(archs=ARCHS, dtypes=("float32", "float64"), compiler: str | 
     the compiler's message on failure."""
     cc = compiler or nvcc()
     if cc is None:
-        raise RuntimeError("no nvcc (set $NVCC or put nvcc on PATH)")
+        raise RuntimeError("no nvcc (set $ALEXNET_NVCC, put nvcc on PATH or pip install -e '.[kernels]')")
     with tempfile.TemporaryDirectory() as d:
         for dt in dtypes:
             src = Path(d) / f"kernels_{dt}.cu"
