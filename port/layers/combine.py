@@ -149,7 +149,8 @@ class HiddenSexLayer(Layer):
     def fprop_acts(self, inp_idx, scale_targets, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1126-1135 HiddenSexLayer::fpropActs"""
         x = self.inputs[inp_idx]
-        if self.enable and pass_type == PASS_TRAIN and dk.on_device(x):
+        if (self.enable and pass_type == PASS_TRAIN and dk.on_device(x)
+                and getattr(self.net, "parallel", None) is None):   # data-parallel: its own draw
             self.acts, self.sex_mask = dk.dropout(x, self.net.rng, self.keep)   # one launch
         elif self.enable and pass_type == PASS_TRAIN:
             self.sex_mask = (self.net.random_uniform(x.shape) < self.keep).astype(x.dtype)
