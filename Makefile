@@ -39,6 +39,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.networks
 	$(BIN)/python -m benchmarks.parallel
 	$(BIN)/python -m benchmarks.feed
+	$(BIN)/python -m benchmarks.launches
 
 clean:
 	rm -rf _build .pytest_cache

@@ -32,6 +32,22 @@
 # The caps add up to 7.5 minutes (probe 60, tests 150, train 130, bench 120, memory 60; the probe
 # takes seconds); CuPy compiles its kernels on first use, which the first stages pay.
 #
+# Issue 19 (the GPU-shaped step), a shorter run of its own (about 5 minutes; run it FIRST when a
+# GPU is at hand, it needs only original/alexnet-2012):
+#
+#     run(command='bash benchmarks/gpu.sh --shaped "$OUT"', timeout_s=420,
+#         carry = ["original/alexnet-2012"])
+#
+#   kernels.log: port/device_kernels.py's CUDA kernels on the device against their NumPy twins
+#     (they have never run on a GPU before this), and the cudaconv2 backend tests on CuPy
+#   launches.json: launches, host syncs and host-to-device bytes per training step (the strict
+#     stand-in, on the CPU: counts, not timings)
+#   networks-cuda.json, networks-cuda-tf32.json: layers-145 and layers-80sec training and inference
+#     images/s of the port on CuPy and of torch on the same GPU, fp32 products (torch's TF32 off)
+#     and then TF32 on both sides (CUPY_TF32=1, allow_tf32)
+# Commit them under benchmarks/results/ with the GPU's name (the issue's goal: layers-145 training
+# at least 1.0x torch eager fp32).
+#
 # Also: `bash benchmarks/gpu.sh --numpy-reference` (what gpu-prepare.sh calls) trains the NumPy run
 # and writes benchmarks/gpu-data/numpy-80sec.json; `GPU_DRY_RUN=1 bash benchmarks/gpu.sh DIR` checks
 # the script's plumbing on a CPU (the strict CuPy stand-in, 1 epoch, a tiny CPU benchmark).
@@ -92,12 +108,36 @@ elif [ "${1:-}" = "--train" ]; then     # --train BACKEND SAVE_DIR (for a time-c
   exit
 elif [ "${1:-}" = "--tests" ]; then     # the backend tests, the light ones first (a cut-off run keeps them)
   export ALEXNET_TEST_BACKENDS=$TEST_BACKENDS
-  files=(tests/port/cudaconv2/test_backends.py tests/port/test_model.py tests/port/test_weights.py
-         tests/port/layers/test_gradients.py)
+  files=(tests/port/test_device_kernels.py tests/port/cudaconv2/test_backends.py tests/port/test_model.py
+         tests/port/test_weights.py tests/port/layers/test_gradients.py)
   "$PY" -m pytest -v -p no:cacheprovider -m "backend and not strict_heavy" "${files[@]}"
   rc=$?
   "$PY" -m pytest -v -p no:cacheprovider -m "backend and strict_heavy" "${files[@]}" || rc=$?
   exit $rc
+elif [ "${1:-}" = "--shaped" ]; then    # --shaped OUT: issue 19's run (see the header)
+  OUT=${2:?usage: bash benchmarks/gpu.sh --shaped RESULTS_DIR}
+  mkdir -p "$OUT"
+  [ -f "$REL/layers/layers-145.cfg" ] || { echo "gpu.sh: $REL is missing: carry it (git-ignored)" >&2; exit 2; }
+  { nvidia-smi -L; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; } > "$OUT/device.txt" 2>&1
+  "$PY" -c "from port import backend; print(backend.probe().reason)" > "$OUT/probe.txt" 2>&1
+  cat "$OUT/probe.txt"
+  ALEXNET_TEST_BACKENDS=$TEST_BACKENDS timeout --kill-after=10 90 "$PY" -m pytest -v -p no:cacheprovider \
+    -m backend tests/port/test_device_kernels.py tests/port/cudaconv2/test_backends.py > "$OUT/kernels.log" 2>&1
+  echo "kernels: exit $?"; tail -3 "$OUT/kernels.log"
+  timeout --kill-after=10 90 "$PY" -m benchmarks.launches --minibatch 32 --json > "$OUT/launches.log" 2>&1
+  echo "launches: exit $?"; grep -E "^[a-z0-9-]+: " "$OUT/launches.log"
+  newest=$(ls -t benchmarks/results/*-launches.json 2>/dev/null | head -1)
+  [ -n "$newest" ] && cp "$newest" "$OUT/launches.json"
+  for tf in "" --tf32; do
+    args=("${BENCH_ARGS[@]}" --nets layers-145 layers-80sec --no-profile $tf)
+    [ -n "${GPU_DRY_RUN:-}" ] && args=("${BENCH_ARGS[@]}" $tf)
+    name=networks-cuda${tf:+-tf32}
+    timeout --kill-after=10 120 "$PY" -m benchmarks.networks "${args[@]}" > "$OUT/$name.log" 2>&1
+    echo "$name: exit $?"; tail -8 "$OUT/$name.log"
+    newest=$(ls -t benchmarks/results/*-networks-*.json 2>/dev/null | head -1)
+    [ -n "$newest" ] && cp "$newest" "$OUT/$name.json"
+  done
+  exit 0
 elif [ "${1:-}" = "--memory-all" ]; then   # --memory-all DEVICE BACKEND: both nets, both kinds
   for net in layers-80sec layers-145; do for kind in port torch; do
     bash "$0" --memory "$net" "$kind" "$2" "$3"; done; done

@@ -199,6 +199,12 @@ class TorchWorker(_Worker):
         from benchmarks import torchnet  # noqa: PLC0415 (imports torch)
 
         self.torch = torch
+        if getattr(a, "tf32", False):
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        else:                            # fp32 products, as the port's (torch's cuDNN default is TF32)
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         super().__init__(a)
         self.device = torch.device(a.device)
         self.net = torchnet.TorchNet(self.layers).to(self.device)
@@ -271,6 +277,9 @@ class _Child:
         self.err = tempfile.TemporaryFile(mode="w+")
         cmd = [sys.executable, "-m", "benchmarks.networks", "--worker", kind, "--nets", net,
                "--minibatch", str(a.minibatch), "--device", a.device, "--backend", a.backend]
+        if a.tf32:                       # CuPy reads it when it first multiplies; torch: the flag
+            env["CUPY_TF32"] = "1"
+            cmd.append("--tf32")
         self.kind = kind
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
                                   text=True, env=env, cwd=root)
@@ -429,6 +438,9 @@ def parse_args(argv):
                     help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the workers' environment")
     ap.add_argument("--no-profile", action="store_true", help="skip the per-layer profile")
     ap.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/*.json")
+    ap.add_argument("--tf32", action="store_true",
+                    help="GPU products in TF32 on both sides (CUPY_TF32=1 for the port, "
+                         "allow_tf32 for torch; DIVERGES from the original's fp32 products)")
     ap.add_argument("--worker", choices=("port", "torch"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     a.backend = a.backend or ("cupy" if a.device == "cuda" else "numpy")
@@ -449,7 +461,8 @@ def main(argv=None) -> int:
         raise UserError("--repeats and --minibatch must be ≥ 1, --warmup ≥ 0")
     report = {"time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "device": a.device,
               "backend": a.backend, "machine_start": machine(),
-              "openblas_env_in_workers": "kept" if a.keep_openblas_env else "unset", "nets": []}
+              "openblas_env_in_workers": "kept" if a.keep_openblas_env else "unset",
+              "tf32": bool(a.tf32), "nets": []}
     m = report["machine_start"]
     print(f"{m['cpu']}, {m['cpu_count']} CPUs; {m['uptime']}\nport on {a.backend}, torch on {a.device}; "
           f"median of {a.repeats} interleaved rounds after {a.warmup} warm-up; minibatch {a.minibatch}; "
@@ -467,7 +480,7 @@ def main(argv=None) -> int:
         print(profile_table(r))
     print(f"\nload at the end: {report['machine_end']['uptime']}")
     if not a.no_save:
-        print(f"wrote {save_report(report, f'networks-{a.device}')}")
+        print(f"wrote {save_report(report, f'networks-{a.device}' + ('-tf32' if a.tf32 else ''))}")
     return 0
 
 

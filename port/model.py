@@ -150,6 +150,7 @@ class ConvNet:
         self._result: Cost | None = None
         self._data: list | None = None
         self._num_tests = self._num_failures = 0
+        self._uploader = None
         self._base_err = 0.0
         # Data parallelism (port/parallel.py): None in one process.
         self.parallel = None
@@ -200,8 +201,23 @@ class ConvNet:
         for i, d in enumerate(data):
             if d.ndim != 2 or d.shape[1] != n:
                 raise UserError(f"data matrix {i} has shape {d.shape}; expected (D, {n}) like matrix 0")
-        return [d.astype(self.dtype, copy=False) if backend.get_array_module(d) is not np  # on the
-                else backend.to_device(np.asarray(d, dtype=self.dtype)) for d in data]  # device already
+        return self._batch_uploader().take(data)
+
+    def _batch_uploader(self):
+        if self._uploader is None:
+            from port.device_kernels import BatchUploader  # noqa: PLC0415 (no cycle at import)
+
+            self._uploader = BatchUploader(self.dtype)
+        return self._uploader
+
+    def prefetch(self, data: list) -> None:
+        """Start copying the next batch to the device while this one computes (CuPy: pinned
+        memory, a copy stream; :meth:`start_batch` then takes it). Nothing on NumPy.
+
+        Port-only: the original's driver loaded the next batch on the host meanwhile
+        (convnet.py's get_next_batch between startBatch and finishBatch) and copied it in
+        startBatch."""
+        self._batch_uploader().prefetch(data)
 
     def reset(self) -> None:
         """Ports: alexnet-2012/src/convnet.cu:200-202 ConvNet::reset"""

@@ -20,10 +20,21 @@ the device code path under the rules that a real GPU would impose:
   ``port/backend.py``): ``float()``, ``int()``, ``bool()``, ``complex()``, ``.item()``,
   ``.tolist()``, ``.get()``, ``.tobytes()``, ``repr``/``str``/``format``, boolean-mask indexing and
   the functions whose output size depends on the data (``nonzero``, ``unique``, ...), each of which
-  makes CuPy wait for the device. :func:`sync_counts` reads them, :func:`reset_counts` clears them.
+  makes CuPy wait for the device. :func:`sync_counts` reads them, :func:`reset_counts` clears them;
+- **kernel launches are counted** as CuPy 14 would issue them (:func:`launch_counts`, per call
+  site, kind and scope; rules in :func:`_charge_matmul` and the tables below): one kernel per
+  ufunc, operator, ``where``, ``arange``, ``astype`` (unless ``copy=False`` and the dtype is the
+  same), reduction, copy (``copy``, ``ascontiguousarray`` of a non-contiguous array, a reshape
+  that cannot be a view, advanced indexing) and ``__setitem__``; a memset per ``zeros``; none for
+  ``empty`` and views; for ``matmul``, one GEMM plus the copies CuPy makes (2-D operands neither
+  C- nor F-contiguous; every non-C-contiguous operand of a 3-D product; a temporary and a copy when
+  ``out`` is not C-contiguous). A kernel of :mod:`port.device_kernels` is one launch. Host-to-device
+  bytes are counted with the uploads (:func:`h2d_bytes`). :func:`scope` names the layer and pass
+  that the launches inside it are charged to.
 
-What it cannot see: performance, CUDA errors, float32 differences of cuBLAS, and the kernels CuPy
-would fuse or not; those need the GPU run (``benchmarks/gpu.sh``).
+What it cannot see: performance, CUDA errors, float32 differences of cuBLAS, the kernels cuBLAS
+itself splits a GEMM into (counted as one) and CuPy's kernel cache misses (first calls compile);
+those need the GPU run (``benchmarks/gpu.sh``).
 """
 from __future__ import annotations
 
@@ -38,7 +49,8 @@ from pathlib import Path
 import numpy
 
 NAMESPACE_FILE = Path(__file__).with_name("cupy_namespace.json")
-_SKIP_FILES = (os.path.abspath(__file__), os.path.join(os.path.dirname(os.path.abspath(__file__)), "backend.py"))
+_SKIP_FILES = tuple(os.path.join(os.path.dirname(os.path.abspath(__file__)), f)
+                    for f in ("strict.py", "backend.py", "device_kernels.py"))
 _NUMPY_DIR = os.path.dirname(numpy.__file__)
 
 UPLOAD = "upload"
@@ -112,7 +124,117 @@ def syncs(counts: Counter | None = None) -> Counter:
 
 
 def reset_counts() -> None:
+    """Clear the synchronisations, the launches and the uploaded bytes."""
     _counts.clear()
+    _launches.clear()
+    _h2d.clear()
+
+
+# ---- launches and uploads --------------------------------------------------------------------------
+
+_launches: Counter = Counter()    # (call site, kind, scope) → kernel launches
+_h2d: Counter = Counter()         # (call site, scope) → bytes uploaded
+_scope = "-"
+_paused = 0
+
+
+def _launch(kind: str, n: int = 1) -> None:
+    if n and not _paused:
+        _launches[(_call_site(), kind, _scope)] += n
+
+
+def _upload(nbytes: int) -> None:
+    _record(UPLOAD)
+    if not _paused:
+        _h2d[(_call_site(), _scope)] += int(nbytes)
+
+
+def launch_counts() -> Counter:
+    """(call site, kind, scope) → kernel launches since the last :func:`reset_counts`."""
+    return Counter(_launches)
+
+
+def launches() -> int:
+    """Kernel launches since the last :func:`reset_counts`."""
+    return sum(_launches.values())
+
+
+def h2d_bytes() -> int:
+    """Bytes uploaded to the device since the last :func:`reset_counts`."""
+    return sum(_h2d.values())
+
+
+def h2d_counts() -> Counter:
+    """(call site, scope) → bytes uploaded since the last :func:`reset_counts`."""
+    return Counter(_h2d)
+
+
+class scope:
+    """``with strict.scope("conv1 fwd"):`` charges the launches and uploads inside to that name
+    (nested scopes replace the outer one while they last)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        global _scope
+        self._outer, _scope = _scope, self.name
+        return self
+
+    def __exit__(self, *exc):
+        global _scope
+        _scope = self._outer
+
+
+class _Paused:
+    def __enter__(self):
+        global _paused
+        _paused += 1
+
+    def __exit__(self, *exc):
+        global _paused
+        _paused -= 1
+
+
+def paused() -> _Paused:
+    """Launches and uploads inside are not counted (a kernel's NumPy twin, charged as one)."""
+    return _Paused()
+
+
+def kernel_launch(name: str, n: int = 1) -> None:
+    """Charge ``n`` launches of the hand-written kernel ``name`` (port.device_kernels)."""
+    _launch(f"kernel {name}", n)
+
+
+def _shares(r, *inputs) -> bool:
+    """Is ``r`` (NumPy) a view of one of ``inputs`` (NumPy arrays)?"""
+    return any(isinstance(x, numpy.ndarray) and numpy.may_share_memory(r, x) for x in inputs)
+
+
+def _new_array_launch(kind: str, r, *inputs) -> None:
+    """One launch when the NumPy result ``r`` is a new array (CuPy wrote it), none for a view."""
+    if isinstance(r, numpy.ndarray) and r.size and not _shares(r, *inputs):
+        _launch(kind)
+
+
+def _charge_matmul(a, b, out=None) -> None:
+    """CuPy 14's ``matmul`` (cupy/_core/_routines_linalg.pyx): 2-D products go to ``dot``, which
+    copies an operand that is neither C- nor F-contiguous; products of more dimensions copy every
+    operand that is not C-contiguous (``ascontiguousarray``), and broadcast ones build pointer
+    arrays (one kernel per operand); one GEMM; an ``out`` that is not C-contiguous (or overlaps
+    an operand) gets a temporary and one copy."""
+    if not (isinstance(a, numpy.ndarray) and isinstance(b, numpy.ndarray)):
+        return
+    if max(a.ndim, b.ndim) <= 2:
+        copies = sum(1 for x in (a, b) if x.ndim == 2 and not (x.flags.c_contiguous or x.flags.f_contiguous))
+    else:
+        copies = sum(1 for x in (a, b) if not x.flags.c_contiguous)
+        if a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]:
+            _launch("matmul pointer arrays", 3)
+    _launch("matmul operand copy", copies)
+    _launch("gemm")
+    if out is not None and (not out.flags.c_contiguous or _shares(out, a, b)):
+        _launch("matmul out copy")
 
 
 # ---- wrapping ------------------------------------------------------------------------------------
@@ -164,8 +286,8 @@ def _unwrap_index(key):
     if t is StrictArray:
         key = key._a
     elif isinstance(key, (numpy.ndarray, list)):
-        _record(UPLOAD)
         key = numpy.asarray(key)
+        _upload(key.nbytes)
     if isinstance(key, numpy.ndarray) and key.dtype == numpy.bool_:
         _record("boolean index")
     return key
@@ -192,7 +314,7 @@ class StrictArray:
     def set(self, arr, stream=None):
         if not isinstance(arr, numpy.ndarray):
             raise StrictError("ndarray.set takes a NumPy array")
-        _record(UPLOAD)
+        _upload(arr.nbytes)
         self._a[...] = arr
 
     def item(self, *args):
@@ -267,14 +389,17 @@ class StrictArray:
                 for x in self._a)
 
     def __getitem__(self, key):
-        return _wrap(self._a[_unwrap_index(key)])
+        r = self._a[_unwrap_index(key)]
+        _new_array_launch("take", r, self._a)                 # advanced indexing gathers
+        return _wrap(r)
 
     def __setitem__(self, key, value):
         k = _unwrap_index(key)
         if type(value) is StrictArray:
             value = value._a
         elif isinstance(value, numpy.ndarray):
-            _record(UPLOAD)
+            _upload(value.nbytes)
+        _launch("setitem")
         self._a[k] = value
 
     def __getattr__(self, name):
@@ -291,10 +416,18 @@ class StrictArray:
             what = f"ndarray.{name}"
             counted = name in ("nonzero", "compress")
 
+            a = self._a
+
             def method(*args, **kwargs):
                 if counted:
                     _record(name)
-                return _wrap(attr(*_unwrap(args, what), **_unwrap_kwargs(kwargs, what)))
+                args, kwargs = _unwrap(args, what), _unwrap_kwargs(kwargs, what)
+                if name == "dot":
+                    _charge_matmul(a, args[0] if args else kwargs.get("b"), kwargs.get("out"))
+                    return _wrap(attr(*args, **kwargs))
+                r = attr(*args, **kwargs)
+                _charge_method(name, a, r, args, kwargs)
+                return _wrap(r)
             return method
         return _wrap(attr)
 
@@ -323,25 +456,44 @@ def _operand(x, what):
     return x
 
 
+def _charge_op(name, a, b) -> None:
+    if name.endswith("matmul__"):
+        _charge_matmul(a, b)
+    else:
+        _launch("operator")
+
+
 def _binary(name, fn):
     def op(self, other):
-        return _wrap(fn(self._a, _operand(other, f"operator {name}")))
+        o = _operand(other, f"operator {name}")
+        _charge_op(name, self._a, o)
+        return _wrap(fn(self._a, o))
     op.__name__ = name
     return op
 
 
 def _reflected(name, fn):
     def op(self, other):
-        return _wrap(fn(_operand(other, f"operator {name}"), self._a))
+        o = _operand(other, f"operator {name}")
+        _charge_op(name, o, self._a)
+        return _wrap(fn(o, self._a))
     op.__name__ = name
     return op
 
 
 def _inplace(name, fn):
     def op(self, other):
+        _launch("operator")
         fn(self._a, _operand(other, f"operator {name}"))   # NumPy in place: same buffer
         return self
     op.__name__ = name
+    return op
+
+
+def _unary(f):
+    def op(self):
+        _launch("operator")
+        return _wrap(f(self._a))
     return op
 
 
@@ -355,7 +507,7 @@ for _n in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "
 for _n in ("lt", "le", "gt", "ge", "eq", "ne"):
     setattr(StrictArray, f"__{_n}__", _binary(f"__{_n}__", getattr(operator, _n)))
 for _n, _f in (("neg", operator.neg), ("pos", operator.pos), ("abs", operator.abs), ("invert", operator.invert)):
-    setattr(StrictArray, f"__{_n}__", (lambda f: lambda self: _wrap(f(self._a)))(_f))
+    setattr(StrictArray, f"__{_n}__", _unary(_f))
 
 ndarray = StrictArray
 
@@ -371,6 +523,52 @@ def _check_kwargs(name: str, kwargs: dict) -> None:
         raise StrictError(f"cupy.{name} has no keyword argument {bad[0]!r} in CuPy {namespace()['cupy']}")
 
 
+_REDUCTIONS = {"sum", "max", "min", "amax", "amin", "mean", "prod", "argmax", "argmin", "any",
+               "all", "nansum", "nanmax", "nanmin", "nanmean", "count_nonzero", "cumsum", "cumprod",
+               "average", "ptp"}
+_TWO_PASS = {"var", "std"}                 # a mean, then the squared deviations' reduction
+_FILLS = {"ones", "ones_like", "full", "full_like"}
+_MEMSETS = {"zeros", "zeros_like"}
+_CONCATS = {"concatenate", "stack", "hstack", "vstack", "column_stack", "dstack"}
+
+
+def _host_arrays(xs) -> list:
+    out = []
+    for x in xs:
+        if isinstance(x, numpy.ndarray):
+            out.append(x)
+        elif type(x) in (tuple, list):
+            out.extend(_host_arrays(x))
+    return out
+
+
+def _charge_function(name: str, args: tuple, kwargs: dict, r) -> None:
+    """What CuPy launches for ``cupy.<name>(*args, **kwargs)`` (NumPy arguments and result)."""
+    if name in ("matmul", "dot"):
+        out = kwargs.get("out", args[2] if len(args) > 2 else None)
+        _charge_matmul(args[0], args[1], out)
+    elif name in _MEMSETS:
+        _launch("memset")
+    elif name in _FILLS:
+        _launch("fill")
+    elif name in ("empty", "empty_like"):
+        pass
+    elif name == "where":
+        _launch("where")
+    elif name == "arange":
+        _launch("arange")
+    elif name in _REDUCTIONS:
+        _launch("reduction")
+    elif name in _TWO_PASS:
+        _launch("reduction", 2)
+    elif name in _CONCATS:
+        _launch("concatenate")
+    else:
+        kind = {"ascontiguousarray": "copy", "asfortranarray": "copy", "array": "copy",
+                "copy": "copy", "asarray": "astype", "asanyarray": "astype"}.get(name, "other")
+        _new_array_launch(kind, r, *_host_arrays(args), *_host_arrays(kwargs.values()))
+
+
 @functools.cache
 def _function(name: str):
     np_fn = getattr(numpy, name)
@@ -383,14 +581,42 @@ def _function(name: str):
         if upload:
             a = args[0] if args else kwargs.get("obj", kwargs.get("a"))
             if not isinstance(a, StrictArray):       # a host object: a device copy of it
-                _record(UPLOAD)
                 kw = {k: v for k, v in kwargs.items() if k not in ("a", "obj", "blocking")}
-                return StrictArray(numpy.array(a, *_unwrap(args[1:], what), **_unwrap_kwargs(kw, what)))
+                r = numpy.array(a, *_unwrap(args[1:], what), **_unwrap_kwargs(kw, what))
+                host = a if isinstance(a, numpy.ndarray) else r
+                _upload(host.nbytes)                 # the host bytes go up; a cast runs there
+                if host is not r and host.dtype != r.dtype:
+                    _launch("astype")
+                return StrictArray(r)
         if syncing or (name == "where" and len(args) + len(kwargs) == 1):
             _record(name)
-        return _wrap(np_fn(*_unwrap(args, what), **_unwrap_kwargs(kwargs, what)))
+        args, kwargs = _unwrap(args, what), _unwrap_kwargs(kwargs, what)
+        r = np_fn(*args, **kwargs)
+        _charge_function(name, args, kwargs, r)
+        return _wrap(r)
     fn.__name__ = name
     return fn
+
+
+def _charge_method(name: str, a, r, args: tuple, kwargs: dict) -> None:
+    """What CuPy launches for ``a.<name>(*args, **kwargs)`` that returned ``r`` (NumPy)."""
+    if name in _REDUCTIONS:
+        _launch("reduction")
+    elif name in _TWO_PASS:
+        _launch("reduction", 2)
+    elif name == "fill":
+        value = args[0] if args else kwargs.get("value")
+        _launch("memset" if value == 0 and a.flags.c_contiguous else "fill")
+    elif name in ("copy", "flatten"):
+        _launch("copy")
+    elif name == "astype":
+        if r is not a:
+            _launch("astype")
+    elif name in ("put", "scatter_add", "scatter_max", "scatter_min"):
+        _launch("scatter")
+    else:
+        _new_array_launch("copy" if name in ("reshape", "ravel") else "other", r, a,
+                          *_host_arrays(args))
 
 
 class _Ufunc:
@@ -402,7 +628,14 @@ class _Ufunc:
 
     def __call__(self, *args, **kwargs):
         what = f"cupy.{self.__name__}"
-        return _wrap(self._u(*_unwrap(args, what), **_unwrap_kwargs(kwargs, what)))
+        args, kwargs = _unwrap(args, what), _unwrap_kwargs(kwargs, what)
+        r = self._u(*args, **kwargs)
+        if self.__name__ == "matmul":          # cupy.matmul is a GEMM, not an elementwise kernel
+            out = kwargs.get("out", args[2] if len(args) > 2 else None)
+            _charge_matmul(args[0], args[1], out[0] if type(out) is tuple else out)
+        else:
+            _launch("ufunc")
+        return _wrap(r)
 
     def __getattr__(self, attr):
         _require("ufunc", attr)
@@ -410,7 +643,13 @@ class _Ufunc:
         what = f"cupy.{self.__name__}.{attr}"
         if not callable(m):
             return m
-        return lambda *a, **k: _wrap(m(*_unwrap(a, what), **_unwrap_kwargs(k, what)))
+        kind = {"reduce": "reduction", "at": "scatter", "accumulate": "reduction"}.get(attr, "ufunc")
+
+        def method(*a, **k):
+            r = m(*_unwrap(a, what), **_unwrap_kwargs(k, what))
+            _launch(kind)
+            return _wrap(r)
+        return method
 
 
 @functools.cache
@@ -446,8 +685,12 @@ class _Namespace:
         what = f"cupy.{self._kind}.{name}"
 
         def fn(*args, **kwargs):
-            r = obj(*_unwrap(args, what), **_unwrap_kwargs(kwargs, what))
-            return _Generator(r) if isinstance(r, numpy.random.Generator) else _wrap(r)
+            args, kwargs = _unwrap(args, what), _unwrap_kwargs(kwargs, what)
+            r = obj(*args, **kwargs)
+            if isinstance(r, numpy.random.Generator):
+                return _Generator(r)
+            _new_array_launch(self._kind, r, *_host_arrays(args))
+            return _wrap(r)
         return fn
 
 
@@ -461,7 +704,12 @@ class _Generator:
         _require("random.Generator", name)
         m = getattr(self._g, name)
         what = f"cupy.random.Generator.{name}"
-        return lambda *a, **k: _wrap(m(*_unwrap(a, what), **_unwrap_kwargs(k, what)))
+
+        def draw(*a, **k):
+            r = m(*_unwrap(a, what), **_unwrap_kwargs(k, what))
+            _new_array_launch("random", r)
+            return _wrap(r)
+        return draw
 
 
 random = _Namespace("random", numpy.random)

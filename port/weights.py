@@ -15,7 +15,7 @@ layers (port/layers/weight.py), as in the original.
 """
 from __future__ import annotations
 
-from port import backend
+from port import backend, device_kernels
 
 
 def _owners(attr: str) -> property:
@@ -146,6 +146,9 @@ class Weights:
         elif self.use_grad:
             g = grad_sum * (1.0 / num_cases)
             self.grad = g if first else self.grad + g
+        elif device_kernels.on_device(self.inc):   # the same two lines as one launch
+            device_kernels.scale_add(self.inc, grad_sum, self.mom if first else None,
+                                     self.get_eps(progress) / num_cases)
         else:
             inc = self.inc                       # in place: the owner's buffer, no new matrix
             if first:
@@ -164,6 +167,14 @@ class Weights:
             return
         # As the original, the rate is drawn at each use: a noisy schedule (noiseStdev > 0) gives the
         # step and the decay independent rates, and no draw happens where neither applies.
+        if self.super_eps <= 0 and device_kernels.on_device(self._w):
+            # The lines below as one launch (port.device_kernels.sgd_update), rates drawn alike.
+            eps = self.get_eps(progress) if self.use_grad else 0.0
+            wc_eps = self.wc * self.get_eps(progress) if self.wc > 0 else None
+            device_kernels.sgd_update(self._w, self._inc, self._grad if self.use_grad else None,
+                                      self.mom, eps, wc_eps)
+            self._num_updates = 0
+            return
         if self.super_eps <= 0:
             if self.use_grad:                    # in place (momentum and weights are ours)
                 self._inc *= self.mom

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from port import device_kernels
 from port.backend import get_array_module
 from port.cudaconv2 import fast
 from port.cudaconv2.conv_util import require
@@ -345,6 +346,8 @@ def _filter_acts(x4, filters, g: ConvGeometry):
         w = filters.reshape(K, G, Fg).transpose(1, 2, 0)  # (G, Fg, K)
     else:
         w = filters.reshape(M, K, G, Fg).transpose(0, 2, 3, 1)  # (M, G, Fg, K)
+    if g.conv and device_kernels.on_device(x4):
+        return _filter_acts_device(xp, x4, filters, w, out, g)
     step = chunk_size(K * G * M * dtype.itemsize, N)
     mx = g.num_modules_x
     out3 = out.reshape(G, Fg, M * N)                        # a view: out is contiguous
@@ -360,6 +363,45 @@ def _filter_acts(x4, filters, g: ConvGeometry):
         else:
             y = xp.matmul(w, local_cols(x, g))  # (M, G, Fg, n)
             out[:, :, n0:n0 + n] = y.reshape(M, F, n).transpose(1, 0, 2)
+    return out.reshape(F * M, N)
+
+
+def device_step(g: ConvGeometry, n: int, itemsize: int) -> int:
+    """Cases per device im2col matrix: all of them while it stays within
+    :data:`port.device_kernels.DEVICE_COLS_BUDGET_BYTES`, else equal slices."""
+    per_case = g.num_groups * g.num_filter_colors * g.filter_pixels * g.num_modules
+    most = max(1, min(n, device_kernels.DEVICE_COLS_BUDGET_BYTES // max(1, per_case * itemsize)))
+    slices = -(-n // most)
+    return -(-n // slices)
+
+
+def _conv_product(xp, filters, cols, g: ConvGeometry, out2):
+    """out2 (F, X) = per group Wᵀ·cols with cols (G·K, X): one GEMM on contiguous operands (the
+    filters' transpose is F-contiguous; with groups, one copy of the (G, Fg, K) weights and a
+    batched GEMM)."""
+    G, Fg, K = g.num_groups, g.filters_per_group, g.num_filter_colors * g.filter_pixels
+    if G == 1:
+        xp.matmul(filters.T, cols, out=out2)
+    else:
+        w = xp.ascontiguousarray(filters.reshape(K, G, Fg).transpose(1, 2, 0))    # (G, Fg, K)
+        xp.matmul(w, cols.reshape(G, K, -1), out=out2.reshape(G, Fg, -1))
+
+
+def _filter_acts_device(xp, x4, filters, w, out, g: ConvGeometry):
+    """The device's convolution: one im2col gather (all groups, whole minibatch while it fits
+    the device budget), one GEMM straight into the output (Port-only: blocking sized for a GPU,
+    where the CPU path blocks for its cache)."""
+    N = x4.shape[-1]
+    F, M = g.num_filters, g.num_modules
+    step = device_step(g, N, x4.dtype.itemsize)
+    if step == N:
+        _conv_product(xp, filters, device_kernels.im2col(x4, g), g, out.reshape(F, M * N))
+        return out.reshape(F * M, N)
+    for n0 in range(0, N, step):
+        n = min(step, N - n0)
+        part = xp.empty((F, M * n), dtype=out.dtype)
+        _conv_product(xp, filters, device_kernels.im2col(x4, g, n0, n), g, part)
+        out[:, :, n0:n0 + n] = part.reshape(F, M, n)
     return out.reshape(F * M, N)
 
 

@@ -10,11 +10,12 @@ Not here: accumulation into a target (the callers add), block tuning.
 """
 from __future__ import annotations
 
+from port import device_kernels
 from port.backend import get_array_module
 from port.cudaconv2.filter_acts import (
     ConvGeometry, block_rows, check_2d, check_color_indices, check_common, check_dense_colors,
-    check_sparse_colors, chunk_size, col2im, col2im_rows_add, filter_size_from_rows, group_colors,
-    require, unpad_images,
+    check_sparse_colors, chunk_size, col2im, col2im_rows_add, device_step, filter_size_from_rows,
+    group_colors, require, unpad_images,
 )
 
 
@@ -54,6 +55,8 @@ def _img_acts(hid_acts, filters, g: ConvGeometry):
         w = filters.reshape(K, G, Fg).transpose(1, 0, 2)  # (G, K, Fg)
     else:
         w = filters.reshape(M, K, G, Fg).transpose(0, 2, 1, 3)  # (M, G, K, Fg)
+    if g.conv and device_kernels.on_device(hid):
+        return _img_acts_device(xp, hid, filters, g)
     step = chunk_size(K * G * M * dtype.itemsize, N)
     if g.conv and step == N:
         # One block of module rows at a time: cols = Wᵀ·hidActs into a reused buffer, then
@@ -79,6 +82,32 @@ def _img_acts(hid_acts, filters, g: ConvGeometry):
             cols = xp.matmul(w, h.transpose(2, 0, 1, 3))  # (M, G, K, n)
             cols = cols.reshape(my, mx, G * fc, fs, fs, n).transpose(2, 3, 4, 0, 1, 5)
         out[..., n0:n0 + n] = col2im(cols, g, dtype)
+    return out
+
+
+def _img_acts_device(xp, hid, filters, g: ConvGeometry):
+    """The device's backward to the images: cols = Wᵀ·hidActs per group (one GEMM on contiguous
+    operands, or a copy of the grouped weights and a batched one), then one col2im gather-sum,
+    the whole minibatch while it fits the device budget (Port-only: GPU-sized blocks)."""
+    G, Fg, M, N = g.num_groups, g.filters_per_group, g.num_modules, hid.shape[-1]
+    K = g.num_filter_colors * g.filter_pixels
+    hid = xp.ascontiguousarray(hid)                                       # (G, Fg, M, N)
+    step = device_step(g, N, hid.dtype.itemsize)
+    out = None if step == N else xp.empty((G * g.num_filter_colors, g.img_size_y, g.img_size_x, N),
+                                          dtype=hid.dtype)
+    if G > 1:
+        w = xp.ascontiguousarray(filters.reshape(K, G, Fg).transpose(1, 0, 2))   # (G, K, Fg)
+    for n0 in range(0, N, step):
+        n = min(step, N - n0)
+        h = hid if n == N else xp.ascontiguousarray(hid[..., n0:n0 + n])
+        if G == 1:
+            cols = xp.matmul(filters, h.reshape(Fg, M * n))                     # (K, M·n)
+        else:
+            cols = xp.matmul(w, h.reshape(G, Fg, M * n)).reshape(G * K, M * n)
+        grad = device_kernels.col2im(cols, g, n)                           # (G·fc, H, W, n)
+        if out is None:
+            return grad
+        out[..., n0:n0 + n] = grad
     return out
 
 

@@ -15,7 +15,9 @@ Not here: accumulation into a target, the 1/N scaling (callers do both), block t
 """
 from __future__ import annotations
 
+from port import device_kernels
 from port.backend import get_array_module
+from port.cudaconv2 import filter_acts
 from port.cudaconv2.filter_acts import (
     ConvGeometry, check_2d, check_color_indices, check_common, check_dense_colors,
     check_sparse_colors, chunk_size, conv_row_blocks, gather_colors, group_colors, images_4d,
@@ -61,6 +63,8 @@ def _weight_acts(x4, hid_acts, g: ConvGeometry):
     dtype = xp.result_type(x4.dtype, hid_acts.dtype)
     x4 = x4.astype(dtype, copy=False)
     hid = hid_acts.astype(dtype, copy=False).reshape(G, Fg, M, N)  # (G, Fg, M, N)
+    if g.conv and device_kernels.on_device(hid):
+        return _weight_acts_device(xp, x4, hid, g)
     acc = xp.zeros((G, K, Fg) if g.conv else (M, G, K, Fg), dtype=dtype)
     step = chunk_size(K * G * M * dtype.itemsize, N)
     mx = g.num_modules_x
@@ -78,6 +82,30 @@ def _weight_acts(x4, hid_acts, g: ConvGeometry):
     if g.conv:
         return acc.transpose(1, 0, 2).reshape(K, F)
     return acc.transpose(0, 2, 1, 3).reshape(M * K, F)
+
+
+def _weight_acts_device(xp, x4, hid, g: ConvGeometry):
+    """The device's weight gradient: one im2col gather, then per group one GEMM of contiguous
+    operands (cols and hidActsᵀ, which is F-contiguous) into the (G, K, Fg) gradient, summed over
+    every module and case at once (Port-only: GPU-sized blocks; ``partialSum`` splits nothing)."""
+    G, Fg, F, M, N = g.num_groups, g.filters_per_group, g.num_filters, g.num_modules, x4.shape[-1]
+    K = g.num_filter_colors * g.filter_pixels
+    hid = xp.ascontiguousarray(hid)                                       # (G, Fg, M, N)
+    step = filter_acts.device_step(g, N, x4.dtype.itemsize)
+    acc = xp.empty((G, K, Fg), dtype=hid.dtype)
+    for n0 in range(0, N, step):
+        n = min(step, N - n0)
+        cols = device_kernels.im2col(x4, g, n0, n).reshape(G, K, M * n)
+        h = hid if n == N else xp.ascontiguousarray(hid[..., n0:n0 + n])
+        h = h.reshape(G, Fg, M * n)
+        for gi in range(G):
+            if n0 == 0:
+                xp.matmul(cols[gi], h[gi].T, out=acc[gi])
+            else:
+                acc[gi] += xp.matmul(cols[gi], h[gi].T)
+    if G == 1:
+        return acc.reshape(K, F)
+    return acc.transpose(1, 0, 2).reshape(K, F)
 
 
 def conv_weight_acts(images, hid_acts, img_size_y, num_modules_y, num_modules_x, filter_size,

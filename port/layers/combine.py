@@ -9,6 +9,7 @@ Layout: activations (D, N), cases last. Gradients are the descent direction âˆ’â
 """
 from __future__ import annotations
 
+from port import device_kernels as dk
 from port import layer_kernels as lk
 from port.backend import get_array_module
 from port.layers.base import PASS_TRAIN, Layer
@@ -148,7 +149,10 @@ class HiddenSexLayer(Layer):
     def fprop_acts(self, inp_idx, scale_targets, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1126-1135 HiddenSexLayer::fpropActs"""
         x = self.inputs[inp_idx]
-        if self.enable and pass_type == PASS_TRAIN:
+        if (self.enable and pass_type == PASS_TRAIN and dk.on_device(x)
+                and getattr(self.net, "parallel", None) is None):   # data-parallel: its own draw
+            self.acts, self.sex_mask = dk.dropout(x, self.net.rng, self.keep)   # one launch
+        elif self.enable and pass_type == PASS_TRAIN:
             self.sex_mask = (self.net.random_uniform(x.shape) < self.keep).astype(x.dtype)
             self.acts = x * self.sex_mask
         else:

@@ -2,7 +2,8 @@
 response normalization (``cmrnorm``, the paper's LRN) and contrast normalization (``cnorm``).
 
 The twins of ResponseNormLayer, CrossMapResponseNormLayer and ContrastNormLayer in layer.cu;
-the array work is cudaconv2's (port/cudaconv2/). ``scale`` in the layer dict is already α
+the array work is cudaconv2's (port/cudaconv2/), called through port/device_kernels.py (the same
+functions on NumPy, one kernel launch each on a device). ``scale`` in the layer dict is already α
 divided by size² (rnorm, cnorm) or by size (cmrnorm), as the parser leaves it.
 
 Layout: images (C, H, W, N) flattened as c·H·W + y·W + x. Gradients are the descent
@@ -10,7 +11,7 @@ direction −∂L/∂·.
 """
 from __future__ import annotations
 
-from port import cudaconv2 as cc
+from port import device_kernels as dk
 from port.layers.base import Layer
 
 
@@ -30,12 +31,12 @@ class ResponseNormLayer(Layer):
 
     def fprop_acts(self, inp_idx, scale_targets, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1568-1570 ResponseNormLayer::fpropActs"""
-        self.acts, self.denoms = cc.conv_response_norm(self.inputs[0], self.channels, self.size,
+        self.acts, self.denoms = dk.conv_response_norm(self.inputs[0], self.channels, self.size,
                                                        self.scale, self.pow)
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1572-1574 ResponseNormLayer::bpropActs"""
-        return cc.conv_response_norm_undo(v, self.denoms, self.inputs[0], self.acts, self.channels,
+        return dk.conv_response_norm_undo(v, self.denoms, self.inputs[0], self.acts, self.channels,
                                           self.size, self.scale, self.pow)
 
 
@@ -52,12 +53,12 @@ class CrossMapResponseNormLayer(ResponseNormLayer):
 
     def fprop_acts(self, inp_idx, scale_targets, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1588-1590 CrossMapResponseNormLayer::fpropActs"""
-        self.acts, self.denoms = cc.conv_response_norm_cross_map(
+        self.acts, self.denoms = dk.conv_response_norm_cross_map(
             self.inputs[0], self.channels, self.size, self.scale, self.pow, self.min_div, self.blocked)
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1592-1594 CrossMapResponseNormLayer::bpropActs"""
-        return cc.conv_response_norm_cross_map_undo(v, self.denoms, self.inputs[0], self.acts,
+        return dk.conv_response_norm_cross_map_undo(v, self.denoms, self.inputs[0], self.acts,
                                                     self.channels, self.size, self.scale, self.pow,
                                                     self.blocked)
 
@@ -80,15 +81,15 @@ class ContrastNormLayer(ResponseNormLayer):
         Ports: alexnet-2012/src/layer.cu:1605-1612 ContrastNormLayer::fpropActs
         """
         images = self.inputs[0]
-        means = cc.conv_local_pool(images, self.channels, self.size, -(self.size // 2), 1,
+        means = dk.conv_local_pool(images, self.channels, self.size, -(self.size // 2), 1,
                                    self.img_size, "avg")              # (C·H·W, N)
         self.mean_diffs = images - means
-        self.acts, self.denoms = cc.conv_contrast_norm(images, self.mean_diffs, self.channels,
+        self.acts, self.denoms = dk.conv_contrast_norm(images, self.mean_diffs, self.channels,
                                                        self.size, self.scale, self.pow)
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1614-1616 ContrastNormLayer::bpropActs"""
-        return cc.conv_contrast_norm_undo(v, self.denoms, self.mean_diffs, self.acts, self.channels,
+        return dk.conv_contrast_norm_undo(v, self.denoms, self.mean_diffs, self.acts, self.channels,
                                           self.size, self.scale, self.pow)
 
 

@@ -1,14 +1,15 @@
 """The pooling layers (``pool``: ``max``, ``maxabs``, ``avg``, ``rand``).
 
 The twins of PoolLayer, AvgPoolLayer, MaxPoolLayer and RandomPoolLayer in layer.cu; the array
-work is cudaconv2's convLocalPool / convLocalMaxUndo / convLocalAvgUndo (port/cudaconv2/).
+work is cudaconv2's convLocalPool / convLocalMaxUndo / convLocalAvgUndo (port/cudaconv2/), called
+through port/device_kernels.py: the same functions on NumPy, one kernel launch each on a device.
 
 Layout: images (C, H, W, N) flattened as c·H·W + y·W + x; outputs (C, outputsX, outputsX, N).
 Gradients are the descent direction −∂L/∂·.
 """
 from __future__ import annotations
 
-from port import cudaconv2 as cc
+from port import device_kernels as dk
 from port.errors import UserError
 from port.layers.base import Layer
 
@@ -30,11 +31,11 @@ class PoolLayer(Layer):
         self.pool = dic["pool"]
 
     def _pool(self, pooler: str):
-        return cc.conv_local_pool(self.inputs[0], self.channels, self.size_x, self.start,
+        return dk.conv_local_pool(self.inputs[0], self.channels, self.size_x, self.start,
                                   self.stride, self.outputs_x, pooler)   # (C·outputsX², N)
 
     def _max_undo(self, v):
-        return cc.conv_local_max_undo(self.inputs[0], v, self.acts, self.size_x, self.start,
+        return dk.conv_local_max_undo(self.inputs[0], v, self.acts, self.size_x, self.start,
                                       self.stride, self.outputs_x)   # (C·H·W, N)
 
 
@@ -50,7 +51,7 @@ class AvgPoolLayer(PoolLayer):
 
     def bprop_acts(self, v, inp_idx, pass_type):
         """Ports: alexnet-2012/src/layer.cu:1310-1312 AvgPoolLayer::bpropActs"""
-        return cc.conv_local_avg_undo(v, self.size_x, self.start, self.stride, self.outputs_x,
+        return dk.conv_local_avg_undo(v, self.size_x, self.start, self.stride, self.outputs_x,
                                       self.img_size)                 # (C·H·W, N)
 
 
