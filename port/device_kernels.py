@@ -126,7 +126,7 @@ _EMULATED = None
 _HOST_PRELUDE = r'''
 #include <cmath>
 #include <algorithm>
-using std::min; using std::max; using std::fabs; using std::pow;
+using std::min; using std::max; using std::fabs; using std::fmax; using std::pow;
 struct host_dim3 { unsigned int x; };
 static const host_dim3 blockIdx = {0}, threadIdx = {0}, blockDim = {1}, gridDim = {1};
 #define __global__
@@ -306,7 +306,8 @@ def col2im(cols, g, n: int):
 POOL = kernel("local_pool", r'''
 extern "C" __global__ void local_pool(const T* src, T* out, long long total, int S, int O, int n,
                                       int subs, int start, int stride, int mode, T base) {
-  // mode 0 max (NaN wins, as np.maximum), 1 avg (sum / clipped area), 2 maxabs (last on ties)
+  // mode 0 max (fmax from base = -2e38, as MaxPooler: NaN skipped, nothing below the base),
+  // 1 avg (sum / clipped area), 2 maxabs (last on ties)
   GRID_LOOP(i, total) {
     long long r = i;
     int j = r % n; r /= n;
@@ -314,13 +315,13 @@ extern "C" __global__ void local_pool(const T* src, T* out, long long total, int
     int oy = r % O; r /= O;
     long long c = r;
     int y0 = start + oy * stride, x0 = start + ox * stride;
-    T acc = 0;
+    T acc = mode == 0 ? base : (T)0;
     for (int dy = 0; dy < subs; ++dy) {
       for (int dx = 0; dx < subs; ++dx) {
         int y = y0 + dy, x = x0 + dx;
         T v = (y >= 0 && y < S && x >= 0 && x < S) ? src[((c * S + y) * S + x) * (long long)n + j] : base;
-        if (dy == 0 && dx == 0) acc = v;
-        else if (mode == 0) { if (v != v || v > acc) acc = (acc != acc) ? acc : v; }
+        if (mode == 0) acc = fmax(acc, v);
+        else if (dy == 0 && dx == 0) acc = v;
         else if (mode == 1) acc += v;
         else acc = (fabs(acc) > fabs(v)) ? acc : v;
       }
@@ -362,8 +363,9 @@ POOL_UNDO = kernel("local_pool_undo", r'''
 extern "C" __global__ void local_pool_undo(const T* x, const T* acts, const T* grads, T* out,
                                            long long total, int S, int O, int n, int subs,
                                            int start, int stride, int avg) {
-  // each pixel gathers from the windows that hold it, in the twin's (dy, dx) order: max undo
-  // (avg = 0) where it equals the window's output, avg undo (avg = 1) divided by the window area
+  // each pixel gathers from the windows that hold it, in its twin's order: max undo (avg = 0)
+  // (img == max)·grad with offsets last to first (its outputs ascending, as kLocalMaxUndo; a 0·inf
+  // or 0·NaN term is NaN), avg undo (avg = 1) the gradient over the window area, offsets first to last
   GRID_LOOP(i, total) {
     long long r = i;
     int j = r % n; r /= n;
@@ -372,12 +374,14 @@ extern "C" __global__ void local_pool_undo(const T* x, const T* acts, const T* g
     long long c = r;
     T acc = 0;
     T xv = avg ? (T)0 : x[i];
-    for (int dy = 0; dy < subs; ++dy) {
+    for (int ky = 0; ky < subs; ++ky) {
+      int dy = avg ? ky : subs - 1 - ky;
       int ty = py - start - dy;
       if (ty < 0 || ty % stride) continue;
       int oy = ty / stride;
       if (oy >= O) continue;
-      for (int dx = 0; dx < subs; ++dx) {
+      for (int kx = 0; kx < subs; ++kx) {
+        int dx = avg ? kx : subs - 1 - kx;
         int tx = px - start - dx;
         if (tx < 0 || tx % stride) continue;
         int ox = tx / stride;
@@ -387,8 +391,9 @@ extern "C" __global__ void local_pool_undo(const T* x, const T* acts, const T* g
           int y0 = start + oy * stride, x0 = start + ox * stride;
           int ey = min(S, y0 + subs) - max(0, y0), ex = min(S, x0 + subs) - max(0, x0);
           acc += grads[o] / ((T)ey * (T)ex);
-        } else if (xv == acts[o]) {
-          acc += grads[o];
+        } else {
+          T g = grads[o];
+          acc += (xv == acts[o]) ? g : g - g;  // 0·g: +0, or NaN for an inf or NaN gradient
         }
       }
     }

@@ -90,6 +90,29 @@ def test_pooling_and_its_undo(host, dtype, pooler, start, stride, out):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pooling_over_nan_and_inf_is_the_twins(host, dtype):
+    """The max pooler's rules (fmax from -2e38: NaN skipped, nothing below the base) and its
+    undo's ((img == max)·grad: an inf gradient makes NaN at the window's other pixels) hold in
+    the CUDA source as in its twin (port.cudaconv2.conv_util), value for value (NaN where NaN)."""
+    rng = np.random.default_rng(5)
+    C, S, N, subs, start, stride, out = 4, 7, 3, 3, -1, 2, 4
+    x = rng.standard_normal((C * S * S, N)).astype(dtype)
+    x[::7, 0] = np.nan
+    x[::5, 1] = -np.inf
+    x[:S * S, 2] = -3e38 if dtype == np.float64 else -np.inf   # a whole channel below the base
+    (p1, _), (p2, _) = both(host, dk.conv_local_pool, x, C, subs, start, stride, out, "max")
+    assert not np.isnan(p1).any() and p1.min() >= -2e38 and np.any(p1 == np.asarray(-2e38, dtype))
+    np.testing.assert_array_equal(p2, p1)
+    g = rng.standard_normal(p1.shape).astype(dtype)
+    g[::6, 0] = np.inf
+    (u1, _), (u2, _) = both(host, dk.conv_local_max_undo, x, g, p1, subs, start, stride, out)
+    assert np.isnan(u1).any()
+    np.testing.assert_array_equal(np.isnan(u2), np.isnan(u1))
+    ok = ~np.isnan(u1)
+    np.testing.assert_allclose(u2[ok], u1[ok], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["rnorm", "cnorm", "cmrnorm", "cmrnorm-blocked"])
 def test_norms_and_their_undo(host, dtype, kind):
     rng = np.random.default_rng(3)
