@@ -263,6 +263,7 @@ class IGPUModel:
             compute_time_py = time()
             self.start_batch(data)
             next_data = self.get_next_batch()
+            self.prefetch_batch(next_data)
             batch_output = self.finish_batch()
             self.train_outputs += [batch_output]
             self.print_train_results()
@@ -313,6 +314,16 @@ class IGPUModel:
 
     def start_batch(self, batch_data, train=True):
         self.libmodel.start_batch(batch_data[2], 0.0, not train)
+
+    def prefetch_batch(self, batch_data, train=True):
+        """Start copying the next training batch to the device while this step computes (CuPy:
+        pinned memory, a stream of its own; ``ConvNet.prefetch`` in port/model.py); nothing on
+        NumPy. The data-parallel and gradient-check runs upload as they go.
+
+        Port-only: the original's step ran in the library's threads while the driver loaded the
+        next batch; its copy to the device happened at the next startBatch."""
+        if train and getattr(self, "check_grads", 0) == 0 and self.libmodel.parallel is None:
+            self.libmodel.prefetch(batch_data[2])
 
     def finish_batch(self):
         """Ports: cuda-convnet-r561/gpumodel.py:186-187 IGPUModel.finish_batch"""

@@ -330,6 +330,44 @@ def test_schedule_progress_is_the_original_formula(tiny, monkeypatch):
     assert [test for _, test in calls].count(True) == 2  # after batches 3 and 6
 
 
+def test_the_next_training_batch_is_prefetched_before_the_step_is_finished(tiny, monkeypatch):
+    """Each training batch but the first is handed to ``ConvNet.prefetch`` (CuPy: its copy to the
+    device starts while the current step computes) before the current step's finish_batch, and
+    the next start_batch takes exactly those matrices; on NumPy prefetch changes nothing."""
+    from port import convnet, model
+
+    data, save, layer_def, params = tiny
+    events = []
+    real_prefetch, real_start, real_finish = model.ConvNet.prefetch, model.ConvNet.start_batch, \
+        model.ConvNet.finish_batch
+
+    def prefetch(self, d):
+        events.append(("prefetch", tuple(id(x) for x in d)))
+        return real_prefetch(self, d)
+
+    def start(self, d, progress, test=False):
+        if not test:
+            events.append(("start", tuple(id(x) for x in d)))
+        return real_start(self, d, progress, test)
+
+    def finish(self):
+        events.append(("finish", None))
+        return real_finish(self)
+
+    monkeypatch.setattr(model.ConvNet, "prefetch", prefetch)
+    monkeypatch.setattr(model.ConvNet, "start_batch", start)
+    monkeypatch.setattr(model.ConvNet, "finish_batch", finish)
+    assert convnet.main(train_args(data, save, layer_def, params, epochs=2, **{"test-freq": 100})) == 0
+    steps = [k for k, e in enumerate(events) if e[0] == "start"]
+    assert len(steps) == 6
+    for k in steps[1:]:  # the batch started was prefetched during the previous step
+        last_prefetch = max(i for i in range(k) if events[i][0] == "prefetch")
+        prev_start = max(i for i in steps if i < k)
+        finish_after = min(i for i, e in enumerate(events) if e[0] == "finish" and i > prev_start)
+        assert prev_start < last_prefetch < finish_after, events
+        assert events[last_prefetch][1] == events[k][1]
+
+
 def test_check_grads_on_the_released_gradient_check_net(alexnet_2012):
     """The original's own check net (example-layers/layers.gc.cfg + layer-params.gc.cfg) run as
     the original ran it, on the labelled dummy provider (``dummy-lr-27``: 512 cases uniform in
