@@ -14,7 +14,6 @@ cuBLAS splits a GEMM into, and CuPy's kernel compilations on first use).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections import Counter, defaultdict
@@ -23,7 +22,7 @@ from benchmarks import nets
 from benchmarks.timing import save_report
 from port import backend
 from port.convnet import guess_data_dims
-from port.errors import UserError, main_guard
+from port.errors import ArgumentParser, UserError, main_guard
 from port.layer import parse_layers
 
 DEFAULT_NETS = ("layers-80sec", "conv-local-13pct", "layers-145")
@@ -115,7 +114,7 @@ def report_text(name: str, r: dict, top: int = 10) -> str:
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.launches", description=__doc__.split("\n\n")[0])
+    ap = ArgumentParser(prog="python -m benchmarks.launches", description=__doc__.split("\n\n")[0])
     ap.add_argument("--nets", nargs="+", default=list(DEFAULT_NETS), choices=list(nets.NETS),
                     help="nets of original/alexnet-2012 (default: all three)")
     ap.add_argument("--minibatch", type=int, default=128, help="images per step (default 128)")

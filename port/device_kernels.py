@@ -338,7 +338,11 @@ _POOL_MODES = {"max": 0, "avg": 1, "maxabs": 2}
 
 
 def conv_local_pool(images, num_filters, subs_x, start_x, stride_x, outputs_x, pooler):
-    """:func:`port.cudaconv2.conv_local_pool` (its twin) as one launch on the device."""
+    """:func:`port.cudaconv2.conv_local_pool` (its twin) as one launch on the device.
+
+    Ports: cuda-convnet-r561/include/cudaconv2/conv_util.cuh:126-190 kLocalPool
+    Ports: cuda-convnet-r561/include/cudaconv2/conv_util.cuh:71-108 MaxAbsPooler
+    """
     from port import cudaconv2 as cc  # noqa: PLC0415
     from port.cudaconv2.conv_util import MAX_POOL_BASE  # noqa: PLC0415
 
@@ -414,7 +418,10 @@ def _pool_undo(m, images, acts, grads, C, S, subs_x, start_x, stride_x, outputs_
 
 
 def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, outputs_x):
-    """:func:`port.cudaconv2.conv_local_max_undo` (its twin) as one launch on the device."""
+    """:func:`port.cudaconv2.conv_local_max_undo` (its twin) as one launch on the device.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1496-1587 kLocalMaxUndo
+    """
     from port import cudaconv2 as cc  # noqa: PLC0415
 
     args = (images, max_grads, max_acts, subs_x, start_x, stride_x, outputs_x)
@@ -429,7 +436,10 @@ def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, 
 
 
 def conv_local_avg_undo(avg_grads, subs_x, start_x, stride_x, outputs_x, img_size):
-    """:func:`port.cudaconv2.conv_local_avg_undo` (its twin) as one launch on the device."""
+    """:func:`port.cudaconv2.conv_local_avg_undo` (its twin) as one launch on the device.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1392-1475 kLocalAvgUndo
+    """
     from port import cudaconv2 as cc  # noqa: PLC0415
 
     args = (avg_grads, subs_x, start_x, stride_x, outputs_x, img_size)
@@ -544,7 +554,10 @@ def _norm_undo(m, grads, denoms, inputs, acts, C, lo_t, size, cross, blocked, al
 
 
 def conv_contrast_norm(images, mean_diffs, num_filters, size_x, add_scale, pow_scale):
-    """:func:`port.cudaconv2.conv_contrast_norm` (its twin) as one launch on the device."""
+    """:func:`port.cudaconv2.conv_contrast_norm` (its twin) as one launch on the device.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:746-808 kCNorm_fewfilter
+    """
     from port import cudaconv2 as cc  # noqa: PLC0415
 
     args = (images, mean_diffs, num_filters, size_x, add_scale, pow_scale)
@@ -558,13 +571,19 @@ def conv_contrast_norm(images, mean_diffs, num_filters, size_x, add_scale, pow_s
 
 
 def conv_response_norm(images, num_filters, size_x, add_scale, pow_scale):
-    """:func:`port.cudaconv2.conv_response_norm` (its twin) as one launch on the device."""
+    """:func:`port.cudaconv2.conv_response_norm` (its twin) as one launch on the device.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2064-2066 convResponseNorm
+    """
     return conv_contrast_norm(images, images, num_filters, size_x, add_scale, pow_scale)
 
 
 def conv_response_norm_undo(out_grads, denoms, inputs, acts, num_filters, size_x, add_scale,
                             pow_scale):
-    """:func:`port.cudaconv2.conv_response_norm_undo` (its twin) as one launch on the device."""
+    """:func:`port.cudaconv2.conv_response_norm_undo` (its twin) as one launch on the device.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1628-1712 kRNormUndo
+    """
     from port import cudaconv2 as cc  # noqa: PLC0415
 
     args = (out_grads, denoms, inputs, acts, num_filters, size_x, add_scale, pow_scale)
@@ -579,14 +598,20 @@ def conv_response_norm_undo(out_grads, denoms, inputs, acts, num_filters, size_x
 
 def conv_contrast_norm_undo(out_grads, denoms, mean_diffs, acts, num_filters, size_x, add_scale,
                             pow_scale):
-    """:func:`port.cudaconv2.conv_contrast_norm_undo` (its twin) as one launch on the device."""
+    """:func:`port.cudaconv2.conv_contrast_norm_undo` (its twin) as one launch on the device.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:2214-2217 convContrastNormUndo
+    """
     return conv_response_norm_undo(out_grads, denoms, mean_diffs, acts, num_filters, size_x,
                                    add_scale, pow_scale)
 
 
 def conv_response_norm_cross_map(images, num_filters, size_f, add_scale, pow_scale, min_div,
                                  blocked):
-    """:func:`port.cudaconv2.conv_response_norm_cross_map` (its twin) as one launch on the device."""
+    """:func:`port.cudaconv2.conv_response_norm_cross_map` (its twin) as one launch on the device.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1038-1089 kFCNorm
+    """
     from port import cudaconv2 as cc  # noqa: PLC0415
 
     args = (images, num_filters, size_f, add_scale, pow_scale, min_div, blocked)
@@ -601,7 +626,10 @@ def conv_response_norm_cross_map(images, num_filters, size_f, add_scale, pow_sca
 
 def conv_response_norm_cross_map_undo(out_grads, denoms, inputs, acts, num_filters, size_f,
                                       add_scale, pow_scale, blocked):
-    """:func:`port.cudaconv2.conv_response_norm_cross_map_undo` (its twin), one launch on the device."""
+    """:func:`port.cudaconv2.conv_response_norm_cross_map_undo` (its twin), one launch on the device.
+
+    Ports: cuda-convnet-r561/src/cudaconv2/conv_util.cu:1112-1179 kFRNormUndo
+    """
     from port import cudaconv2 as cc  # noqa: PLC0415
 
     args = (out_grads, denoms, inputs, acts, num_filters, size_f, add_scale, pow_scale, blocked)
@@ -694,7 +722,10 @@ def _sgd_twin(w, inc, grad, mom, eps, wc_eps):
 def sgd_update(w, inc, grad, mom: float, eps: float, wc_eps: float | None) -> None:
     """In place: ``inc = mom·inc + eps·grad`` (when ``grad`` is given), ``inc −= wc_eps·w`` (when
     ``wc_eps`` is given), ``w += inc``: the NumPy lines of :meth:`port.weights.Weights.update`,
-    one launch on the device."""
+    one launch on the device.
+
+    Ports: alexnet-2012/src/weights.cu:146-198 Weights::update
+    """
     m = module_of(w)
     if m is np and _EMULATED is None:
         return _sgd_twin(w, inc, grad, mom, eps, wc_eps)
