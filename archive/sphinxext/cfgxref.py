@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from archive.sphinxext.highlight import split_lines
+from archive.sphinxext.highlight import split_lines, token_html
 from archive.sphinxext.idents import _BRANCH, _NEW, C_SUFFIXES, Tag, cfg_outline
 from archive.sphinxext.markup import HTML, html, join
 from archive.sphinxext.model import Site, page_of_source, relative
@@ -157,8 +157,8 @@ def link_lines(site: Site, links: CfgLinks, release: str, path: str, text: str, 
             else:
                 val = name_link(value, key)
             if val != html("{}", value):
-                out[i] = html('{}<span class="na">{}</span><span class="o">{}</span><span class="s">{}</span>{}',
-                              lead, key, eq, val, tail)
+                out[i] = html('{}{}<span class="o">{}</span><span class="s">{}</span>{}',
+                              lead, token_html("na", key), eq, val, tail)
             continue
         m = _SECTION_LINE.match(line)
         if m and other and m[2] in other_sections:
