@@ -32,10 +32,12 @@ VERSION = 8  # bump when any cached or generated HTML changes in a way its input
 _OPTIONS = dict(stripnl=False, stripall=False, ensurenl=False, tabsize=0)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DEFINING = (Name.Function, Name.Class)
-# Pygments' short classes of names: such a run is a link, ``<a class="n" href>Layer</a>``, the
-# same list as archive-idents.js's NAME. Its href is empty (the page itself) and the script sets
-# the identifier's URL (``#i:Layer``) the moment it is pointed at or focused: a link, so it takes
-# the keyboard focus and opens in a new tab, and it weighs a byte less than ``<span>``.
+# Pygments' short classes of names: such a run is a link, ``<a class="nf" href>fpropActs</a>``,
+# the same list as archive-idents.js's NAME; a plain name (``n``, two names in three) drops its
+# class, ``<a href>Layer</a>`` (a link in code with an empty or ``#i:`` href is an identifier, and
+# ``.highlight .n`` has the code's own colour). The href is empty (the page itself) and the script
+# sets the identifier's URL (``#i:Layer``) the moment it is pointed at or focused: a link, so it
+# takes the keyboard focus and opens in a new tab, and it weighs less than the ``<span>`` it was.
 IDENT_CLASSES = frozenset("n na nb bp nc no nd ni ne nf fm py nl nn nx nt nv vc vg vi vm".split())
 _LINKABLE = re.compile(r"[A-Za-z_]\w*(?:(?:::|\.)[A-Za-z_]\w*)*\Z", re.ASCII)  # Layer::fpropActs, self.x
 CUDA_SUFFIXES = (".cu", ".cuh")
@@ -95,12 +97,12 @@ def split_lines(text: str) -> list[str]:
 
 def token_html(cls: str, text: str) -> HTML:
     """One run of a line: plain text, a ``<span class>``, or for a name (:data:`IDENT_CLASSES`,
-    an identifier or a qualified one) an ``<a class href>`` that the identifier script leads to
-    its definitions and references."""
+    an identifier or a qualified one) an ``<a class href>`` (``<a href>`` for ``n``) that the
+    identifier script leads to its definitions and references."""
     if not cls:
         return esc(text)
     if cls in IDENT_CLASSES and _LINKABLE.match(text):
-        return html('<a class="{}" href>{}</a>', cls, text)
+        return html('<a href>{}</a>', text) if cls == "n" else html('<a class="{}" href>{}</a>', cls, text)
     return html('<span class="{}">{}</span>', cls, text)
 
 

@@ -1,6 +1,6 @@
 /* Identifiers as links (like Elixir), offline. Every name in a code listing is a link,
-   <a class="n" href>Layer</a> (highlight.py); its href, empty in the page (the page itself: it
-   takes the keyboard focus), becomes the identifier's URL, page.html#i:Layer, the moment it is
+   <a href>Layer</a> or <a class="nf" href>fpropActs</a> (highlight.py); its href, empty in the
+   page (the page itself: it takes the keyboard focus), becomes the identifier's URL, page.html#i:Layer, the moment it is
    pointed at, touched or focused, so a new tab, a middle click or "copy link" get that URL.
    Clicking it (or Enter) opens a panel with its definitions (Universal Ctags) and every
    reference, grouped by release and file, each with its line as context, and puts #i:<name> in
@@ -131,7 +131,11 @@
     // closed by the reader: the address no longer names the identifier (Back still does)
     if (byReader && FRAG.test(location.hash)) history.replaceState(null, "", location.pathname + location.search);
   }
-  function nameClass(el) { return NAME.test(el.classList[0] || ""); }
+  function nameClass(el) {  // a name's link (<a href>, <a class="nf" href>; its href "" or #i:...)
+    if (el.tagName !== "A") return NAME.test(el.classList[0] || "");
+    var h = el.getAttribute("href");
+    return h === "" || h.indexOf(HASH) === 0;
+  }
   function mark(name) {
     marked.forEach(function (el) { el.classList.remove("idhl"); });
     marked = [];
