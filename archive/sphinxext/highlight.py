@@ -28,7 +28,7 @@ from pygments.token import STANDARD_TYPES, Name, Text, Token, _TokenType
 from archive.sphinxext.markup import HTML, esc, html, join
 from port.util import atomic_write_bytes
 
-VERSION = 8  # bump when any cached or generated HTML changes in a way its inputs would not show
+VERSION = 9  # bump when any cached or generated HTML changes in a way its inputs would not show
 _OPTIONS = dict(stripnl=False, stripall=False, ensurenl=False, tabsize=0)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DEFINING = (Name.Function, Name.Class)
