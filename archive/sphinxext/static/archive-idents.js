@@ -1,7 +1,8 @@
 /* Identifiers as links (like Elixir), offline. Every name in a code listing is a link,
    <a href>Layer</a> or <a class="nf" href>fpropActs</a> (highlight.py); its href, empty in the
-   page (the page itself: it takes the keyboard focus), becomes the identifier's URL, page.html#i:Layer, the moment it is
-   pointed at, touched or focused, so a new tab, a middle click or "copy link" get that URL.
+   page (the page itself: it takes the keyboard focus), becomes the identifier's URL,
+   page.html#i:Layer, the moment it is pointed at, touched or focused, so a new tab, a middle
+   click or "copy link" get that URL.
    Clicking it (or Enter) opens a panel with its definitions (Universal Ctags) and every
    reference, grouped by release and file, each with its line as context, and puts #i:<name> in
    the address; a page loaded with that fragment opens the panel; Back closes it again. A cfg
