@@ -9,8 +9,10 @@ link each other, section to section, and the page's header names both and the ex
 (``python -m port.compat --json``, ``archive_compat_table``): the one list of what the port
 parses with what.
 
-The line's text is unchanged (the links wrap the names only); the markup follows the
-highlighter's classes (``na`` key, ``o`` ``=``, ``s`` value, ``k`` section header).
+A ``type=`` value with no class found is a link to its identifier panel (``#i:type=pool``, set by
+archive-idents.js), as the code's names are. The line's text is unchanged (the links wrap the
+names only); the markup follows the highlighter's classes (``na`` key, ``o`` ``=``, ``s`` value,
+``k`` section header).
 
 Not a port: the project's own site machinery.
 """
@@ -143,6 +145,8 @@ def link_lines(site: Site, links: CfgLinks, release: str, path: str, text: str, 
             rest = name[len(base):]
             return html('<a class="cfgx" href="{}#L{}" title="{}">{}</a>{}', relative(page, page_of_source(release, p)),
                         n, cls, base, rest)
+        if key == "type" and name.isascii() and _NAME.fullmatch(name):  # no class found: its panel,
+            return html("<a href>{}</a>", name)  # #i:type=<name> (archive-idents.js), like the code's names
         return html("{}", name)
 
     for i, line in enumerate(lines):

@@ -329,6 +329,9 @@ def test_identifiers_are_links_with_their_own_url(browser, site_url, shots):
     fresh.goto(f"{site_url}/releases/rel-a/layers/net.cfg.html#i:type=conv", wait_until="load")
     fresh.wait_for_selector("#xref-panel .def a")
     assert "reads type" in fresh.text_content("#xref-panel .defs")  # the cfg's namespace by URL too
+    value = fresh.locator("#L2 .s a")  # type=conv: a link too, to the cfg's name
+    value.hover()
+    assert value.get_attribute("href") == "#i:type=conv"
     fresh.close()
     page.mouse.click(box["x"] + 4, box["y"] + box["height"] / 2)  # its first half: Layer
     page.wait_for_selector("#xref-panel h3")

@@ -159,7 +159,14 @@
   // pointer ``pt`` of "Layer::fpropActs" (the last part when there is no pointer: the keyboard)
   function nameAt(el, pt) {
     if (!el || (el.tagName !== "SPAN" && el.tagName !== "A") || !el.closest(".listing pre.code, pre.excerpt")) return null;
-    var text = el.textContent;
+    if (el.tagName === "A" && !nameClass(el)) return null;  // a line number, a cfg link to a class...
+    var text = el.textContent, value = el.tagName === "SPAN" || el.parentElement.classList.contains("s");
+    if (value) {  // a cfg layer type: "type=cmrnorm" (a link, or a span where cfgxref left it)
+      var line = el.closest(".ln");
+      var m = line && /^\s*type\s*=\s*([A-Za-z_][\w.-]*)\s*$/.exec(line.textContent);
+      if (m && text.trim() === m[1]) return "type=" + m[1];  // the cfg's namespace (idents.CFG_TYPE)
+      if (el.tagName === "SPAN" && !nameClass(el)) return null;
+    }
     if (nameClass(el) && /^[A-Za-z_]\w*$/.test(text)) return text;
     if (nameClass(el) && /^[A-Za-z_][\w]*((::|\.)[A-Za-z_]\w*)+$/.test(text)) {
       var at = offsetAt(el, pt), pos = 0, parts = text.split(/(::|\.)/);
@@ -169,10 +176,6 @@
       }
       return parts[parts.length - 1];
     }
-    if (el.tagName !== "SPAN") return null;
-    var line = el.closest(".ln");  // a cfg layer type: "type=cmrnorm"
-    var m = line && /^\s*type\s*=\s*([A-Za-z_][\w.-]*)\s*$/.exec(line.textContent);
-    if (m && text.trim() === m[1]) return "type=" + m[1];  // the cfg's namespace (idents.CFG_TYPE)
     return null;
   }
   function pointOf(ev) {

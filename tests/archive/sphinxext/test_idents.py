@@ -78,6 +78,7 @@ def test_identifiers_are_links_and_weigh_no_more(built):
     assert '<a class="nf" href>fprop_acts</a>' in port
     cfg = page(built[0], "releases/rel-a/layers/net.cfg.html")
     assert '<a class="na" href>type</a>' in cfg  # cfg keys, also on the lines cfgxref rewrites
+    assert '<span class="s"><a href>conv</a></span>' in cfg  # a type with no class found: its panel
 
 
 def test_only_names_become_links():
