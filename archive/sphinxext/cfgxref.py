@@ -9,8 +9,10 @@ link each other, section to section, and the page's header names both and the ex
 (``python -m port.compat --json``, ``archive_compat_table``): the one list of what the port
 parses with what.
 
-The line's text is unchanged (the links wrap the names only); the markup follows the
-highlighter's classes (``na`` key, ``o`` ``=``, ``s`` value, ``k`` section header).
+A ``type=`` value with no class found is a link to its identifier panel (``#i:type=pool``, set by
+archive-idents.js), as the code's names are. The line's text is unchanged (the links wrap the
+names only); the markup follows the highlighter's classes (``na`` key, ``o`` ``=``, ``s`` value,
+``k`` section header).
 
 Not a port: the project's own site machinery.
 """
@@ -22,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from archive.sphinxext.highlight import split_lines
+from archive.sphinxext.highlight import split_lines, token_html
 from archive.sphinxext.idents import _BRANCH, _NEW, C_SUFFIXES, Tag, cfg_outline
 from archive.sphinxext.markup import HTML, html, join
 from archive.sphinxext.model import Site, page_of_source, relative
@@ -143,6 +145,8 @@ def link_lines(site: Site, links: CfgLinks, release: str, path: str, text: str, 
             rest = name[len(base):]
             return html('<a class="cfgx" href="{}#L{}" title="{}">{}</a>{}', relative(page, page_of_source(release, p)),
                         n, cls, base, rest)
+        if key == "type" and name.isascii() and _NAME.fullmatch(name):  # no class found: its panel,
+            return html("<a href>{}</a>", name)  # #i:type=<name> (archive-idents.js), like the code's names
         return html("{}", name)
 
     for i, line in enumerate(lines):
@@ -157,8 +161,8 @@ def link_lines(site: Site, links: CfgLinks, release: str, path: str, text: str, 
             else:
                 val = name_link(value, key)
             if val != html("{}", value):
-                out[i] = html('{}<span class="na">{}</span><span class="o">{}</span><span class="s">{}</span>{}',
-                              lead, key, eq, val, tail)
+                out[i] = html('{}{}<span class="o">{}</span><span class="s">{}</span>{}',
+                              lead, token_html("na", key), eq, val, tail)
             continue
         m = _SECTION_LINE.match(line)
         if m and other and m[2] in other_sections:

@@ -28,10 +28,18 @@ from pygments.token import STANDARD_TYPES, Name, Text, Token, _TokenType
 from archive.sphinxext.markup import HTML, esc, html, join
 from port.util import atomic_write_bytes
 
-VERSION = 7  # bump when any cached or generated HTML changes in a way its inputs would not show
+VERSION = 9  # bump when any cached or generated HTML changes in a way its inputs would not show
 _OPTIONS = dict(stripnl=False, stripall=False, ensurenl=False, tabsize=0)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DEFINING = (Name.Function, Name.Class)
+# Pygments' short classes of names: such a run is a link, ``<a class="nf" href>fpropActs</a>``,
+# the same list as archive-idents.js's NAME; a plain name (``n``, two names in three) drops its
+# class, ``<a href>Layer</a>`` (a link in code with an empty or ``#i:`` href is an identifier, and
+# ``.highlight .n`` has the code's own colour). The href is empty (the page itself) and the script
+# sets the identifier's URL (``#i:Layer``) the moment it is pointed at or focused: a link, so it
+# takes the keyboard focus and opens in a new tab, and it weighs less than the ``<span>`` it was.
+IDENT_CLASSES = frozenset("n na nb bp nc no nd ni ne nf fm py nl nn nx nt nv vc vg vi vm".split())
+_LINKABLE = re.compile(r"[A-Za-z_]\w*(?:(?:::|\.)[A-Za-z_]\w*)*\Z", re.ASCII)  # Layer::fpropActs, self.x
 CUDA_SUFFIXES = (".cu", ".cuh")
 C_SUFFIXES = (".cpp", ".cc", ".c", ".h", ".hpp", ".cutemp")
 
@@ -87,6 +95,17 @@ def split_lines(text: str) -> list[str]:
     return lines
 
 
+def token_html(cls: str, text: str) -> HTML:
+    """One run of a line: plain text, a ``<span class>``, or for a name (:data:`IDENT_CLASSES`,
+    an identifier or a qualified one) an ``<a class href>`` (``<a href>`` for ``n``) that the
+    identifier script leads to its definitions and references."""
+    if not cls:
+        return esc(text)
+    if cls in IDENT_CLASSES and _LINKABLE.match(text):
+        return html('<a href>{}</a>', text) if cls == "n" else html('<a class="{}" href>{}</a>', cls, text)
+    return html('<span class="{}">{}</span>', cls, text)
+
+
 def highlight(text: str, path: str, port: bool = False) -> Highlighted:
     """Highlight ``text`` (the content of ``path``) line by line."""
     lexer = lexer_for(path, port)
@@ -99,7 +118,7 @@ def highlight(text: str, path: str, port: bool = False) -> Highlighted:
     runs: list[list[str]] = []  # [class, text] of the current line; same-class tokens merged
 
     def close_line() -> None:
-        lines.append(join(html('<span class="{}">{}</span>', c, t) if c else esc(t) for c, t in runs))
+        lines.append(join(token_html(c, t) for c, t in runs))
         runs.clear()
 
     for ttype, value in tokens:

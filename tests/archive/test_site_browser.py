@@ -263,7 +263,7 @@ def test_identifier_click_to_definition_and_back(browser, site_url, shots):
     page.on("request", lambda r: loaded.append(r.url))
     page.goto(f"{site_url}/releases/rel-b/src2/kern.cu.html", wait_until="load")
     assert not [u for u in loaded if "/_ids/" in u or u.endswith("identifiers.js")]  # nothing until asked
-    token = page.locator("#L3 span.nf")  # "Layer::fpropActs": a click on its second half
+    token = page.locator("#L3 a.nf")  # "Layer::fpropActs": a click on its second half
     box = token.bounding_box()
     page.mouse.click(box["x"] + box["width"] - 4, box["y"] + box["height"] / 2)
     page.wait_for_selector("#xref-panel .def a")
@@ -277,13 +277,67 @@ def test_identifier_click_to_definition_and_back(browser, site_url, shots):
     page.locator("#xref-panel .def a", has_text="rel-a/src/kern.cu:3").click()
     page.wait_for_url("**/releases/rel-a/src/kern.cu.html#L3")
     assert highlighted(page) == ["L3"]
-    page.go_back()
-    page.wait_for_url("**/releases/rel-b/src2/kern.cu.html")
+    page.go_back()  # to the page with its panel: the click put the identifier in the address
+    page.wait_for_url("**/releases/rel-b/src2/kern.cu.html#i:fpropActs")
+    page.wait_for_selector("#xref-panel .def a")
     page.goto(f"{site_url}/releases/rel-a/layers/net.cfg.html", wait_until="load")
     page.locator("#L2 span", has_text="conv").first.click()  # type=conv: the class that reads it
     page.wait_for_selector("#xref-panel .def a")
     assert "reads type" in page.text_content("#xref-panel .defs")
     assert "type=conv" in page.text_content("#xref-panel")  # the cfg's namespace, not the code's conv
+    page.close()
+
+
+def test_identifiers_are_links_with_their_own_url(browser, site_url, shots):
+    """Issue 22 item 1: a name is a link. Tab reaches it and Enter opens its panel; once pointed
+    at, its href is the identifier's URL (what a new tab or "copy link" gets), which opened in a
+    fresh page opens the panel; the click puts it in the address; the token keeps its colour."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site_url}/releases/rel-b/src2/kern.cu.html", wait_until="load")
+    call = page.locator("#L5 a", has_text="getActs")  # a method call
+    assert call.get_attribute("href") == ""  # the page itself until pointed at: no weight added
+    assert call.evaluate("a => getComputedStyle(a).textDecorationLine") == "none"
+    colours = page.evaluate("""() => { const a = document.querySelector('#L3 a.nf');
+        return [getComputedStyle(a).color, getComputedStyle(a.closest('pre')).color]; }""")
+    assert colours[0] != colours[1]  # Pygments' .nf colour, not the link colour or plain text
+    assert call.evaluate("a => getComputedStyle(a).color") == colours[1]  # a plain name: the code's colour
+    page.locator("#L5 a.lno").focus()  # the line number just before it; Tab goes on into the code
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "getActs":
+            break
+    assert page.evaluate("document.activeElement.tagName") == "A"
+    assert page.evaluate("document.activeElement.getAttribute('href')") == "#i:getActs"  # focused: its URL
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#xref-panel h3")
+    assert page.text_content("#xref-panel h3") == "getActs"
+    assert page.url.endswith("/releases/rel-b/src2/kern.cu.html#i:getActs")
+    snap(page, shots, "identifier-focus.png", full=False)
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#xref-panel") and "#i:" not in page.url
+    token = page.locator("#L3 a.nf")  # "Layer::fpropActs": pointed at on its second half
+    box = token.bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 4, box["y"] + box["height"] / 2)
+    href = token.get_attribute("href")
+    assert href == "#i:fpropActs"
+    assert page.evaluate("document.querySelector('#L3 a.nf').href") == f"{site_url}/releases/rel-b/src2/kern.cu.html#i:fpropActs"
+    fresh = browser.new_page(viewport={"width": 1280, "height": 900})  # a new tab, a shared link
+    fresh.goto(f"{site_url}/releases/rel-b/src2/kern.cu.html{href}", wait_until="load")
+    fresh.wait_for_selector("#xref-panel .def a")
+    assert fresh.text_content("#xref-panel h3") == "fpropActs"
+    assert "rel-a/src/kern.cu:3" in fresh.eval_on_selector_all("#xref-panel .def a", "els => els.map(e => e.textContent)")
+    fresh.goto(f"{site_url}/releases/rel-a/layers/net.cfg.html#i:type=conv", wait_until="load")
+    fresh.wait_for_selector("#xref-panel .def a")
+    assert "reads type" in fresh.text_content("#xref-panel .defs")  # the cfg's namespace by URL too
+    value = fresh.locator("#L2 .s a")  # type=conv: a link too, to the cfg's name
+    value.hover()
+    assert value.get_attribute("href") == "#i:type=conv"
+    fresh.close()
+    page.mouse.click(box["x"] + 4, box["y"] + box["height"] / 2)  # its first half: Layer
+    page.wait_for_selector("#xref-panel h3")
+    assert page.text_content("#xref-panel h3") == "Layer" and page.url.endswith("#i:Layer")
+    page.go_back()  # Back closes the panel again
+    page.wait_for_function("document.getElementById('xref-panel').hidden")
     page.close()
 
 
@@ -488,7 +542,7 @@ def test_identifier_panel_links_a_definition_to_its_history(browser, site_url):
     page.on("request", lambda r: loaded.append(r.url))
     page.goto(f"{site_url}/releases/rel-b/src2/kern.cu.html", wait_until="load")
     assert not [u for u in loaded if u.endswith("functions.js")]
-    token = page.locator("#L3 span.nf")
+    token = page.locator("#L3 a.nf")
     box = token.bounding_box()
     page.mouse.click(box["x"] + box["width"] - 4, box["y"] + box["height"] / 2)
     page.wait_for_selector("#xref-panel li.def a.def-hist")

@@ -1,6 +1,12 @@
-/* Identifiers as links (like Elixir), offline. Clicking a name in any code listing opens a panel
-   with its definitions (Universal Ctags) and every reference, grouped by release and file, each
-   with its line as context; a cfg "type=cmrnorm" value leads to the code that reads that type.
+/* Identifiers as links (like Elixir), offline. Every name in a code listing is a link,
+   <a href>Layer</a> or <a class="nf" href>fpropActs</a> (highlight.py); its href, empty in the
+   page (the page itself: it takes the keyboard focus), becomes the identifier's URL,
+   page.html#i:Layer, the moment it is pointed at, touched or focused, so a new tab, a middle
+   click or "copy link" get that URL.
+   Clicking it (or Enter) opens a panel with its definitions (Universal Ctags) and every
+   reference, grouped by release and file, each with its line as context, and puts #i:<name> in
+   the address; a page loaded with that fragment opens the panel; Back closes it again. A cfg
+   "type=cmrnorm" value leads to the code that reads that type (#i:type=cmrnorm).
    The index is loaded only when asked for: _ids/files.js and the one shard _ids/<k>.js holding
    the name (scripts, so file:// works too). The identifier search page uses the same data. */
 (function () {
@@ -97,7 +103,8 @@
   window.ARCHIVE_IDENTS = {lookup: lookup, render: render, esc: esc};
 
   // the panel on code pages
-  var panel = null, marked = [];
+  var HASH = "#i:", FRAG = /^#i:((?:type=)?[A-Za-z_][\w.-]*)$/;
+  var panel = null, marked = [], current = null;
   function openPanel(name) {
     if (!panel) {
       panel = document.createElement("aside");
@@ -106,63 +113,109 @@
       panel.innerHTML = "<div class=\"xh\"><strong>Identifier</strong> <a class=\"search\" href=\"#\">search page</a>" +
         "<button type=\"button\" class=\"close\" aria-label=\"Close\">×</button></div><div class=\"xb\"></div>";
       document.body.appendChild(panel);
-      panel.querySelector(".close").addEventListener("click", closePanel);
+      panel.querySelector(".close").addEventListener("click", function () { closePanel(true); });
     }
+    current = name;
     panel.querySelector("a.search").href = root + "identifiers.html?q=" + encodeURIComponent(name);
     var body = panel.querySelector(".xb");
     body.innerHTML = "<p class=\"meta\">Loading <code>" + esc(name) + "</code>…</p>";
     panel.hidden = false;
     document.body.classList.add("xref-open");
-    lookup(name, function (entry, fl) { render(body, name, entry, fl, true); });
+    lookup(name, function (entry, fl) { if (current === name) render(body, name, entry, fl, true); });
     mark(name);
   }
-  function closePanel() {
+  function closePanel(byReader) {
     if (panel) panel.hidden = true;
+    current = null;
     document.body.classList.remove("xref-open");
     mark(null);
+    // closed by the reader: the address no longer names the identifier (Back still does)
+    if (byReader && FRAG.test(location.hash)) history.replaceState(null, "", location.pathname + location.search);
+  }
+  function nameClass(el) {  // a name's link (<a href>, <a class="nf" href>; its href "" or #i:...)
+    if (el.tagName !== "A") return NAME.test(el.classList[0] || "");
+    var h = el.getAttribute("href");
+    return h === "" || h.indexOf(HASH) === 0;
   }
   function mark(name) {
     marked.forEach(function (el) { el.classList.remove("idhl"); });
     marked = [];
     if (!name) return;
-    var spans = document.querySelectorAll(".listing pre.code span");
-    for (var i = 0; i < spans.length; i++) {
-      if (spans[i].textContent === name && NAME.test(spans[i].className)) { spans[i].classList.add("idhl"); marked.push(spans[i]); }
+    var links = document.querySelectorAll(".listing pre.code a");
+    for (var i = 0; i < links.length; i++) {
+      if (links[i].textContent === name && nameClass(links[i])) { links[i].classList.add("idhl"); marked.push(links[i]); }
     }
   }
-  function offsetAt(el, ev) {  // the character under the pointer, within el's text
-    var r = document.caretRangeFromPoint ? document.caretRangeFromPoint(ev.clientX, ev.clientY) : null;
+  function offsetAt(el, pt) {  // the character under the pointer, within el's text
+    if (!pt) return -1;
+    var r = document.caretRangeFromPoint ? document.caretRangeFromPoint(pt.clientX, pt.clientY) : null;
     if (!r && document.caretPositionFromPoint) {
-      var p = document.caretPositionFromPoint(ev.clientX, ev.clientY);
+      var p = document.caretPositionFromPoint(pt.clientX, pt.clientY);
       if (p) return el.contains(p.offsetNode) ? p.offset : -1;
     }
     return r && el.contains(r.startContainer) ? r.startOffset : -1;
   }
-  function nameAt(el, ev) {
-    if (!el || el.tagName !== "SPAN" || !el.closest(".listing pre.code, pre.excerpt")) return null;
-    var text = el.textContent;
-    if (NAME.test(el.className) && /^[A-Za-z_]\w*$/.test(text)) return text;
-    if (NAME.test(el.className) && /^[A-Za-z_][\w]*((::|\.)[A-Za-z_]\w*)+$/.test(text)) {
-      // Layer::fpropActs, self.layers: the part under the pointer (the last one if unknown)
-      var at = offsetAt(el, ev), pos = 0, parts = text.split(/(::|\.)/);
+  // the name of a code token (a link or, in a cfg "type=" line, the value), the part under the
+  // pointer ``pt`` of "Layer::fpropActs" (the last part when there is no pointer: the keyboard)
+  function nameAt(el, pt) {
+    if (!el || (el.tagName !== "SPAN" && el.tagName !== "A") || !el.closest(".listing pre.code, pre.excerpt")) return null;
+    if (el.tagName === "A" && !nameClass(el)) return null;  // a line number, a cfg link to a class...
+    var text = el.textContent, value = el.tagName === "SPAN" || el.parentElement.classList.contains("s");
+    if (value) {  // a cfg layer type: "type=cmrnorm" (a link, or a span where cfgxref left it)
+      var line = el.closest(".ln");
+      var m = line && /^\s*type\s*=\s*([A-Za-z_][\w.-]*)\s*$/.exec(line.textContent);
+      if (m && text.trim() === m[1]) return "type=" + m[1];  // the cfg's namespace (idents.CFG_TYPE)
+      if (el.tagName === "SPAN" && !nameClass(el)) return null;
+    }
+    if (nameClass(el) && /^[A-Za-z_]\w*$/.test(text)) return text;
+    if (nameClass(el) && /^[A-Za-z_][\w]*((::|\.)[A-Za-z_]\w*)+$/.test(text)) {
+      var at = offsetAt(el, pt), pos = 0, parts = text.split(/(::|\.)/);
       for (var i = 0; i < parts.length; i++) {
         if (i % 2 === 0 && at >= pos && at <= pos + parts[i].length) return parts[i];
         pos += parts[i].length;
       }
       return parts[parts.length - 1];
     }
-    var line = el.closest(".ln");  // a cfg layer type: "type=cmrnorm"
-    var m = line && /^\s*type\s*=\s*([A-Za-z_][\w.-]*)\s*$/.exec(line.textContent);
-    if (m && text.trim() === m[1]) return "type=" + m[1];  // the cfg's namespace (idents.CFG_TYPE)
     return null;
   }
+  function pointOf(ev) {
+    if (ev.touches && ev.touches.length) return ev.touches[0];
+    return ev.type === "focusin" || !ev.detail && ev.type === "click" ? null : ev;  // keyboard: no pointer
+  }
+  // the link's real href before any click: pointed at, touched or focused
+  function aim(ev) {
+    var el = ev.target;
+    if (!el || el.tagName !== "A" || !nameClass(el)) return;
+    var name = nameAt(el, pointOf(ev));
+    if (!name) return;
+    if (el.getAttribute("href") !== HASH + name) el.setAttribute("href", HASH + name);
+    el.draggable = false;  // a drag across code selects text, as it did before names were links
+  }
+  document.addEventListener("mouseover", aim);
+  document.addEventListener("focusin", aim);
+  document.addEventListener("touchstart", aim, {passive: true});
+  document.addEventListener("mousemove", function (ev) {  // "Layer::fpropActs": the part under it
+    var el = ev.target;
+    if (el && el.tagName === "A" && /::|\./.test(el.textContent)) aim(ev);
+  });
   document.addEventListener("click", function (ev) {
-    if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey) return;
-    if (window.getSelection && String(window.getSelection()).length) return;  // selecting text, not clicking
-    var name = nameAt(ev.target, ev);
+    if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+    var name = nameAt(ev.target, pointOf(ev));
     if (!name) return;
     ev.preventDefault();
+    if (window.getSelection && String(window.getSelection()).length) return;  // selecting text, not clicking
+    if (ev.target.tagName === "A") ev.target.setAttribute("href", HASH + name);
     openPanel(name);
+    if (location.hash !== HASH + name) history.pushState(null, "", HASH + name);
   });
-  document.addEventListener("keydown", function (ev) { if (ev.key === "Escape") closePanel(); });
+  function fromAddress() {  // #i:<name> opens its panel; another fragment closes it
+    var m = FRAG.exec(location.hash);
+    if (m && m[1] !== current) openPanel(m[1]);
+    else if (!m && current !== null) closePanel(false);
+  }
+  window.addEventListener("hashchange", fromAddress);
+  window.addEventListener("popstate", fromAddress);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", fromAddress);
+  else fromAddress();
+  document.addEventListener("keydown", function (ev) { if (ev.key === "Escape" && current !== null) closePanel(true); });
 })();
