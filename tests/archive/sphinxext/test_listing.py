@@ -60,3 +60,12 @@ def test_real_site_every_cited_range_has_its_box_beside_it(real_site):
     big = [(p, p.stat().st_size) for p in real_site.rglob("*.html") if p.stat().st_size > 1_500_000]
     assert big == []
     assert not list(real_site.rglob("*.pickle")) and not list(real_site.rglob("*.doctree"))
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("real_site")
+def test_real_site_stays_within_100_mb(real_site):
+    """The whole site, search index and history pages included, is at most 100 MB (the limit the
+    reader's site and the history pages were built to)."""
+    total = sum(p.stat().st_size for p in real_site.rglob("*") if p.is_file() and not p.is_symlink())
+    assert total <= 100_000_000, f"{total:,} bytes"
