@@ -25,7 +25,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import textwrap
 import warnings
 import zipfile
 from pathlib import Path
