@@ -86,6 +86,20 @@ def _is_strict(m) -> bool:
     return m.__name__ == "port.strict"
 
 
+_DEVICE = object()  # what _twin_path returns where the CUDA kernel is the path
+
+
+def _twin_path(m, name: str, twin, args: tuple):
+    """The twin's result where the twin is the path: NumPy (unless the CUDA source is emulated on
+    the host, :func:`emulated`) and the strict stand-in (charged as one launch of ``name``);
+    ``_DEVICE`` where the kernel itself runs. The one place every pair decides."""
+    if m is np and _EMULATED is None:
+        return twin(*args)
+    if _is_strict(m):
+        return _twin_on_stand_in(name, twin, args)
+    return _DEVICE
+
+
 def _twin_on_stand_in(name: str, twin, args: tuple, kwargs: dict | None = None):
     """Run ``twin`` on the stand-in's NumPy arrays, charged as one launch of ``name``."""
     from port import strict  # noqa: PLC0415 (tests only)
@@ -234,10 +248,9 @@ def im2col(x4, g, n0: int = 0, n: int | None = None):
     Its rows split as (G, fc·fs²) per group."""
     m = module_of(x4)
     n = x4.shape[-1] - n0 if n is None else n
-    if m is np and _EMULATED is None:
-        return _im2col_twin(x4, g, n0, n)
-    if _is_strict(m):
-        return _twin_on_stand_in("im2col", _im2col_twin, (x4, g, n0, n))
+    r = _twin_path(m, "im2col", _im2col_twin, (x4, g, n0, n))
+    if r is not _DEVICE:
+        return r
     x4 = _c(m, x4)
     C, H, W, N = x4.shape
     cols = m.empty((C * g.filter_pixels, g.num_modules * n), dtype=x4.dtype)
@@ -288,10 +301,9 @@ def col2im(cols, g, n: int):
     """The adjoint of :func:`im2col`: (C·fs², mY·mX·n) → (C, H, W, n), each pixel the sum of the
     columns that read it, in (fy, fx) order (a gather: no atomics, the same order as the twin)."""
     m = module_of(cols)
-    if m is np and _EMULATED is None:
-        return _col2im_twin(cols, g, n)
-    if _is_strict(m):
-        return _twin_on_stand_in("col2im", _col2im_twin, (cols, g, n))
+    r = _twin_path(m, "col2im", _col2im_twin, (cols, g, n))
+    if r is not _DEVICE:
+        return r
     cols = _c(m, cols)
     c = cols.shape[0] // g.filter_pixels
     out = m.empty((c, g.img_size_y, g.img_size_x, n), dtype=cols.dtype)
@@ -348,10 +360,9 @@ def conv_local_pool(images, num_filters, subs_x, start_x, stride_x, outputs_x, p
 
     args = (images, num_filters, subs_x, start_x, stride_x, outputs_x, pooler)
     m = module_of(images)
-    if m is np and _EMULATED is None:
-        return cc.conv_local_pool(*args)
-    if _is_strict(m):
-        return _twin_on_stand_in("local_pool", cc.conv_local_pool, args)
+    r = _twin_path(m, "local_pool", cc.conv_local_pool, args)
+    if r is not _DEVICE:
+        return r
     images = _c(m, images)
     S = int(round((images.shape[0] // num_filters) ** 0.5))
     n = images.shape[1]
@@ -426,10 +437,9 @@ def conv_local_max_undo(images, max_grads, max_acts, subs_x, start_x, stride_x, 
 
     args = (images, max_grads, max_acts, subs_x, start_x, stride_x, outputs_x)
     m = module_of(images, max_grads, max_acts)
-    if m is np and _EMULATED is None:
-        return cc.conv_local_max_undo(*args)
-    if _is_strict(m):
-        return _twin_on_stand_in("local_pool_undo", cc.conv_local_max_undo, args)
+    r = _twin_path(m, "local_pool_undo", cc.conv_local_max_undo, args)
+    if r is not _DEVICE:
+        return r
     C = max_grads.shape[0] // (outputs_x * outputs_x)
     S = int(round((images.shape[0] // C) ** 0.5))
     return _pool_undo(m, images, max_acts, max_grads, C, S, subs_x, start_x, stride_x, outputs_x, False)
@@ -444,10 +454,9 @@ def conv_local_avg_undo(avg_grads, subs_x, start_x, stride_x, outputs_x, img_siz
 
     args = (avg_grads, subs_x, start_x, stride_x, outputs_x, img_size)
     m = module_of(avg_grads)
-    if m is np and _EMULATED is None:
-        return cc.conv_local_avg_undo(*args)
-    if _is_strict(m):
-        return _twin_on_stand_in("local_pool_undo", cc.conv_local_avg_undo, args)
+    r = _twin_path(m, "local_pool_undo", cc.conv_local_avg_undo, args)
+    if r is not _DEVICE:
+        return r
     C = avg_grads.shape[0] // (outputs_x * outputs_x)
     return _pool_undo(m, avg_grads, avg_grads, avg_grads, C, img_size, subs_x, start_x, stride_x,
                       outputs_x, True)
@@ -562,10 +571,9 @@ def conv_contrast_norm(images, mean_diffs, num_filters, size_x, add_scale, pow_s
 
     args = (images, mean_diffs, num_filters, size_x, add_scale, pow_scale)
     m = module_of(images, mean_diffs)
-    if m is np and _EMULATED is None:
-        return cc.conv_contrast_norm(*args)
-    if _is_strict(m):
-        return _twin_on_stand_in("norm_fwd", cc.conv_contrast_norm, args)
+    r = _twin_path(m, "norm_fwd", cc.conv_contrast_norm, args)
+    if r is not _DEVICE:
+        return r
     return _norm_fwd(m, images, mean_diffs, num_filters, -(size_x // 2), size_x, False, False, 1.0,
                      add_scale, pow_scale)
 
@@ -588,10 +596,9 @@ def conv_response_norm_undo(out_grads, denoms, inputs, acts, num_filters, size_x
 
     args = (out_grads, denoms, inputs, acts, num_filters, size_x, add_scale, pow_scale)
     m = module_of(out_grads, denoms, inputs, acts)
-    if m is np and _EMULATED is None:
-        return cc.conv_response_norm_undo(*args)
-    if _is_strict(m):
-        return _twin_on_stand_in("norm_undo", cc.conv_response_norm_undo, args)
+    r = _twin_path(m, "norm_undo", cc.conv_response_norm_undo, args)
+    if r is not _DEVICE:
+        return r
     return _norm_undo(m, out_grads, denoms, inputs, acts, num_filters, -size_x + size_x // 2 + 1,
                       size_x, False, False, add_scale, pow_scale)
 
@@ -616,10 +623,9 @@ def conv_response_norm_cross_map(images, num_filters, size_f, add_scale, pow_sca
 
     args = (images, num_filters, size_f, add_scale, pow_scale, min_div, blocked)
     m = module_of(images)
-    if m is np and _EMULATED is None:
-        return cc.conv_response_norm_cross_map(*args)
-    if _is_strict(m):
-        return _twin_on_stand_in("norm_fwd", cc.conv_response_norm_cross_map, args)
+    r = _twin_path(m, "norm_fwd", cc.conv_response_norm_cross_map, args)
+    if r is not _DEVICE:
+        return r
     return _norm_fwd(m, images, images, num_filters, -(size_f // 2), size_f, True, blocked,
                      min_div, add_scale, pow_scale)
 
@@ -634,10 +640,9 @@ def conv_response_norm_cross_map_undo(out_grads, denoms, inputs, acts, num_filte
 
     args = (out_grads, denoms, inputs, acts, num_filters, size_f, add_scale, pow_scale, blocked)
     m = module_of(out_grads, denoms, inputs, acts)
-    if m is np and _EMULATED is None:
-        return cc.conv_response_norm_cross_map_undo(*args)
-    if _is_strict(m):
-        return _twin_on_stand_in("norm_undo", cc.conv_response_norm_cross_map_undo, args)
+    r = _twin_path(m, "norm_undo", cc.conv_response_norm_cross_map_undo, args)
+    if r is not _DEVICE:
+        return r
     return _norm_undo(m, out_grads, denoms, inputs, acts, num_filters, -size_f + size_f // 2 + 1,
                       size_f, True, blocked, add_scale, pow_scale)
 
@@ -681,10 +686,9 @@ def dropout(x, rng: np.random.Generator, keep: float):
     it (the same key from ``rng``, the same bits): one launch on the device."""
     m = module_of(x)
     key = int(rng.integers(0, 2 ** 64, dtype=np.uint64))
-    if m is np and _EMULATED is None:
-        return _dropout_twin(x, key, keep)
-    if _is_strict(m):
-        return _twin_on_stand_in("dropout", _dropout_twin, (x, key, keep))
+    r = _twin_path(m, "dropout", _dropout_twin, (x, key, keep))
+    if r is not _DEVICE:
+        return r
     x = _c(m, x)
     acts, mask = m.empty_like(x), m.empty_like(x)
     _launch("dropout", x.size, x.dtype, x, acts, mask, np.int64(x.size), np.uint32(key & 0xFFFFFFFF),
@@ -727,10 +731,7 @@ def sgd_update(w, inc, grad, mom: float, eps: float, wc_eps: float | None) -> No
     Ports: alexnet-2012/src/weights.cu:146-198 Weights::update
     """
     m = module_of(w)
-    if m is np and _EMULATED is None:
-        return _sgd_twin(w, inc, grad, mom, eps, wc_eps)
-    if _is_strict(m):
-        _twin_on_stand_in("sgd_update", _sgd_twin, (w, inc, grad, mom, eps, wc_eps))
+    if _twin_path(m, "sgd_update", _sgd_twin, (w, inc, grad, mom, eps, wc_eps)) is not _DEVICE:
         return None
     dt = w.dtype
     _launch("sgd_update", w.size, dt, w, inc, grad if grad is not None else w, np.int64(w.size),
@@ -760,10 +761,7 @@ def _scale_add_twin(y, x, a, b):
 def scale_add(y, x, a: float | None, b: float) -> None:
     """In place: ``y *= a`` (when ``a`` is given), then ``y += b·x``: one launch on the device."""
     m = module_of(y)
-    if m is np and _EMULATED is None:
-        return _scale_add_twin(y, x, a, b)
-    if _is_strict(m):
-        _twin_on_stand_in("scale_add", _scale_add_twin, (y, x, a, b))
+    if _twin_path(m, "scale_add", _scale_add_twin, (y, x, a, b)) is not _DEVICE:
         return None
     dt = y.dtype
     _launch("scale_add", y.size, dt, y, _c(m, x), np.int64(y.size), _i(a is not None),
